@@ -1,0 +1,55 @@
+// The example app's settings, read from the environment (SPEC section 7).
+
+export interface AppConfig {
+  port: number
+  host: string
+  redisUrl: string | undefined
+  jwtSecret: string
+  publishApiKey: string
+  ticketTtl: number
+  allowedOrigins: string[] | undefined
+  logLevel: string
+  /** Pause between an order's status updates, in ms. */
+  orderStepMs: number
+}
+
+const DEV_JWT_SECRET = 'notify-edge-development-secret-do-not-use-in-production'
+const DEV_API_KEY = 'notify-edge-development-api-key'
+
+function integer (env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max}, got ${raw}`)
+  }
+  return value
+}
+
+/** Reads the config; `warnings` lists development defaults that stood in for missing secrets. */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: AppConfig, warnings: string[] } {
+  const production = env.NODE_ENV === 'production'
+  const warnings: string[] = []
+  function secret (name: string, fallback: string): string {
+    const value = env[name]
+    if (value !== undefined && value !== '') return value
+    if (production) throw new Error(`${name} is required when NODE_ENV=production`)
+    warnings.push(`${name} is not set: using a development value, never use it in production`)
+    return fallback
+  }
+  const origins = env.ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter((o) => o.length > 0)
+  return {
+    config: {
+      port: integer(env, 'PORT', 3000, 0, 65535),
+      host: env.HOST || '127.0.0.1',
+      redisUrl: env.REDIS_URL || undefined,
+      jwtSecret: secret('JWT_SECRET', DEV_JWT_SECRET),
+      publishApiKey: secret('PUBLISH_API_KEY', DEV_API_KEY),
+      ticketTtl: integer(env, 'TICKET_TTL', 30, 1, 3600),
+      allowedOrigins: origins !== undefined && origins.length > 0 ? origins : undefined,
+      logLevel: env.LOG_LEVEL || 'info',
+      orderStepMs: integer(env, 'ORDER_STEP_MS', 1000, 0, 60000)
+    },
+    warnings
+  }
+}

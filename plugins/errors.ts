@@ -1,0 +1,45 @@
+import createError from '@fastify/error'
+
+// Every error the plugins raise, in one place with one prefix; tests match on `code`.
+
+/** An option given at registration is missing or invalid. */
+export const InvalidOptionError = createError('FST_NOTIFY_INVALID_OPTION', 'Invalid option: %s', 500, TypeError)
+
+/** The JWT is missing, malformed, expired or signed with the wrong key. */
+export const UnauthorizedError = createError('FST_NOTIFY_UNAUTHORIZED', 'Unauthorized: %s', 401)
+
+/** The x-api-key header is missing or wrong. */
+export const BadApiKeyError = createError('FST_NOTIFY_BAD_API_KEY', 'Missing or invalid x-api-key', 401)
+
+/** The handshake's Origin is not allowed. */
+export const ForbiddenOriginError = createError('FST_NOTIFY_FORBIDDEN_ORIGIN', 'Origin not allowed: %s', 403)
+
+/** The publish names a stream that was not declared. */
+export const UnknownStreamError = createError('FST_NOTIFY_UNKNOWN_STREAM', 'Unknown stream: %s', 400)
+
+/** A private stream needs `user` or `users`. */
+export const UserRequiredError = createError('FST_NOTIFY_USER_REQUIRED', 'Stream %s is private: give "user" or "users"', 400)
+
+/** A public stream takes no `user` or `users`. */
+export const UserNotAllowedError = createError('FST_NOTIFY_USER_NOT_ALLOWED', 'Stream %s is public: "user" and "users" are not allowed', 400)
+
+/** A user id is empty, too long or not a string. */
+export const InvalidUserError = createError('FST_NOTIFY_INVALID_USER', 'Invalid user: %s', 400)
+
+/** The publish has no `data`. */
+export const DataRequiredError = createError('FST_NOTIFY_DATA_REQUIRED', '"data" is required', 400)
+
+/** `data` fails the stream's schema. */
+export const InvalidDataError = createError('FST_NOTIFY_INVALID_DATA', 'data for stream %s is invalid: %s', 400)
+
+/** The publish body is not a JSON object of the expected shape. */
+export const BadPublishError = createError('FST_NOTIFY_BAD_PUBLISH', 'Bad publish request: %s', 400)
+
+/** The body is over the publish API's limit. */
+export const PayloadTooLargeError = createError('FST_NOTIFY_PAYLOAD_TOO_LARGE', 'Body is over the limit of %d bytes', 400)
+
+/** The bus could not take the message in time (e.g. Redis is down). */
+export const BusUnavailableError = createError('FST_NOTIFY_BUS_UNAVAILABLE', 'Notification bus unavailable: %s', 503)
+
+/** The ticket store could not be reached. */
+export const TicketStoreUnavailableError = createError('FST_NOTIFY_TICKET_STORE_UNAVAILABLE', 'Ticket store unavailable: %s', 503)

@@ -1,0 +1,40 @@
+import type { FastifyInstance } from 'fastify'
+import type {} from '@fastify/jwt'
+import { UnauthorizedError } from './errors.js'
+import { userIdProblem } from './topics.js'
+
+/** Who is on the other end of a connection. */
+export interface Principal {
+  /** The JWT's `sub`; null on an anonymous connection. */
+  user: string | null
+  /** When the credential expires, in ms since the epoch; null when it never does. */
+  expiresAt: number | null
+  /** The verified JWT claims; empty when anonymous or authenticated by ticket. */
+  claims: Readonly<Record<string, unknown>>
+}
+
+export const ANONYMOUS: Principal = Object.freeze({ user: null, expiresAt: null, claims: Object.freeze({}) })
+
+/**
+ * Verifies a JWT with the app's `@fastify/jwt` and turns it into a principal. A token needs a
+ * usable `sub` and an `exp`: a connection must know when it expires.
+ */
+export function principalFromJwt (app: FastifyInstance, token: string): Principal {
+  let claims: Record<string, unknown>
+  try {
+    claims = app.jwt.verify<Record<string, unknown>>(token)
+  } catch (err) {
+    throw new UnauthorizedError((err as { code?: string }).code ?? 'invalid token')
+  }
+  const problem = userIdProblem(claims.sub)
+  if (problem !== null) throw new UnauthorizedError(`sub ${problem}`)
+  if (typeof claims.exp !== 'number') throw new UnauthorizedError('token has no exp')
+  return { user: claims.sub as string, expiresAt: claims.exp * 1000, claims }
+}
+
+/** The token of an `Authorization: Bearer <token>` header value, or null. */
+export function bearerToken (header: string | undefined): string | null {
+  if (typeof header !== 'string') return null
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  return match === null ? null : match[1]
+}

@@ -1,0 +1,80 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import { ForbiddenOriginError, InvalidOptionError, UnauthorizedError } from './errors.js'
+import { ANONYMOUS, bearerToken, principalFromJwt, type Principal } from './principal.js'
+
+export type { Principal } from './principal.js'
+
+export interface NotifySocketAuthOptions {
+  /**
+   * Origins allowed to open a socket (cross-site WebSocket hijacking). A handshake with another
+   * `Origin` answers 403; one without `Origin` (not a browser) is judged by its credential.
+   * @default undefined: every origin
+   */
+  allowedOrigins?: string[]
+}
+
+export interface HandshakeAuthOptions {
+  /** Let handshakes without a credential in, as anonymous. @default false */
+  anonymous?: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Builds the `onRequest` hook that authenticates a WebSocket handshake before the upgrade. */
+    notifySocketAuth: (opts?: HandshakeAuthOptions) => onRequestAsyncHookHandler
+  }
+  interface FastifyRequest {
+    /** Who opened this handshake; set by the socket auth hook, null before it runs. */
+    notifyPrincipal: Principal | null
+  }
+}
+
+interface CredentialQuery { ticket?: unknown, token?: unknown, auth_header?: unknown }
+
+function queryString (value: unknown): string | null {
+  return typeof value === 'string' && value.length > 0 ? value : null
+}
+
+async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocketAuthOptions): Promise<void> {
+  const { allowedOrigins } = opts
+  if (allowedOrigins !== undefined &&
+    (!Array.isArray(allowedOrigins) || !allowedOrigins.every((o) => typeof o === 'string' && o.length > 0))) {
+    throw new InvalidOptionError('allowedOrigins must be an array of origins')
+  }
+  const origins = allowedOrigins === undefined ? null : new Set(allowedOrigins)
+
+  async function authenticate (request: FastifyRequest): Promise<Principal> {
+    const query = (request.query ?? {}) as CredentialQuery
+    const ticket = queryString(query.ticket)
+    if (ticket !== null) {
+      const record = await app.notifyTickets?.redeem(ticket)
+      if (record == null) throw new UnauthorizedError('unknown, expired or used ticket')
+      if (record.expiresAt <= Date.now()) throw new UnauthorizedError('token expired')
+      return { user: record.user, expiresAt: record.expiresAt, claims: {} }
+    }
+    const token = queryString(query.token) ?? bearerToken(queryString(query.auth_header) ?? undefined) ??
+      queryString(query.auth_header) ?? bearerToken(request.headers.authorization)
+    if (token === null) throw new UnauthorizedError('missing credential')
+    return principalFromJwt(app, token)
+  }
+
+  app.decorateRequest('notifyPrincipal', null)
+  app.decorate('notifySocketAuth', (handshake: HandshakeAuthOptions = {}) => {
+    const anonymous = handshake.anonymous === true
+    return async function authenticateHandshake (request) {
+      const origin = request.headers.origin
+      if (origins !== null && origin !== undefined && !origins.has(origin)) {
+        throw new ForbiddenOriginError(origin)
+      }
+      request.notifyPrincipal = anonymous ? ANONYMOUS : await authenticate(request)
+    }
+  })
+}
+
+export const notifySocketAuth = fp(fastifyNotifySocketAuth, {
+  fastify: '5.x',
+  name: 'notify-edge-socket-auth',
+  dependencies: ['@fastify/jwt']
+})
+export default notifySocketAuth

@@ -1,0 +1,198 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { WebSocket, RawData } from 'ws'
+import type { BusMessage } from '../bus/index.js'
+import type { DeclaredStream } from '../notify.js'
+import { principalFromJwt, type Principal } from '../principal.js'
+import type { Fanout, Subscriber } from './fanout.js'
+import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
+
+/** What every connection of one streams route shares. */
+export interface RouteContext {
+  app: FastifyInstance
+  fanout: Fanout
+  anonymous: boolean
+  maxSubscriptions: number
+  log: FastifyBaseLogger
+}
+
+// setTimeout cannot wait longer than this; longer expiries re-arm.
+const MAX_TIMER_MS = 2 ** 31 - 1
+const SEND_TEXT = { binary: false }
+
+export const CLOSE = {
+  GOING_AWAY: 1001,
+  POLICY: 1008,
+  INTERNAL: 1011,
+  EXPIRED: 4001,
+  FORBIDDEN: 4003
+} as const
+
+/** One open socket: its principal, its subscriptions and the protocol it speaks. */
+export class Connection implements Subscriber {
+  readonly id = randomUUID()
+  /** Subscribed stream name → bus topic. */
+  readonly topics = new Map<string, string>()
+  #principal: Principal
+  #expiryTimer: NodeJS.Timeout | null = null
+  // Frames are handled one after another, so a subscribe is answered before a later unsubscribe.
+  #queue: Promise<void> = Promise.resolve()
+  #closed = false
+  /** Settles once the socket has closed and every subscription it held is released. */
+  readonly closed: Promise<void>
+
+  constructor (readonly socket: WebSocket, principal: Principal, private readonly ctx: RouteContext) {
+    this.#principal = principal
+    this.closed = new Promise((resolve) => {
+      socket.once('close', () => {
+        this.#release().catch((err: unknown) => ctx.log.error({ err }, 'releasing a connection failed')).finally(resolve)
+      })
+    })
+    socket.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(data, isBinary))
+    this.send(frame('welcome', { connection: this.id, user: principal.user, expiresAt: principal.expiresAt }))
+    this.#armExpiry()
+  }
+
+  get principal (): Principal {
+    return this.#principal
+  }
+
+  send (text: string): void {
+    this.socket.send(text)
+  }
+
+  deliver (frameBuffer: Buffer, _message: BusMessage): void {
+    this.socket.send(frameBuffer, SEND_TEXT)
+  }
+
+  close (code: number, reason: string): void {
+    this.socket.close(code, reason)
+  }
+
+  async #release (): Promise<void> {
+    this.#closed = true
+    if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer)
+    const topics = [...this.topics.values()]
+    this.topics.clear()
+    await Promise.all(topics.map((topic) => this.ctx.fanout.remove(topic, this)))
+  }
+
+  #armExpiry (): void {
+    if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer)
+    this.#expiryTimer = null
+    const { expiresAt } = this.#principal
+    if (expiresAt === null) return
+    const delay = expiresAt - Date.now()
+    if (delay <= 0) {
+      this.close(CLOSE.EXPIRED, 'credential expired')
+      return
+    }
+    this.#expiryTimer = setTimeout(() => this.#armExpiry(), Math.min(delay, MAX_TIMER_MS))
+    this.#expiryTimer.unref()
+  }
+
+  #onMessage (data: RawData, isBinary: boolean): void {
+    let parsed: ClientFrame
+    try {
+      parsed = parseClientFrame(data, isBinary, this.ctx.maxSubscriptions)
+    } catch (err) {
+      const { code, message, id } = err as FrameError
+      this.send(errorFrame(code, message, { id }))
+      return
+    }
+    this.#queue = this.#queue.then(() => this.#handle(parsed)).catch((err: unknown) => {
+      this.ctx.log.error({ err, connection: this.id }, 'notify frame handling failed')
+      this.close(CLOSE.INTERNAL, 'internal error')
+    })
+  }
+
+  async #handle (message: ClientFrame): Promise<void> {
+    if (this.#closed) return
+    switch (message.event) {
+      case 'subscribe':
+        return this.#subscribe(message.streams, message.id)
+      case 'unsubscribe':
+        return this.#unsubscribe(message.streams, message.id)
+      case 'ping':
+        return this.send(frame('pong', { id: message.id }))
+      case 'refresh':
+        return this.#refresh(message.token, message.id)
+    }
+  }
+
+  /** The declared stream, or an error frame saying why it cannot be used here. */
+  #lookup (name: string, id: CorrelationId): DeclaredStream | undefined {
+    const stream = this.ctx.app.notify.streams.get(name)
+    if (stream === undefined) {
+      this.send(errorFrame('UNKNOWN_STREAM', 'unknown stream', { stream: name.slice(0, 64), id }))
+    } else if (stream.kind === 'private' && this.#principal.user === null) {
+      this.send(errorFrame('FORBIDDEN', 'private streams need an authenticated connection', { stream: name, id }))
+      return undefined
+    }
+    return stream
+  }
+
+  async #subscribe (requests: StreamRequest[], id: CorrelationId): Promise<void> {
+    const accepted: string[] = []
+    for (const { stream: name } of requests) {
+      const stream = this.#lookup(name, id)
+      if (stream === undefined) continue
+      if (!this.topics.has(name)) {
+        if (stream.authorize !== undefined && !(await stream.authorize(this.#principal, name))) {
+          this.send(errorFrame('FORBIDDEN', 'not allowed to subscribe', { stream: name, id }))
+          continue
+        }
+        if (this.#closed) return
+        if (this.topics.size >= this.ctx.maxSubscriptions) {
+          this.send(errorFrame('TOO_MANY_SUBSCRIPTIONS', `at most ${this.ctx.maxSubscriptions} subscriptions`, { stream: name, id }))
+          continue
+        }
+        const topic = stream.topic(this.#principal.user)
+        this.topics.set(name, topic)
+        await this.ctx.fanout.add(topic, this)
+      }
+      if (!accepted.includes(name)) accepted.push(name)
+    }
+    if (this.#closed) return
+    this.send(frame('subscribed', { streams: accepted, id }))
+  }
+
+  async #unsubscribe (requests: StreamRequest[], id: CorrelationId): Promise<void> {
+    const removed: string[] = []
+    for (const { stream: name } of requests) {
+      if (!this.ctx.app.notify.streams.has(name)) {
+        this.send(errorFrame('UNKNOWN_STREAM', 'unknown stream', { stream: name.slice(0, 64), id }))
+        continue
+      }
+      const topic = this.topics.get(name)
+      if (topic !== undefined) {
+        this.topics.delete(name)
+        await this.ctx.fanout.remove(topic, this)
+      }
+      if (!removed.includes(name)) removed.push(name)
+    }
+    this.send(frame('unsubscribed', { streams: removed, id }))
+  }
+
+  #refresh (token: string, id: CorrelationId): void {
+    if (this.#principal.user === null) {
+      this.send(errorFrame('UNAUTHORIZED', 'anonymous connections cannot refresh', { id }))
+      return
+    }
+    let next: Principal
+    try {
+      next = principalFromJwt(this.ctx.app, token)
+    } catch {
+      this.send(errorFrame('UNAUTHORIZED', 'invalid or expired token', { id }))
+      return
+    }
+    if (next.user !== this.#principal.user) {
+      this.send(errorFrame('UNAUTHORIZED', 'token is for another user', { id }))
+      this.close(CLOSE.FORBIDDEN, 'token is for another user')
+      return
+    }
+    this.#principal = next
+    this.#armExpiry()
+    this.send(frame('refreshed', { expiresAt: next.expiresAt, id }))
+  }
+}

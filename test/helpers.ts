@@ -1,0 +1,147 @@
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
+import WebSocket from 'ws'
+import { notifyEdge, type NotifyEdgeOptions } from '../plugins/index.js'
+import { STREAMS } from '../example-app/app.js'
+
+export const SECRET = 'a-test-secret-that-is-long-enough-for-hs256'
+export const API_KEY = 'test-api-key-0123456789'
+
+type Test = { teardown: (fn: () => unknown) => void }
+
+/** Builds an edge on a real loopback port; closed when the test ends. */
+export async function build (t: Test, opts: Partial<NotifyEdgeOptions> = {}): Promise<{ app: FastifyInstance, http: string, ws: string }> {
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await app.register(notifyEdge, {
+    jwt: { secret: SECRET },
+    streams: STREAMS,
+    publishApi: { apiKey: API_KEY },
+    ...opts
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return { app, ...urls(app) }
+}
+
+export function urls (app: FastifyInstance): { http: string, ws: string } {
+  const { port } = app.server.address() as AddressInfo
+  return { http: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}` }
+}
+
+/** A JWT for `sub`, valid for `expiresIn` (fast-jwt syntax: ms number or '1h'). */
+export function token (app: FastifyInstance, sub: string, expiresIn: number | string = '1h'): string {
+  return app.jwt.sign({ sub }, { expiresIn })
+}
+
+export async function ticket (http: string, jwt: string): Promise<string> {
+  const res = await fetch(`${http}/ws/ticket`, { method: 'POST', headers: { authorization: `Bearer ${jwt}` } })
+  if (res.status !== 200) throw new Error(`ticket: ${res.status} ${await res.text()}`)
+  return ((await res.json()) as { ticket: string }).ticket
+}
+
+export async function publish (http: string, body: unknown, key = API_KEY): Promise<{ status: number, body: Record<string, unknown> }> {
+  const res = await fetch(`${http}/notifications`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': key },
+    body: JSON.stringify(body)
+  })
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+}
+
+export type Frame = Record<string, any>
+
+/** A real `ws` client that queues every frame it receives, to be awaited in order. */
+export class Client {
+  readonly frames: Frame[] = []
+  readonly #waiters: Array<() => void> = []
+  closeCode: number | null = null
+  readonly closed: Promise<number>
+
+  constructor (readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      this.frames.push(JSON.parse(data.toString()))
+      for (const wake of this.#waiters.splice(0)) wake()
+    })
+    this.closed = new Promise((resolve) => socket.once('close', (code) => {
+      this.closeCode = code
+      for (const wake of this.#waiters.splice(0)) wake()
+      resolve(code)
+    }))
+  }
+
+  send (frame: unknown): void {
+    this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+  }
+
+  /** Removes and returns the first queued frame matching `match`, waiting up to `timeout` ms for it. */
+  async next (match: (frame: Frame) => boolean = () => true, timeout = 3000): Promise<Frame> {
+    const deadline = Date.now() + timeout
+    for (;;) {
+      const index = this.frames.findIndex(match)
+      if (index >= 0) return this.frames.splice(index, 1)[0]
+      if (this.closeCode !== null) throw new Error(`socket closed (${this.closeCode}) before the frame arrived`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`no matching frame within ${timeout} ms; have ${JSON.stringify(this.frames)}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.#waiters.push(() => { clearTimeout(timer); resolve() })
+      })
+    }
+  }
+
+  event (event: string, timeout?: number): Promise<Frame> {
+    return this.next((frame) => frame.event === event, timeout)
+  }
+
+  /** Sends a frame with a correlation id and waits for the answer carrying it. */
+  async request (frame: Frame, event: string): Promise<Frame> {
+    const id = `r${Math.random().toString(36).slice(2)}`
+    this.send({ ...frame, id })
+    return this.next((f) => f.event === event && f.id === id)
+  }
+
+  async subscribe (...streams: Array<string | { stream: string, since?: string }>): Promise<Frame> {
+    return this.request({ event: 'subscribe', streams }, 'subscribed')
+  }
+
+  /** Messages received so far on a stream, taken from the queue. */
+  messages (stream?: string): Frame[] {
+    const taken: Frame[] = []
+    for (let i = this.frames.length - 1; i >= 0; i--) {
+      const f = this.frames[i]
+      if (f.event === 'message' && (stream === undefined || f.stream === stream)) taken.unshift(...this.frames.splice(i, 1))
+    }
+    return taken
+  }
+
+  close (): Promise<number> {
+    if (this.closeCode === null) this.socket.close()
+    return this.closed
+  }
+}
+
+/** Opens a socket and waits for `welcome`; the client is closed when the test ends. */
+export async function connect (t: Test, url: string, options: WebSocket.ClientOptions = {}): Promise<{ client: Client, welcome: Frame }> {
+  const socket = new WebSocket(url, options)
+  const client = new Client(socket)
+  t.teardown(() => client.close())
+  await once(socket, 'open')
+  return { client, welcome: await client.event('welcome') }
+}
+
+/** Connects with a fresh ticket for `user`. */
+export async function connectUser (t: Test, edge: { app: FastifyInstance, http: string, ws: string }, user: string): Promise<Client> {
+  const t1 = await ticket(edge.http, token(edge.app, user))
+  return (await connect(t, `${edge.ws}/ws?ticket=${t1}`)).client
+}
+
+/** The HTTP status a handshake is refused with, or 101 when it is accepted. */
+export function handshakeStatus (url: string, options: WebSocket.ClientOptions = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, options)
+    socket.once('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); socket.terminate() })
+    socket.once('open', () => { resolve(101); socket.close() })
+    socket.once('error', (err) => reject(err))
+  })
+}
