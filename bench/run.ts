@@ -17,7 +17,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..', '..')
 const flags = process.argv.slice(2)
 const quick = flags.includes('--quick')
-const cpuProf = flags.includes('--cpu-prof')
+const profile = flags.includes('--profile')
 const outFile = argument('out') ?? join(root, 'bench', 'results', 'latest.json')
 const onlyContenders = argument('contenders')?.split(',')
 const onlySessions = argument('sessions')?.split(',')
@@ -87,10 +87,15 @@ function put (id: string, kind: string, params: Record<string, number>, contende
   scenario.results[contender.id] = figures
 }
 
+// --profile writes a CPU profile of each measured window of every server to bench/results/profiles.
+const profileDir = join(root, 'bench', 'results', 'profiles')
 function spawnServer (contender: Contender, extra: string[] = []): Promise<Peer> {
-  const execArgv = ['--expose-gc']
-  if (cpuProf && contender.id === 'edge') execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(root, 'bench', 'results', 'profiles')}`)
-  return Peer.spawn(contender.id, join(here, 'servers', contender.script), [...contender.args, ...extra], execArgv)
+  const args = [...contender.args, ...extra]
+  if (profile) {
+    mkdirSync(join(profileDir, contender.id), { recursive: true })
+    args.push('--profile', join(profileDir, contender.id))
+  }
+  return Peer.spawn(contender.id, join(here, 'servers', contender.script), args, ['--expose-gc'])
 }
 
 /** Server CPU from here until `measure` settles; the heap is collected first so that earlier garbage is not billed. */
@@ -256,8 +261,12 @@ async function timed (label: string, run: () => Promise<void>): Promise<void> {
 }
 
 const contenders = CONTENDERS.filter((c) => onlyContenders?.includes(c.id) ?? true)
-const sessions = SESSIONS.filter((s) => onlySessions?.includes(s.id) ?? true)
-const cross = onlySessions?.includes('cross') ?? true
+// --fanout 2000x200 replaces the sessions with one fan-out of that size (for profiling).
+const custom = /^(\d+)x(\d+)$/.exec(argument('fanout') ?? '')
+const sessions = custom !== null
+  ? [{ id: 'custom', connections: Number(custom[1]), memory: true, fanoutMessages: Number(custom[2]), handshakes: null }]
+  : SESSIONS.filter((s) => onlySessions?.includes(s.id) ?? true)
+const cross = custom === null && (onlySessions?.includes('cross') ?? true)
 const startedAt = new Date()
 const results: Results = {
   version: 1,

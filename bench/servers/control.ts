@@ -1,4 +1,7 @@
-import { serve } from '../lib/ipc.js'
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+import { join } from 'node:path'
+import { argument, serve } from '../lib/ipc.js'
 import { notification, nowUs, userName, type Notification } from '../lib/shared.js'
 
 /** What each contender's server process implements for the driver. */
@@ -29,6 +32,26 @@ function steady (total: number, rate: number, publish: (index: number) => void):
   })
 }
 
+// With --profile <dir>, each measured window (cpu-start to cpu) is written there as a .cpuprofile.
+const profileDir = argument('profile')
+const profiler = profileDir === undefined ? null : new Session()
+let profiles = 0
+
+async function startProfile (): Promise<void> {
+  if (profiler === null) return
+  if (profiles === 0) {
+    profiler.connect()
+    await profiler.post('Profiler.enable')
+  }
+  await profiler.post('Profiler.start')
+}
+
+async function stopProfile (): Promise<void> {
+  if (profiler === null) return
+  const { profile } = await profiler.post('Profiler.stop')
+  writeFileSync(join(profileDir!, `${process.pid}-${++profiles}.cpuprofile`), JSON.stringify(profile))
+}
+
 /** Serves the driver's commands for `contender`; CPU is counted from `cpu-start` to `cpu`. */
 export function control (contender: Contender): void {
   let cpuStart = process.cpuUsage()
@@ -39,9 +62,13 @@ export function control (contender: Contender): void {
   }
 
   serve({
-    'cpu-start': () => { cpuStart = process.cpuUsage() },
-    cpu: () => {
+    'cpu-start': async () => {
+      await startProfile()
+      cpuStart = process.cpuUsage()
+    },
+    cpu: async () => {
       const { user, system } = process.cpuUsage(cpuStart)
+      await stopProfile()
       return { us: user + system, failures }
     },
     memory: () => {

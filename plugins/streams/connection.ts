@@ -6,6 +6,7 @@ import type { DeclaredStream } from '../notify.js'
 import { principalFromJwt, type Principal } from '../principal.js'
 import type { Fanout, Subscriber } from './fanout.js'
 import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
+import { FrameWriter, type OutboundFrame } from './wire.js'
 
 /** What every connection of one streams route shares. */
 export interface RouteContext {
@@ -18,7 +19,6 @@ export interface RouteContext {
 
 // setTimeout cannot wait longer than this; longer expiries re-arm.
 const MAX_TIMER_MS = 2 ** 31 - 1
-const SEND_TEXT = { binary: false }
 
 export const CLOSE = {
   GOING_AWAY: 1001,
@@ -38,11 +38,13 @@ export class Connection implements Subscriber {
   // Frames are handled one after another, so a subscribe is answered before a later unsubscribe.
   #queue: Promise<void> = Promise.resolve()
   #closed = false
+  readonly #writer: FrameWriter
   /** Settles once the socket has closed and every subscription it held is released. */
   readonly closed: Promise<void>
 
   constructor (readonly socket: WebSocket, principal: Principal, private readonly ctx: RouteContext) {
     this.#principal = principal
+    this.#writer = new FrameWriter(socket)
     this.closed = new Promise((resolve) => {
       socket.once('close', () => {
         this.#release().catch((err: unknown) => ctx.log.error({ err }, 'releasing a connection failed')).finally(resolve)
@@ -61,8 +63,8 @@ export class Connection implements Subscriber {
     this.socket.send(text)
   }
 
-  deliver (frameBuffer: Buffer, _message: BusMessage): void {
-    this.socket.send(frameBuffer, SEND_TEXT)
+  deliver (outbound: OutboundFrame, _message: BusMessage): void {
+    this.#writer.write(outbound)
   }
 
   close (code: number, reason: string): void {
