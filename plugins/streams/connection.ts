@@ -17,8 +17,10 @@ export interface RouteContext {
   log: FastifyBaseLogger
 }
 
-// setTimeout cannot wait longer than this; longer expiries re-arm.
-const MAX_TIMER_MS = 2 ** 31 - 1
+// An expiry timer is armed only once the expiry is this close: an idle connection holding a
+// long-lived credential then costs no timer. The route calls checkExpiry() more often than this.
+export const EXPIRY_WINDOW_MS = 60_000
+const SETTLED = Promise.resolve()
 
 export const CLOSE = {
   GOING_AWAY: 1001,
@@ -36,7 +38,7 @@ export class Connection implements Subscriber {
   #principal: Principal
   #expiryTimer: NodeJS.Timeout | null = null
   // Frames are handled one after another, so a subscribe is answered before a later unsubscribe.
-  #queue: Promise<void> = Promise.resolve()
+  #queue: Promise<void> = SETTLED
   #closed = false
   readonly #writer: FrameWriter
   /** Settles once the socket has closed and every subscription it held is released. */
@@ -46,7 +48,7 @@ export class Connection implements Subscriber {
     this.#principal = principal
     this.#writer = new FrameWriter(socket)
     this.closed = new Promise((resolve) => {
-      socket.once('close', () => {
+      socket.on('close', () => {
         this.#release().catch((err: unknown) => ctx.log.error({ err }, 'releasing a connection failed')).finally(resolve)
       })
     })
@@ -79,6 +81,11 @@ export class Connection implements Subscriber {
     await Promise.all(topics.map((topic) => this.ctx.fanout.remove(topic, this)))
   }
 
+  /** Arms the expiry timer if the credential expires within the window and none is armed yet. */
+  checkExpiry (): void {
+    if (this.#expiryTimer === null && !this.#closed) this.#armExpiry()
+  }
+
   #armExpiry (): void {
     if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer)
     this.#expiryTimer = null
@@ -89,7 +96,8 @@ export class Connection implements Subscriber {
       this.close(CLOSE.EXPIRED, 'credential expired')
       return
     }
-    this.#expiryTimer = setTimeout(() => this.#armExpiry(), Math.min(delay, MAX_TIMER_MS))
+    if (delay > EXPIRY_WINDOW_MS) return
+    this.#expiryTimer = setTimeout(() => this.#armExpiry(), delay)
     this.#expiryTimer.unref()
   }
 

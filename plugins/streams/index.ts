@@ -4,8 +4,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { InvalidOptionError } from '../errors.js'
 import { positiveInteger } from '../util.js'
-import { CLOSE, Connection, type RouteContext } from './connection.js'
+import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
 import { Fanout } from './fanout.js'
+import { releaseUpgrade } from './upgrade.js'
 
 export interface NotifyStreamsOptions {
   /** WebSocket route. @default '/ws' */
@@ -72,7 +73,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
 
   if (!app.hasDecorator('websocketServer')) {
     // Our own preClose drains each route's sockets with 1001; the default one would send 1005.
-    await app.register(websocket, { options: { maxPayload }, preClose: (done) => done() })
+    // Routes track their own connections, so ws need not keep a second set of them.
+    await app.register(websocket, { options: { maxPayload, clientTracking: false }, preClose: (done) => done() })
   }
   if (!app.hasDecorator('notifyStreams')) app.decorate('notifyStreams', new Map())
   if (app.notifyStreams.has(path)) throw new InvalidOptionError(`a streams route is already registered at ${path}`)
@@ -82,16 +84,28 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const ctx: RouteContext = { app, fanout, anonymous, maxSubscriptions, log: app.log }
   app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size })
 
+  // One listener for every socket of the route, called with the socket as `this`.
+  function onSocketError (this: WebSocket, err: Error): void {
+    app.log.error({ err }, 'websocket error')
+    this.terminate()
+  }
+
   app.get(path, {
     websocket: true,
     onRequest: app.notifySocketAuth({ anonymous }),
     logSerializers: { req: redactedRequest }
   }, (socket: WebSocket, request: FastifyRequest) => {
+    releaseUpgrade(socket, onSocketError)
     const connection = new Connection(socket, request.notifyPrincipal!, ctx)
     connections.add(connection)
     connection.closed.then(() => connections.delete(connection))
   })
 
+  const expirySweep = setInterval(() => {
+    for (const connection of connections) connection.checkExpiry()
+  }, EXPIRY_WINDOW_MS / 2)
+  expirySweep.unref()
+  app.addHook('onClose', async () => clearInterval(expirySweep))
   app.addHook('preClose', () => drain(connections, drainTimeout))
 }
 
