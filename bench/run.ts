@@ -153,7 +153,7 @@ async function runSession (loadgen: Peer, contender: Contender, session: Session
   try {
     const before = await server.call<Memory>('memory')
     await loadgen.call('connect', { port: server.info.port, protocol: contender.protocol, stream: PUBLIC_STREAM, count: n, concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES })
-    if (session.memory) {
+    if (session.memory && n > 0) {
       const after = await server.call<Memory>('memory')
       const open = await server.call<number>('connections')
       put('memory', 'memory', { connections: n }, contender, {
@@ -163,8 +163,10 @@ async function runSession (loadgen: Peer, contender: Contender, session: Session
         complete: open === n
       })
     }
-    const params = { subscribers: n, messages: session.fanoutMessages }
-    put(`fanout-${n}`, 'fanout', params, contender, await fanout(loadgen, server, n, session.fanoutMessages).catch(failure))
+    if (n > 0 && session.fanoutMessages > 0) {
+      const params = { subscribers: n, messages: session.fanoutMessages }
+      put(`fanout-${n}`, 'fanout', params, contender, await fanout(loadgen, server, n, session.fanoutMessages).catch(failure))
+    }
     await loadgen.call('disconnect')
     if (session.handshakes !== null) {
       const { count, concurrency } = session.handshakes
@@ -261,12 +263,20 @@ async function timed (label: string, run: () => Promise<void>): Promise<void> {
 }
 
 const contenders = CONTENDERS.filter((c) => onlyContenders?.includes(c.id) ?? true)
-// --fanout 2000x200 replaces the sessions with one fan-out of that size (for profiling).
-const custom = /^(\d+)x(\d+)$/.exec(argument('fanout') ?? '')
-const sessions = custom !== null
-  ? [{ id: 'custom', connections: Number(custom[1]), memory: true, fanoutMessages: Number(custom[2]), handshakes: null }]
+// --fanout 2000x200 and/or --handshakes 1000 replace the sessions with one of that size (for profiling).
+const customFanout = /^(\d+)x(\d+)$/.exec(argument('fanout') ?? '') ?? [0, 0, 0]
+const customHandshakes = Number(argument('handshakes') ?? 0)
+const custom = customFanout[1] !== 0 || customHandshakes > 0
+const sessions = custom
+  ? [{
+      id: 'custom',
+      connections: Number(customFanout[1]),
+      memory: true,
+      fanoutMessages: Number(customFanout[2]),
+      handshakes: customHandshakes > 0 ? { count: customHandshakes, concurrency: 20 } : null
+    }]
   : SESSIONS.filter((s) => onlySessions?.includes(s.id) ?? true)
-const cross = custom === null && (onlySessions?.includes('cross') ?? true)
+const cross = !custom && (onlySessions?.includes('cross') ?? true)
 const startedAt = new Date()
 const results: Results = {
   version: 1,

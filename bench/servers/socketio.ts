@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Redis } from 'ioredis'
@@ -18,7 +19,11 @@ const server = http.createServer((req, res) => {
 })
 const io = new Server(server, { transports: ['websocket'], serveClient: false })
 const redis = redisUrl === undefined ? null : [new Redis(redisUrl), new Redis(redisUrl)]
-if (redis !== null) io.adapter(createAdapter(redis[0], redis[1]))
+if (redis !== null) {
+  // As for the other contenders: connections ready before anything subscribes.
+  await Promise.all(redis.map((client) => once(client, 'ready')))
+  io.adapter(createAdapter(redis[0], redis[1]))
+}
 let seq = 0
 
 const roomOf = (stream: string, user: string): string =>

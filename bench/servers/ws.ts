@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { Redis } from 'ioredis'
@@ -28,6 +29,8 @@ const desk = new TicketDesk()
 const topics = new Map<string, { clients: Set<Client>, ready: Promise<unknown> }>()
 const pub = redisUrl === undefined ? null : new Redis(redisUrl)
 const sub = redisUrl === undefined ? null : new Redis(redisUrl)
+// A SUBSCRIBE sent before ioredis's ready check (INFO) makes that check fail on a busy machine.
+if (pub !== null && sub !== null) await Promise.all([once(pub, 'ready'), once(sub, 'ready')])
 sub?.on('message', (topic: string, text: string) => deliver(topic, JSON.parse(text)))
 const clients = new Set<Client>()
 let seq = 0
