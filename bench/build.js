@@ -4,15 +4,9 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import ts from 'typescript'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const out = join(root, 'dist', 'bench')
-const compilerOptions = {
-  module: ts.ModuleKind.ES2022,
-  target: ts.ScriptTarget.ES2022,
-  verbatimModuleSyntax: true
-}
 
 function * sources (dir) {
   for (const name of readdirSync(dir)) {
@@ -25,18 +19,26 @@ function * sources (dir) {
   }
 }
 
-let count = 0
+const stale = []
 for (const dir of ['bench', 'plugins', 'example-app']) {
   for (const file of sources(join(root, dir))) {
     const target = join(out, relative(root, file)).replace(/\.ts$/, '.js')
-    const mtime = statSync(file).mtimeMs
+    let built = 0
     try {
-      if (statSync(target).mtimeMs >= mtime) continue
+      built = statSync(target).mtimeMs
     } catch {}
+    if (built < statSync(file).mtimeMs) stale.push([file, target])
+  }
+}
+
+if (stale.length > 0) {
+  // Loaded only when something changed: TypeScript alone takes seconds to load on a busy machine.
+  const { default: ts } = await import('typescript')
+  const compilerOptions = { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true }
+  for (const [file, target] of stale) {
     const { outputText } = ts.transpileModule(readFileSync(file, 'utf8'), { compilerOptions, fileName: file })
     mkdirSync(dirname(target), { recursive: true })
     writeFileSync(target, outputText)
-    count++
   }
+  console.error(`bench: transpiled ${stale.length} files into ${relative(root, out)}`)
 }
-if (count > 0) console.error(`bench: transpiled ${count} files into ${relative(root, out)}`)

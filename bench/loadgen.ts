@@ -153,23 +153,19 @@ serve({
   /** Resolves when `expected` deliveries arrived, or when none arrived for `idleMs`. */
   wait: async ({ expected, perClient, idleMs }: { expected: number, perClient: number, idleMs: number }) => {
     await new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout
+      let seen = received
       const done = (): void => {
         clearTimeout(timer)
         onProgress = null
         resolve()
       }
-      const idle = (): void => { timer = setTimeout(done, idleMs) }
-      let seen = received
-      onProgress = () => {
-        if (received >= expected) done()
-        else if (received - seen >= 1000) {
-          seen = received
-          clearTimeout(timer)
-          idle()
-        }
+      const check = (): void => {
+        if (received >= expected || received === seen) return done()
+        seen = received
+        timer = setTimeout(check, idleMs)
       }
-      idle()
+      let timer = setTimeout(check, idleMs)
+      onProgress = () => { if (received >= expected) done() }
       if (received >= expected) done()
     })
     const cpu = process.cpuUsage(armedCpu)

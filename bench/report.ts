@@ -122,8 +122,10 @@ export function report (results: Results): string {
     ''
   ]
   if (problems.length > 0) lines.push('Problems (! in the table):', ...problems.map((p) => `- ${p}`), '')
-  if (hasEdge) {
-    results.targets = judge(results)
+  if (hasEdge) results.targets = judge(results)
+  if (results.quick) {
+    lines.push('Targets are judged on full runs only: --quick sizes are too small to compare.', '')
+  } else if (results.targets !== undefined) {
     lines.push('Targets (issue 4):')
     for (const t of results.targets) {
       const verdict = t.holds === null ? 'not measured' : t.holds ? 'holds' : 'MISSED'

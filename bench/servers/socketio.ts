@@ -21,6 +21,7 @@ const io = new Server(server, { transports: ['websocket'], serveClient: false })
 const redis = redisUrl === undefined ? null : [new Redis(redisUrl), new Redis(redisUrl)]
 if (redis !== null) {
   // As for the other contenders: connections ready before anything subscribes.
+  for (const client of redis) client.on('error', (err: Error) => console.error('socket.io: redis', err.message))
   await Promise.all(redis.map((client) => once(client, 'ready')))
   io.adapter(createAdapter(redis[0], redis[1]))
 }

@@ -30,6 +30,7 @@ const topics = new Map<string, { clients: Set<Client>, ready: Promise<unknown> }
 const pub = redisUrl === undefined ? null : new Redis(redisUrl)
 const sub = redisUrl === undefined ? null : new Redis(redisUrl)
 // A SUBSCRIBE sent before ioredis's ready check (INFO) makes that check fail on a busy machine.
+for (const client of [pub, sub]) client?.on('error', (err: Error) => console.error('ws: redis', err.message))
 if (pub !== null && sub !== null) await Promise.all([once(pub, 'ready'), once(sub, 'ready')])
 sub?.on('message', (topic: string, text: string) => deliver(topic, JSON.parse(text)))
 const clients = new Set<Client>()
