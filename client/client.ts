@@ -33,6 +33,8 @@ export interface NotifyClientEvents {
   connected: ConnectedEvent
   /** A socket closed. */
   disconnected: DisconnectedEvent
+  /** The server accepted these streams: messages published from now on will arrive. */
+  subscribed: { streams: string[] }
   /** History did not reach back to the last message seen: refetch this stream's state. */
   gap: { stream: string }
   /** The server accepted a `refresh`. */
@@ -218,6 +220,8 @@ export class NotifyClient {
     for (const stream of Array.isArray(frame.gaps) ? frame.gaps : []) {
       if (typeof stream === 'string') this.#emit('gap', { stream })
     }
+    const streams = Array.isArray(frame.streams) ? frame.streams.filter((s) => typeof s === 'string') : []
+    this.#emit('subscribed', { streams })
     if (this.#restoreId !== null && frame.id === this.#restoreId) {
       this.#restoreId = null
       this.#connected()

@@ -31,8 +31,4 @@ export class Emitter<Events extends object> {
     }
     return thrown
   }
-
-  removeAll (): void {
-    this.#listeners.clear()
-  }
 }
