@@ -193,6 +193,7 @@ t.test('a throwing handler or listener is reported and does not stop the others'
   const { client, events } = sdk(t, edge, 'alice')
   client.subscribe('order', () => { throw new Error('handler bug') })
   events.subscribe('order')
+  client.subscribe('order', () => t.fail('unsubscribed at once'))()
   client.on('connected', () => { throw new Error('listener bug') })
   client.on('error', () => { throw new Error('nowhere to go') })
   const removed = () => t.fail('a removed listener is not called')

@@ -93,7 +93,7 @@ function start () {
     if (willRetry) setState('reconnecting', `lost (${code}), retrying in ${(delay / 1000).toFixed(1)} s`)
     else setState('offline', code === 1000 ? '' : `closed (${code})`)
   })
-  notify.on('gap', ({ stream }) => notification('system', null, `Some ${stream} updates are too old to replay; reload to see the latest state.`))
+  notify.on('gap', ({ stream }) => notification('system', null, `Missed ${stream} updates could not be replayed; reload for the latest state.`))
   notify.on('error', (err) => notification('error', null, `${err.code}: ${err.message}`))
   notify.subscribe('order', showOrder)
   notify.subscribe('promotional', (message) => notification('promotional', message, message.data.text ?? JSON.stringify(message.data)))
