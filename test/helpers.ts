@@ -31,6 +31,20 @@ export async function build (
   return { app, ...urls(app) }
 }
 
+/** The error that registering the edge with `opts` fails with, or null when it does not fail. */
+export async function registrationError (opts: Record<string, unknown>): Promise<(Error & { code?: string }) | null> {
+  const app = Fastify({ logger: false })
+  try {
+    await app.register(notifyEdge, { jwt: { secret: SECRET }, streams: STREAMS, ...opts } as NotifyEdgeOptions)
+    await app.ready()
+    return null
+  } catch (err) {
+    return err as Error
+  } finally {
+    await app.close()
+  }
+}
+
 export function urls (app: FastifyInstance): { http: string, ws: string } {
   const { port } = app.server.address() as AddressInfo
   return { http: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}` }
