@@ -94,7 +94,11 @@ function start () {
     else setState('offline', code === 1000 ? '' : `closed (${code})`)
   })
   notify.on('gap', ({ stream }) => notification('system', null, `Missed ${stream} updates could not be replayed; reload for the latest state.`))
-  notify.on('error', (err) => notification('error', null, `${err.code}: ${err.message}`))
+  notify.on('error', (err) => {
+    // While the server is down every attempt fails to fetch a ticket: that is the state, not news.
+    if (err.code === 'NOTIFY_CLIENT_CREDENTIAL_FAILED') $('state-detail').textContent = 'cannot reach the server, retrying'
+    else notification('error', null, `${err.code}: ${err.message}`)
+  })
   notify.subscribe('order', showOrder)
   notify.subscribe('promotional', (message) => notification('promotional', message, message.data.text ?? JSON.stringify(message.data)))
 }
