@@ -29,7 +29,9 @@ export async function buildApp (config: AppConfig, logger: boolean | object = { 
     streams: STREAMS,
     tickets: { ttl: config.ticketTtl },
     socketAuth: { allowedOrigins: config.allowedOrigins },
-    publishApi: { apiKey: config.publishApiKey }
+    publishApi: { apiKey: config.publishApiKey },
+    // Set: Redis bus and tickets, so any number of instances share users and tickets.
+    redis: config.redisUrl
   })
 
   app.post('/auth/login', {
@@ -56,7 +58,13 @@ export async function buildApp (config: AppConfig, logger: boolean | object = { 
   app.post('/demo/promotion', async (_request, reply) =>
     reply.code(202).send(await app.notify.publish({ stream: 'promotional', data: { text: `Promotion #${++promotions}: 10% off today` } })))
 
-  app.get('/health', async () => ({ status: 'ok' }))
+  app.get('/health', async (_request, reply) => {
+    const bus = app.notifyBus.health()
+    if (config.redisUrl === undefined) return { status: 'ok' }
+    const redis = { bus: bus.redis, tickets: app.redis.status }
+    const healthy = bus.healthy && redis.tickets === 'ready'
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', redis })
+  })
 
   if (PUBLIC_DIR !== undefined) await app.register(fastifyStatic, { root: PUBLIC_DIR })
   return app

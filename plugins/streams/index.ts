@@ -71,8 +71,16 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const maxPayload = positiveInteger('maxPayload', opts.maxPayload, 65536)
 
   if (!app.hasDecorator('websocketServer')) {
-    // Our own preClose drains each route's sockets with 1001; the default one would send 1005.
-    await app.register(websocket, { options: { maxPayload }, preClose: (done) => done() })
+    // Each route drains its own sockets with 1001 (the default preClose would send 1005). Closing
+    // the server first (it finishes once its sockets are gone) refuses handshakes still in their
+    // auth hooks, so none opens after the drain.
+    await app.register(websocket, {
+      options: { maxPayload },
+      preClose: (done) => {
+        app.websocketServer.close()
+        done()
+      }
+    })
   }
   if (!app.hasDecorator('notifyStreams')) app.decorate('notifyStreams', new Map())
   if (app.notifyStreams.has(path)) throw new InvalidOptionError(`a streams route is already registered at ${path}`)
