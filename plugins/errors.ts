@@ -43,6 +43,3 @@ export const BusUnavailableError = createError('FST_NOTIFY_BUS_UNAVAILABLE', 'No
 
 /** The ticket store could not be reached. */
 export const TicketStoreUnavailableError = createError('FST_NOTIFY_TICKET_STORE_UNAVAILABLE', 'Ticket store unavailable: %s', 503)
-
-/** The history store could not record or read a message in time (e.g. Redis is down). */
-export const HistoryUnavailableError = createError('FST_NOTIFY_HISTORY_UNAVAILABLE', 'Message history unavailable: %s', 503)

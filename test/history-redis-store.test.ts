@@ -64,8 +64,8 @@ t.test('answers 503 within its timeout when Redis is away', async (t) => {
   const store = new RedisHistoryStore({ client, now: clock.now, timeout: 200 })
   const { id } = await store.append('topic', messageTemplate('s', 1), bounds)
   await server.stop()
-  await t.rejects(store.append('topic', messageTemplate('s', 2), bounds), { code: 'FST_NOTIFY_HISTORY_UNAVAILABLE', statusCode: 503 })
-  await t.rejects(store.read('topic', id, bounds, 10), { code: 'FST_NOTIFY_HISTORY_UNAVAILABLE' })
+  await t.rejects(store.append('topic', messageTemplate('s', 2), bounds), { code: 'FST_NOTIFY_BUS_UNAVAILABLE', statusCode: 503 })
+  await t.rejects(store.read('topic', id, bounds, 10), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' })
 })
 
 t.test('answers 503 when Redis does not answer in time', async (t) => {
@@ -77,7 +77,7 @@ t.test('answers 503 when Redis does not answer in time', async (t) => {
   await store.append('topic', messageTemplate('s', 1), bounds)
   // A frozen Redis: every other client's commands wait while it is paused.
   await blocker.client('PAUSE', 500, 'ALL')
-  await t.rejects(store.append('topic', messageTemplate('s', 2), bounds), { code: 'FST_NOTIFY_HISTORY_UNAVAILABLE' })
+  await t.rejects(store.append('topic', messageTemplate('s', 2), bounds), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' })
 })
 
 t.test('rejects bad options with a coded error', async (t) => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { BusMessage } from '../bus/index.js'
-import { HistoryUnavailableError, InvalidOptionError } from '../errors.js'
+import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { isMessageId } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../streams/protocol.js'
 import { positiveInteger } from '../util.js'
@@ -33,7 +33,11 @@ export interface RedisHistoryStoreOptions {
    * @default 86400
    */
   metaTtl?: number
-  /** How long an append or a read may take before it fails (503 for a publish), in ms. @default 1000 */
+  /**
+   * How long an append or a read may take before it fails with `FST_NOTIFY_BUS_UNAVAILABLE` (a
+   * publish answers 503, as when the bus itself is down; a resume reports a gap), in ms.
+   * @default 1000
+   */
   timeout?: number
   /** Clock in ms, for ids (never below the topic's latest), timestamps and expiry. @default Date.now */
   now?: () => number
@@ -163,13 +167,13 @@ export class RedisHistoryStore implements HistoryStore {
     }
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new HistoryUnavailableError(`no answer within ${this.#timeout} ms`)), this.#timeout)
+      timer = setTimeout(() => reject(new BusUnavailableError(`history: no answer within ${this.#timeout} ms`)), this.#timeout)
     })
     try {
       return await Promise.race([call(), late])
     } catch (err) {
-      if (err instanceof HistoryUnavailableError) throw err
-      throw new HistoryUnavailableError((err as Error).message)
+      if (err instanceof BusUnavailableError) throw err
+      throw new BusUnavailableError(`history: ${(err as Error).message}`)
     } finally {
       clearTimeout(timer)
     }
