@@ -7,11 +7,13 @@ import { notifyEdge, type StreamDefinition } from '../plugins/index.js'
 import type { AppConfig } from './config.js'
 import { orderRoutes } from './orders.js'
 
+// History lets a client that reconnects (or lands on another instance) resume with `since`;
+// docs/history.md explains these sizes.
 export const STREAMS: StreamDefinition[] = [
-  { name: 'order', kind: 'private', schema: { type: 'object', required: ['orderId', 'status'] } },
-  { name: 'reward', kind: 'private' },
-  { name: 'promotional', kind: 'public' },
-  { name: 'system', kind: 'public' }
+  { name: 'order', kind: 'private', schema: { type: 'object', required: ['orderId', 'status'] }, history: { size: 100, ttl: 86400 } },
+  { name: 'reward', kind: 'private', history: { size: 100, ttl: 86400 } },
+  { name: 'promotional', kind: 'public', history: { size: 100, ttl: 3600 } },
+  { name: 'system', kind: 'public', history: { size: 1000, ttl: 3600 } }
 ]
 
 /** The first of `candidates` (relative to this file) holding `file`: paths differ between the sources and dist/. */

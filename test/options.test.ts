@@ -2,7 +2,7 @@ import Fastify from 'fastify'
 import jwt from '@fastify/jwt'
 import t from 'tap'
 import {
-  notify, notifyBus, notifyPublishApi, notifySocketAuth, notifyStreams, notifyTickets
+  notify, notifyBus, notifyHistory, notifyPublishApi, notifySocketAuth, notifyStreams, notifyTickets
 } from '../plugins/index.js'
 import { STREAMS } from '../example-app/app.js'
 import { API_KEY, SECRET, handshakeStatus, registrationError, token, urls } from './helpers.js'
@@ -67,6 +67,8 @@ t.test('each plugin can be registered on its own, with the app\'s own @fastify/j
   t.teardown(() => app.close())
   await app.register(jwt, { secret: SECRET, verify: { algorithms: ['HS256'] } })
   await app.register(notifyBus)
+  // The example's streams keep history.
+  await app.register(notifyHistory)
   await app.register(notify, { streams: STREAMS, topicPrefix: 'solo' })
   await app.register(notifyTickets, { ttl: 10 })
   await app.register(notifySocketAuth)
