@@ -7,6 +7,7 @@ import { once } from 'node:events'
 import { createServer, Socket } from 'node:net'
 import { basename } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -162,4 +163,16 @@ export async function until (what: string, check: () => Promise<boolean> | boole
     if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
+}
+
+/** Keys under `prefix`, by SCAN: the shared Redis may hold many others. */
+export async function scanKeys (redis: Redis, prefix: string): Promise<string[]> {
+  const keys: string[] = []
+  let cursor = '0'
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    keys.push(...batch)
+    cursor = next
+  } while (cursor !== '0')
+  return keys.sort()
 }
