@@ -4,6 +4,7 @@ import fastifyRedis, { type FastifyRedisPluginOptions } from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { notifyBus, type NotifyBusOptions } from './bus/index.js'
+import { notifyHistory, type NotifyHistoryOptions } from './history/index.js'
 import { notify, type NotifyOptions } from './notify.js'
 import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisTicketClient } from './tickets/index.js'
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
@@ -13,7 +14,9 @@ import { endConnection, redisConnection, type RedisClientLike, type RedisConnect
 
 export * from './errors.js'
 export * from './bus/index.js'
+export * from './history/index.js'
 export * from './notify.js'
+export { compareMessageIds, isMessageId } from './message-id.js'
 export * from './tickets/index.js'
 export * from './socket-auth.js'
 export * from './streams/index.js'
@@ -47,6 +50,8 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   /** Registers `@fastify/jwt` with pinned algorithms; leave out when the app registered it already. */
   jwt?: NotifyJwtOptions
   bus?: NotifyBusOptions
+  /** History for streams that declare `history`, and the replay cap. @default {} (memory) */
+  history?: NotifyHistoryOptions
   /** Ticket issuance; false to leave it out. @default {} */
   tickets?: NotifyTicketsOptions | false
   socketAuth?: NotifySocketAuthOptions
@@ -90,10 +95,11 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, tickets, socketAuth, routes, publishApi, redis, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, ...core } = opts
   if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
   const busOnRedis = redis !== undefined && bus.emitter === undefined && bus.redis === undefined
   await app.register(notifyBus, busOnRedis ? { ...bus, redis } : bus)
+  await app.register(notifyHistory, history ?? {})
   await app.register(notify, core)
   const client = redis === undefined ? null : await redisClient(app, redis, bus.closeTimeout ?? 2000)
   if (tickets !== false) {

@@ -71,15 +71,24 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const maxPayload = positiveInteger('maxPayload', opts.maxPayload, 65536)
 
   if (!app.hasDecorator('websocketServer')) {
-    // Our own preClose drains each route's sockets with 1001; the default one would send 1005.
-    await app.register(websocket, { options: { maxPayload }, preClose: (done) => done() })
+    // Each route drains its own sockets with 1001 (the default preClose would send 1005). Closing
+    // the server first (it finishes once its sockets are gone) refuses handshakes still in their
+    // auth hooks, so none opens after the drain.
+    await app.register(websocket, {
+      options: { maxPayload },
+      preClose: (done) => {
+        app.websocketServer.close()
+        done()
+      }
+    })
   }
   if (!app.hasDecorator('notifyStreams')) app.decorate('notifyStreams', new Map())
   if (app.notifyStreams.has(path)) throw new InvalidOptionError(`a streams route is already registered at ${path}`)
 
   const connections = new Set<Connection>()
   const fanout = new Fanout(app.notifyBus)
-  const ctx: RouteContext = { app, fanout, anonymous, maxSubscriptions, log: app.log }
+  const history = app.hasDecorator('notifyHistory') ? app.notifyHistory : null
+  const ctx: RouteContext = { app, fanout, anonymous, maxSubscriptions, history, log: app.log }
   app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size })
 
   app.get(path, {
