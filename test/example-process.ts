@@ -1,6 +1,6 @@
 // Runs the example app as a separate OS process, from its TypeScript source through tap's loader.
 
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
@@ -15,6 +15,10 @@ export interface ExampleProcess {
   stop (): Promise<number | null>
 }
 
+const running = new Set<ChildProcess>()
+// A test process that dies without its teardown must not leave apps behind.
+process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
+
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const START_TIMEOUT = 30_000
 
@@ -25,7 +29,9 @@ export async function exampleProcess (t: Test, env: Record<string, string>): Pro
     env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
+  running.add(child)
   const exited = once(child, 'exit') as Promise<[number | null]>
+  exited.then(() => running.delete(child))
   const stop = async (): Promise<number | null> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
     return (await exited)[0]
