@@ -4,7 +4,7 @@ import fastifyRedis, { type FastifyRedisPluginOptions } from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { notifyBus, type NotifyBusOptions } from './bus/index.js'
-import { notifyHistory, type NotifyHistoryOptions } from './history/index.js'
+import { notifyHistory, RedisHistoryStore, type NotifyHistoryOptions, type RedisHistoryClient } from './history/index.js'
 import { notify, type NotifyOptions } from './notify.js'
 import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisTicketClient } from './tickets/index.js'
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
@@ -28,14 +28,15 @@ export type NotifyJwtOptions =
   | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
-export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient }
+export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient }
 
 export interface NotifyEdgeOptions extends NotifyOptions {
   /**
    * Runs the edge on Redis, so that it spans many instances: the bus becomes mqemitter-redis on
-   * two connections of its own (one SUBSCRIBE per topic this instance's sockets want), and tickets
+   * two connections of its own (one SUBSCRIBE per topic this instance's sockets want), tickets
    * move to a `RedisTicketStore` (`SET … EX ttl NX`, `GETDEL`: redeemable once on any instance)
-   * under `<topicPrefix>:ticket:`.
+   * under `<topicPrefix>:ticket:`, and history to a `RedisHistoryStore` (Redis Streams under
+   * `<topicPrefix>:history:`, appended and published by one script when the bus is built here).
    *
    * A URL (`rediss://` for TLS) or ioredis options with an optional `url`: the edge also registers
    * `@fastify/redis` (`app.redis`, an ioredis 5 client without offline queue, so calls fail fast
@@ -43,14 +44,14 @@ export interface NotifyEdgeOptions extends NotifyOptions {
    * down. Or `{ client }`, e.g. the `app.redis` of your own @fastify/redis: the bus duplicates it,
    * tickets use it, and the edge never closes it.
    *
-   * A `bus.emitter`, `bus.redis` or `tickets.store` given explicitly wins.
+   * A `bus.emitter`, `bus.redis`, `tickets.store` or `history.store` given explicitly wins.
    * @default unset: in-process bus and memory tickets (one instance)
    */
   redis?: NotifyEdgeRedisOptions
   /** Registers `@fastify/jwt` with pinned algorithms; leave out when the app registered it already. */
   jwt?: NotifyJwtOptions
   bus?: NotifyBusOptions
-  /** History for streams that declare `history`, and the replay cap. @default {} (memory) */
+  /** History for streams that declare `history`, and the replay cap. @default {} (memory, or Redis with `redis`) */
   history?: NotifyHistoryOptions
   /** Ticket issuance; false to leave it out. @default {} */
   tickets?: NotifyTicketsOptions | false
@@ -80,7 +81,7 @@ function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
 }
 
 /** The given client, or a new one registered as `app.redis` and closed on app close. */
-async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions, closeTimeout: number): Promise<RedisTicketClient> {
+async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions, closeTimeout: number): Promise<RedisTicketClient & RedisHistoryClient> {
   if (typeof redis === 'object' && redis !== null && 'client' in redis) return redis.client
   if (app.hasDecorator('redis')) {
     throw new InvalidOptionError('app.redis is registered already: pass redis: { client: app.redis }')
@@ -99,13 +100,18 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
   const busOnRedis = redis !== undefined && bus.emitter === undefined && bus.redis === undefined
   await app.register(notifyBus, busOnRedis ? { ...bus, redis } : bus)
-  await app.register(notifyHistory, history ?? {})
-  await app.register(notify, core)
   const client = redis === undefined ? null : await redisClient(app, redis, bus.closeTimeout ?? 2000)
+  const prefix = core.topicPrefix ?? 'notify'
+  const historyStore = history?.store ?? (client === null
+    ? undefined
+    // Append and PUBLISH in one script only onto the mqemitter-redis bus built here, whose channels are the topics.
+    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis, timeout: bus.publishTimeout }))
+  await app.register(notifyHistory, { ...history, store: historyStore })
+  await app.register(notify, core)
   if (tickets !== false) {
     const store = tickets?.store ?? (client === null
       ? undefined
-      : new RedisTicketStore({ client, keyPrefix: `${core.topicPrefix ?? 'notify'}:ticket:` }))
+      : new RedisTicketStore({ client, keyPrefix: `${prefix}:ticket:` }))
     await app.register(notifyTickets, { ...tickets, store })
   }
   await app.register(notifySocketAuth, socketAuth ?? {})
