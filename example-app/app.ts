@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
@@ -15,10 +16,17 @@ export const STREAMS: StreamDefinition[] = [
   { name: 'system', kind: 'public', history: { size: 1000, ttl: 3600 } }
 ]
 
+/** The first of `candidates` (relative to this file) holding `file`: paths differ between the sources and dist/. */
+function locate (file: string, candidates: string[]): string | undefined {
+  return candidates
+    .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
+    .find((dir) => existsSync(join(dir, file)))
+}
+
 // The page sits beside this file in the sources and two levels up from the build output.
-const PUBLIC_DIR = ['./public/', '../../example-app/public/']
-  .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
-  .find((dir) => existsSync(dir))
+const PUBLIC_DIR = locate('index.html', ['./public/', '../../example-app/public/'])
+// The SDK is served as ES modules from the build output, whether this file runs from the sources or dist/.
+const CLIENT_DIR = locate('index.js', ['../dist/client/', '../client/'])
 
 /** The demo: auth service, order service and notification edge in one Fastify app. */
 export async function buildApp (config: AppConfig, logger: boolean | object = { level: config.logLevel }): Promise<FastifyInstance> {
@@ -67,5 +75,10 @@ export async function buildApp (config: AppConfig, logger: boolean | object = { 
   })
 
   if (PUBLIC_DIR !== undefined) await app.register(fastifyStatic, { root: PUBLIC_DIR })
+  if (CLIENT_DIR !== undefined) {
+    await app.register(fastifyStatic, { root: CLIENT_DIR, prefix: '/client/', decorateReply: false })
+  } else {
+    app.log.warn('dist/client is missing: run `npm run build` for the demo page to load the SDK')
+  }
   return app
 }
