@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import mqemitter from 'mqemitter'
 import { compareMessageIds, type StreamDefinition } from '../plugins/index.js'
 import { build, connect, connectUser, publish, type Client, type Edge, type Frame } from './helpers.js'
 import { redisServer, until } from './redis-server.js'
@@ -121,4 +122,18 @@ t.test('a publish to a stream with history answers 503 while Redis is down, and 
   await server.start()
   await until('a publish to succeed again', async () => (await publish(edge.http, { stream: 'feed', data: { n: 3 } })).status === 202, 10_000)
   t.pass('publishing again once Redis is back')
+})
+
+t.test('with redis and an emitter of its own, the store leaves publishing to the bus', async (t) => {
+  const server = await redisServer(t)
+  const edge = await build(t, { streams: STREAMS, redis: server.url, bus: { emitter: mqemitter(), closeEmitter: true } })
+  t.equal(edge.app.notifyHistory.store.appendPublishes, false)
+  const { client } = await connect(t, `${edge.ws}/public`)
+  await client.subscribe('feed')
+  const { id } = await edge.app.notify.publish({ stream: 'feed', data: { n: 1 } }) as { id: string }
+  t.same((await take(client, 1)).map((m) => m.id), [id], 'appended to Redis, delivered through the given emitter')
+  const [later] = await edge.app.notify.publish({ stream: 'feed', data: { n: 2 } }).then((r) => [(r as { id: string }).id])
+  const resumed = (await connect(t, `${edge.ws}/public`)).client
+  t.same((await resumed.subscribe({ stream: 'feed', since: id })).gaps, [])
+  t.same((await take(resumed, 1)).map((m) => m.id), [later], 'and resumable')
 })
