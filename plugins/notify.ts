@@ -92,6 +92,18 @@ function declareStreams (definitions: unknown, prefix: string, ajv: Ajv, validat
   return streams
 }
 
+/** `data` as JSON; in-process callers can pass what JSON cannot hold (a function, a BigInt, a cycle). */
+function json (stream: string, data: unknown): string {
+  let text: string | undefined
+  try {
+    text = JSON.stringify(data)
+  } catch (err) {
+    throw new InvalidDataError(stream, (err as Error).message)
+  }
+  if (text === undefined) throw new InvalidDataError(stream, 'not representable as JSON')
+  return text
+}
+
 async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promise<void> {
   const prefix = opts.topicPrefix ?? 'notify'
   if (typeof prefix !== 'string' || !TOPIC_PREFIX.test(prefix)) {
@@ -141,7 +153,7 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     }
     // The data is serialized once; each recipient's frame only adds its id.
     const head = `{"event":"message","stream":"${stream.name}","id":"`
-    const tail = `,"data":${JSON.stringify(body.data)}}`
+    const tail = `,"data":${json(stream.name, body.data)}}`
     const published = await Promise.all(users.map(async (user) => {
       const { id, ts } = ids.next()
       await bus.publish({ topic: stream.topic(user), id, frame: `${head}${id}","ts":${ts}${tail}` })
