@@ -19,3 +19,30 @@ export class MessageIdGenerator {
     return { id: `${this.#lastMs}-${this.#seq}`, ts: now }
   }
 }
+
+// Both parts are unsigned 64-bit integers in Redis, written without leading zeros.
+const MESSAGE_ID = /^(0|[1-9]\d{0,19})-(0|[1-9]\d{0,19})$/
+const MAX_PART = '18446744073709551615'
+
+/** Whether a client-supplied value is a message id (Redis would accept it as a stream id). */
+export function isMessageId (value: unknown): value is string {
+  if (typeof value !== 'string') return false
+  const parts = MESSAGE_ID.exec(value)
+  return parts !== null && compareDigits(parts[1], MAX_PART) <= 0 && compareDigits(parts[2], MAX_PART) <= 0
+}
+
+function compareDigits (a: string, b: string): number {
+  // Same-length digit strings without leading zeros compare as numbers do.
+  if (a.length !== b.length) return a.length - b.length
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/**
+ * Orders two well-formed message ids (see `isMessageId`): negative when `a` came first, 0 when
+ * equal, positive when `a` came later. Exact for the full 64-bit range, unlike `Number`.
+ */
+export function compareMessageIds (a: string, b: string): number {
+  const dashA = a.indexOf('-')
+  const dashB = b.indexOf('-')
+  return compareDigits(a.slice(0, dashA), b.slice(0, dashB)) || compareDigits(a.slice(dashA + 1), b.slice(dashB + 1))
+}

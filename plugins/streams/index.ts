@@ -87,7 +87,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
 
   const connections = new Set<Connection>()
   const fanout = new Fanout(app.notifyBus)
-  const ctx: RouteContext = { app, fanout, anonymous, maxSubscriptions, log: app.log }
+  const history = app.hasDecorator('notifyHistory') ? app.notifyHistory : null
+  const ctx: RouteContext = { app, fanout, anonymous, maxSubscriptions, history, log: app.log }
   app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size })
 
   app.get(path, {
