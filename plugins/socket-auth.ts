@@ -45,7 +45,7 @@ async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocket
   const origins = allowedOrigins === undefined ? null : new Set(allowedOrigins)
 
   async function authenticate (request: FastifyRequest): Promise<Principal> {
-    const query = (request.query ?? {}) as CredentialQuery
+    const query = request.query as CredentialQuery
     const ticket = queryString(query.ticket)
     if (ticket !== null) {
       const record = await app.notifyTickets?.redeem(ticket)

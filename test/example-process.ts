@@ -1,0 +1,59 @@
+// Runs the example app as a separate OS process, from its TypeScript source through tap's loader.
+
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+
+type Test = { teardown: (fn: () => unknown) => void }
+
+export interface ExampleProcess {
+  http: string
+  ws: string
+  pid: number
+  /** SIGTERM, then waits for the exit; resolves with the exit code. */
+  stop (): Promise<number | null>
+}
+
+const running = new Set<ChildProcess>()
+// A test process that dies without its teardown must not leave apps behind.
+process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const START_TIMEOUT = 30_000
+
+/** Starts `example-app/server.ts` with `env` (PORT defaults to 0) and waits until it listens. */
+export async function exampleProcess (t: Test, env: Record<string, string>): Promise<ExampleProcess> {
+  const child = spawn(process.execPath, ['--import', '@tapjs/typescript/import', 'example-app/server.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  running.add(child)
+  const exited = once(child, 'exit') as Promise<[number | null]>
+  exited.then(() => running.delete(child))
+  const stop = async (): Promise<number | null> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+    return (await exited)[0]
+  }
+  t.teardown(stop)
+
+  let output = ''
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  // Fastify logs the address it bound, so PORT=0 works: no port has to be guessed free.
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`example app not listening within ${START_TIMEOUT} ms:\n${output}`)), START_TIMEOUT)
+    exited.then(([code]) => {
+      clearTimeout(timer)
+      reject(new Error(`example app exited (${code}) before listening:\n${output}`))
+    })
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      output += `${line}\n`
+      const match = /Server listening at (http:\/\/[\d.:]+)/.exec(line)
+      if (match === null) return
+      clearTimeout(timer)
+      resolve(match[1])
+    })
+  })
+  return { http: address, ws: address.replace(/^http/, 'ws'), pid: child.pid!, stop }
+}
