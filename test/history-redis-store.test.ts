@@ -53,6 +53,8 @@ t.test('keeps the keys of a topic bounded and expiring', async (t) => {
   t.ok(await client.xlen('h:{topic}') < 200, 'MAXLEN ~ trims')
   t.ok(await client.pttl('h:{topic}') > 59_000, 'the stream expires ttl after its last write')
   t.ok(await client.ttl('h:{topic}:last') > 590, 'the latest id lives metaTtl')
+  await store.close()
+  t.equal(await client.ping(), 'PONG', 'closing the store leaves the client it was given open')
 })
 
 t.test('answers 503 within its timeout when Redis is away', async (t) => {
