@@ -37,11 +37,11 @@ t.test('the ws internals the direct write relies on are there', async (t) => {
   t.equal(new OutboundFrame('{"a":1}').wire.toString('latin1'), '\x81\x07{"a":1}')
 })
 
-t.test('a burst written in one tick reaches the client whole and in order, and counts in bufferedAmount', async (t) => {
+t.test('a burst written in one job reaches the client whole and in order, and counts in bufferedAmount', async (t) => {
   const { server, received } = await socketPair(t)
   const writer = new FrameWriter(server)
   for (let i = 0; i < 100; i++) writer.write(new OutboundFrame(JSON.stringify({ i, pad: 'x'.repeat(i * 10) })))
-  t.ok(server.bufferedAmount > 0, 'corked until the next turn of the event loop')
+  t.ok(server.bufferedAmount > 0, 'corked until the current job ends')
   await until(() => received.length === 100)
   t.same(received.map((text) => JSON.parse(text).i), Array.from({ length: 100 }, (_, i) => i))
   t.equal(server.bufferedAmount, 0)

@@ -5,7 +5,8 @@ import type { WebSocket } from 'ws'
 // Fan-out writes one frame to many sockets. Going through ws.send() costs a header allocation,
 // an options object and a write syscall per socket and message; on a burst that is most of the
 // server's time. Instead each message is framed once, and written straight to each socket's TCP
-// stream, corked until the next turn of the event loop so a burst leaves in one write per socket.
+// stream, corked until the current job ends (a microtask) so a burst leaves in one write per socket.
+// Not later: code that runs after the job (a terminate(), say) must find the frames already sent.
 // This leans on ws internals (checked in test/wire.test.ts): `_socket`, `_sender._bufferedBytes`
 // and `_extensions`.
 
@@ -39,10 +40,10 @@ export class OutboundFrame {
 }
 
 const corked: Socket[] = []
-let uncorkScheduled = false
+let uncorkQueued = false
 
 function uncorkAll (): void {
-  uncorkScheduled = false
+  uncorkQueued = false
   for (let i = 0; i < corked.length; i++) corked[i].uncork()
   corked.length = 0
 }
@@ -74,9 +75,9 @@ export class FrameWriter {
     if (tcp.writableCorked === 0) {
       tcp.cork()
       corked.push(tcp)
-      if (!uncorkScheduled) {
-        uncorkScheduled = true
-        setImmediate(uncorkAll)
+      if (!uncorkQueued) {
+        uncorkQueued = true
+        queueMicrotask(uncorkAll)
       }
     }
     tcp.write(frame.wire)
