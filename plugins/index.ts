@@ -8,6 +8,7 @@ import { notifyTickets, type NotifyTicketsOptions } from './tickets/index.js'
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
+import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 
 export * from './errors.js'
 export * from './bus/index.js'
@@ -16,6 +17,7 @@ export * from './tickets/index.js'
 export * from './socket-auth.js'
 export * from './streams/index.js'
 export * from './publish-api.js'
+export * from './metrics.js'
 
 /** How JWTs are verified: an HS256 secret, or an RS256/ES256 public key. */
 export type NotifyJwtOptions =
@@ -33,6 +35,8 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   routes?: NotifyStreamsOptions[]
   /** `POST /notifications`; left out when not given. */
   publishApi?: NotifyPublishApiOptions
+  /** Prometheus metrics and `GET /metrics`; left out when not given. */
+  metrics?: NotifyMetricsOptions
 }
 
 const MIN_SECRET_LENGTH = 32
@@ -55,7 +59,9 @@ function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus, tickets, socketAuth, routes, publishApi, ...core } = opts
+  const { jwt: jwtOptions, bus, tickets, socketAuth, routes, publishApi, metrics, ...core } = opts
+  // First, so that every plugin after it finds the recorder.
+  if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
   await app.register(notifyBus, bus ?? {})
   await app.register(notify, core)

@@ -6,6 +6,7 @@ import {
   UnknownStreamError, UserNotAllowedError, UserRequiredError
 } from './errors.js'
 import { MessageIdGenerator } from './message-id.js'
+import { metricsOf } from './metrics.js'
 import type { Principal } from './principal.js'
 import { STREAM_NAME, TOPIC_PREFIX, privateTopic, publicTopic, userIdProblem } from './topics.js'
 import { positiveInteger } from './util.js'
@@ -103,6 +104,7 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
   const streams = declareStreams(opts.streams, prefix, ajv, validators)
   const ids = new MessageIdGenerator()
   const bus = app.notifyBus
+  const metrics = metricsOf(app)
 
   function recipients (stream: DeclaredStream, input: Record<string, unknown>): Array<string | null> | string[] {
     const hasUser = input.user !== undefined
@@ -144,7 +146,13 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     const tail = `,"data":${JSON.stringify(body.data)}}`
     const published = await Promise.all(users.map(async (user) => {
       const { id, ts } = ids.next()
-      await bus.publish({ topic: stream.topic(user), id, frame: `${head}${id}","ts":${ts}${tail}` })
+      try {
+        await bus.publish({ topic: stream.topic(user), id, frame: `${head}${id}","ts":${ts}${tail}` })
+      } catch (err) {
+        metrics.publishFailed(stream.name)
+        throw err
+      }
+      metrics.published(stream.name)
       return id
     }))
     return body.users === undefined ? { id: published[0] } : { ids: published }

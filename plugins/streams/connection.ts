@@ -5,6 +5,8 @@ import type { BusMessage } from '../bus/index.js'
 import type { DeclaredStream } from '../notify.js'
 import { principalFromJwt, type Principal } from '../principal.js'
 import type { Fanout, Subscriber } from './fanout.js'
+import { Admission, InboundGuard, type AdmissionResult, type Closable, type RouteLimits } from './limits.js'
+import type { RouteStats } from './stats.js'
 import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
 
 /** What every connection of one streams route shares. */
@@ -14,7 +16,16 @@ export interface RouteContext {
   anonymous: boolean
   maxSubscriptions: number
   log: FastifyBaseLogger
+  limits: RouteLimits
+  stats: RouteStats
+  /** Called instead of writing when the socket is over `limits.maxBufferedBytes`. */
+  onSlowConsumer: (connection: Closable) => void
+  /** Sees one delivery in `LAG_SAMPLE_EVERY`, to measure publish-to-write lag. */
+  sampleLag: (message: BusMessage) => void
 }
+
+/** One delivery in this many is sampled for lag (a power of two: the test is a mask). */
+export const LAG_SAMPLE_EVERY = 64
 
 // setTimeout cannot wait longer than this; longer expiries re-arm.
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -24,6 +35,7 @@ export const CLOSE = {
   GOING_AWAY: 1001,
   POLICY: 1008,
   INTERNAL: 1011,
+  TRY_AGAIN_LATER: 1013,
   EXPIRED: 4001,
   FORBIDDEN: 4003
 } as const
@@ -38,11 +50,13 @@ export class Connection implements Subscriber {
   // Frames are handled one after another, so a subscribe is answered before a later unsubscribe.
   #queue: Promise<void> = Promise.resolve()
   #closed = false
+  readonly #guard: InboundGuard
   /** Settles once the socket has closed and every subscription it held is released. */
   readonly closed: Promise<void>
 
   constructor (readonly socket: WebSocket, principal: Principal, private readonly ctx: RouteContext) {
     this.#principal = principal
+    this.#guard = new InboundGuard(ctx.limits)
     this.closed = new Promise((resolve) => {
       socket.once('close', () => {
         this.#release().catch((err: unknown) => ctx.log.error({ err }, 'releasing a connection failed')).finally(resolve)
@@ -61,8 +75,11 @@ export class Connection implements Subscriber {
     this.socket.send(text)
   }
 
-  deliver (frameBuffer: Buffer, _message: BusMessage): void {
+  deliver (frameBuffer: Buffer, message: BusMessage): void {
+    const ctx = this.ctx
+    if (this.socket.bufferedAmount > ctx.limits.maxBufferedBytes) return ctx.onSlowConsumer(this)
     this.socket.send(frameBuffer, SEND_TEXT)
+    if ((++ctx.stats.delivered & (LAG_SAMPLE_EVERY - 1)) === 0) ctx.sampleLag(message)
   }
 
   close (code: number, reason: string): void {
@@ -92,18 +109,34 @@ export class Connection implements Subscriber {
   }
 
   #onMessage (data: RawData, isBinary: boolean): void {
+    const admission = this.#guard.admit()
+    if (admission !== Admission.OK) return this.#refuse(admission)
     let parsed: ClientFrame
     try {
       parsed = parseClientFrame(data, isBinary, this.ctx.maxSubscriptions)
     } catch (err) {
       const { code, message, id } = err as FrameError
+      this.ctx.stats.badFrames++
       this.send(errorFrame(code, message, { id }))
+      if (this.#guard.badFrame()) this.#policyClose('too many bad frames')
       return
     }
     this.#queue = this.#queue.then(() => this.#handle(parsed)).catch((err: unknown) => {
       this.ctx.log.error({ err, connection: this.id }, 'notify frame handling failed')
       this.close(CLOSE.INTERNAL, 'internal error')
     })
+  }
+
+  #refuse (admission: AdmissionResult): void {
+    if (admission === Admission.ABUSE) return this.#policyClose('frame rate abuse')
+    this.ctx.stats.rateLimited++
+    this.send(errorFrame('RATE_LIMITED', 'too many frames: slow down'))
+  }
+
+  #policyClose (reason: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) return
+    this.ctx.stats.policyCloses++
+    this.close(CLOSE.POLICY, reason)
   }
 
   async #handle (message: ClientFrame): Promise<void> {

@@ -1,13 +1,20 @@
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { WebSocket } from 'ws'
-import { InvalidOptionError } from '../errors.js'
+import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
+import { metricsOf } from '../metrics.js'
 import { positiveInteger } from '../util.js'
 import { CLOSE, Connection, type RouteContext } from './connection.js'
 import { Fanout } from './fanout.js'
+import { Heartbeat } from './heartbeat.js'
+import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
+import { routeStats, type RouteStats } from './stats.js'
 
-export interface NotifyStreamsOptions {
+export type { FrameRateOptions, LimitOptions, SlowConsumerPolicy } from './limits.js'
+export type { RouteStats } from './stats.js'
+
+export interface NotifyStreamsOptions extends LimitOptions {
   /** WebSocket route. @default '/ws' */
   path?: string
   /** Anonymous route: no credential, public streams only. @default false */
@@ -22,6 +29,11 @@ export interface NotifyStreamsOptions {
    * @default 65536
    */
   maxPayload?: number
+  /**
+   * Interval of protocol pings, in ms; a socket that has not answered the previous ping by the
+   * next one is terminated. `false` turns them off. @default 30000
+   */
+  heartbeatInterval?: number | false
 }
 
 /** A registration's live state, for health checks, metrics and tests. */
@@ -31,6 +43,10 @@ export interface NotifyStreamsRoute {
   readonly connections: ReadonlySet<Connection>
   /** Topics this route's sockets subscribe to. */
   topicCount (): number
+  /** Counters of what happened on this route. */
+  readonly stats: Readonly<RouteStats>
+  /** How long `app.close()` waits for this route's sockets, in ms. */
+  readonly drainTimeout: number
 }
 
 declare module 'fastify' {
@@ -48,7 +64,7 @@ function redactedRequest (request: FastifyRequest): Record<string, unknown> {
 }
 
 /** Closes sockets with 1001, waits for them up to `timeout` ms, then terminates the rest. */
-async function drain (connections: Set<Connection>, timeout: number): Promise<void> {
+async function drain (connections: ReadonlySet<Connection>, timeout: number): Promise<void> {
   if (connections.size === 0) return
   const closed = [...connections].map((connection) => {
     connection.close(CLOSE.GOING_AWAY, 'server shutting down')
@@ -69,30 +85,74 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const maxSubscriptions = positiveInteger('maxSubscriptions', opts.maxSubscriptions, 100)
   const drainTimeout = positiveInteger('drainTimeout', opts.drainTimeout, 5000)
   const maxPayload = positiveInteger('maxPayload', opts.maxPayload, 65536)
+  const heartbeatInterval = opts.heartbeatInterval === false ? false : positiveInteger('heartbeatInterval', opts.heartbeatInterval, 30_000)
+  const limits = resolveLimits(opts)
 
   if (!app.hasDecorator('websocketServer')) {
     // Our own preClose drains each route's sockets with 1001; the default one would send 1005.
     await app.register(websocket, { options: { maxPayload }, preClose: (done) => done() })
   }
-  if (!app.hasDecorator('notifyStreams')) app.decorate('notifyStreams', new Map())
+  if (!app.hasDecorator('notifyStreams')) {
+    app.decorate('notifyStreams', new Map())
+    // One hook for every route, so that they drain at once rather than one after another.
+    app.addHook('preClose', () => Promise.all([...app.notifyStreams.values()].map((route) =>
+      drain(route.connections, route.drainTimeout))).then(() => {}))
+  }
   if (app.notifyStreams.has(path)) throw new InvalidOptionError(`a streams route is already registered at ${path}`)
 
   const connections = new Set<Connection>()
   const fanout = new Fanout(app.notifyBus)
-  const ctx: RouteContext = { app, fanout, anonymous, maxSubscriptions, log: app.log }
-  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size })
+  const stats = routeStats()
+  const metrics = metricsOf(app)
+  const ctx: RouteContext = {
+    app,
+    fanout,
+    anonymous,
+    maxSubscriptions,
+    log: app.log,
+    limits,
+    stats,
+    onSlowConsumer: slowConsumerPolicy(limits.slowConsumer, stats),
+    sampleLag: (message) => metrics.lag(message.id)
+  }
+  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout })
 
-  app.get(path, {
-    websocket: true,
-    onRequest: app.notifySocketAuth({ anonymous }),
-    logSerializers: { req: redactedRequest }
-  }, (socket: WebSocket, request: FastifyRequest) => {
+  const users = new UserConnections(limits.maxConnectionsPerUser)
+  const heartbeat = heartbeatInterval === false
+    ? null
+    : new Heartbeat(heartbeatInterval, function * sockets () { for (const c of connections) yield c.socket }, (socket) => {
+      stats.heartbeatTimeouts++
+      socket.terminate()
+    })
+  app.addHook('preClose', () => heartbeat?.stop())
+
+  const started = new WeakMap<FastifyRequest, number>()
+  const onRequest: onRequestHookHandler[] = [
+    (request, _reply, done) => { started.set(request, performance.now()); done() },
+    app.notifySocketAuth({ anonymous }) as onRequestHookHandler
+  ]
+  if (limits.maxConnectionsPerUser !== Infinity) {
+    onRequest.push((request, _reply, done) => {
+      done(users.full(request.notifyPrincipal!.user) ? new TooManyConnectionsError(limits.maxConnectionsPerUser) : undefined)
+    })
+  }
+
+  app.get(path, { websocket: true, onRequest, logSerializers: { req: redactedRequest } }, (socket: WebSocket, request: FastifyRequest) => {
+    const { user } = request.notifyPrincipal!
     const connection = new Connection(socket, request.notifyPrincipal!, ctx)
     connections.add(connection)
-    connection.closed.then(() => connections.delete(connection))
+    users.add(user)
+    heartbeat?.watch(socket)
+    metrics.handshake(path, (performance.now() - started.get(request)!) / 1000)
+    connection.closed.then(() => {
+      connections.delete(connection)
+      users.delete(user)
+    })
+    // Two handshakes of one user can pass the check at once; the later one goes.
+    if (users.count(user) > limits.maxConnectionsPerUser) {
+      connection.close(CLOSE.TRY_AGAIN_LATER, 'too many connections')
+    }
   })
-
-  app.addHook('preClose', () => drain(connections, drainTimeout))
 }
 
 export const notifyStreams = fp(fastifyNotifyStreams, {
