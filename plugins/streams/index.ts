@@ -6,6 +6,7 @@ import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
 import { metricsOf } from '../metrics.js'
 import { positiveInteger } from '../util.js'
 import { CLOSE, Connection, type RouteContext } from './connection.js'
+import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
@@ -63,21 +64,6 @@ function redactedRequest (request: FastifyRequest): Record<string, unknown> {
   return { method: request.method, url: query < 0 ? url : `${url.slice(0, query)}?[redacted]`, remoteAddress: request.ip }
 }
 
-/** Closes sockets with 1001, waits for them up to `timeout` ms, then terminates the rest. */
-async function drain (connections: ReadonlySet<Connection>, timeout: number): Promise<void> {
-  if (connections.size === 0) return
-  const closed = [...connections].map((connection) => {
-    connection.close(CLOSE.GOING_AWAY, 'server shutting down')
-    return connection.closed
-  })
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeout) })
-  await Promise.race([Promise.all(closed), late])
-  clearTimeout(timer)
-  for (const connection of connections) connection.socket.terminate()
-  await Promise.all(closed)
-}
-
 async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOptions): Promise<void> {
   const path = opts.path ?? '/ws'
   if (typeof path !== 'string' || !path.startsWith('/')) throw new InvalidOptionError('path must start with /')
@@ -94,9 +80,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   }
   if (!app.hasDecorator('notifyStreams')) {
     app.decorate('notifyStreams', new Map())
-    // One hook for every route, so that they drain at once rather than one after another.
-    app.addHook('preClose', () => Promise.all([...app.notifyStreams.values()].map((route) =>
-      drain(route.connections, route.drainTimeout))).then(() => {}))
+    installDrain(app)
   }
   if (app.notifyStreams.has(path)) throw new InvalidOptionError(`a streams route is already registered at ${path}`)
 

@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { build, connect, connectUser, handshakeStatus, type Client } from './helpers.js'
+
+function pause (client: Client): void {
+  (client.socket as unknown as { _socket: { pause (): void } })._socket.pause()
+}
+
+t.test('app.close() sends 1001 on every route, answers new handshakes 503 and ends within drainTimeout + 1 s', async (t) => {
+  const drainTimeout = 1000
+  const edge = await build(t, { routes: [{ path: '/ws', drainTimeout }, { path: '/public', anonymous: true, drainTimeout }] })
+  const alice = await connectUser(t, edge, 'alice')
+  const { client: visitor } = await connect(t, `${edge.ws}/public`)
+  const { client: deaf } = await connect(t, `${edge.ws}/public`)
+  pause(deaf) // never reads the close frame, so never answers it
+
+  const started = Date.now()
+  const closing = edge.app.close()
+  t.equal(await alice.closed, 1001)
+  t.equal(await visitor.closed, 1001)
+  t.equal(await handshakeStatus(`${edge.ws}/public`), 503, 'a new handshake during the drain answers 503')
+  t.equal(deaf.closeCode, null, 'the deaf client holds the drain open')
+  await closing
+  const elapsed = Date.now() - started
+  t.ok(elapsed >= drainTimeout - 50 && elapsed < drainTimeout + 1000, `closed in ${elapsed} ms`)
+  t.equal(edge.app.notifyStreams.get('/public')!.connections.size, 0, 'every connection released')
+  deaf.socket.terminate()
+})
+
+const SERVER = fileURLToPath(new URL('../example-app/server.ts', import.meta.url))
+
+/** Runs the example app in a child process; resolves once it listens. */
+async function exampleApp (t: { teardown: (fn: () => unknown) => void }): Promise<{ child: ReturnType<typeof spawn>, http: string, ws: string }> {
+  const child = spawn(process.execPath, [...process.execArgv, SERVER], {
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ORDER_STEP_MS: '10' },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  const address = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const match = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+      if (match !== null) resolve(match[1])
+    })
+    child.once('exit', (code) => reject(new Error(`example app exited with ${code}: ${out}`)))
+  })
+  return { child, http: address, ws: address.replace('http', 'ws') }
+}
+
+async function login (http: string, user: string): Promise<string> {
+  const res = await fetch(`${http}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) })
+  return ((await res.json()) as { token: string }).token
+}
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  t.test(`the example app drains on ${signal} and exits within the drain timeout + 1 s`, async (t) => {
+    const app = await exampleApp(t)
+    const jwt = await login(app.http, 'alice')
+    const { client } = await connect(t, `${app.ws}/ws?token=${jwt}`)
+    const { client: deaf } = await connect(t, `${app.ws}/public`)
+    if (signal === 'SIGTERM') pause(deaf)
+
+    const started = Date.now()
+    app.child.kill(signal)
+    t.equal(await client.closed, 1001)
+    const [code] = await once(app.child, 'exit')
+    const elapsed = Date.now() - started
+    t.equal(code, 0, 'exits cleanly')
+    t.ok(elapsed < 5000 + 1000, `exited ${elapsed} ms after ${signal}`)
+    deaf.socket.terminate()
+  })
+}
