@@ -29,7 +29,7 @@ export function urls (app: FastifyInstance): { http: string, ws: string } {
   return { http: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}` }
 }
 
-/** A JWT for `sub`, valid for `expiresIn` (fast-jwt syntax: ms number or '1h'). */
+/** A JWT for `sub`, valid for `expiresIn` (@fastify/jwt syntax: a number of seconds, or '2s', '1h'). */
 export function token (app: FastifyInstance, sub: string, expiresIn: number | string = '1h'): string {
   return app.jwt.sign({ sub }, { expiresIn })
 }
