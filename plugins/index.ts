@@ -3,6 +3,7 @@ import jwt from '@fastify/jwt'
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { notifyBus, type NotifyBusOptions } from './bus/index.js'
+import { notifyHistory, type NotifyHistoryOptions } from './history/index.js'
 import { notify, type NotifyOptions } from './notify.js'
 import { notifyTickets, type NotifyTicketsOptions } from './tickets/index.js'
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
@@ -12,7 +13,9 @@ import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 
 export * from './errors.js'
 export * from './bus/index.js'
+export * from './history/index.js'
 export * from './notify.js'
+export { compareMessageIds, isMessageId } from './message-id.js'
 export * from './tickets/index.js'
 export * from './socket-auth.js'
 export * from './streams/index.js'
@@ -28,6 +31,8 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   /** Registers `@fastify/jwt` with pinned algorithms; leave out when the app registered it already. */
   jwt?: NotifyJwtOptions
   bus?: NotifyBusOptions
+  /** History for streams that declare `history`, and the replay cap. @default {} (memory) */
+  history?: NotifyHistoryOptions
   /** Ticket issuance; false to leave it out. @default {} */
   tickets?: NotifyTicketsOptions | false
   socketAuth?: NotifySocketAuthOptions
@@ -59,11 +64,12 @@ function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus, tickets, socketAuth, routes, publishApi, metrics, ...core } = opts
+  const { jwt: jwtOptions, bus, history, tickets, socketAuth, routes, publishApi, metrics, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
   await app.register(notifyBus, bus ?? {})
+  await app.register(notifyHistory, history ?? {})
   await app.register(notify, core)
   if (tickets !== false) await app.register(notifyTickets, tickets ?? {})
   await app.register(notifySocketAuth, socketAuth ?? {})

@@ -19,3 +19,27 @@ export class MessageIdGenerator {
     return { id: `${this.#lastMs}-${this.#seq}`, ts: now }
   }
 }
+
+// Both parts are unsigned 64-bit integers in Redis, written without leading zeros.
+const MESSAGE_ID = /^(?:0|[1-9]\d{0,19})-(?:0|[1-9]\d{0,19})$/
+
+/** Whether a client-supplied value has the shape of a message id. */
+export function isMessageId (value: unknown): value is string {
+  return typeof value === 'string' && MESSAGE_ID.test(value)
+}
+
+function compareDigits (a: string, b: string): number {
+  // Same-length digit strings without leading zeros compare as numbers do.
+  if (a.length !== b.length) return a.length - b.length
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/**
+ * Orders two well-formed message ids (see `isMessageId`): negative when `a` came first, 0 when
+ * equal, positive when `a` came later. Exact for the full 64-bit range, unlike `Number`.
+ */
+export function compareMessageIds (a: string, b: string): number {
+  const dashA = a.indexOf('-')
+  const dashB = b.indexOf('-')
+  return compareDigits(a.slice(0, dashA), b.slice(0, dashB)) || compareDigits(a.slice(dashA + 1), b.slice(dashB + 1))
+}

@@ -5,9 +5,11 @@ import {
   BadPublishError, DataRequiredError, InvalidDataError, InvalidOptionError, InvalidUserError,
   UnknownStreamError, UserNotAllowedError, UserRequiredError
 } from './errors.js'
+import type { HistoryBounds } from './history/store.js'
 import { MessageIdGenerator } from './message-id.js'
 import { metricsOf } from './metrics.js'
 import type { Principal } from './principal.js'
+import { messageFrame, messageTemplate, type MessageTemplate } from './streams/protocol.js'
 import { STREAM_NAME, TOPIC_PREFIX, privateTopic, publicTopic, userIdProblem } from './topics.js'
 import { positiveInteger } from './util.js'
 
@@ -23,6 +25,11 @@ export interface StreamDefinition {
   authorize?: (principal: Principal, stream: string) => boolean | Promise<boolean>
   /** JSON schema that a published message's `data` must satisfy. */
   schema?: Record<string, unknown>
+  /**
+   * Keep this stream's messages (per topic: per user for a private stream) so that clients can
+   * resume with `since`. Needs the history plugin. @default no history
+   */
+  history?: HistoryBounds
 }
 
 export interface NotifyOptions {
@@ -63,6 +70,17 @@ declare module 'fastify' {
 
 const PUBLISH_KEYS = new Set(['stream', 'user', 'users', 'data'])
 
+function historyBounds (stream: string, bounds: unknown): HistoryBounds | undefined {
+  if (bounds === undefined) return undefined
+  if (bounds === null || typeof bounds !== 'object') throw new InvalidOptionError(`stream ${stream}: history must be { size, ttl }`)
+  const { size, ttl } = bounds as Record<string, unknown>
+  if (size === undefined || ttl === undefined) throw new InvalidOptionError(`stream ${stream}: history needs size and ttl`)
+  return Object.freeze({
+    size: positiveInteger(`stream ${stream}: history.size`, size, 0),
+    ttl: positiveInteger(`stream ${stream}: history.ttl`, ttl, 0)
+  })
+}
+
 function declareStreams (definitions: unknown, prefix: string, ajv: Ajv, validators: Map<string, ValidateFunction>): Map<string, DeclaredStream> {
   if (!Array.isArray(definitions) || definitions.length === 0) {
     throw new InvalidOptionError('streams must be a non-empty array')
@@ -84,11 +102,12 @@ function declareStreams (definitions: unknown, prefix: string, ajv: Ajv, validat
     } catch (err) {
       throw new InvalidOptionError(`stream ${def.name}: bad schema: ${(err as Error).message}`)
     }
+    const history = historyBounds(def.name, def.history)
     const name = def.name
     const topic = def.kind === 'public'
       ? () => publicTopic(prefix, name)
       : (user: string | null) => privateTopic(prefix, name, user as string)
-    streams.set(name, Object.freeze({ ...def, topic }))
+    streams.set(name, Object.freeze({ ...def, history, topic }))
   }
   return streams
 }
@@ -105,6 +124,10 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
   const ids = new MessageIdGenerator()
   const bus = app.notifyBus
   const metrics = metricsOf(app)
+  const withHistory = [...streams.values()].filter((stream) => stream.history !== undefined)
+  if (withHistory.length > 0 && !app.hasDecorator('notifyHistory')) {
+    throw new InvalidOptionError(`stream ${withHistory[0].name} keeps history: register the history plugin first`)
+  }
 
   function recipients (stream: DeclaredStream, input: Record<string, unknown>): Array<string | null> | string[] {
     const hasUser = input.user !== undefined
@@ -125,6 +148,30 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     return users as string[]
   }
 
+  async function send (stream: DeclaredStream, topic: string, template: MessageTemplate): Promise<string> {
+    if (stream.history === undefined) {
+      const { id, ts } = ids.next()
+      await bus.publish({ topic, id, frame: messageFrame(template, id, ts) })
+      return id
+    }
+    // Durable first: a message is on the bus only once history holds it, under the same id.
+    const { store } = app.notifyHistory
+    const message = await store.append(topic, template, stream.history)
+    if (!store.appendPublishes) await bus.publish(message)
+    return message.id
+  }
+
+  async function counted (stream: DeclaredStream, sent: Promise<string>): Promise<string> {
+    try {
+      const id = await sent
+      metrics.published(stream.name)
+      return id
+    } catch (err) {
+      metrics.publishFailed(stream.name)
+      throw err
+    }
+  }
+
   async function publish (input: PublishInput): Promise<PublishResult> {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       throw new BadPublishError('body must be a JSON object')
@@ -142,19 +189,8 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
       throw new InvalidDataError(stream.name, ajv.errorsText(validate.errors))
     }
     // The data is serialized once; each recipient's frame only adds its id.
-    const head = `{"event":"message","stream":"${stream.name}","id":"`
-    const tail = `,"data":${JSON.stringify(body.data)}}`
-    const published = await Promise.all(users.map(async (user) => {
-      const { id, ts } = ids.next()
-      try {
-        await bus.publish({ topic: stream.topic(user), id, frame: `${head}${id}","ts":${ts}${tail}` })
-      } catch (err) {
-        metrics.publishFailed(stream.name)
-        throw err
-      }
-      metrics.published(stream.name)
-      return id
-    }))
+    const template = messageTemplate(stream.name, body.data)
+    const published = await Promise.all(users.map((user) => counted(stream, send(stream, stream.topic(user), template))))
     return body.users === undefined ? { id: published[0] } : { ids: published }
   }
 

@@ -1,6 +1,7 @@
+import { createHmac, sign, type KeyObject } from 'node:crypto'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
 import { notifyEdge, type NotifyEdgeOptions } from '../plugins/index.js'
 import { STREAMS } from '../example-app/app.js'
@@ -10,9 +11,15 @@ export const API_KEY = 'test-api-key-0123456789'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
+export interface Edge { app: FastifyInstance, http: string, ws: string }
+
 /** Builds an edge on a real loopback port; closed when the test ends. */
-export async function build (t: Test, opts: Partial<NotifyEdgeOptions> = {}): Promise<{ app: FastifyInstance, http: string, ws: string }> {
-  const app = Fastify({ logger: false })
+export async function build (
+  t: Test,
+  opts: Partial<NotifyEdgeOptions> = {},
+  server: FastifyServerOptions = { logger: false }
+): Promise<Edge> {
+  const app = Fastify(server)
   t.teardown(() => app.close())
   await app.register(notifyEdge, {
     jwt: { secret: SECRET },
@@ -22,6 +29,20 @@ export async function build (t: Test, opts: Partial<NotifyEdgeOptions> = {}): Pr
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, ...urls(app) }
+}
+
+/** The error that registering the edge with `opts` fails with, or null when it does not fail. */
+export async function registrationError (opts: Record<string, unknown>): Promise<(Error & { code?: string }) | null> {
+  const app = Fastify({ logger: false })
+  try {
+    await app.register(notifyEdge, { jwt: { secret: SECRET }, streams: STREAMS, ...opts } as NotifyEdgeOptions)
+    await app.ready()
+    return null
+  } catch (err) {
+    return err as Error
+  } finally {
+    await app.close()
+  }
 }
 
 export function urls (app: FastifyInstance): { http: string, ws: string } {
@@ -131,17 +152,60 @@ export async function connect (t: Test, url: string, options: WebSocket.ClientOp
 }
 
 /** Connects with a fresh ticket for `user`. */
-export async function connectUser (t: Test, edge: { app: FastifyInstance, http: string, ws: string }, user: string): Promise<Client> {
+export async function connectUser (t: Test, edge: Edge, user: string): Promise<Client> {
   const t1 = await ticket(edge.http, token(edge.app, user))
   return (await connect(t, `${edge.ws}/ws?ticket=${t1}`)).client
 }
 
-/** The HTTP status a handshake is refused with, or 101 when it is accepted. */
-export function handshakeStatus (url: string, options: WebSocket.ClientOptions = {}): Promise<number> {
+/** How a handshake ended: 101 when accepted, else the refusal's status and JSON body. */
+export function handshake (url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number, body: Record<string, any> | null }> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, options)
-    socket.once('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); socket.terminate() })
-    socket.once('open', () => { resolve(101); socket.close() })
-    socket.once('error', (err) => reject(err))
+    socket.once('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.once('end', () => {
+        socket.terminate()
+        const text = Buffer.concat(chunks).toString()
+        resolve({ status: res.statusCode ?? 0, body: text.startsWith('{') ? JSON.parse(text) : null })
+      })
+    })
+    socket.once('open', () => { resolve({ status: 101, body: null }); socket.close() })
+    socket.once('error', reject)
   })
+}
+
+/** The HTTP status a handshake is refused with, or 101 when it is accepted. */
+export async function handshakeStatus (url: string, options: WebSocket.ClientOptions = {}): Promise<number> {
+  return (await handshake(url, options)).status
+}
+
+export type JwtAlgorithm = 'HS256' | 'RS256' | 'ES256' | 'none'
+
+/**
+ * Signs a JWT by hand, so a test can choose any algorithm and key (`none` and key-confusion
+ * tokens included), whatever the app under test was configured with.
+ */
+export function signJwt (payload: Record<string, unknown>, alg: JwtAlgorithm, key: KeyObject | string = SECRET): string {
+  const part = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const input = `${part({ alg, typ: 'JWT' })}.${part(payload)}`
+  let signature = ''
+  if (alg === 'HS256') signature = createHmac('sha256', key).update(input).digest('base64url')
+  if (alg === 'RS256') signature = sign('sha256', Buffer.from(input), key as KeyObject).toString('base64url')
+  if (alg === 'ES256') {
+    signature = sign('sha256', Buffer.from(input), { key: key as KeyObject, dsaEncoding: 'ieee-p1363' }).toString('base64url')
+  }
+  return `${input}.${signature}`
+}
+
+/** Claims for `sub` that expire `seconds` from now (negative: already expired). */
+export function claims (sub: unknown, seconds = 3600): Record<string, unknown> {
+  const now = Math.floor(Date.now() / 1000)
+  return { sub, iat: now, exp: now + seconds }
+}
+
+/** POST /ws/ticket with `headers`; the status and parsed body. */
+export async function requestTicket (http: string, headers: Record<string, string>): Promise<{ status: number, body: Record<string, any> }> {
+  const res = await fetch(`${http}/ws/ticket`, { method: 'POST', headers })
+  return { status: res.status, body: (await res.json()) as Record<string, any> }
 }

@@ -2,10 +2,13 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { WebSocket, RawData } from 'ws'
 import type { BusMessage } from '../bus/index.js'
+import type { NotifyHistory } from '../history/index.js'
 import type { DeclaredStream } from '../notify.js'
+import { isMessageId } from '../message-id.js'
 import { principalFromJwt, type Principal } from '../principal.js'
 import type { Fanout, Subscriber } from './fanout.js'
 import { Admission, InboundGuard, type AdmissionResult, type Closable, type RouteLimits } from './limits.js'
+import { Resume } from './resume.js'
 import type { RouteStats } from './stats.js'
 import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
 
@@ -15,6 +18,8 @@ export interface RouteContext {
   fanout: Fanout
   anonymous: boolean
   maxSubscriptions: number
+  /** Null when the history plugin is not registered: every resume is then a gap. */
+  history: NotifyHistory | null
   log: FastifyBaseLogger
   limits: RouteLimits
   stats: RouteStats
@@ -51,6 +56,8 @@ export class Connection implements Subscriber {
   #queue: Promise<void> = Promise.resolve()
   #closed = false
   readonly #guard: InboundGuard
+  // Topics whose live messages wait while their history is read; null on the hot path.
+  #resuming: Map<string, Resume> | null = null
   /** Settles once the socket has closed and every subscription it held is released. */
   readonly closed: Promise<void>
 
@@ -76,6 +83,10 @@ export class Connection implements Subscriber {
   }
 
   deliver (frameBuffer: Buffer, message: BusMessage): void {
+    if (this.#resuming !== null) {
+      const resume = this.#resuming.get(message.topic)
+      if (resume !== undefined) return resume.hold(frameBuffer, message)
+    }
     const ctx = this.ctx
     if (this.socket.bufferedAmount > ctx.limits.maxBufferedBytes) return ctx.onSlowConsumer(this)
     this.socket.send(frameBuffer, SEND_TEXT)
@@ -167,9 +178,14 @@ export class Connection implements Subscriber {
 
   async #subscribe (requests: StreamRequest[], id: CorrelationId): Promise<void> {
     const accepted: string[] = []
-    for (const { stream: name } of requests) {
+    const resumes: Resume[] = []
+    const gaps: string[] = []
+    let resuming = false
+    for (const { stream: name, since } of requests) {
       const stream = this.#lookup(name, id)
       if (stream === undefined) continue
+      if (since !== undefined) resuming = true
+      // A stream this connection already receives live has nothing to resume: `since` is ignored.
       if (!this.topics.has(name)) {
         if (stream.authorize !== undefined && !(await stream.authorize(this.#principal, name))) {
           this.send(errorFrame('FORBIDDEN', 'not allowed to subscribe', { stream: name, id }))
@@ -182,12 +198,43 @@ export class Connection implements Subscriber {
         }
         const topic = stream.topic(this.#principal.user)
         this.topics.set(name, topic)
-        await this.ctx.fanout.add(topic, this)
+        if (since === undefined) {
+          await this.ctx.fanout.add(topic, this)
+        } else {
+          const resume = await this.#resume(stream, topic, since)
+          if (resume.replay === null) gaps.push(name)
+          resumes.push(resume)
+        }
       }
       if (!accepted.includes(name)) accepted.push(name)
     }
     if (this.#closed) return
-    this.send(frame('subscribed', { streams: accepted, id }))
+    // `subscribed` (with `gaps` whenever a `since` was given) comes first, then each replay.
+    this.send(frame('subscribed', { streams: accepted, id, gaps: resuming ? gaps : undefined }))
+    for (const resume of resumes) {
+      resume.finish(this.socket)
+      this.#resuming?.delete(resume.topic)
+    }
+    if (this.#resuming?.size === 0) this.#resuming = null
+  }
+
+  /** Subscribes to `topic` holding its live messages, then reads what came after `since`. */
+  async #resume (stream: DeclaredStream, topic: string, since: string): Promise<Resume> {
+    const resume = new Resume(topic, since)
+    const history = this.ctx.history
+    if (stream.history === undefined || history === null || !isMessageId(since)) {
+      await this.ctx.fanout.add(topic, this)
+      return resume
+    }
+    this.#resuming ??= new Map()
+    this.#resuming.set(topic, resume)
+    await this.ctx.fanout.add(topic, this)
+    try {
+      resume.replay = await history.store.read(topic, since, stream.history, history.maxReplay)
+    } catch (err) {
+      this.ctx.log.warn({ err, connection: this.id, stream: stream.name }, 'notify history read failed: reporting a gap')
+    }
+    return resume
   }
 
   async #unsubscribe (requests: StreamRequest[], id: CorrelationId): Promise<void> {

@@ -75,8 +75,16 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const limits = resolveLimits(opts)
 
   if (!app.hasDecorator('websocketServer')) {
-    // Our own preClose drains each route's sockets with 1001; the default one would send 1005.
-    await app.register(websocket, { options: { maxPayload }, preClose: (done) => done() })
+    // Each route drains its own sockets with 1001 (the default preClose would send 1005). Closing
+    // the server first (it finishes once its sockets are gone) refuses handshakes still in their
+    // auth hooks, so none opens after the drain.
+    await app.register(websocket, {
+      options: { maxPayload },
+      preClose: (done) => {
+        app.websocketServer.close()
+        done()
+      }
+    })
   }
   if (!app.hasDecorator('notifyStreams')) {
     app.decorate('notifyStreams', new Map())
@@ -86,6 +94,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
 
   const connections = new Set<Connection>()
   const fanout = new Fanout(app.notifyBus)
+  const history = app.hasDecorator('notifyHistory') ? app.notifyHistory : null
   const stats = routeStats()
   const metrics = metricsOf(app)
   const ctx: RouteContext = {
@@ -93,6 +102,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     fanout,
     anonymous,
     maxSubscriptions,
+    history,
     log: app.log,
     limits,
     stats,

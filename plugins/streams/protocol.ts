@@ -92,6 +92,23 @@ export function frame (event: string, fields: Record<string, unknown>): string {
   return JSON.stringify({ event, ...fields })
 }
 
+/**
+ * A `message` frame with its id and ts left out, serialized once per publish; a store that
+ * assigns ids (possibly inside Redis) completes it as `${head}${id}","ts":${ts}${tail}`.
+ */
+export interface MessageTemplate {
+  readonly head: string
+  readonly tail: string
+}
+
+export function messageTemplate (stream: string, data: unknown): MessageTemplate {
+  return { head: `{"event":"message","stream":"${stream}","id":"`, tail: `,"data":${JSON.stringify(data)}}` }
+}
+
+export function messageFrame (template: MessageTemplate, id: string, ts: number): string {
+  return `${template.head}${id}","ts":${ts}${template.tail}`
+}
+
 export function errorFrame (code: ErrorCode, message: string, extra: { stream?: string, id?: CorrelationId } = {}): string {
   return frame('error', { code, stream: extra.stream, message, id: extra.id })
 }

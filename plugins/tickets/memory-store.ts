@@ -1,3 +1,4 @@
+import { positiveInteger } from '../util.js'
 import type { TicketRecord, TicketStore } from './store.js'
 
 export interface MemoryTicketStoreOptions {
@@ -22,7 +23,7 @@ export class MemoryTicketStore implements TicketStore {
   evicted = 0
 
   constructor (opts: MemoryTicketStoreOptions = {}) {
-    this.#maxTickets = opts.maxTickets ?? 100_000
+    this.#maxTickets = positiveInteger('maxTickets', opts.maxTickets, 100_000)
     this.#now = opts.now ?? Date.now
   }
 

@@ -1,0 +1,33 @@
+import type { BusMessage } from '../bus/index.js'
+import type { MessageTemplate } from '../streams/protocol.js'
+
+/** How much history a stream keeps per topic. */
+export interface HistoryBounds {
+  /** Most messages kept per topic; older ones are trimmed. */
+  size: number
+  /** Seconds a message stays in history. */
+  ttl: number
+}
+
+/**
+ * Where history lives (memory ring, Redis Streams). Ids are the store's to assign: unique and
+ * increasing per topic, the same in history and on the wire.
+ *
+ * A read after `since` is complete when the message that followed `since` on the topic is still
+ * retained (not trimmed by size, not older than `ttl`), or when `since` is the topic's latest
+ * message (nothing was missed). Anything else — trimmed, expired, an id this topic never had —
+ * is a gap, and so is a read that would return more than `limit` messages.
+ */
+export interface HistoryStore {
+  /**
+   * True when `append` also puts the message on the bus in the same atomic step (Redis), false
+   * when the caller publishes it once `append` has resolved (memory).
+   */
+  readonly appendPublishes: boolean
+  /** Records a message on `topic`, completing `template` with the id it assigns. */
+  append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<BusMessage>
+  /** The messages after `since`, oldest first, or null for a gap. */
+  read (topic: string, since: string, bounds: HistoryBounds, limit: number): Promise<BusMessage[] | null>
+  /** Releases timers and connections the store opened. */
+  close (): Promise<void>
+}

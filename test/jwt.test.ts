@@ -1,0 +1,46 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import t from 'tap'
+import { build, claims, handshake, requestTicket, signJwt, type Edge } from './helpers.js'
+
+function keyPair (alg: 'RS256' | 'ES256'): { privateKey: KeyObject, publicPem: string } {
+  const { privateKey, publicKey } = alg === 'RS256'
+    ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+    : generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  return { privateKey, publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() }
+}
+
+/** Whether `jwt` is accepted, both by POST /ws/ticket and by the handshake. */
+async function accepted (edge: Edge, jwt: string): Promise<[number, number]> {
+  const issued = await requestTicket(edge.http, { authorization: `Bearer ${jwt}` })
+  const opened = await handshake(`${edge.ws}/ws?token=${jwt}`)
+  return [issued.status, opened.status]
+}
+
+for (const alg of ['RS256', 'ES256'] as const) {
+  t.test(`verifies ${alg} tokens with a public key and pins the algorithm`, async (t) => {
+    const { privateKey, publicPem } = keyPair(alg)
+    const edge = await build(t, { jwt: { publicKey: publicPem, algorithm: alg } })
+    const other = alg === 'RS256' ? 'ES256' : 'RS256'
+
+    t.same(await accepted(edge, signJwt(claims('alice'), alg, privateKey)), [200, 101], 'signed with the private key')
+    t.same(await accepted(edge, signJwt(claims('alice', -5), alg, privateKey)), [401, 401], 'expired')
+    t.same(await accepted(edge, signJwt(claims('alice'), alg, keyPair(alg).privateKey)), [401, 401], 'signed with another key')
+    t.same(await accepted(edge, signJwt(claims('alice'), other, keyPair(other).privateKey)), [401, 401], `an ${other} token`)
+    t.same(await accepted(edge, signJwt(claims('alice'), 'HS256', publicPem)), [401, 401], 'HS256 keyed with the public key (key confusion)')
+    t.same(await accepted(edge, signJwt(claims('alice'), 'none')), [401, 401], 'alg none')
+  })
+}
+
+t.test('accepts the public key as a Buffer', async (t) => {
+  const { privateKey, publicPem } = keyPair('ES256')
+  const edge = await build(t, { jwt: { publicKey: Buffer.from(publicPem), algorithm: 'ES256' } })
+  t.same(await accepted(edge, signJwt(claims('bob'), 'ES256', privateKey)), [200, 101])
+})
+
+t.test('an HS256 setup accepts only HS256 tokens signed with its secret', async (t) => {
+  const edge = await build(t)
+  const { privateKey } = keyPair('RS256')
+  t.same(await accepted(edge, signJwt(claims('alice'), 'HS256')), [200, 101])
+  t.same(await accepted(edge, signJwt(claims('alice'), 'RS256', privateKey)), [401, 401], 'RS256')
+  t.same(await accepted(edge, signJwt(claims('alice'), 'none')), [401, 401], 'alg none')
+})
