@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
-import { notifyEdge, type StreamDefinition } from '../plugins/index.js'
+import { notifyEdge, notifyEdgeLoggerOptions, type StreamDefinition } from '../plugins/index.js'
 import type { AppConfig } from './config.js'
 import { orderRoutes } from './orders.js'
 
@@ -18,16 +18,20 @@ const PUBLIC_DIR = ['./public/', '../../example-app/public/']
   .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
   .find((dir) => existsSync(dir))
 
-/** The demo: auth service, order service and notification edge in one Fastify app. */
-export async function buildApp (config: AppConfig, logger: boolean | object = { level: config.logLevel }): Promise<FastifyInstance> {
-  const app = Fastify({ logger })
+/**
+ * The demo: auth service, order service and notification edge in one Fastify app. `logger` is
+ * false or pino options; tickets and tokens are redacted from its lines either way.
+ */
+export async function buildApp (config: AppConfig, logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
+  const app = Fastify({ logger: logger === false ? false : { ...notifyEdgeLoggerOptions(), ...logger } })
 
   await app.register(notifyEdge, {
     jwt: { secret: config.jwtSecret },
     streams: STREAMS,
     tickets: { ttl: config.ticketTtl },
     socketAuth: { allowedOrigins: config.allowedOrigins },
-    publishApi: { apiKey: config.publishApiKey }
+    publishApi: { apiKey: config.publishApiKey },
+    metrics: {}
   })
 
   app.post('/auth/login', {

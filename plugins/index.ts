@@ -21,6 +21,7 @@ export * from './socket-auth.js'
 export * from './streams/index.js'
 export * from './publish-api.js'
 export * from './metrics.js'
+export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /** How JWTs are verified: an HS256 secret, or an RS256/ES256 public key. */
 export type NotifyJwtOptions =
