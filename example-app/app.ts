@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
@@ -6,17 +7,26 @@ import { notifyEdge, notifyEdgeLoggerOptions, type StreamDefinition } from '../p
 import type { AppConfig } from './config.js'
 import { orderRoutes } from './orders.js'
 
+// History lets a client that reconnects (or lands on another instance) resume with `since`;
+// docs/history.md explains these sizes.
 export const STREAMS: StreamDefinition[] = [
-  { name: 'order', kind: 'private', schema: { type: 'object', required: ['orderId', 'status'] } },
-  { name: 'reward', kind: 'private' },
-  { name: 'promotional', kind: 'public' },
-  { name: 'system', kind: 'public' }
+  { name: 'order', kind: 'private', schema: { type: 'object', required: ['orderId', 'status'] }, history: { size: 100, ttl: 86400 } },
+  { name: 'reward', kind: 'private', history: { size: 100, ttl: 86400 } },
+  { name: 'promotional', kind: 'public', history: { size: 100, ttl: 3600 } },
+  { name: 'system', kind: 'public', history: { size: 1000, ttl: 3600 } }
 ]
 
+/** The first of `candidates` (relative to this file) holding `file`: paths differ between the sources and dist/. */
+function locate (file: string, candidates: string[]): string | undefined {
+  return candidates
+    .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
+    .find((dir) => existsSync(join(dir, file)))
+}
+
 // The page sits beside this file in the sources and two levels up from the build output.
-const PUBLIC_DIR = ['./public/', '../../example-app/public/']
-  .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
-  .find((dir) => existsSync(dir))
+const PUBLIC_DIR = locate('index.html', ['./public/', '../../example-app/public/'])
+// The SDK is served as ES modules from the build output, whether this file runs from the sources or dist/.
+const CLIENT_DIR = locate('index.js', ['../dist/client/', '../client/'])
 
 /**
  * The demo: auth service, order service and notification edge in one Fastify app. `logger` is
@@ -31,6 +41,8 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     tickets: { ttl: config.ticketTtl },
     socketAuth: { allowedOrigins: config.allowedOrigins },
     publishApi: { apiKey: config.publishApiKey },
+    // Set: Redis bus and tickets, so any number of instances share users and tickets.
+    redis: config.redisUrl,
     metrics: {}
   })
 
@@ -58,8 +70,19 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
   app.post('/demo/promotion', async (_request, reply) =>
     reply.code(202).send(await app.notify.publish({ stream: 'promotional', data: { text: `Promotion #${++promotions}: 10% off today` } })))
 
-  app.get('/health', async () => ({ status: 'ok' }))
+  app.get('/health', async (_request, reply) => {
+    const bus = app.notifyBus.health()
+    if (config.redisUrl === undefined) return { status: 'ok' }
+    const redis = { bus: bus.redis, tickets: app.redis.status }
+    const healthy = bus.healthy && redis.tickets === 'ready'
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', redis })
+  })
 
   if (PUBLIC_DIR !== undefined) await app.register(fastifyStatic, { root: PUBLIC_DIR })
+  if (CLIENT_DIR !== undefined) {
+    await app.register(fastifyStatic, { root: CLIENT_DIR, prefix: '/client/', decorateReply: false })
+  } else {
+    app.log.warn('dist/client is missing: run `npm run build` for the demo page to load the SDK')
+  }
   return app
 }

@@ -1,15 +1,17 @@
 import fp from 'fastify-plugin'
 import jwt from '@fastify/jwt'
+import fastifyRedis, { type FastifyRedisPluginOptions } from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { notifyBus, type NotifyBusOptions } from './bus/index.js'
-import { notifyHistory, type NotifyHistoryOptions } from './history/index.js'
+import { notifyHistory, RedisHistoryStore, type NotifyHistoryOptions, type RedisHistoryClient } from './history/index.js'
 import { notify, type NotifyOptions } from './notify.js'
-import { notifyTickets, type NotifyTicketsOptions } from './tickets/index.js'
+import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisTicketClient } from './tickets/index.js'
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
+import { endConnection, redisConnection, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 
 export * from './errors.js'
 export * from './bus/index.js'
@@ -28,11 +30,31 @@ export type NotifyJwtOptions =
   | { secret: string }
   | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
 
+/** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
+export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient }
+
 export interface NotifyEdgeOptions extends NotifyOptions {
+  /**
+   * Runs the edge on Redis, so that it spans many instances: the bus becomes mqemitter-redis on
+   * two connections of its own (one SUBSCRIBE per topic this instance's sockets want), tickets
+   * move to a `RedisTicketStore` (`SET … EX ttl NX`, `GETDEL`: redeemable once on any instance)
+   * under `<topicPrefix>:ticket:`, and history to a `RedisHistoryStore` (Redis Streams under
+   * `<topicPrefix>:history:`, appended and published by one script when the bus is built here).
+   *
+   * A URL (`rediss://` for TLS) or ioredis options with an optional `url`: the edge also registers
+   * `@fastify/redis` (`app.redis`, an ioredis 5 client without offline queue, so calls fail fast
+   * while Redis is away) and closes it on app close, within `bus.closeTimeout` even when Redis is
+   * down. Or `{ client }`, e.g. the `app.redis` of your own @fastify/redis: the bus duplicates it,
+   * tickets use it, and the edge never closes it.
+   *
+   * A `bus.emitter`, `bus.redis`, `tickets.store` or `history.store` given explicitly wins.
+   * @default unset: in-process bus and memory tickets (one instance)
+   */
+  redis?: NotifyEdgeRedisOptions
   /** Registers `@fastify/jwt` with pinned algorithms; leave out when the app registered it already. */
   jwt?: NotifyJwtOptions
   bus?: NotifyBusOptions
-  /** History for streams that declare `history`, and the replay cap. @default {} (memory) */
+  /** History for streams that declare `history`, and the replay cap. @default {} (memory, or Redis with `redis`) */
   history?: NotifyHistoryOptions
   /** Ticket issuance; false to leave it out. @default {} */
   tickets?: NotifyTicketsOptions | false
@@ -63,16 +85,42 @@ function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
   return { secret: { public: opts.publicKey }, verify: { algorithms: [opts.algorithm] } }
 }
 
+/** The given client, or a new one registered as `app.redis` and closed on app close. */
+async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions, closeTimeout: number): Promise<RedisTicketClient & RedisHistoryClient> {
+  if (typeof redis === 'object' && redis !== null && 'client' in redis) return redis.client
+  if (app.hasDecorator('redis')) {
+    throw new InvalidOptionError('app.redis is registered already: pass redis: { client: app.redis }')
+  }
+  const options = typeof redis === 'string' ? { url: redis } : redis
+  const client = redisConnection({ enableOfflineQueue: false, ...options }, {})
+  app.addHook('onClose', () => endConnection(client, closeTimeout))
+  // @fastify/redis types its client as ioredis 6; ours is ioredis 5 with the same API.
+  await app.register(fastifyRedis, { client, closeClient: false } as unknown as FastifyRedisPluginOptions)
+  return client
+}
+
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus, history, tickets, socketAuth, routes, publishApi, metrics, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
-  await app.register(notifyBus, bus ?? {})
-  await app.register(notifyHistory, history ?? {})
+  const busOnRedis = redis !== undefined && bus.emitter === undefined && bus.redis === undefined
+  await app.register(notifyBus, busOnRedis ? { ...bus, redis } : bus)
+  const client = redis === undefined ? null : await redisClient(app, redis, bus.closeTimeout ?? 2000)
+  const prefix = core.topicPrefix ?? 'notify'
+  const historyStore = history?.store ?? (client === null
+    ? undefined
+    // Append and PUBLISH in one script only onto the mqemitter-redis bus built here, whose channels are the topics.
+    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis, timeout: bus.publishTimeout }))
+  await app.register(notifyHistory, { ...history, store: historyStore })
   await app.register(notify, core)
-  if (tickets !== false) await app.register(notifyTickets, tickets ?? {})
+  if (tickets !== false) {
+    const store = tickets?.store ?? (client === null
+      ? undefined
+      : new RedisTicketStore({ client, keyPrefix: `${prefix}:ticket:` }))
+    await app.register(notifyTickets, { ...tickets, store })
+  }
   await app.register(notifySocketAuth, socketAuth ?? {})
   for (const route of routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]) {
     await app.register(notifyStreams, route)

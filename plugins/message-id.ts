@@ -21,11 +21,14 @@ export class MessageIdGenerator {
 }
 
 // Both parts are unsigned 64-bit integers in Redis, written without leading zeros.
-const MESSAGE_ID = /^(?:0|[1-9]\d{0,19})-(?:0|[1-9]\d{0,19})$/
+const MESSAGE_ID = /^(0|[1-9]\d{0,19})-(0|[1-9]\d{0,19})$/
+const MAX_PART = '18446744073709551615'
 
-/** Whether a client-supplied value has the shape of a message id. */
+/** Whether a client-supplied value is a message id (Redis would accept it as a stream id). */
 export function isMessageId (value: unknown): value is string {
-  return typeof value === 'string' && MESSAGE_ID.test(value)
+  if (typeof value !== 'string') return false
+  const parts = MESSAGE_ID.exec(value)
+  return parts !== null && compareDigits(parts[1], MAX_PART) <= 0 && compareDigits(parts[2], MAX_PART) <= 0
 }
 
 function compareDigits (a: string, b: string): number {

@@ -10,11 +10,14 @@ export function positiveInteger (name: string, value: unknown, fallback: number)
   return value
 }
 
-/** Runs `start(callback)` and settles when the callback fires or `ms` pass, whichever is first. */
+/**
+ * Runs `start(callback)` and settles when the callback fires or `ms` pass, whichever is first.
+ * The timer stays ref'd: someone awaits the result, and an unref'd timer would let the process
+ * exit under them (e.g. in `app.close()`) instead of reporting the timeout.
+ */
 export function withTimeout (ms: number, start: (callback: (err?: Error | null) => void) => void): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => resolve(false), ms)
-    timer.unref()
     start((err) => {
       clearTimeout(timer)
       if (err) reject(err)

@@ -17,6 +17,10 @@ export interface RedisServer {
   stop (): Promise<void>
   /** Starts it again on the same port and waits until it accepts connections. */
   start (): Promise<void>
+  /** Freezes the server (SIGSTOP): connections stay open but nothing is answered. */
+  pause (): void
+  /** Lets a paused server go on (SIGCONT). */
+  resume (): void
 }
 
 export interface SharedRedis {
@@ -109,7 +113,9 @@ export async function redisServer (t: Test): Promise<RedisServer> {
       if (child !== null) return
       child = await spawnRedis(port)
       running.add(child)
-    }
+    },
+    pause () { child?.kill('SIGSTOP') },
+    resume () { child?.kill('SIGCONT') }
   }
   t.teardown(() => server.stop())
   return server
@@ -146,5 +152,14 @@ export async function sharedRedis (t: Test, file = process.argv[1] ?? 'test'): P
     return { url: (await redisServer(t)).url, prefix }
   } catch (err) {
     throw new Error(`no Redis at ${url} and ${(err as Error).message}`)
+  }
+}
+
+/** Resolves once `check()` holds, checking every 20 ms; for state only Redis can be asked about. */
+export async function until (what: string, check: () => Promise<boolean> | boolean, timeout = 5000): Promise<void> {
+  const deadline = Date.now() + timeout
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }

@@ -1,65 +1,139 @@
-// The demo page: log in, take a one-time ticket, open the socket, show what arrives.
-const $ = (id) => document.getElementById(id)
-let token = null
-let user = null
+// The demo page, on the notify-edge client SDK served from the build output.
+import { connect } from '/client/index.js'
 
-function setState (state) {
+const $ = (id) => document.getElementById(id)
+const STATES = { connecting: 'connecting', open: 'live', reconnecting: 'reconnecting', closed: 'offline' }
+const STEPS = ['placed', 'paid', 'shipped']
+let user = null
+let token = null
+let notify = null
+
+function setState (state, detail = '') {
   $('state').dataset.state = state
   $('state').textContent = state
-}
-
-function show (stream, text) {
-  const item = document.createElement('li')
-  item.dataset.stream = stream
-  item.textContent = text
-  const when = document.createElement('small')
-  when.textContent = `${stream} · ${new Date().toLocaleTimeString()}`
-  item.append(when)
-  $('feed').prepend(item)
+  $('state-detail').textContent = detail
 }
 
 async function post (path, body, headers = {}) {
   const res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
   const json = await res.json()
-  if (!res.ok) throw new Error(json.message || res.statusText)
+  if (!res.ok) throw Object.assign(new Error(json.message || res.statusText), { status: res.status })
   return json
 }
 
-async function connect () {
-  setState('connecting')
-  const { ticket } = await post('/ws/ticket', {}, { authorization: `Bearer ${token}` })
-  const url = new URL(`/ws?ticket=${encodeURIComponent(ticket)}`, location.href)
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
-  const socket = new WebSocket(url)
-  socket.onopen = () => socket.send(JSON.stringify({ event: 'subscribe', streams: ['order', 'promotional'], id: 'initial' }))
-  socket.onmessage = (event) => {
-    const frame = JSON.parse(event.data)
-    if (frame.event === 'subscribed') setState('live')
-    if (frame.event === 'message') {
-      const text = frame.stream === 'order' ? `order ${frame.data.orderId.slice(0, 8)}: ${frame.data.status}` : JSON.stringify(frame.data)
-      show(frame.stream, text)
+// Demo auth: logging in again stands in for a real token refresh.
+async function login () {
+  ;({ token } = await post('/auth/login', { user, ttl: 3600 }))
+  return token
+}
+
+async function getTicket () {
+  const ask = async () => (await post('/ws/ticket', {}, { authorization: `Bearer ${token}` })).ticket
+  try {
+    return await ask()
+  } catch (err) {
+    if (err.status !== 401) throw err
+    await login()
+    return ask()
+  }
+}
+
+function prepend (list, item) {
+  list.querySelector('.empty')?.remove()
+  list.prepend(item)
+}
+
+function notification (stream, message, text) {
+  const item = document.createElement('li')
+  item.dataset.stream = stream
+  if (message !== null) item.dataset.id = message.id
+  const body = document.createElement('span')
+  body.textContent = text
+  const meta = document.createElement('small')
+  meta.textContent = `${stream} · ${new Date(message?.ts ?? Date.now()).toLocaleTimeString()}`
+  item.append(body, meta)
+  prepend($('feed'), item)
+  return item
+}
+
+function showOrder (message) {
+  const { orderId, status } = message.data
+  const item = notification('order', message, `Order ${orderId.slice(0, 8)} ${status}`)
+  item.dataset.order = orderId
+  item.dataset.status = status
+
+  let card = $('orders').querySelector(`[data-order="${CSS.escape(orderId)}"]`)
+  if (card === null) {
+    card = document.createElement('li')
+    card.dataset.order = orderId
+    const name = document.createElement('span')
+    name.className = 'order-id'
+    name.textContent = `#${orderId.slice(0, 8)}`
+    const steps = document.createElement('ol')
+    steps.className = 'steps'
+    for (const step of STEPS) {
+      const li = document.createElement('li')
+      li.dataset.step = step
+      li.textContent = step
+      steps.append(li)
     }
-    if (frame.event === 'error') show('error', `${frame.code}: ${frame.message}`)
+    card.append(name, steps)
+    prepend($('orders'), card)
   }
-  socket.onclose = (event) => {
-    setState('offline')
-    show('error', `disconnected (${event.code}); log in again to reconnect`)
-  }
+  card.dataset.status = status
+  const reached = STEPS.indexOf(status)
+  for (const li of card.querySelectorAll('[data-step]')) li.classList.toggle('done', STEPS.indexOf(li.dataset.step) <= reached)
+}
+
+function start () {
+  notify = connect({ url: '/ws', getTicket, getToken: login })
+  setState('connecting')
+  notify.on('state', (state) => setState(STATES[state]))
+  notify.on('disconnected', ({ code, willRetry, delay }) => {
+    if (willRetry) setState('reconnecting', `lost (${code}), retrying in ${(delay / 1000).toFixed(1)} s`)
+    else setState('offline', code === 1000 ? '' : `closed (${code})`)
+  })
+  notify.on('gap', ({ stream }) => notification('system', null, `Missed ${stream} updates could not be replayed; reload for the latest state.`))
+  notify.on('error', (err) => {
+    // While the server is down every attempt fails to fetch a ticket: that is the state, not news.
+    if (err.code === 'NOTIFY_CLIENT_CREDENTIAL_FAILED') $('state-detail').textContent = 'cannot reach the server, retrying'
+    else notification('error', null, `${err.code}: ${err.message}`)
+  })
+  notify.subscribe('order', showOrder)
+  notify.subscribe('promotional', (message) => notification('promotional', message, message.data.text ?? JSON.stringify(message.data)))
 }
 
 $('login').addEventListener('submit', async (event) => {
   event.preventDefault()
   user = $('user').value.trim()
   try {
-    ;({ token } = await post('/auth/login', { user, ttl: 3600 }))
-    await connect()
-    $('actions').hidden = false
+    await login()
   } catch (err) {
-    setState('offline')
-    show('error', err.message)
+    notification('error', null, err.message)
+    return
   }
+  $('who').textContent = user
+  $('login').hidden = true
+  $('session').hidden = false
+  start()
 })
 
-$('order').addEventListener('click', () => post('/orders', { user }).catch((err) => show('error', err.message)))
-$('promo').addEventListener('click', () =>
-  post('/demo/promotion', {}).catch((err) => show('error', err.message)))
+$('logout').addEventListener('click', async () => {
+  await notify?.close()
+  notify = token = null
+  $('session').hidden = true
+  $('login').hidden = false
+})
+
+const act = (button, path, body) => async () => {
+  button.disabled = true
+  try {
+    await post(path, body())
+  } catch (err) {
+    notification('error', null, err.message)
+  } finally {
+    button.disabled = false
+  }
+}
+$('order').addEventListener('click', act($('order'), '/orders', () => ({ user })))
+$('promo').addEventListener('click', act($('promo'), '/demo/promotion', () => ({})))

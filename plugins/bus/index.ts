@@ -4,6 +4,10 @@ import type { FastifyInstance } from 'fastify'
 import type { MQEmitter, Message } from 'mqemitter'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { positiveInteger, withTimeout } from '../util.js'
+import { createRedisBus, isMQEmitterRedis, watchRedisEmitter, type NotifyBusRedisOptions, type RedisBus } from './redis-emitter.js'
+
+export type { NotifyBusRedisOptions } from './redis-emitter.js'
+export type { RedisClientLike, RedisConnectionLike, RedisConnectionOptions, RedisConnectionOverrides } from '../redis.js'
 
 /** What travels on the bus: the client frame is serialized once, by the publisher. */
 export interface BusMessage {
@@ -26,6 +30,17 @@ export interface NotifyBus {
   publish (message: BusMessage): Promise<void>
   /** Topics this instance holds an emitter subscription for. */
   topicCount (): number
+  /** The bus's state, for health checks. */
+  health (): BusHealth
+}
+
+export interface BusHealth {
+  /** Whether the bus can publish and receive now (on Redis: both connections ready). */
+  healthy: boolean
+  /** `memory`: the default in-process mqemitter; `redis`: mqemitter-redis; `emitter`: another given emitter. */
+  backend: 'memory' | 'redis' | 'emitter'
+  /** ioredis status of the publishing and subscribing connections, on Redis. */
+  redis?: { pub: string, sub: string }
 }
 
 export interface NotifyBusOptions {
@@ -37,6 +52,16 @@ export interface NotifyBusOptions {
   emitter?: MQEmitter
   /** Close a given `emitter` when the app closes. @default false */
   closeEmitter?: boolean
+  /**
+   * Runs the bus on Redis through mqemitter-redis: a URL (`rediss://` for TLS), ioredis options
+   * (with an optional `url`; TLS and every other option apply to both connections), or
+   * `{ client }` to `duplicate()` an existing ioredis client such as `app.redis`. The bus opens
+   * two connections, one SUBSCRIBE per topic its sockets want, and closes them on app close.
+   * Not with `emitter`.
+   */
+  redis?: NotifyBusRedisOptions
+  /** On Redis, how long registration waits for both connections before failing with `FST_NOTIFY_BUS_UNAVAILABLE`, in ms. @default 5000 */
+  readyTimeout?: number
   /** How long a publish may wait for the emitter before answering 503, in ms. @default 1000 */
   publishTimeout?: number
   /** How long closing the emitter may take before it is abandoned, in ms. @default 2000 */
@@ -56,7 +81,7 @@ interface TopicEntry {
   ready: Promise<void>
 }
 
-function createBus (emitter: MQEmitter, publishTimeout: number, log: FastifyInstance['log']): NotifyBus {
+function createBus (emitter: MQEmitter, publishTimeout: number, health: () => BusHealth, log: FastifyInstance['log']): NotifyBus {
   const topics = new Map<string, TopicEntry>()
 
   function createEntry (topic: string): TopicEntry {
@@ -95,6 +120,11 @@ function createBus (emitter: MQEmitter, publishTimeout: number, log: FastifyInst
       return new Promise((resolve) => { emitter.removeListener(topic, entry.handler, () => resolve()) })
     },
     async publish (message) {
+      // On Redis, a publish while the connection is down would wait in ioredis's offline queue.
+      const state = health()
+      if (state.redis !== undefined && state.redis.pub !== 'ready') {
+        throw new BusUnavailableError(`Redis is not connected (${state.redis.pub})`)
+      }
       let delivered: boolean
       try {
         delivered = await withTimeout(publishTimeout, (callback) => emitter.emit(message, callback))
@@ -103,22 +133,48 @@ function createBus (emitter: MQEmitter, publishTimeout: number, log: FastifyInst
       }
       if (!delivered) throw new BusUnavailableError(`no answer within ${publishTimeout} ms`)
     },
-    topicCount: () => topics.size
+    topicCount: () => topics.size,
+    health
   }
 }
 
 async function fastifyNotifyBus (app: FastifyInstance, opts: NotifyBusOptions): Promise<void> {
   const publishTimeout = positiveInteger('publishTimeout', opts.publishTimeout, 1000)
   const closeTimeout = positiveInteger('closeTimeout', opts.closeTimeout, 2000)
+  const readyTimeout = positiveInteger('readyTimeout', opts.readyTimeout, 5000)
   if (opts.emitter !== undefined && typeof opts.emitter?.emit !== 'function') {
     throw new InvalidOptionError('emitter must be an MQEmitter-compatible object')
   }
+  if (opts.emitter !== undefined && opts.redis !== undefined) {
+    throw new InvalidOptionError('give emitter or redis, not both')
+  }
+
+  let redis: RedisBus | null = null
+  if (opts.redis !== undefined) redis = createRedisBus(opts.redis, app.log)
+  else if (opts.emitter !== undefined && isMQEmitterRedis(opts.emitter)) redis = watchRedisEmitter(opts.emitter, app.log, opts.closeEmitter === true)
+
+  if (redis !== null) {
+    const bus = redis
+    try {
+      await bus.ready(readyTimeout)
+    } catch (err) {
+      await bus.release(closeTimeout)
+      throw err
+    }
+    app.addHook('onClose', () => bus.release(closeTimeout))
+    const health = (): BusHealth => {
+      const status = bus.status()
+      return { healthy: status.pub === 'ready' && status.sub === 'ready', backend: 'redis', redis: status }
+    }
+    app.decorate('notifyBus', createBus(bus.emitter, publishTimeout, health, app.log))
+    return
+  }
+
   const emitter = opts.emitter ?? mqemitter()
-  const ownsEmitter = opts.emitter === undefined || opts.closeEmitter === true
+  const health: BusHealth = Object.freeze({ healthy: true, backend: opts.emitter === undefined ? 'memory' : 'emitter' })
+  app.decorate('notifyBus', createBus(emitter, publishTimeout, () => health, app.log))
 
-  app.decorate('notifyBus', createBus(emitter, publishTimeout, app.log))
-
-  if (ownsEmitter) {
+  if (opts.emitter === undefined || opts.closeEmitter === true) {
     app.addHook('onClose', async () => {
       const closed = await withTimeout(closeTimeout, (callback) => emitter.close(() => callback()))
       if (!closed) app.log.warn({ closeTimeout }, 'notify bus emitter did not close in time')

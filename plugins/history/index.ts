@@ -7,6 +7,7 @@ import type { HistoryStore } from './store.js'
 
 export type { HistoryBounds, HistoryStore } from './store.js'
 export { MemoryHistoryStore, type MemoryHistoryStoreOptions } from './memory-store.js'
+export { RedisHistoryStore, type RedisHistoryClient, type RedisHistoryStoreOptions } from './redis-store.js'
 
 export interface NotifyHistoryOptions {
   /**

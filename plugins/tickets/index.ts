@@ -11,13 +11,17 @@ import type { TicketRecord, TicketStore } from './store.js'
 
 export type { TicketRecord, TicketStore } from './store.js'
 export { MemoryTicketStore, type MemoryTicketStoreOptions } from './memory-store.js'
+export { RedisTicketStore, type RedisTicketStoreOptions, type RedisTicketClient } from './redis-store.js'
 
 export interface NotifyTicketsOptions {
   /** Route that issues tickets. @default '/ws/ticket' */
   path?: string
   /** Seconds a ticket can wait to be redeemed. @default 30 */
   ttl?: number
-  /** Where tickets live. @default a `MemoryTicketStore` (one instance only) */
+  /**
+   * Where tickets live: a `RedisTicketStore` makes a ticket redeemable once on any instance.
+   * @default a `MemoryTicketStore` (one instance only)
+   */
   store?: TicketStore
   /**
    * Rate limit of the ticket route (`@fastify/rate-limit`), per user when the bearer token

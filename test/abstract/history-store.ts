@@ -63,7 +63,7 @@ export function historyStoreSuite (t: Test, build: HistoryStoreBuilder): void {
     const name = topic()
     const ids = await fill(store, name, 3)
     const [ms] = ids[1].split('-')
-    for (const since of ['1-0', `${Number(ms) + 3_600_000}-0`, `${ms}-999999`, 'not-an-id', '', '01-0']) {
+    for (const since of ['1-0', `${Number(ms) + 3_600_000}-0`, `${ms}-999999`, 'not-an-id', '', '01-0', '18446744073709551616-0', `${ms}-99999999999999999999`]) {
       t.equal(await store.read(name, since, ROOMY, 100), null, `since ${since}`)
     }
     t.equal(await store.read(topic(), ids[0], ROOMY, 100), null, 'a topic without history')

@@ -1,0 +1,328 @@
+import { backoffDelay } from './backoff.js'
+import { CLOSE, retryDelay } from './close-codes.js'
+import { Emitter } from './emitter.js'
+import { NotifyClientError, type ServerErrorCode } from './errors.js'
+import { resolveOptions, type CredentialSource, type NotifyClientOptions, type ResolvedOptions } from './options.js'
+import { OPEN, type WebSocketLike } from './socket.js'
+import { Subscriptions, type MessageHandler, type NotifyMessage } from './subscriptions.js'
+
+/** `connecting` until the first `connected`; `reconnecting` after a loss; `closed` for good. */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
+
+export interface ConnectedEvent {
+  connection: string
+  /** null on an anonymous endpoint. */
+  user: string | null
+  /** When the server will close the connection with 4001 unless refreshed; ms since the epoch. */
+  expiresAt: number | null
+  /** false the first time, true after every reconnect. */
+  reconnect: boolean
+}
+
+export interface DisconnectedEvent {
+  /** The close code; 1006 also when this client gave up on a silent server. */
+  code: number
+  reason: string
+  willRetry: boolean
+  /** ms until the next attempt; null when not retrying. */
+  delay: number | null
+}
+
+export interface NotifyClientEvents {
+  /** The server welcomed the socket and every subscription is active again. */
+  connected: ConnectedEvent
+  /** A socket closed. */
+  disconnected: DisconnectedEvent
+  /** The server accepted these streams: messages published from now on will arrive. */
+  subscribed: { streams: string[] }
+  /** History did not reach back to the last message seen: refetch this stream's state. */
+  gap: { stream: string }
+  /** The server accepted a `refresh`. */
+  refreshed: { expiresAt: number }
+  state: ConnectionState
+  error: NotifyClientError
+}
+
+type ServerFrame = Record<string, unknown> & { event: string }
+type Welcome = Omit<ConnectedEvent, 'reconnect'>
+
+// setTimeout cannot wait longer than this.
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+function parseFrame (data: unknown): ServerFrame | null {
+  if (typeof data !== 'string') return null
+  try {
+    const value: unknown = JSON.parse(data)
+    if (value !== null && typeof value === 'object' && typeof (value as ServerFrame).event === 'string') return value as ServerFrame
+  } catch {}
+  return null
+}
+
+async function credential (source: CredentialSource, name: string): Promise<string> {
+  const value = await source()
+  if (typeof value !== 'string' || value.length === 0) throw new TypeError(`${name}() must resolve to a non-empty string`)
+  return value
+}
+
+/** A notify-edge connection that reconnects, resubscribes and resumes by itself. */
+export class NotifyClient {
+  readonly #opts: ResolvedOptions
+  readonly #events = new Emitter<NotifyClientEvents>()
+  readonly #subscriptions = new Subscriptions()
+  #state: ConnectionState = 'connecting'
+  #socket: WebSocketLike | null = null
+  #welcome: Welcome | null = null
+  #restoreId: string | null = null
+  #attempt = 0
+  #everConnected = false
+  #seq = 0
+  #retryTimer: ReturnType<typeof setTimeout> | null = null
+  #watchdog: ReturnType<typeof setTimeout> | null = null
+  #refreshTimer: ReturnType<typeof setTimeout> | null = null
+  #pingTimer: ReturnType<typeof setInterval> | null = null
+  #onClosed: (() => void) | null = null
+
+  constructor (options: NotifyClientOptions) {
+    this.#opts = resolveOptions(options)
+    this.#open()
+  }
+
+  get state (): ConnectionState {
+    return this.#state
+  }
+
+  /** Adds an event listener; returns the function that removes it. */
+  on<K extends keyof NotifyClientEvents> (event: K, listener: (payload: NotifyClientEvents[K]) => void): () => void {
+    return this.#events.on(event, listener)
+  }
+
+  off<K extends keyof NotifyClientEvents> (event: K, listener: (payload: NotifyClientEvents[K]) => void): void {
+    this.#events.off(event, listener)
+  }
+
+  /** Calls `handler` with each new message of `stream`, across reconnects; returns the unsubscribe function. */
+  subscribe<T = unknown> (stream: string, handler: MessageHandler<T>): () => void {
+    if (typeof stream !== 'string' || stream.length === 0) throw new NotifyClientError('NOTIFY_CLIENT_INVALID_ARGUMENT', 'stream must be a non-empty string')
+    if (typeof handler !== 'function') throw new NotifyClientError('NOTIFY_CLIENT_INVALID_ARGUMENT', 'handler must be a function')
+    // A wrapper per call, so that subscribing the same function twice needs two unsubscribes.
+    const entry = (message: NotifyMessage<T>): void => handler(message)
+    if (this.#subscriptions.add(stream, entry) && this.#welcome !== null) {
+      this.#send({ event: 'subscribe', streams: [stream], id: this.#nextId('s') })
+    }
+    return () => {
+      if (this.#subscriptions.remove(stream, entry) && this.#welcome !== null) {
+        this.#send({ event: 'unsubscribe', streams: [stream], id: this.#nextId('u') })
+      }
+    }
+  }
+
+  /** Closes the connection for good; resolves once the socket has closed. */
+  close (): Promise<void> {
+    this.#setState('closed')
+    this.#clearTimers()
+    const socket = this.#socket
+    if (socket === null) return Promise.resolve()
+    return new Promise((resolve) => {
+      const previous = this.#onClosed
+      this.#onClosed = () => { previous?.(); resolve() }
+      socket.close(CLOSE.NORMAL, 'client closed')
+    })
+  }
+
+  async #open (): Promise<void> {
+    this.#retryTimer = null
+    let socket: WebSocketLike
+    try {
+      const url = new URL(this.#opts.url)
+      const { getTicket, getToken } = this.#opts
+      if (getTicket !== undefined) url.searchParams.set('ticket', await credential(getTicket, 'getTicket'))
+      else if (getToken !== undefined) url.searchParams.set('token', await credential(getToken, 'getToken'))
+      if (this.#state === 'closed') return
+      socket = new this.#opts.WebSocket(url.href)
+    } catch (err) {
+      if (this.#state === 'closed') return
+      this.#error(new NotifyClientError('NOTIFY_CLIENT_CREDENTIAL_FAILED', 'could not get a credential or open a socket', { cause: err }))
+      this.#retry(backoffDelay(this.#attempt, this.#opts.backoff))
+      return
+    }
+    this.#socket = socket
+    this.#armWatchdog(this.#opts.connectTimeout, 'no welcome within connectTimeout')
+    // A close event follows every error; `ws` throws when an error has no listener.
+    socket.addEventListener('error', () => {})
+    socket.addEventListener('message', (event) => { if (this.#socket === socket) this.#onFrame(event.data) })
+    socket.addEventListener('close', (event) => { if (this.#socket === socket) this.#onClose(event.code, event.reason) })
+  }
+
+  #retry (delay: number): void {
+    this.#attempt++
+    this.#setState(this.#everConnected ? 'reconnecting' : 'connecting')
+    this.#retryTimer = setTimeout(() => { this.#open() }, delay)
+  }
+
+  #onClose (code: number, reason: string): void {
+    this.#socket = null
+    this.#welcome = null
+    this.#restoreId = null
+    this.#clearTimers()
+    const delay = this.#state === 'closed' ? null : retryDelay(code, this.#attempt, this.#opts.backoff)
+    if (delay === null) this.#setState('closed')
+    else this.#retry(delay)
+    this.#emit('disconnected', { code, reason, willRetry: delay !== null, delay })
+    const closed = this.#onClosed
+    this.#onClosed = null
+    closed?.()
+  }
+
+  /** Gives up on a socket that went silent: reported as 1006, like any connection lost without a close frame. */
+  #abandon (reason: string): void {
+    const socket = this.#socket
+    if (socket === null) return
+    this.#onClose(CLOSE.ABNORMAL, reason)
+    if (socket.terminate !== undefined) socket.terminate()
+    else socket.close(CLOSE.CLIENT_TIMEOUT, reason)
+  }
+
+  #onFrame (data: unknown): void {
+    // Any frame shows the server is alive.
+    this.#clearWatchdog()
+    const frame = parseFrame(data)
+    if (frame === null) {
+      this.#error(new NotifyClientError('NOTIFY_CLIENT_BAD_FRAME', 'the server sent a frame that is not a JSON object with an event'))
+      return
+    }
+    switch (frame.event) {
+      case 'welcome': return this.#onWelcome(frame)
+      case 'subscribed': return this.#onSubscribed(frame)
+      case 'message': return this.#onMessage(frame)
+      case 'refreshed': return this.#onRefreshed(frame)
+      case 'error': return this.#error(new NotifyClientError(frame.code as ServerErrorCode, String(frame.message), {
+        stream: typeof frame.stream === 'string' ? frame.stream : undefined
+      }))
+    }
+    // pong, unsubscribed and events of later protocol versions need nothing more.
+  }
+
+  #onWelcome (frame: ServerFrame): void {
+    this.#welcome = {
+      connection: String(frame.connection),
+      user: typeof frame.user === 'string' ? frame.user : null,
+      expiresAt: typeof frame.expiresAt === 'number' ? frame.expiresAt : null
+    }
+    this.#pingTimer = setInterval(() => this.#ping(), this.#opts.pingInterval)
+    this.#scheduleRefresh(this.#welcome.expiresAt)
+    const streams = this.#subscriptions.requests()
+    if (streams.length === 0) return this.#connected()
+    this.#restoreId = this.#nextId('r')
+    this.#send({ event: 'subscribe', streams, id: this.#restoreId })
+  }
+
+  #onSubscribed (frame: ServerFrame): void {
+    for (const stream of Array.isArray(frame.gaps) ? frame.gaps : []) {
+      if (typeof stream === 'string') this.#emit('gap', { stream })
+    }
+    const streams = Array.isArray(frame.streams) ? frame.streams.filter((s) => typeof s === 'string') : []
+    this.#emit('subscribed', { streams })
+    if (this.#restoreId !== null && frame.id === this.#restoreId) {
+      this.#restoreId = null
+      this.#connected()
+    }
+  }
+
+  #connected (): void {
+    this.#attempt = 0
+    const reconnect = this.#everConnected
+    this.#everConnected = true
+    this.#setState('open')
+    this.#emit('connected', { ...this.#welcome!, reconnect })
+  }
+
+  #onMessage (frame: ServerFrame): void {
+    const { stream, id, ts, data } = frame
+    if (typeof stream !== 'string' || typeof id !== 'string') {
+      this.#error(new NotifyClientError('NOTIFY_CLIENT_BAD_FRAME', 'a message frame without stream or id'))
+      return
+    }
+    const message: NotifyMessage = { stream, id, ts: typeof ts === 'number' ? ts : Date.now(), data }
+    for (const err of this.#subscriptions.deliver(message)) this.#handlerFailed(err)
+  }
+
+  #onRefreshed (frame: ServerFrame): void {
+    if (typeof frame.expiresAt !== 'number') return
+    this.#scheduleRefresh(frame.expiresAt)
+    this.#emit('refreshed', { expiresAt: frame.expiresAt })
+  }
+
+  #ping (): void {
+    if (this.#watchdog === null) this.#armWatchdog(this.#opts.pingTimeout, 'no pong within pingTimeout')
+    this.#send({ event: 'ping', id: this.#nextId('p') })
+  }
+
+  #scheduleRefresh (expiresAt: number | null): void {
+    if (this.#refreshTimer !== null) clearTimeout(this.#refreshTimer)
+    this.#refreshTimer = null
+    if (expiresAt === null || this.#opts.getToken === undefined) return
+    const left = expiresAt - Date.now()
+    const delay = Math.max(0, left - Math.min(this.#opts.refreshBefore, left / 2))
+    // A lifetime beyond a timer's reach is refreshed early, which is harmless.
+    this.#refreshTimer = setTimeout(() => { this.#refresh(this.#opts.getToken!) }, Math.min(delay, MAX_TIMER_MS))
+  }
+
+  // Without a new token the server closes with 4001 at expiry, and the reconnect asks again.
+  async #refresh (getToken: CredentialSource): Promise<void> {
+    this.#refreshTimer = null
+    const socket = this.#socket
+    let token: string
+    try {
+      token = await credential(getToken, 'getToken')
+    } catch (err) {
+      this.#error(new NotifyClientError('NOTIFY_CLIENT_CREDENTIAL_FAILED', 'could not get a token to refresh the connection', { cause: err }))
+      return
+    }
+    if (this.#socket === socket) this.#send({ event: 'refresh', token, id: this.#nextId('f') })
+  }
+
+  #send (frame: Record<string, unknown>): void {
+    if (this.#socket?.readyState === OPEN) this.#socket.send(JSON.stringify(frame))
+  }
+
+  #nextId (prefix: string): string {
+    return `${prefix}${++this.#seq}`
+  }
+
+  #armWatchdog (ms: number, reason: string): void {
+    this.#clearWatchdog()
+    this.#watchdog = setTimeout(() => this.#abandon(reason), ms)
+  }
+
+  #clearWatchdog (): void {
+    if (this.#watchdog !== null) clearTimeout(this.#watchdog)
+    this.#watchdog = null
+  }
+
+  #clearTimers (): void {
+    this.#clearWatchdog()
+    if (this.#pingTimer !== null) clearInterval(this.#pingTimer)
+    if (this.#refreshTimer !== null) clearTimeout(this.#refreshTimer)
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
+    this.#pingTimer = this.#refreshTimer = this.#retryTimer = null
+  }
+
+  #setState (state: ConnectionState): void {
+    if (this.#state === state) return
+    this.#state = state
+    this.#emit('state', state)
+  }
+
+  #emit<K extends Exclude<keyof NotifyClientEvents, 'error'>> (event: K, payload: NotifyClientEvents[K]): void {
+    for (const err of this.#events.emit(event, payload)) this.#handlerFailed(err)
+  }
+
+  #handlerFailed (err: unknown): void {
+    this.#error(new NotifyClientError('NOTIFY_CLIENT_HANDLER_FAILED', 'a handler or listener threw', { cause: err }))
+  }
+
+  // What an error listener throws has nowhere left to go.
+  #error (err: NotifyClientError): void {
+    this.#events.emit('error', err)
+  }
+}

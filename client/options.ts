@@ -1,0 +1,81 @@
+import type { BackoffOptions } from './backoff.js'
+import { NotifyClientError } from './errors.js'
+import { socketUrl, type WebSocketConstructor } from './socket.js'
+
+/** A credential source; called again before every (re)connect. */
+export type CredentialSource = () => string | Promise<string>
+
+export interface NotifyClientOptions {
+  /** The WebSocket endpoint, e.g. `wss://example.com/ws`; relative (`/ws`) and http(s) URLs are accepted in browsers. */
+  url: string
+  /** Returns a one-time ticket (`POST /ws/ticket`); sent as `?ticket=`. Called before every (re)connect. */
+  getTicket?: CredentialSource
+  /**
+   * Returns a current JWT. Sent as `?token=` when there is no `getTicket`, and used to `refresh`
+   * the connection before it expires.
+   */
+  getToken?: CredentialSource
+  /** WebSocket constructor, e.g. the `ws` package on Node 20. @default globalThis.WebSocket */
+  WebSocket?: WebSocketConstructor
+  /** Reconnect delays in ms. @default { min: 500, max: 20000 } */
+  backoff?: Partial<BackoffOptions>
+  /** How often an application-level ping is sent, in ms. @default 25000 */
+  pingInterval?: number
+  /** How long to wait for a pong (or any frame) before dropping the connection, in ms. @default 10000 */
+  pingTimeout?: number
+  /** How long to wait for `welcome` after opening a socket, in ms. @default 10000 */
+  connectTimeout?: number
+  /** How long before expiry to send `refresh` (at most half the remaining lifetime), in ms. @default 30000 */
+  refreshBefore?: number
+}
+
+export interface ResolvedOptions {
+  url: URL
+  getTicket: CredentialSource | undefined
+  getToken: CredentialSource | undefined
+  WebSocket: WebSocketConstructor
+  backoff: BackoffOptions
+  pingInterval: number
+  pingTimeout: number
+  connectTimeout: number
+  refreshBefore: number
+}
+
+function invalid (message: string): NotifyClientError {
+  return new NotifyClientError('NOTIFY_CLIENT_INVALID_OPTION', message)
+}
+
+function positive (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) throw invalid(`${name} must be a positive integer`)
+  return value
+}
+
+function credential (name: string, value: unknown): CredentialSource | undefined {
+  if (value !== undefined && typeof value !== 'function') throw invalid(`${name} must be a function`)
+  return value as CredentialSource | undefined
+}
+
+export function resolveOptions (opts: NotifyClientOptions): ResolvedOptions {
+  if (opts === null || typeof opts !== 'object') throw invalid('options must be an object')
+  const url = typeof opts.url === 'string' ? socketUrl(opts.url) : null
+  if (url === null) throw invalid('url must be a ws:, wss:, http: or https: URL')
+  const WebSocket = opts.WebSocket ?? (globalThis.WebSocket as WebSocketConstructor | undefined)
+  if (typeof WebSocket !== 'function') {
+    throw new NotifyClientError('NOTIFY_CLIENT_NO_WEBSOCKET', 'no global WebSocket: pass one as the WebSocket option (e.g. the ws package)')
+  }
+  const min = positive('backoff.min', opts.backoff?.min, 500)
+  const max = positive('backoff.max', opts.backoff?.max, 20000)
+  if (min > max) throw invalid('backoff.min must not exceed backoff.max')
+  return {
+    url,
+    getTicket: credential('getTicket', opts.getTicket),
+    getToken: credential('getToken', opts.getToken),
+    WebSocket,
+    backoff: { min, max },
+    pingInterval: positive('pingInterval', opts.pingInterval, 25000),
+    pingTimeout: positive('pingTimeout', opts.pingTimeout, 10000),
+    connectTimeout: positive('connectTimeout', opts.connectTimeout, 10000),
+    refreshBefore: positive('refreshBefore', opts.refreshBefore, 30000)
+  }
+}

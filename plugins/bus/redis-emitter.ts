@@ -1,0 +1,126 @@
+import type { EventEmitter } from 'node:events'
+import mqemitterRedis from 'mqemitter-redis'
+import type { MQEmitter } from 'mqemitter'
+import type { FastifyBaseLogger } from 'fastify'
+import { BusUnavailableError, InvalidOptionError } from '../errors.js'
+import { withTimeout } from '../util.js'
+import {
+  connectionReady, endConnection, redisConnection,
+  type RedisClientLike, type RedisConnectionLike, type RedisConnectionOptions, type RedisConnectionOverrides
+} from '../redis.js'
+
+/**
+ * How the bus reaches Redis: a URL (`redis://`, `rediss://` for TLS), ioredis options (with an
+ * optional `url`), or `{ client }` to duplicate an existing client's connection settings.
+ */
+export type NotifyBusRedisOptions = RedisConnectionOptions | { client: RedisClientLike }
+
+/** mqemitter-redis as this file uses it: its typings leave out `state` and the connections. */
+interface MQEmitterRedis extends MQEmitter {
+  state: EventEmitter
+  pubConn: RedisConnectionLike
+  subConn: RedisConnectionLike
+}
+
+/** What the bus plugin needs to run on Redis. */
+export interface RedisBus {
+  emitter: MQEmitter
+  /** ioredis status of the publishing and the subscribing connection. */
+  status (): { pub: string, sub: string }
+  /** Resolves once both connections are ready; rejects with `FST_NOTIFY_BUS_UNAVAILABLE` after `timeout` ms. */
+  ready (timeout: number): Promise<void>
+  /**
+   * Ends what the bus owns (connections it built: QUIT when connected, cut off after `timeout` ms
+   * or at once when Redis is away) and removes its listeners.
+   */
+  release (timeout: number): Promise<void>
+}
+
+// A SUBSCRIBE made while Redis is away waits for it, however long, instead of being dropped.
+const SUB: RedisConnectionOverrides = { lazyConnect: false, maxRetriesPerRequest: null }
+// A PUBLISH made while Redis is away fails at once (503) instead of waiting in the offline queue.
+const PUB: RedisConnectionOverrides = { lazyConnect: false, enableOfflineQueue: false, enableAutoPipelining: true }
+
+function connections (opts: NotifyBusRedisOptions): { sub: RedisConnectionLike, pub: RedisConnectionLike } {
+  if (typeof opts === 'object' && opts !== null && 'client' in opts) {
+    if (typeof opts.client?.duplicate !== 'function') throw new InvalidOptionError('redis.client must be an ioredis client')
+    return { sub: opts.client.duplicate(SUB), pub: opts.client.duplicate(PUB) }
+  }
+  return { sub: redisConnection(opts, SUB), pub: redisConnection(opts, PUB) }
+}
+
+/** Whether `emitter` is an mqemitter-redis, whose connections and `state` need watching. */
+export function isMQEmitterRedis (emitter: MQEmitter): boolean {
+  const candidate = emitter as Partial<MQEmitterRedis>
+  return typeof candidate.state?.on === 'function' && candidate.pubConn !== undefined && candidate.subConn !== undefined
+}
+
+/** mqemitter-redis over two connections built from `options` (never from `connectionString`, which drops every other option). */
+export function createRedisBus (options: NotifyBusRedisOptions, log: FastifyBaseLogger): RedisBus {
+  const { sub, pub } = connections(options)
+  // The connections are ioredis 5 or 6; mqemitter-redis only calls what RedisConnectionLike names.
+  const emitter = mqemitterRedis({ subConn: sub, pubConn: pub } as unknown as Parameters<typeof mqemitterRedis>[0])
+  // Not mqemitter-redis's close(): it waits for both connections' 'end', forever when Redis is
+  // away, and its QUIT on a connection without offline queue would reject unhandled.
+  return watch(emitter as unknown as MQEmitterRedis, log, true, (timeout) => Promise.all([endConnection(pub, timeout), endConnection(sub, timeout)]))
+}
+
+/** Watches a given mqemitter-redis; closes it (bounded) on release only when `closeEmitter`. */
+export function watchRedisEmitter (emitter: MQEmitter, log: FastifyBaseLogger, closeEmitter: boolean): RedisBus {
+  const { pubConn: pub, subConn: sub } = emitter as MQEmitterRedis
+  return watch(emitter as MQEmitterRedis, log, false, async (timeout) => {
+    if (!closeEmitter) return
+    const closed = await withTimeout(timeout, (callback) => emitter.close(() => callback()))
+    if (!closed) {
+      pub.disconnect()
+      sub.disconnect()
+    }
+  })
+}
+
+/**
+ * Its `state` emits 'error' on every Redis connection failure and would crash the process
+ * unlisted: errors are logged here, once per outage at warn level.
+ */
+function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean, close: (timeout: number) => Promise<unknown>): RedisBus {
+  const { pubConn: pub, subConn: sub } = emitter
+  let outage = false
+  let releasing = false
+  const onError = (err: unknown): void => {
+    if (releasing) return
+    if (outage) {
+      log.debug({ err }, 'notify bus: Redis still unreachable')
+      return
+    }
+    outage = true
+    log.warn({ err }, 'notify bus: Redis connection lost; publishes answer 503 until it is back')
+  }
+  const onReady = (): void => {
+    if (!outage || pub.status !== 'ready' || sub.status !== 'ready') return
+    outage = false
+    log.info('notify bus: Redis connection restored')
+  }
+  emitter.state.on('error', onError)
+  pub.on('ready', onReady)
+  sub.on('ready', onReady)
+
+  return {
+    emitter,
+    status: () => ({ pub: pub.status, sub: sub.status }),
+    async ready (timeout) {
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<false>((resolve) => { timer = setTimeout(resolve, timeout, false) })
+      const ready = await Promise.race([Promise.all([connectionReady(pub), connectionReady(sub)]).then(() => true), late])
+      clearTimeout(timer)
+      if (!ready) throw new BusUnavailableError(`Redis not ready within ${timeout} ms (pub: ${pub.status}, sub: ${sub.status})`)
+    },
+    async release (timeout) {
+      releasing = true
+      await close(timeout)
+      // An emitter built here keeps its listener: a late connection error must not crash.
+      if (!built) emitter.state.removeListener('error', onError)
+      pub.removeListener('ready', onReady)
+      sub.removeListener('ready', onReady)
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import { Redis, type RedisOptions } from 'ioredis'
+import { InvalidOptionError } from './errors.js'
+
+// The seam between our code and two ioredis majors: mqemitter-redis and we use ioredis 5,
+// @fastify/redis uses ioredis 6, and their types do not mix. Everything here is typed by what
+// we call, so a client of either version fits. Not exported from the package entry except types.
+
+/** The calls the edge makes on a Redis connection it manages. */
+export interface RedisConnectionLike {
+  /** ioredis status: 'wait', 'connecting', 'connect', 'ready', 'reconnecting', 'close', 'end'. */
+  readonly status: string
+  quit (): Promise<unknown>
+  disconnect (): void
+  once (event: string, listener: (...args: unknown[]) => void): unknown
+  on (event: string, listener: (...args: unknown[]) => void): unknown
+  removeListener (event: string, listener: (...args: unknown[]) => void): unknown
+}
+
+/** Options the edge sets on connections it derives. */
+export interface RedisConnectionOverrides {
+  lazyConnect?: boolean
+  enableOfflineQueue?: boolean
+  enableAutoPipelining?: boolean
+  maxRetriesPerRequest?: number | null
+  commandTimeout?: number
+}
+
+/** A client to derive connections from with `duplicate()`, e.g. `app.redis` of @fastify/redis. */
+export interface RedisClientLike {
+  duplicate (override?: RedisConnectionOverrides): RedisConnectionLike
+}
+
+/** A URL (`redis://`, `rediss://` for TLS), or ioredis options with an optional `url`. */
+export type RedisConnectionOptions = string | (RedisOptions & { url?: string })
+
+/** A new ioredis connection; `overrides` win over `options`. */
+export function redisConnection (options: RedisConnectionOptions, overrides: RedisConnectionOverrides): Redis {
+  if (typeof options === 'string') return new Redis(options, overrides)
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('redis must be a URL, ioredis options or { client }')
+  }
+  const { url, ...rest } = options
+  if (url === undefined) return new Redis({ ...rest, ...overrides })
+  return new Redis(url, { ...rest, ...overrides })
+}
+
+/** Resolves once `connection` is ready. */
+export function connectionReady (connection: RedisConnectionLike): Promise<void> {
+  if (connection.status === 'ready') return Promise.resolve()
+  return new Promise((resolve) => connection.once('ready', () => resolve()))
+}
+
+/**
+ * Ends a connection within `timeout` ms and never throws: QUIT when connected, else (or when
+ * QUIT gets no answer) disconnect at once, since waiting for 'end' could then take forever.
+ */
+export async function endConnection (connection: RedisConnectionLike, timeout: number): Promise<void> {
+  if (connection.status === 'end') return
+  if (connection.status === 'ready') {
+    let timer: NodeJS.Timeout | undefined
+    const ended = new Promise<boolean>((resolve) => {
+      timer = setTimeout(resolve, timeout, false)
+      connection.once('end', () => resolve(true))
+    })
+    connection.quit().catch(() => {})
+    const quitted = await ended
+    clearTimeout(timer)
+    if (quitted) return
+  }
+  connection.disconnect()
+}

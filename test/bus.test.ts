@@ -1,0 +1,129 @@
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
+import mqemitter, { type MQEmitter } from 'mqemitter'
+import t, { type Test } from 'tap'
+import { notifyBus, type BusMessage, type NotifyBus } from '../plugins/index.js'
+import { Fanout, type Subscriber } from '../plugins/streams/fanout.js'
+
+/** A real mqemitter that counts the listeners added to and removed from it. */
+function counting (): { emitter: MQEmitter, added: () => number, removed: () => number } {
+  const emitter = mqemitter()
+  let added = 0
+  let removed = 0
+  const on = emitter.on.bind(emitter)
+  const off = emitter.removeListener.bind(emitter)
+  emitter.on = (topic, listener, callback) => { added++; return on(topic, listener, callback) }
+  emitter.removeListener = (topic, listener, callback) => { removed++; return off(topic, listener, callback) }
+  return { emitter, added: () => added, removed: () => removed }
+}
+
+async function bus (t: Test, emitter: MQEmitter, logs: string[] = []): Promise<NotifyBus> {
+  const stream = new Writable({ write (chunk, _encoding, callback) { logs.push(chunk.toString()); callback() } })
+  const app = Fastify({ logger: { level: 'error', stream } })
+  t.teardown(() => app.close())
+  await app.register(notifyBus, { emitter, closeEmitter: true })
+  await app.ready()
+  return app.notifyBus
+}
+
+const message = (topic: string, n: number): BusMessage => ({ topic, id: `${n}-0`, frame: `{"n":${n}}` })
+
+/** A listener that records what it receives and can wait for the n-th message. */
+function recorder (): { listener: (m: BusMessage) => void, got: BusMessage[] } {
+  const got: BusMessage[] = []
+  return { listener: (m) => { got.push(m) }, got }
+}
+
+t.test('one emitter listener per topic, however many listeners, released with the last one', async (t) => {
+  const c = counting()
+  const b = await bus(t, c.emitter)
+  const [one, two, three] = [recorder(), recorder(), recorder()]
+  await Promise.all([one, two, three].map((r) => b.subscribe('notify/p/a', r.listener)))
+  await b.subscribe('notify/p/b', one.listener)
+  t.equal(c.added(), 2)
+  t.equal(b.topicCount(), 2)
+
+  await b.publish(message('notify/p/a', 1))
+  t.same([one.got, two.got, three.got].map((got) => got.map((m) => m.id)), [['1-0'], ['1-0'], ['1-0']])
+  t.same(one.got[0], message('notify/p/a', 1), 'the message arrives as published')
+
+  await b.unsubscribe('notify/p/a', one.listener)
+  await b.unsubscribe('notify/p/a', two.listener)
+  t.equal(c.removed(), 0, 'still one listener on the topic')
+  await b.publish(message('notify/p/a', 2))
+  t.same(three.got.map((m) => m.id), ['1-0', '2-0'])
+  t.same(one.got.map((m) => m.id), ['1-0'], 'an unsubscribed listener gets nothing more')
+
+  await b.unsubscribe('notify/p/a', three.listener)
+  t.equal(c.removed(), 1)
+  t.equal(b.topicCount(), 1)
+})
+
+t.test('unsubscribing what was never subscribed does nothing', async (t) => {
+  const c = counting()
+  const b = await bus(t, c.emitter)
+  const r = recorder()
+  await b.unsubscribe('notify/p/none', r.listener)
+  await b.subscribe('notify/p/a', r.listener)
+  await b.unsubscribe('notify/p/a', recorder().listener)
+  t.equal(c.removed(), 0)
+  t.equal(b.topicCount(), 1)
+})
+
+t.test('a topic dropped and taken again at once delivers exactly once', async (t) => {
+  const b = await bus(t, mqemitter())
+  const r = recorder()
+  await b.subscribe('notify/p/a', r.listener)
+  const dropped = b.unsubscribe('notify/p/a', r.listener)
+  const taken = b.subscribe('notify/p/a', r.listener) // mqemitter removes listeners on the next tick
+  await Promise.all([dropped, taken])
+  await b.publish(message('notify/p/a', 1))
+  t.same(r.got.map((m) => m.id), ['1-0'])
+})
+
+t.test('a listener that throws is logged and does not stop the others', async (t) => {
+  const logs: string[] = []
+  const b = await bus(t, mqemitter(), logs)
+  const r = recorder()
+  await b.subscribe('notify/p/a', () => { throw new Error('boom') })
+  await b.subscribe('notify/p/a', r.listener)
+  await b.publish(message('notify/p/a', 1))
+  t.equal(r.got.length, 1)
+  t.match(logs.join(''), /notify bus listener failed/)
+})
+
+t.test('fan-out writes one shared Buffer to every local subscriber of a topic', async (t) => {
+  const b = await bus(t, mqemitter())
+  const fanout = new Fanout(b)
+  const frames: Buffer[] = []
+  const subscribers: Subscriber[] = [1, 2, 3].map(() => ({ deliver: (frame: Buffer) => { frames.push(frame) } }))
+  await Promise.all(subscribers.map((s) => fanout.add('notify/p/a', s)))
+  t.equal(fanout.size, 1)
+  t.equal(b.topicCount(), 1, 'one bus listener for three sockets')
+  await b.publish(message('notify/p/a', 1))
+  t.equal(frames.length, 3)
+  t.ok(frames.every((f) => f === frames[0]), 'the very same Buffer, serialized once')
+  t.equal(frames[0].toString(), '{"n":1}')
+
+  await fanout.remove('notify/p/a', subscribers[0])
+  await fanout.remove('notify/p/a', subscribers[0])
+  await fanout.remove('notify/p/none', subscribers[0])
+  t.equal(b.topicCount(), 1)
+  await Promise.all(subscribers.slice(1).map((s) => fanout.remove('notify/p/a', s)))
+  t.equal(fanout.size, 0)
+  t.equal(b.topicCount(), 0)
+})
+
+t.test('closing an emitter that never answers is abandoned after closeTimeout', async (t) => {
+  const emitter = mqemitter()
+  const stuck = Object.assign(Object.create(emitter) as MQEmitter, { close: () => undefined })
+  const logs: string[] = []
+  const stream = new Writable({ write (chunk, _encoding, callback) { logs.push(chunk.toString()); callback() } })
+  const app = Fastify({ logger: { level: 'warn', stream } })
+  await app.register(notifyBus, { emitter: stuck, closeEmitter: true, closeTimeout: 100 })
+  await app.ready()
+  const started = Date.now()
+  await app.close()
+  t.ok(Date.now() - started < 1000, 'close did not hang')
+  t.match(logs.join(''), /did not close in time/)
+})

@@ -1,0 +1,88 @@
+import t from 'tap'
+import { once } from 'node:events'
+import { Redis } from 'ioredis'
+import mqemitterRedis from 'mqemitter-redis'
+import { RedisHistoryStore } from '../plugins/index.js'
+import { messageTemplate } from '../plugins/streams/protocol.js'
+import { historyStoreSuite, TestClock } from './abstract/history-store.js'
+import { redisServer } from './redis-server.js'
+
+const bounds = { size: 100, ttl: 60 }
+
+t.test('the Redis store', async (t) => {
+  const server = await redisServer(t)
+  historyStoreSuite(t, async (t, now) => {
+    const client = new Redis(server.url)
+    t.teardown(() => client.quit())
+    return new RedisHistoryStore({ client, now })
+  })
+})
+
+t.test('publishes each message from the append script, as mqemitter-redis receives it', async (t) => {
+  const server = await redisServer(t)
+  const client = new Redis(server.url)
+  const emitter = mqemitterRedis({ connectionString: server.url })
+  t.teardown(async () => {
+    await client.quit()
+    await new Promise<void>((resolve) => emitter.close(() => resolve()))
+  })
+  const topic = 'notify/u/order/YWxpY2U'
+  const received: unknown[] = []
+  let third!: () => void
+  const all = new Promise<void>((resolve) => { third = resolve })
+  const listener = (message: unknown, done: () => void): void => {
+    if (received.push(message) === 3) third()
+    done()
+  }
+  await new Promise<void>((resolve) => emitter.on(topic, listener, () => resolve()))
+  const store = new RedisHistoryStore({ client })
+  t.equal(store.appendPublishes, true)
+  const messages = []
+  for (let n = 0; n < 3; n++) messages.push(await store.append(topic, messageTemplate('order', { text: `é 漢字 ${n}` }), bounds))
+  await all
+  t.same(received, messages, 'the same topic, id and frame as history holds, in order')
+})
+
+t.test('keeps the keys of a topic bounded and expiring', async (t) => {
+  const server = await redisServer(t)
+  const client = new Redis(server.url)
+  t.teardown(() => client.quit())
+  const store = new RedisHistoryStore({ client, keyPrefix: 'h:', publish: false, metaTtl: 600 })
+  t.equal(store.appendPublishes, false)
+  for (let n = 0; n < 500; n++) await store.append('topic', messageTemplate('s', { n }), { size: 10, ttl: 60 })
+  t.ok(await client.xlen('h:{topic}') < 200, 'MAXLEN ~ trims')
+  t.ok(await client.pttl('h:{topic}') > 59_000, 'the stream expires ttl after its last write')
+  t.ok(await client.ttl('h:{topic}:last') > 590, 'the latest id lives metaTtl')
+})
+
+t.test('answers 503 within its timeout when Redis is away', async (t) => {
+  const server = await redisServer(t)
+  const client = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+  t.teardown(() => client.disconnect())
+  await once(client, 'ready')
+  const clock = new TestClock()
+  const store = new RedisHistoryStore({ client, now: clock.now, timeout: 200 })
+  const { id } = await store.append('topic', messageTemplate('s', 1), bounds)
+  await server.stop()
+  await t.rejects(store.append('topic', messageTemplate('s', 2), bounds), { code: 'FST_NOTIFY_BUS_UNAVAILABLE', statusCode: 503 })
+  await t.rejects(store.read('topic', id, bounds, 10), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' })
+})
+
+t.test('answers 503 when Redis does not answer in time', async (t) => {
+  const server = await redisServer(t)
+  const client = new Redis(server.url)
+  const blocker = new Redis(server.url)
+  t.teardown(() => { client.disconnect(); blocker.disconnect() })
+  const store = new RedisHistoryStore({ client, timeout: 100 })
+  await store.append('topic', messageTemplate('s', 1), bounds)
+  // A frozen Redis: every other client's commands wait while it is paused.
+  await blocker.client('PAUSE', 500, 'ALL')
+  await t.rejects(store.append('topic', messageTemplate('s', 2), bounds), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' })
+})
+
+t.test('rejects bad options with a coded error', async (t) => {
+  const client = { evalsha: async () => null, eval: async () => null }
+  for (const opts of [{}, { client, keyPrefix: 5 }, { client, metaTtl: 0 }, { client, timeout: -1 }, { client, now: 'now' }]) {
+    t.throws(() => new RedisHistoryStore(opts as never), { code: 'FST_NOTIFY_INVALID_OPTION' }, JSON.stringify(opts))
+  }
+})
