@@ -3,7 +3,9 @@ import t from 'tap'
 import { build, connect, ticket, token } from './helpers.js'
 
 t.test('a socket that stops answering protocol pings is terminated; a live one stays', async (t) => {
-  const edge = await build(t, { routes: [{ path: '/ws', heartbeatInterval: 50 }] })
+  // Long enough that a live client on a loaded machine answers in time.
+  const interval = 300
+  const edge = await build(t, { routes: [{ path: '/ws', heartbeatInterval: interval }] })
   const url = async (): Promise<string> => `${edge.ws}/ws?ticket=${await ticket(edge.http, token(edge.app, 'alice'))}`
   const { client: dead } = await connect(t, await url(), { autoPong: false })
   const { client: live } = await connect(t, await url())
@@ -12,10 +14,10 @@ t.test('a socket that stops answering protocol pings is terminated; a live one s
 
   const started = Date.now()
   t.equal(await dead.closed, 1006, 'terminated without a close frame')
-  t.ok(Date.now() - started < 1000, 'within two intervals or so')
+  t.ok(Date.now() - started < 3 * interval, 'within two intervals')
   t.equal(edge.app.notifyStreams.get('/ws')!.stats.heartbeatTimeouts, 1)
 
-  while (pings.count < 3) await once(live.socket, 'ping')
+  while (pings.count < 3 && live.closeCode === null) await Promise.race([once(live.socket, 'ping'), live.closed])
   await live.request({ event: 'ping' }, 'pong')
   t.equal(live.closeCode, null, 'the socket that answers pings is still open')
   t.equal(edge.app.notifyStreams.get('/ws')!.stats.heartbeatTimeouts, 1)
