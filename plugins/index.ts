@@ -93,6 +93,17 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
   }
   const options = typeof redis === 'string' ? { url: redis } : redis
   const client = redisConnection({ enableOfflineQueue: false, ...options }, {})
+  // Without an 'error' listener ioredis prints every failed reconnect to stderr; log once per outage.
+  let outage = false
+  client.on('error', (err) => {
+    if (outage) return
+    outage = true
+    app.log.warn({ err }, 'notify edge: Redis connection lost; tickets and history answer 503 until it is back')
+  })
+  client.on('ready', () => {
+    if (outage) app.log.info('notify edge: Redis connection restored')
+    outage = false
+  })
   app.addHook('onClose', () => endConnection(client, closeTimeout))
   // @fastify/redis types its client as ioredis 6; ours is ioredis 5 with the same API.
   await app.register(fastifyRedis, { client, closeClient: false } as unknown as FastifyRedisPluginOptions)

@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { exampleProcess, login } from './example-process.js'
 import { build, connect, connectUser, handshakeStatus, type Client } from './helpers.js'
 
 function pause (client: Client): void {
@@ -29,35 +28,9 @@ t.test('app.close() sends 1001 on every route, answers new handshakes 503 and en
   deaf.socket.terminate()
 })
 
-const SERVER = fileURLToPath(new URL('../example-app/server.ts', import.meta.url))
-
-/** Runs the example app in a child process; resolves once it listens. */
-async function exampleApp (t: { teardown: (fn: () => unknown) => void }): Promise<{ child: ReturnType<typeof spawn>, http: string, ws: string }> {
-  const child = spawn(process.execPath, [...process.execArgv, SERVER], {
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ORDER_STEP_MS: '10' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let out = ''
-  const address = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-      if (match !== null) resolve(match[1])
-    })
-    child.once('exit', (code) => reject(new Error(`example app exited with ${code}: ${out}`)))
-  })
-  return { child, http: address, ws: address.replace('http', 'ws') }
-}
-
-async function login (http: string, user: string): Promise<string> {
-  const res = await fetch(`${http}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) })
-  return ((await res.json()) as { token: string }).token
-}
-
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`the example app drains on ${signal} and exits within the drain timeout + 1 s`, async (t) => {
-    const app = await exampleApp(t)
+    const app = await exampleProcess(t)
     const jwt = await login(app.http, 'alice')
     const { client } = await connect(t, `${app.ws}/ws?token=${jwt}`)
     const { client: deaf } = await connect(t, `${app.ws}/public`)
