@@ -189,7 +189,12 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
       throw new InvalidDataError(stream.name, ajv.errorsText(validate.errors))
     }
     // The data is serialized once; each recipient's frame only adds its id.
-    const template = messageTemplate(stream.name, body.data)
+    let template: MessageTemplate
+    try {
+      template = messageTemplate(stream.name, body.data)
+    } catch (err) {
+      throw new InvalidDataError(stream.name, (err as Error).message)
+    }
     const published = await Promise.all(users.map((user) => counted(stream, send(stream, stream.topic(user), template))))
     return body.users === undefined ? { id: published[0] } : { ids: published }
   }

@@ -9,6 +9,7 @@ import { InvalidOptionError } from './errors.js'
 export interface RedisConnectionLike {
   /** ioredis status: 'wait', 'connecting', 'connect', 'ready', 'reconnecting', 'close', 'end'. */
   readonly status: string
+  readonly stream?: { destroy (): void }
   quit (): Promise<unknown>
   disconnect (): void
   once (event: string, listener: (...args: unknown[]) => void): unknown
@@ -67,5 +68,7 @@ export async function endConnection (connection: RedisConnectionLike, timeout: n
     clearTimeout(timer)
     if (quitted) return
   }
+  // disconnect() alone only half-closes the socket, which a frozen Redis never completes.
   connection.disconnect()
+  connection.stream?.destroy()
 }

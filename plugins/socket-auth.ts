@@ -47,7 +47,7 @@ async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocket
   const metrics = metricsOf(app)
 
   async function authenticate (request: FastifyRequest): Promise<Principal> {
-    const query = (request.query ?? {}) as CredentialQuery
+    const query = request.query as CredentialQuery
     const ticket = queryString(query.ticket)
     if (ticket !== null) {
       const record = await app.notifyTickets?.redeem(ticket)

@@ -30,7 +30,7 @@ t.test('app.close() sends 1001 on every route, answers new handshakes 503 and en
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`the example app drains on ${signal} and exits within the drain timeout + 1 s`, async (t) => {
-    const app = await exampleProcess(t)
+    const app = await exampleProcess(t, {})
     const jwt = await login(app.http, 'alice')
     const { client } = await connect(t, `${app.ws}/ws?token=${jwt}`)
     const { client: deaf } = await connect(t, `${app.ws}/public`)

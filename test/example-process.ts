@@ -1,37 +1,62 @@
-// The example app in a child process, from its TypeScript sources (through the loader this test
-// process runs with, so no build is needed), for tests of signals and of losing a process.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { API_KEY, SECRET } from './helpers.js'
+// Runs the example app as a separate OS process, from its TypeScript source through tap's loader.
 
-const SERVER = fileURLToPath(new URL('../example-app/server.ts', import.meta.url))
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+
+type Test = { teardown: (fn: () => unknown) => void }
 
 export interface ExampleProcess {
-  child: ChildProcess
   http: string
   ws: string
+  pid: number
+  child: ChildProcess
+  /** SIGTERM, then waits for the exit; resolves with the exit code. */
+  stop (): Promise<number | null>
 }
 
-/** Starts the example app on a free port; resolves once it listens. Killed when the test ends. */
-export async function exampleProcess (t: { teardown: (fn: () => unknown) => void }, env: Record<string, string> = {}): Promise<ExampleProcess> {
-  const child = spawn(process.execPath, [...process.execArgv, SERVER], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', JWT_SECRET: SECRET, PUBLISH_API_KEY: API_KEY, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'inherit']
+const running = new Set<ChildProcess>()
+// A test process that dies without its teardown must not leave apps behind.
+process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const START_TIMEOUT = 30_000
+
+/** Starts `example-app/server.ts` with `env` (PORT defaults to 0) and waits until it listens. */
+export async function exampleProcess (t: Test, env: Record<string, string>): Promise<ExampleProcess> {
+  const child = spawn(process.execPath, ['--import', '@tapjs/typescript/import', 'example-app/server.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
   })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  running.add(child)
+  const exited = once(child, 'exit') as Promise<[number | null]>
+  exited.then(() => running.delete(child))
+  const stop = async (): Promise<number | null> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+    return (await exited)[0]
+  }
+  t.teardown(stop)
+
   let output = ''
-  child.stdout!.setEncoding('utf8')
-  const http = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`example app exited (${code}):\n${output}`)))
-    child.stdout!.on('data', (chunk: string) => {
-      output += chunk
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match !== null) resolve(match[1])
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  // Fastify logs the address it bound, so PORT=0 works: no port has to be guessed free.
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`example app not listening within ${START_TIMEOUT} ms:\n${output}`)), START_TIMEOUT)
+    exited.then(([code]) => {
+      clearTimeout(timer)
+      reject(new Error(`example app exited (${code}) before listening:\n${output}`))
+    })
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      output += `${line}\n`
+      const match = /Server listening at (http:\/\/[\d.:]+)/.exec(line)
+      if (match === null) return
+      clearTimeout(timer)
+      resolve(match[1])
     })
   })
-  child.removeAllListeners('exit')
-  child.stdout!.removeAllListeners('data').resume()
-  return { child, http, ws: http.replace('http:', 'ws:') }
+  return { http: address, ws: address.replace(/^http/, 'ws'), pid: child.pid!, child, stop }
 }
 
 /** A JWT from the example app's demo login. */

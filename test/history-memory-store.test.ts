@@ -38,6 +38,8 @@ t.test('sweeps on a timer that close() stops', async (t) => {
   t.equal(store.topicCount, 0)
   await store.close()
   await store.close()
+  await store.append('a', messageTemplate('s', 2), bounds)
+  t.equal(store.topicCount, 1, 'still usable after close, without a sweep timer')
 })
 
 t.test('rejects bad options with a coded error', async (t) => {

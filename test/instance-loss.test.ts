@@ -1,12 +1,13 @@
 import { once } from 'node:events'
 import t from 'tap'
 import { exampleProcess, login } from './example-process.js'
-import { connect, publish, ticket } from './helpers.js'
+import { API_KEY, SECRET, connect, publish, ticket } from './helpers.js'
 import { redisServer } from './redis-server.js'
 
 t.test('SIGKILL of one of two instances leaves the other serving, and its clients resume there', async (t) => {
   const redis = await redisServer(t)
-  const [a, b] = await Promise.all([exampleProcess(t, { REDIS_URL: redis.url }), exampleProcess(t, { REDIS_URL: redis.url })])
+  const env = { REDIS_URL: redis.url, JWT_SECRET: SECRET, PUBLISH_API_KEY: API_KEY }
+  const [a, b] = await Promise.all([exampleProcess(t, env), exampleProcess(t, env)])
   const aliceJwt = await login(a.http, 'alice')
   const { client: alice } = await connect(t, `${a.ws}/ws?ticket=${await ticket(a.http, aliceJwt)}`)
   await alice.subscribe('reward')

@@ -72,7 +72,7 @@ t.test('each plugin can be registered on its own, with the app\'s own @fastify/j
   await app.register(notify, { streams: STREAMS, topicPrefix: 'solo' })
   await app.register(notifyTickets, { ttl: 10 })
   await app.register(notifySocketAuth)
-  await app.register(notifyStreams, { path: '/socket' })
+  await app.register(notifyStreams)
   await app.register(notifyStreams, { path: '/anonymous', anonymous: true })
   await app.register(notifyPublishApi, { apiKey: API_KEY })
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -81,11 +81,11 @@ t.test('each plugin can be registered on its own, with the app\'s own @fastify/j
   const res = await fetch(`${http}/ws/ticket`, { method: 'POST', headers: { authorization: `Bearer ${token(app, 'alice')}` } })
   t.equal(res.status, 200)
   t.equal(((await res.json()) as { expiresIn: number }).expiresIn, 10)
-  t.same([...app.notifyStreams.keys()], ['/socket', '/anonymous'])
+  t.same([...app.notifyStreams.keys()], ['/ws', '/anonymous'])
   t.equal(app.notify.streams.get('order')!.topic('alice').split('/')[0], 'solo')
-  t.equal(await handshakeStatus(`${ws}/socket?token=${token(app, 'alice')}`), 101)
+  t.equal(await handshakeStatus(`${ws}/ws?token=${token(app, 'alice')}`), 101)
   t.equal(await handshakeStatus(`${ws}/anonymous`), 101)
-  t.equal(await handshakeStatus(`${ws}/socket`), 401)
+  t.equal(await handshakeStatus(`${ws}/ws`), 401)
 })
 
 t.test('a plugin registered without what it depends on fails to register', async (t) => {

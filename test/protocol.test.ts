@@ -63,6 +63,12 @@ t.test('an unknown stream is refused on its own: the rest of the frame is applie
   t.same(await alice.event('subscribed'), { event: 'subscribed', streams: ['order'], id: 'm' })
 })
 
+t.test('a stream may be given as {stream, since}', async (t) => {
+  const edge = await build(t)
+  const alice = await connectUser(t, edge, 'alice')
+  t.same((await alice.subscribe({ stream: 'order', since: '1-0' }, { stream: 'promotional' })).streams, ['order', 'promotional'])
+})
+
 t.test('a frame over maxPayload closes the socket with 1009', async (t) => {
   const edge = await build(t, { routes: [{ path: '/ws', maxPayload: 1024 }] })
   const alice = await connectUser(t, edge, 'alice')

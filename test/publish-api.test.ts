@@ -130,6 +130,12 @@ t.test('app.notify.publish applies the same rules in-process', async (t) => {
     await t.rejects(edge.app.notify.publish(body as PublishInput), { code, statusCode: 400 }, what)
   }
   await t.rejects(edge.app.notify.publish(undefined as unknown as PublishInput), { code: 'FST_NOTIFY_BAD_PUBLISH' })
+  const cycle: Record<string, unknown> = {}
+  cycle.self = cycle
+  const notJson: Array<[string, unknown]> = [['a function', () => 1], ['a BigInt', { n: 1n }], ['a cycle', cycle], ['a symbol', Symbol('s')]]
+  for (const [what, value] of notJson) {
+    await t.rejects(edge.app.notify.publish({ stream: 'reward', user: 'alice', data: value }), { code: 'FST_NOTIFY_INVALID_DATA' }, `${what} is not JSON`)
+  }
 })
 
 /** An MQEmitter whose publishes never complete, like mqemitter-redis with Redis gone. */

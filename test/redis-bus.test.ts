@@ -201,6 +201,20 @@ t.test('watches a given mqemitter-redis', async (t) => {
   t.test('closes it when closeEmitter is set', async (t) => {
     const app = await busApp(t, { emitter, closeEmitter: true })
     await app.close()
-    t.equal((emitter as unknown as { closed: boolean }).closed, true)
+    const { pubConn, subConn } = emitter as unknown as { pubConn: Redis, subConn: Redis }
+    t.same([pubConn.status, subConn.status], ['end', 'end'])
+  })
+
+  t.test('cuts its connections off when it cannot close within closeTimeout', async (t) => {
+    const stuck = mqemitterRedis({ connectionString: server.url }) as unknown as MQEmitter & { pubConn: Redis, subConn: Redis }
+    const app = await busApp(t, { emitter: stuck, closeEmitter: true, closeTimeout: 300 })
+    // Frozen, Redis never answers QUIT.
+    server.pause()
+    t.teardown(() => server.resume())
+    const started = Date.now()
+    await app.close()
+    const took = Date.now() - started
+    t.ok(took >= 290 && took < 1000, `closed in ${took} ms`)
+    await until('both connections to end', () => stuck.pubConn.status === 'end' && stuck.subConn.status === 'end')
   })
 })

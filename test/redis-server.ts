@@ -7,6 +7,7 @@ import { once } from 'node:events'
 import { createServer, Socket } from 'node:net'
 import { basename } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -44,12 +45,18 @@ async function freePort (): Promise<number> {
   return port
 }
 
+const running = new Set<ChildProcess>()
+// A test process that dies without its teardown must not leave servers behind.
+process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
+
 /** Spawns redis-server on `port`; resolves once it logs readiness, rejects if it exits first. */
 function spawnRedis (port: number): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
       stdio: ['ignore', 'pipe', 'pipe']
     })
+    running.add(child)
+    child.once('exit', () => running.delete(child))
     let output = ''
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
@@ -75,17 +82,12 @@ function spawnRedis (port: number): Promise<ChildProcess> {
   })
 }
 
-const running = new Set<ChildProcess>()
-// A test process that dies without its teardown must not leave servers behind.
-process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
-
 async function kill (child: ChildProcess): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
     const exited = once(child, 'exit')
     child.kill('SIGKILL')
     await exited
   }
-  running.delete(child)
 }
 
 /** A private redis-server on a free port, killed when the test ends. */
@@ -101,7 +103,6 @@ export async function redisServer (t: Test): Promise<RedisServer> {
       if (attempt >= 3 || (err as Error).message === MISSING) throw err
     }
   }
-  running.add(child)
   const server: RedisServer = {
     url: `redis://127.0.0.1:${port}`,
     port,
@@ -112,7 +113,6 @@ export async function redisServer (t: Test): Promise<RedisServer> {
     async start () {
       if (child !== null) return
       child = await spawnRedis(port)
-      running.add(child)
     },
     pause () { child?.kill('SIGSTOP') },
     resume () { child?.kill('SIGCONT') }
@@ -162,4 +162,16 @@ export async function until (what: string, check: () => Promise<boolean> | boole
     if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
+}
+
+/** Keys under `prefix`, by SCAN: the shared Redis may hold many others. */
+export async function scanKeys (redis: Redis, prefix: string): Promise<string[]> {
+  const keys: string[] = []
+  let cursor = '0'
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    keys.push(...batch)
+    cursor = next
+  } while (cursor !== '0')
+  return keys.sort()
 }

@@ -19,6 +19,8 @@ t.test('the first frame is welcome, with the connection id, the user and the exp
   t.match(welcome.connection, /^[0-9a-f-]{36}$/)
   t.equal(welcome.user, 'alice')
   t.equal(welcome.expiresAt, (edge.app.jwt.decode(jwt) as { exp: number }).exp * 1000)
+  const [connection] = edge.app.notifyStreams.get('/ws')!.connections
+  t.same([connection.id, connection.principal.user], [welcome.connection, 'alice'], 'the route lists it with its principal')
   const other = await connect(t, `${edge.ws}/public`)
   t.not(other.welcome.connection, welcome.connection, 'connection ids are unique')
   t.same([other.welcome.user, other.welcome.expiresAt], [null, null], 'anonymous')

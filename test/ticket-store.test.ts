@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import fastifyRedis from '@fastify/redis'
 import { MemoryTicketStore, RedisTicketStore } from '../plugins/index.js'
 import { ticketStoreSuite } from './abstract/ticket-store.js'
-import { sharedRedis } from './redis-server.js'
+import { scanKeys, sharedRedis } from './redis-server.js'
 
 t.test('MemoryTicketStore', async (t) => {
   ticketStoreSuite({
@@ -67,18 +67,6 @@ t.test('maxTickets must be a positive integer', async (t) => {
     t.throws(() => new MemoryTicketStore({ maxTickets: maxTickets as number }), { code: 'FST_NOTIFY_INVALID_OPTION' }, String(maxTickets))
   }
 })
-
-/** Keys under `prefix`, by SCAN: the shared Redis may hold many others. */
-async function scanKeys (redis: Redis, prefix: string): Promise<string[]> {
-  const keys: string[] = []
-  let cursor = '0'
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-    keys.push(...batch)
-    cursor = next
-  } while (cursor !== '0')
-  return keys
-}
 
 /** Lets time pass in Redis by taking `seconds` off every key's remaining TTL under `prefix`. */
 async function elapse (redis: Redis, prefix: string, seconds: number): Promise<void> {

@@ -50,7 +50,10 @@ export interface NotifyBusOptions {
    * @default an in-process `mqemitter`, closed on app close
    */
   emitter?: MQEmitter
-  /** Close a given `emitter` when the app closes. @default false */
+  /**
+   * Close a given `emitter` when the app closes (for an mqemitter-redis: QUIT both connections,
+   * cut off after `closeTimeout`). @default false
+   */
   closeEmitter?: boolean
   /**
    * Runs the bus on Redis through mqemitter-redis: a URL (`rediss://` for TLS), ioredis options

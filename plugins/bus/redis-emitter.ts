@@ -3,7 +3,6 @@ import mqemitterRedis from 'mqemitter-redis'
 import type { MQEmitter } from 'mqemitter'
 import type { FastifyBaseLogger } from 'fastify'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
-import { withTimeout } from '../util.js'
 import {
   connectionReady, endConnection, redisConnection,
   type RedisClientLike, type RedisConnectionLike, type RedisConnectionOptions, type RedisConnectionOverrides
@@ -60,29 +59,19 @@ export function createRedisBus (options: NotifyBusRedisOptions, log: FastifyBase
   const { sub, pub } = connections(options)
   // The connections are ioredis 5 or 6; mqemitter-redis only calls what RedisConnectionLike names.
   const emitter = mqemitterRedis({ subConn: sub, pubConn: pub } as unknown as Parameters<typeof mqemitterRedis>[0])
-  // Not mqemitter-redis's close(): it waits for both connections' 'end', forever when Redis is
-  // away, and its QUIT on a connection without offline queue would reject unhandled.
-  return watch(emitter as unknown as MQEmitterRedis, log, true, (timeout) => Promise.all([endConnection(pub, timeout), endConnection(sub, timeout)]))
+  return watch(emitter as unknown as MQEmitterRedis, log, true, true)
 }
 
-/** Watches a given mqemitter-redis; closes it (bounded) on release only when `closeEmitter`. */
+/** Watches a given mqemitter-redis; ends its connections on release only when `closeEmitter`. */
 export function watchRedisEmitter (emitter: MQEmitter, log: FastifyBaseLogger, closeEmitter: boolean): RedisBus {
-  const { pubConn: pub, subConn: sub } = emitter as MQEmitterRedis
-  return watch(emitter as MQEmitterRedis, log, false, async (timeout) => {
-    if (!closeEmitter) return
-    const closed = await withTimeout(timeout, (callback) => emitter.close(() => callback()))
-    if (!closed) {
-      pub.disconnect()
-      sub.disconnect()
-    }
-  })
+  return watch(emitter as MQEmitterRedis, log, false, closeEmitter)
 }
 
 /**
  * Its `state` emits 'error' on every Redis connection failure and would crash the process
  * unlisted: errors are logged here, once per outage at warn level.
  */
-function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean, close: (timeout: number) => Promise<unknown>): RedisBus {
+function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean, close: boolean): RedisBus {
   const { pubConn: pub, subConn: sub } = emitter
   let outage = false
   let releasing = false
@@ -116,7 +105,9 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
     },
     async release (timeout) {
       releasing = true
-      await close(timeout)
+      // Not mqemitter-redis's close(): it waits for both connections' 'end', forever when Redis is
+      // away, and its QUIT rejects unhandled (crashing the process) when Redis does not answer.
+      if (close) await Promise.all([endConnection(pub, timeout), endConnection(sub, timeout)])
       // An emitter built here keeps its listener: a late connection error must not crash.
       if (!built) emitter.state.removeListener('error', onError)
       pub.removeListener('ready', onReady)

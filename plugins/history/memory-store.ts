@@ -70,6 +70,7 @@ export class MemoryHistoryStore implements HistoryStore {
   readonly #metaTtlMs: number
   readonly #sweepInterval: number
   #sweepTimer: NodeJS.Timeout | null = null
+  #closed = false
 
   constructor (opts: MemoryHistoryStoreOptions = {}) {
     if (opts.now !== undefined && typeof opts.now !== 'function') throw new InvalidOptionError('now must be a function')
@@ -121,13 +122,15 @@ export class MemoryHistoryStore implements HistoryStore {
   }
 
   async close (): Promise<void> {
+    this.#closed = true
     if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer)
     this.#sweepTimer = null
     this.#topics.clear()
   }
 
   #startSweeping (): void {
-    if (this.#sweepTimer !== null) return
+    // A publish racing the app's close must not start a timer nobody clears.
+    if (this.#sweepTimer !== null || this.#closed) return
     this.#sweepTimer = setInterval(() => this.sweep(), this.#sweepInterval)
     this.#sweepTimer.unref()
   }

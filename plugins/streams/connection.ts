@@ -85,7 +85,10 @@ export class Connection implements Subscriber {
   deliver (frameBuffer: Buffer, message: BusMessage): void {
     if (this.#resuming !== null) {
       const resume = this.#resuming.get(message.topic)
-      if (resume !== undefined) return resume.hold(frameBuffer, message)
+      if (resume !== undefined) {
+        if (!resume.admit(frameBuffer, message)) return
+        this.#endResume(message.topic)
+      }
     }
     const ctx = this.ctx
     if (this.socket.bufferedAmount > ctx.limits.maxBufferedBytes) return ctx.onSlowConsumer(this)
@@ -212,9 +215,12 @@ export class Connection implements Subscriber {
     // `subscribed` (with `gaps` whenever a `since` was given) comes first, then each replay.
     this.send(frame('subscribed', { streams: accepted, id, gaps: resuming ? gaps : undefined }))
     for (const resume of resumes) {
-      resume.finish(this.socket)
-      this.#resuming?.delete(resume.topic)
+      if (!resume.finish(this.socket)) this.#endResume(resume.topic)
     }
+  }
+
+  #endResume (topic: string): void {
+    this.#resuming?.delete(topic)
     if (this.#resuming?.size === 0) this.#resuming = null
   }
 
@@ -247,6 +253,7 @@ export class Connection implements Subscriber {
       const topic = this.topics.get(name)
       if (topic !== undefined) {
         this.topics.delete(name)
+        this.#endResume(topic)
         await this.ctx.fanout.remove(topic, this)
       }
       if (!removed.includes(name)) removed.push(name)

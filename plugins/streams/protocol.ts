@@ -51,17 +51,15 @@ function streamRequests (value: unknown, maxItems: number, id: CorrelationId): S
   })
 }
 
-function rawText (data: Buffer | ArrayBuffer | Buffer[]): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8')
-  return (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8')
-}
-
-/** Parses one inbound WebSocket message; throws `FrameError` for anything off-protocol. */
+/**
+ * Parses one inbound WebSocket message; throws `FrameError` for anything off-protocol. The
+ * server's sockets keep ws's default binaryType, so a message is always one Buffer.
+ */
 export function parseClientFrame (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean, maxStreams: number): ClientFrame {
   if (isBinary) throw new FrameError('BAD_REQUEST', 'binary frames are not accepted')
   let frame: unknown
   try {
-    frame = JSON.parse(rawText(data))
+    frame = JSON.parse((data as Buffer).toString('utf8'))
   } catch {
     throw new FrameError('BAD_REQUEST', 'frame is not valid JSON')
   }
@@ -101,8 +99,11 @@ export interface MessageTemplate {
   readonly tail: string
 }
 
+/** Throws a TypeError for data JSON cannot hold (a function, a symbol, a BigInt, a cycle). */
 export function messageTemplate (stream: string, data: unknown): MessageTemplate {
-  return { head: `{"event":"message","stream":"${stream}","id":"`, tail: `,"data":${JSON.stringify(data)}}` }
+  const json: string | undefined = JSON.stringify(data)
+  if (json === undefined) throw new TypeError('data is not representable as JSON')
+  return { head: `{"event":"message","stream":"${stream}","id":"`, tail: `,"data":${json}}` }
 }
 
 export function messageFrame (template: MessageTemplate, id: string, ts: number): string {
