@@ -209,3 +209,16 @@ export async function requestTicket (http: string, headers: Record<string, strin
   const res = await fetch(`${http}/ws/ticket`, { method: 'POST', headers })
   return { status: res.status, body: (await res.json()) as Record<string, any> }
 }
+
+/** Collects unhandled rejections and uncaught exceptions while the test runs (a crash would otherwise end the file). */
+export function watchProcessFailures (t: Test): unknown[] {
+  const failures: unknown[] = []
+  const onFailure = (err: unknown): void => { failures.push(err) }
+  process.on('unhandledRejection', onFailure)
+  process.on('uncaughtException', onFailure)
+  t.teardown(() => {
+    process.off('unhandledRejection', onFailure)
+    process.off('uncaughtException', onFailure)
+  })
+  return failures
+}

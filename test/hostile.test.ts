@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import { connect as tcpConnect } from 'node:net'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import { build, connect, ticket, token, type Client, type Edge, type Frame } from './helpers.js'
+import { build, connect, ticket, token, watchProcessFailures, type Client, type Edge, type Frame } from './helpers.js'
 
 const FRAMES = 10_000
 const MESSAGES = 1000
@@ -48,14 +48,7 @@ async function connectAs (t: Test, edge: Edge, user: string): Promise<Client> {
 }
 
 t.test('10,000 malformed frames crash nothing, leak nothing, and cost another client nothing', async (t) => {
-  const failures: unknown[] = []
-  const onFailure = (err: unknown): void => { failures.push(err) }
-  process.on('unhandledRejection', onFailure)
-  process.on('uncaughtException', onFailure)
-  t.teardown(() => {
-    process.off('unhandledRejection', onFailure)
-    process.off('uncaughtException', onFailure)
-  })
+  const failures = watchProcessFailures(t)
 
   // Our own limits would close the attacker long before 10,000 frames: raise them.
   const generous = { frameRate: { perSecond: 1_000_000, burst: 1_000_000 }, maxBadFrames: 1_000_000 }

@@ -2,20 +2,8 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../example-app/app.js'
 import { loadConfig } from '../example-app/config.js'
-import { API_KEY, SECRET, build, connect, publish, ticket, urls, type Client } from './helpers.js'
+import { API_KEY, SECRET, build, connect, publish, ticket, urls, watchProcessFailures, type Client } from './helpers.js'
 import { redisServer } from './redis-server.js'
-
-function watchFailures (t: { teardown: (fn: () => unknown) => void }): unknown[] {
-  const failures: unknown[] = []
-  const onFailure = (err: unknown): void => { failures.push(err) }
-  process.on('unhandledRejection', onFailure)
-  process.on('uncaughtException', onFailure)
-  t.teardown(() => {
-    process.off('unhandledRejection', onFailure)
-    process.off('uncaughtException', onFailure)
-  })
-  return failures
-}
 
 async function exampleApp (t: { teardown: (fn: () => unknown) => void }, redisUrl: string): Promise<{ app: FastifyInstance, http: string, ws: string }> {
   const { config } = loadConfig({ JWT_SECRET: SECRET, PUBLISH_API_KEY: API_KEY, REDIS_URL: redisUrl })
@@ -38,7 +26,7 @@ async function healthBecomes (http: string, status: number, timeout = 10_000): P
 }
 
 t.test('while Redis is down sockets stay open, publishes answer 503 within a second, /health is degraded; then delivery resumes on the same sockets', async (t) => {
-  const failures = watchFailures(t)
+  const failures = watchProcessFailures(t)
   const redis = await redisServer(t)
   const a = await exampleApp(t, redis.url)
   const b = await exampleApp(t, redis.url)
@@ -77,7 +65,7 @@ t.test('while Redis is down sockets stay open, publishes answer 503 within a sec
 })
 
 t.test('app.close() while Redis is down ends within drainTimeout + 1 s', async (t) => {
-  const failures = watchFailures(t)
+  const failures = watchProcessFailures(t)
   const redis = await redisServer(t)
   const drainTimeout = 1000
   const edge = await build(t, { redis: redis.url, routes: [{ path: '/ws', drainTimeout }, { path: '/public', anonymous: true, drainTimeout }] })
