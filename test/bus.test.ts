@@ -1,25 +1,13 @@
-import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import mqemitter, { type MQEmitter } from 'mqemitter'
 import t, { type Test } from 'tap'
 import { notifyBus, type BusMessage, type NotifyBus } from '../plugins/index.js'
 import { Fanout, type Subscriber } from '../plugins/streams/fanout.js'
+import { countingEmitter } from './helpers.js'
+import { logCapture } from './log-capture.js'
 
-/** A real mqemitter that counts the listeners added to and removed from it. */
-function counting (): { emitter: MQEmitter, added: () => number, removed: () => number } {
-  const emitter = mqemitter()
-  let added = 0
-  let removed = 0
-  const on = emitter.on.bind(emitter)
-  const off = emitter.removeListener.bind(emitter)
-  emitter.on = (topic, listener, callback) => { added++; return on(topic, listener, callback) }
-  emitter.removeListener = (topic, listener, callback) => { removed++; return off(topic, listener, callback) }
-  return { emitter, added: () => added, removed: () => removed }
-}
-
-async function bus (t: Test, emitter: MQEmitter, logs: string[] = []): Promise<NotifyBus> {
-  const stream = new Writable({ write (chunk, _encoding, callback) { logs.push(chunk.toString()); callback() } })
-  const app = Fastify({ logger: { level: 'error', stream } })
+async function bus (t: Test, emitter: MQEmitter, logs = logCapture()): Promise<NotifyBus> {
+  const app = Fastify({ logger: { level: 'error', stream: logs.stream } })
   t.teardown(() => app.close())
   await app.register(notifyBus, { emitter, closeEmitter: true })
   await app.ready()
@@ -35,7 +23,7 @@ function recorder (): { listener: (m: BusMessage) => void, got: BusMessage[] } {
 }
 
 t.test('one emitter listener per topic, however many listeners, released with the last one', async (t) => {
-  const c = counting()
+  const c = countingEmitter()
   const b = await bus(t, c.emitter)
   const [one, two, three] = [recorder(), recorder(), recorder()]
   await Promise.all([one, two, three].map((r) => b.subscribe('notify/p/a', r.listener)))
@@ -60,7 +48,7 @@ t.test('one emitter listener per topic, however many listeners, released with th
 })
 
 t.test('unsubscribing what was never subscribed does nothing', async (t) => {
-  const c = counting()
+  const c = countingEmitter()
   const b = await bus(t, c.emitter)
   const r = recorder()
   await b.unsubscribe('notify/p/none', r.listener)
@@ -82,14 +70,14 @@ t.test('a topic dropped and taken again at once delivers exactly once', async (t
 })
 
 t.test('a listener that throws is logged and does not stop the others', async (t) => {
-  const logs: string[] = []
+  const logs = logCapture()
   const b = await bus(t, mqemitter(), logs)
   const r = recorder()
   await b.subscribe('notify/p/a', () => { throw new Error('boom') })
   await b.subscribe('notify/p/a', r.listener)
   await b.publish(message('notify/p/a', 1))
   t.equal(r.got.length, 1)
-  t.match(logs.join(''), /notify bus listener failed/)
+  t.match(await logs.next('notify bus listener failed'), { level: 50, err: { message: 'boom' } })
 })
 
 t.test('fan-out writes one shared Buffer to every local subscriber of a topic', async (t) => {
@@ -117,13 +105,12 @@ t.test('fan-out writes one shared Buffer to every local subscriber of a topic', 
 t.test('closing an emitter that never answers is abandoned after closeTimeout', async (t) => {
   const emitter = mqemitter()
   const stuck = Object.assign(Object.create(emitter) as MQEmitter, { close: () => undefined })
-  const logs: string[] = []
-  const stream = new Writable({ write (chunk, _encoding, callback) { logs.push(chunk.toString()); callback() } })
-  const app = Fastify({ logger: { level: 'warn', stream } })
+  const logs = logCapture()
+  const app = Fastify({ logger: { level: 'warn', stream: logs.stream } })
   await app.register(notifyBus, { emitter: stuck, closeEmitter: true, closeTimeout: 100 })
   await app.ready()
   const started = Date.now()
   await app.close()
   t.ok(Date.now() - started < 1000, 'close did not hang')
-  t.match(logs.join(''), /did not close in time/)
+  t.match(await logs.next('did not close in time'), { closeTimeout: 100 })
 })

@@ -2,6 +2,7 @@ import { createHmac, sign, type KeyObject } from 'node:crypto'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import mqemitter, { type MQEmitter } from 'mqemitter'
 import WebSocket from 'ws'
 import { notifyEdge, type NotifyEdgeOptions } from '../plugins/index.js'
 import { STREAMS } from '../example-app/app.js'
@@ -221,4 +222,16 @@ export function watchProcessFailures (t: Test): unknown[] {
     process.off('uncaughtException', onFailure)
   })
   return failures
+}
+
+/** A real mqemitter that counts the listeners added to and removed from it: every `on` needs its `off`. */
+export function countingEmitter (): { emitter: MQEmitter, added: () => number, removed: () => number } {
+  const emitter = mqemitter()
+  let added = 0
+  let removed = 0
+  const on = emitter.on.bind(emitter)
+  const off = emitter.removeListener.bind(emitter)
+  emitter.on = (topic, listener, callback) => { added++; return on(topic, listener, callback) }
+  emitter.removeListener = (topic, listener, callback) => { removed++; return off(topic, listener, callback) }
+  return { emitter, added: () => added, removed: () => removed }
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MemoryHistoryStore } from '../plugins/index.js'
+import { MemoryHistoryStore, compareMessageIds, isMessageId } from '../plugins/index.js'
 import { messageTemplate } from '../plugins/streams/protocol.js'
 import { historyStoreSuite, TestClock } from './abstract/history-store.js'
 
@@ -46,4 +46,13 @@ t.test('rejects bad options with a coded error', async (t) => {
   t.throws(() => new MemoryHistoryStore({ metaTtl: 0 }), { code: 'FST_NOTIFY_INVALID_OPTION' })
   t.throws(() => new MemoryHistoryStore({ sweepInterval: 1.5 }), { code: 'FST_NOTIFY_INVALID_OPTION' })
   t.throws(() => new MemoryHistoryStore({ now: 5 as unknown as () => number }), { code: 'FST_NOTIFY_INVALID_OPTION' })
+})
+
+t.test('message ids compare as the numbers they hold, over the whole 64-bit range', async (t) => {
+  t.ok(compareMessageIds('9-0', '10-0') < 0)
+  t.ok(compareMessageIds('10-2', '10-10') < 0)
+  t.equal(compareMessageIds('18446744073709551615-7', '18446744073709551615-7'), 0)
+  t.ok(compareMessageIds('18446744073709551615-1', '18446744073709551614-9') > 0)
+  for (const id of [5, null, '1-', '-1', '1-0-0', '18446744073709551616-0']) t.notOk(isMessageId(id), String(id))
+  t.ok(isMessageId('18446744073709551615-18446744073709551615'))
 })

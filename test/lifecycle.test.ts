@@ -4,19 +4,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { MemoryTicketStore, notifyEdge, type TicketRecord, type TicketStore } from '../plugins/index.js'
 import { STREAMS } from '../example-app/app.js'
-import { SECRET, build, connect, connectUser, handshake, ticket, token, urls, type Client } from './helpers.js'
-
-/** A real mqemitter that counts its listeners, so a test can check every `on` has its `off`. */
-function countingEmitter (): { emitter: MQEmitter, added: () => number, removed: () => number } {
-  const emitter = mqemitter()
-  let added = 0
-  let removed = 0
-  const on = emitter.on.bind(emitter)
-  const off = emitter.removeListener.bind(emitter)
-  emitter.on = (topic, listener, callback) => { added++; return on(topic, listener, callback) }
-  emitter.removeListener = (topic, listener, callback) => { removed++; return off(topic, listener, callback) }
-  return { emitter, added: () => added, removed: () => removed }
-}
+import { SECRET, build, connect, connectUser, countingEmitter, handshake, ticket, token, urls, type Client } from './helpers.js'
 
 const isClosed = (emitter: MQEmitter): boolean => (emitter as MQEmitter & { closed: boolean }).closed
 

@@ -1,5 +1,5 @@
-import { Writable } from 'node:stream'
 import t from 'tap'
+import { logCapture } from './log-capture.js'
 import { build, claims, connect, handshake, handshakeStatus, signJwt, ticket, token } from './helpers.js'
 
 t.test('a JWT is accepted in ?token=, ?auth_header= and Authorization: Bearer', async (t) => {
@@ -61,9 +61,8 @@ t.test('allowedOrigins refuses other origins with 403 and judges origin-less han
 })
 
 t.test('tickets and tokens never reach the logs', async (t) => {
-  const lines: string[] = []
-  const stream = new Writable({ write (chunk, _encoding, callback) { lines.push(chunk.toString()); callback() } })
-  const edge = await build(t, {}, { logger: { level: 'trace', stream } })
+  const logs = logCapture()
+  const edge = await build(t, {}, { logger: { level: 'trace', stream: logs.stream } })
   const jwt = token(edge.app, 'alice')
   const issued = await ticket(edge.http, jwt)
   const { client } = await connect(t, `${edge.ws}/ws?ticket=${issued}`)
@@ -72,7 +71,7 @@ t.test('tickets and tokens never reach the logs', async (t) => {
   t.equal(await handshakeStatus(`${edge.ws}/ws?token=${jwt}x`), 401)
   t.equal(await handshakeStatus(`${edge.ws}/ws`, { headers: { authorization: `Bearer ${jwt}` } }), 101)
   await edge.app.close()
-  const log = lines.join('')
+  const log = JSON.stringify(logs.lines)
   t.match(log, /\/ws\?\[redacted\]/, 'handshakes are logged, without their query')
   t.match(log, /"url":"\/ws"/, 'a handshake without a query is logged as is')
   t.notMatch(log, issued, 'no ticket')
