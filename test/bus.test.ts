@@ -3,6 +3,7 @@ import mqemitter, { type MQEmitter } from 'mqemitter'
 import t, { type Test } from 'tap'
 import { notifyBus, type BusMessage, type NotifyBus } from '../plugins/index.js'
 import { Fanout, type Subscriber } from '../plugins/streams/fanout.js'
+import type { OutboundFrame } from '../plugins/streams/wire.js'
 import { countingEmitter } from './helpers.js'
 import { logCapture } from './log-capture.js'
 
@@ -80,18 +81,18 @@ t.test('a listener that throws is logged and does not stop the others', async (t
   t.match(await logs.next('notify bus listener failed'), { level: 50, err: { message: 'boom' } })
 })
 
-t.test('fan-out writes one shared Buffer to every local subscriber of a topic', async (t) => {
+t.test('fan-out writes one shared frame to every local subscriber of a topic', async (t) => {
   const b = await bus(t, mqemitter())
   const fanout = new Fanout(b)
-  const frames: Buffer[] = []
-  const subscribers: Subscriber[] = [1, 2, 3].map(() => ({ deliver: (frame: Buffer) => { frames.push(frame) } }))
+  const frames: OutboundFrame[] = []
+  const subscribers: Subscriber[] = [1, 2, 3].map(() => ({ deliver: (frame: OutboundFrame) => { frames.push(frame) } }))
   await Promise.all(subscribers.map((s) => fanout.add('notify/p/a', s)))
   t.equal(fanout.size, 1)
   t.equal(b.topicCount(), 1, 'one bus listener for three sockets')
   await b.publish(message('notify/p/a', 1))
   t.equal(frames.length, 3)
-  t.ok(frames.every((f) => f === frames[0]), 'the very same Buffer, serialized once')
-  t.equal(frames[0].toString(), '{"n":1}')
+  t.ok(frames.every((f) => f === frames[0]), 'the very same frame, serialized once')
+  t.equal(frames[0].payload.toString(), '{"n":1}')
 
   await fanout.remove('notify/p/a', subscribers[0])
   await fanout.remove('notify/p/a', subscribers[0])

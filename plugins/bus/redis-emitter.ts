@@ -38,7 +38,10 @@ export interface RedisBus {
 // A SUBSCRIBE made while Redis is away waits for it, however long, instead of being dropped.
 const SUB: RedisConnectionOverrides = { lazyConnect: false, maxRetriesPerRequest: null }
 // A PUBLISH made while Redis is away fails at once (503) instead of waiting in the offline queue.
-const PUB: RedisConnectionOverrides = { lazyConnect: false, enableOfflineQueue: false, enableAutoPipelining: true }
+// No auto-pipelining: it keeps one batch in flight and holds every later PUBLISH until that
+// batch's reply, so on a busy machine publishes queued for seconds (bench, 5,000 msg/s: p50
+// 1.5-3 s and timed-out publishes with it, under 60 ms without; docs/benchmarks.md).
+const PUB: RedisConnectionOverrides = { lazyConnect: false, enableOfflineQueue: false, enableAutoPipelining: false }
 
 function connections (opts: NotifyBusRedisOptions): { sub: RedisConnectionLike, pub: RedisConnectionLike } {
   if (typeof opts === 'object' && opts !== null && 'client' in opts) {

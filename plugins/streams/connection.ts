@@ -11,6 +11,7 @@ import { Admission, InboundGuard, type AdmissionResult, type Closable, type Rout
 import { Resume } from './resume.js'
 import type { RouteStats } from './stats.js'
 import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
+import { FrameWriter, type OutboundFrame } from './wire.js'
 
 /** What every connection of one streams route shares. */
 export interface RouteContext {
@@ -32,9 +33,10 @@ export interface RouteContext {
 /** One delivery in this many is sampled for lag (a power of two: the test is a mask). */
 export const LAG_SAMPLE_EVERY = 64
 
-// setTimeout cannot wait longer than this; longer expiries re-arm.
-const MAX_TIMER_MS = 2 ** 31 - 1
-const SEND_TEXT = { binary: false }
+// An expiry timer is armed only once the expiry is this close: an idle connection holding a
+// long-lived credential then costs no timer. The route calls checkExpiry() more often than this.
+export const EXPIRY_WINDOW_MS = 60_000
+const SETTLED = Promise.resolve()
 
 export const CLOSE = {
   GOING_AWAY: 1001,
@@ -53,9 +55,10 @@ export class Connection implements Subscriber {
   #principal: Principal
   #expiryTimer: NodeJS.Timeout | null = null
   // Frames are handled one after another, so a subscribe is answered before a later unsubscribe.
-  #queue: Promise<void> = Promise.resolve()
+  #queue: Promise<void> = SETTLED
   #closed = false
   readonly #guard: InboundGuard
+  readonly #writer: FrameWriter
   // Topics whose live messages wait while their history is read; null on the hot path.
   #resuming: Map<string, Resume> | null = null
   /** Settles once the socket has closed and every subscription it held is released. */
@@ -64,8 +67,9 @@ export class Connection implements Subscriber {
   constructor (readonly socket: WebSocket, principal: Principal, private readonly ctx: RouteContext) {
     this.#principal = principal
     this.#guard = new InboundGuard(ctx.limits)
+    this.#writer = new FrameWriter(socket)
     this.closed = new Promise((resolve) => {
-      socket.once('close', () => {
+      socket.on('close', () => {
         this.#release().catch((err: unknown) => ctx.log.error({ err }, 'releasing a connection failed')).finally(resolve)
       })
     })
@@ -82,17 +86,17 @@ export class Connection implements Subscriber {
     this.socket.send(text)
   }
 
-  deliver (frameBuffer: Buffer, message: BusMessage): void {
+  deliver (outbound: OutboundFrame, message: BusMessage): void {
     if (this.#resuming !== null) {
       const resume = this.#resuming.get(message.topic)
       if (resume !== undefined) {
-        if (!resume.admit(frameBuffer, message)) return
+        if (!resume.admit(outbound.payload, message)) return
         this.#endResume(message.topic)
       }
     }
     const ctx = this.ctx
     if (this.socket.bufferedAmount > ctx.limits.maxBufferedBytes) return ctx.onSlowConsumer(this)
-    this.socket.send(frameBuffer, SEND_TEXT)
+    this.#writer.write(outbound)
     if ((++ctx.stats.delivered & (LAG_SAMPLE_EVERY - 1)) === 0) ctx.sampleLag(message)
   }
 
@@ -108,6 +112,11 @@ export class Connection implements Subscriber {
     await Promise.all(topics.map((topic) => this.ctx.fanout.remove(topic, this)))
   }
 
+  /** Arms the expiry timer if the credential expires within the window and none is armed yet. */
+  checkExpiry (): void {
+    if (this.#expiryTimer === null && !this.#closed) this.#armExpiry()
+  }
+
   #armExpiry (): void {
     if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer)
     this.#expiryTimer = null
@@ -118,7 +127,8 @@ export class Connection implements Subscriber {
       this.close(CLOSE.EXPIRED, 'credential expired')
       return
     }
-    this.#expiryTimer = setTimeout(() => this.#armExpiry(), Math.min(delay, MAX_TIMER_MS))
+    if (delay > EXPIRY_WINDOW_MS) return
+    this.#expiryTimer = setTimeout(() => this.#armExpiry(), delay)
     this.#expiryTimer.unref()
   }
 

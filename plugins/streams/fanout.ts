@@ -1,9 +1,10 @@
 import type { BusMessage, NotifyBus } from '../bus/index.js'
+import { OutboundFrame } from './wire.js'
 
 /** A local receiver of a topic's messages: one per socket subscription. */
 export interface Subscriber {
-  /** Writes an already-serialized frame; `message` carries its id for de-duplication. */
-  deliver (frame: Buffer, message: BusMessage): void
+  /** Writes an already-framed message; `message` carries its id for de-duplication. */
+  deliver (frame: OutboundFrame, message: BusMessage): void
 }
 
 interface TopicSubscribers {
@@ -14,7 +15,7 @@ interface TopicSubscribers {
 
 /**
  * Maps bus topics to the local sockets that want them. One bus listener per topic, whatever the
- * number of sockets; each message's frame becomes one Buffer shared by every socket's write.
+ * number of sockets; each message is framed once, and that frame is shared by every socket's write.
  */
 export class Fanout {
   readonly #topics = new Map<string, TopicSubscribers>()
@@ -32,7 +33,7 @@ export class Fanout {
     if (entry === undefined) {
       const subscribers = new Set<Subscriber>()
       const listener = (message: BusMessage): void => {
-        const frame = Buffer.from(message.frame, 'utf8')
+        const frame = new OutboundFrame(message.frame)
         for (const subscriber of subscribers) subscriber.deliver(frame, message)
       }
       entry = { subscribers, listener, ready: this.bus.subscribe(topic, listener) }

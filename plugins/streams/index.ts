@@ -5,12 +5,13 @@ import type { WebSocket } from 'ws'
 import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
 import { metricsOf } from '../metrics.js'
 import { positiveInteger } from '../util.js'
-import { CLOSE, Connection, type RouteContext } from './connection.js'
+import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
 import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
 import { routeStats, type RouteStats } from './stats.js'
+import { releaseUpgrade } from './upgrade.js'
 
 export type { FrameRateOptions, LimitOptions, SlowConsumerPolicy } from './limits.js'
 export type { RouteStats } from './stats.js'
@@ -76,10 +77,10 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
 
   if (!app.hasDecorator('websocketServer')) {
     // Each route drains its own sockets with 1001 (the default preClose would send 1005). Closing
-    // the server first (it finishes once its sockets are gone) refuses handshakes still in their
-    // auth hooks, so none opens after the drain.
+    // the server first refuses handshakes still in their auth hooks, so none opens after the
+    // drain. Routes track their own connections, so ws need not keep a second set of them.
     await app.register(websocket, {
-      options: { maxPayload },
+      options: { maxPayload, clientTracking: false },
       preClose: (done) => {
         app.websocketServer.close()
         done()
@@ -111,6 +112,12 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   }
   app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout })
 
+  // One listener for every socket of the route, called with the socket as `this`.
+  function onSocketError (this: WebSocket, err: Error): void {
+    app.log.error({ err }, 'websocket error')
+    this.terminate()
+  }
+
   const users = new UserConnections(limits.maxConnectionsPerUser)
   const heartbeat = heartbeatInterval === false
     ? null
@@ -132,6 +139,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   }
 
   app.get(path, { websocket: true, onRequest, logSerializers: { req: redactedRequest } }, (socket: WebSocket, request: FastifyRequest) => {
+    releaseUpgrade(socket, onSocketError)
     const { user } = request.notifyPrincipal!
     const connection = new Connection(socket, request.notifyPrincipal!, ctx)
     connections.add(connection)
@@ -147,6 +155,12 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
       connection.close(CLOSE.TRY_AGAIN_LATER, 'too many connections')
     }
   })
+
+  const expirySweep = setInterval(() => {
+    for (const connection of connections) connection.checkExpiry()
+  }, EXPIRY_WINDOW_MS / 2)
+  expirySweep.unref()
+  app.addHook('onClose', async () => clearInterval(expirySweep))
 }
 
 export const notifyStreams = fp(fastifyNotifyStreams, {

@@ -1,0 +1,32 @@
+/** Latency percentiles, in ms, from samples in µs. */
+export interface Latency { count: number, p50: number, p99: number, p999: number, max: number }
+
+/** Collects µs samples into a growable Float64Array; no per-sample allocation. */
+export class Samples {
+  #values = new Float64Array(1 << 16)
+  count = 0
+
+  add (value: number): void {
+    if (this.count === this.#values.length) {
+      const grown = new Float64Array(this.#values.length * 2)
+      grown.set(this.#values)
+      this.#values = grown
+    }
+    this.#values[this.count++] = value
+  }
+
+  reset (): void {
+    this.count = 0
+  }
+
+  summary (): Latency {
+    const sorted = this.#values.subarray(0, this.count).sort()
+    const at = (q: number): number => sorted.length === 0 ? NaN : round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] / 1000, 3)
+    return { count: this.count, p50: at(0.5), p99: at(0.99), p999: at(0.999), max: at(1) }
+  }
+}
+
+export function round (value: number, digits = 2): number {
+  const scale = 10 ** digits
+  return Math.round(value * scale) / scale
+}

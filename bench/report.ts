@@ -1,0 +1,137 @@
+import { round } from './lib/stats.js'
+
+/** What `bench/results/*.json` holds. */
+export interface Results {
+  version: 1
+  quick: boolean
+  startedAt: string
+  durationSeconds: number
+  environment: {
+    cpu: string
+    cores: number
+    memoryGB: number
+    platform: string
+    node: string
+    packages: Record<string, string>
+    loadAverageBefore: number[]
+    loadAverageAfter: number[]
+  }
+  contenders: Array<{ id: string, label: string }>
+  scenarios: Array<{ id: string, kind: string, params: Record<string, number>, results: Record<string, Record<string, unknown>> }>
+  targets?: TargetResult[]
+}
+
+export interface TargetResult { target: string, value: number | null, limit: number, holds: boolean | null }
+
+export type Scenario = Results['scenarios'][number]
+
+const METRICS: Record<string, Array<[key: string, label: string]>> = {
+  fanout: [['cpuPerDeliveryUs', 'server CPU per delivery (µs)'], ['deliveriesPerSecond', 'deliveries/s'], ['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['delivered', 'delivered']],
+  memory: [['rssPerConnectionKB', 'RSS per connection (KB)'], ['heapPerConnectionKB', 'heap per connection (KB)']],
+  'cross-instance': [['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['p999Ms', 'latency p99.9 (ms)'], ['cpuPerMessageUs', 'CPU per message, A+B (µs)'], ['delivered', 'delivered']],
+  handshakes: [['perSecond', 'handshakes/s'], ['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerHandshakeUs', 'server CPU per handshake (µs)']]
+}
+
+function title ({ kind, params: p }: Scenario): string {
+  const n = (value: number): string => value.toLocaleString('en-US')
+  switch (kind) {
+    case 'fanout': return `fan-out, ${n(p.subscribers)} subscribers × ${n(p.messages)} messages`
+    case 'memory': return `memory, ${n(p.connections)} idle connections`
+    case 'cross-instance': return `cross-instance, ${n(p.users)} users, ${n(p.rate)} msg/s for ${p.seconds} s`
+    default: return `handshakes, ${n(p.count)} (${p.concurrency} at once)`
+  }
+}
+
+function format (value: unknown): string {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return '—'
+  const abs = Math.abs(value)
+  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+
+function metric (scenario: Scenario | undefined, contender: string, key: string): number | null {
+  const value = scenario?.results[contender]?.[key]
+  return typeof value === 'number' && Number.isFinite(value) ? value : null
+}
+
+function ratio (a: number | null, b: number | null): number | null {
+  return a === null || b === null || b === 0 ? null : round(a / b, 2)
+}
+
+/** Issue 4's targets, judged on this run's figures. */
+export function judge (results: Results): TargetResult[] {
+  const targets: TargetResult[] = []
+  const add = (target: string, value: number | null, limit: number, holds: (v: number) => boolean): void => {
+    targets.push({ target, value, limit, holds: value === null ? null : holds(value) })
+  }
+  const byKind = (kind: string): Scenario[] => results.scenarios.filter((s) => s.kind === kind)
+  for (const s of byKind('fanout')) {
+    const edge = metric(s, 'edge', 'cpuPerDeliveryUs')
+    add(`${title(s)}: CPU per delivery ≤ 1.5 × ws frame-once`, ratio(edge, metric(s, 'ws-frame', 'cpuPerDeliveryUs')), 1.5, (v) => v <= 1.5)
+    add(`${title(s)}: CPU per delivery ≤ 0.3 × Socket.IO`, ratio(edge, metric(s, 'socketio', 'cpuPerDeliveryUs')), 0.3, (v) => v <= 0.3)
+  }
+  for (const s of byKind('memory')) {
+    const edge = metric(s, 'edge', 'rssPerConnectionKB')
+    add('memory per idle connection (RSS) ≤ 1.3 × plain ws', ratio(edge, metric(s, 'ws-send', 'rssPerConnectionKB')), 1.3, (v) => v <= 1.3)
+    add('memory per idle connection (RSS) ≤ 0.5 × Socket.IO', ratio(edge, metric(s, 'socketio', 'rssPerConnectionKB')), 0.5, (v) => v <= 0.5)
+  }
+  for (const s of byKind('cross-instance')) {
+    add(`cross-instance p99 ≤ 10 ms at ${s.params.rate} msg/s (ms)`, metric(s, 'edge', 'p99Ms'), 10, (v) => v <= 10)
+    add('cross-instance CPU per message < Socket.IO redis adapter', ratio(metric(s, 'edge', 'cpuPerMessageUs'), metric(s, 'socketio', 'cpuPerMessageUs')), 1, (v) => v < 1)
+  }
+  for (const s of byKind('handshakes')) {
+    add('handshakes per second ≥ 1,000', metric(s, 'edge', 'perSecond'), 1000, (v) => v >= 1000)
+    add('handshake p99 < 50 ms (ms)', metric(s, 'edge', 'p99Ms'), 50, (v) => v < 50)
+  }
+  return targets
+}
+
+/** The run as text: a Markdown table with notify-edge's ratio to each contender, then the targets. */
+export function report (results: Results): string {
+  const { contenders, environment: env } = results
+  const others = contenders.filter((c) => c.id !== 'edge')
+  const hasEdge = contenders.some((c) => c.id === 'edge')
+  const header = ['scenario', 'metric', ...contenders.map((c) => c.label), ...(hasEdge ? others.map((c) => `edge ÷ ${c.label}`) : [])]
+  const rows: string[][] = []
+  const problems: string[] = []
+  for (const scenario of results.scenarios) {
+    for (const [index, [key, label]] of (METRICS[scenario.kind] ?? []).entries()) {
+      const values = contenders.map((c) => {
+        const result = scenario.results[c.id]
+        if (result?.error !== undefined) return index === 0 ? 'error' : ''
+        const text = format(result?.[key])
+        return result?.complete === false && (key === 'delivered' || index === 0) ? `${text} !` : text
+      })
+      const ratios = hasEdge ? others.map((c) => format(ratio(metric(scenario, 'edge', key), metric(scenario, c.id, key)))) : []
+      rows.push([index === 0 ? title(scenario) : '', label, ...values, ...ratios])
+    }
+    for (const c of contenders) {
+      const result = scenario.results[c.id]
+      if (result?.error !== undefined) problems.push(`${scenario.id} × ${c.label}: ${String(result.error)}`)
+      else if (result?.complete === false) problems.push(`${scenario.id} × ${c.label}: incomplete (${JSON.stringify(result)})`)
+    }
+  }
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`
+  const lines = [
+    `notify-edge benchmark${results.quick ? ' (--quick: small sizes, not for comparison)' : ''}, ${results.startedAt}`,
+    `${env.cpu}, ${env.cores} cores, ${env.memoryGB} GB, ${env.platform}, Node ${env.node}; load average before ${env.loadAverageBefore.join(' ')}, after ${env.loadAverageAfter.join(' ')}`,
+    '',
+    line(header),
+    line(header.map((_, i) => (i < 2 ? '---' : '---:'))),
+    ...rows.map(line),
+    ''
+  ]
+  if (problems.length > 0) lines.push('Problems (! in the table):', ...problems.map((p) => `- ${p}`), '')
+  if (hasEdge) results.targets = judge(results)
+  if (results.quick) {
+    lines.push('Targets are judged on full runs only: --quick sizes are too small to compare.', '')
+  } else if (results.targets !== undefined) {
+    lines.push('Targets (issue 4):')
+    for (const t of results.targets) {
+      const verdict = t.holds === null ? 'not measured' : t.holds ? 'holds' : 'MISSED'
+      lines.push(`- ${t.target}: ${format(t.value)} → ${verdict}`)
+    }
+    lines.push('')
+  }
+  return `${lines.join('\n')}\n`
+}

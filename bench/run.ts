@@ -1,0 +1,331 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import os from 'node:os'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { argument, Peer } from './lib/ipc.js'
+import { PRIVATE_STREAM, PUBLIC_STREAM } from './lib/shared.js'
+import { round, type Latency } from './lib/stats.js'
+import { report, type Results, type Scenario } from './report.js'
+
+// The bench driver: runs every scenario against every contender, each server in its own
+// process, the clients in a separate load-generator process; then prints and saves the figures.
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..', '..', '..')
+const flags = process.argv.slice(2)
+const quick = flags.includes('--quick')
+const profile = flags.includes('--profile')
+const outFile = argument('out') ?? join(root, 'bench', 'results', 'latest.json')
+const onlyContenders = argument('contenders')?.split(',')
+const onlySessions = argument('sessions')?.split(',')
+
+interface Contender { id: string, label: string, script: string, args: string[], protocol: 'notify' | 'sio' }
+
+const CONTENDERS: Contender[] = [
+  { id: 'edge', label: 'notify-edge', script: 'edge.js', args: [], protocol: 'notify' },
+  { id: 'ws-send', label: 'ws send', script: 'ws.js', args: ['--mode', 'send'], protocol: 'notify' },
+  { id: 'ws-frame', label: 'ws frame-once', script: 'ws.js', args: ['--mode', 'frame'], protocol: 'notify' },
+  { id: 'socketio', label: 'Socket.IO', script: 'socketio.js', args: [], protocol: 'sio' }
+]
+
+/**
+ * One fresh server process per contender serves a session: `connections` clients subscribe to the
+ * public stream; memory is measured on them while idle, then a fan-out burst goes to them; after
+ * they leave, handshakes are timed on the same process.
+ */
+interface Session {
+  id: string
+  connections: number
+  memory: boolean
+  fanoutMessages: number
+  handshakes: { count: number, concurrency: number } | null
+}
+interface CrossInstance { users: number, rate: number, seconds: number }
+
+const SESSIONS: Session[] = quick
+  ? [{ id: 'small', connections: 100, memory: true, fanoutMessages: 10, handshakes: { count: 60, concurrency: 5 } }]
+  : [
+      { id: 'small', connections: 2000, memory: false, fanoutMessages: 200, handshakes: { count: 3000, concurrency: 20 } },
+      { id: 'large', connections: 10000, memory: true, fanoutMessages: 200, handshakes: null }
+    ]
+const CROSS: CrossInstance = quick ? { users: 20, rate: 500, seconds: 0.4 } : { users: 1000, rate: 5000, seconds: 10 }
+
+// Clients spread over several loopback source addresses, so 10,000 sockets never run short of ports.
+const ADDRESSES = 8
+const CONNECT_CONCURRENCY = 100
+// A wait ends early when no delivery arrived for this long; the run then reports what is missing.
+const IDLE_MS = quick ? 5000 : 15_000
+
+interface Received {
+  received: number
+  expected: number
+  orderErrors: number
+  short: number
+  spanMs: number
+  latency: Latency
+  clientCpuPercent: number
+}
+interface Cpu { us: number, failures: number }
+interface Memory { rss: number, heapUsed: number }
+interface Handshakes { completed: number, failures: number, firstError: string | null, perSecond: number, latency: Latency }
+type Figures = Record<string, unknown>
+
+function complete (got: Received): boolean {
+  return got.received === got.expected && got.orderErrors === 0 && got.short === 0
+}
+
+/** Where the figures of each scenario are collected, by scenario id then contender id. */
+const scenarios = new Map<string, Scenario>()
+function put (id: string, kind: string, params: Record<string, number>, contender: Contender, figures: Figures): void {
+  let scenario = scenarios.get(id)
+  if (scenario === undefined) {
+    scenario = { id, kind, params, results: {} }
+    scenarios.set(id, scenario)
+  }
+  scenario.results[contender.id] = figures
+}
+
+// --profile writes a CPU profile of each measured window of every server to bench/results/profiles.
+const profileDir = join(root, 'bench', 'results', 'profiles')
+function spawnServer (contender: Contender, extra: string[] = []): Promise<Peer> {
+  const args = [...contender.args, ...extra]
+  if (profile) {
+    mkdirSync(join(profileDir, contender.id), { recursive: true })
+    args.push('--profile', join(profileDir, contender.id))
+  }
+  return Peer.spawn(contender.id, join(here, 'servers', contender.script), args, ['--expose-gc'])
+}
+
+/** Server CPU from here until `measure` settles; the heap is collected first so that earlier garbage is not billed. */
+async function serverCpu<T> (servers: Peer[], measure: () => Promise<T>): Promise<[T, ...Cpu[]]> {
+  for (const server of servers) await server.call('memory')
+  for (const server of servers) await server.call('cpu-start')
+  const result = await measure()
+  const cpus: Cpu[] = []
+  for (const server of servers) cpus.push(await server.call<Cpu>('cpu'))
+  return [result, ...cpus]
+}
+
+async function fanout (loadgen: Peer, server: Peer, subscribers: number, messages: number): Promise<Figures> {
+  const warmup = Math.min(20, messages)
+  await loadgen.call('arm')
+  await server.call('burst', { count: warmup, firstSeq: 0 })
+  await loadgen.call('wait', { expected: warmup * subscribers, perClient: warmup, idleMs: IDLE_MS })
+
+  await loadgen.call('arm')
+  const [got, cpu] = await serverCpu([server], async () => {
+    await server.call('burst', { count: messages, firstSeq: warmup })
+    return loadgen.call<Received>('wait', { expected: messages * subscribers, perClient: messages, idleMs: IDLE_MS })
+  })
+  return {
+    cpuPerDeliveryUs: round(cpu.us / got.received, 3),
+    deliveriesPerSecond: round(got.received / (got.spanMs / 1000), 0),
+    p50Ms: got.latency.p50,
+    p99Ms: got.latency.p99,
+    delivered: got.received,
+    expected: got.expected,
+    complete: complete(got),
+    clientCpuPercent: got.clientCpuPercent
+  }
+}
+
+async function handshakes (loadgen: Peer, server: Peer, contender: Contender, count: number, concurrency: number): Promise<Figures> {
+  const target = { port: server.info.port, protocol: contender.protocol, stream: PUBLIC_STREAM, concurrency }
+  await loadgen.call('handshakes', { ...target, count: Math.min(100, Math.ceil(count / 5)) })
+  await loadgen.call('disconnect')
+  const [got, cpu] = await serverCpu([server], () => loadgen.call<Handshakes>('handshakes', { ...target, count }))
+  return {
+    perSecond: got.perSecond,
+    p50Ms: got.latency.p50,
+    p99Ms: got.latency.p99,
+    cpuPerHandshakeUs: round(cpu.us / got.completed, 0),
+    completed: got.completed,
+    complete: got.failures === 0,
+    ...(got.firstError !== null ? { firstError: got.firstError } : {})
+  }
+}
+
+async function runSession (loadgen: Peer, contender: Contender, session: Session): Promise<void> {
+  const server = await spawnServer(contender)
+  const n = session.connections
+  try {
+    const before = await server.call<Memory>('memory')
+    await loadgen.call('connect', { port: server.info.port, protocol: contender.protocol, stream: PUBLIC_STREAM, count: n, concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES })
+    if (session.memory && n > 0) {
+      const after = await server.call<Memory>('memory')
+      const open = await server.call<number>('connections')
+      put('memory', 'memory', { connections: n }, contender, {
+        rssPerConnectionKB: round((after.rss - before.rss) / n / 1024, 2),
+        heapPerConnectionKB: round((after.heapUsed - before.heapUsed) / n / 1024, 2),
+        connections: open,
+        complete: open === n
+      })
+    }
+    if (n > 0 && session.fanoutMessages > 0) {
+      const params = { subscribers: n, messages: session.fanoutMessages }
+      put(`fanout-${n}`, 'fanout', params, contender, await fanout(loadgen, server, n, session.fanoutMessages).catch(failure))
+    }
+    await loadgen.call('disconnect')
+    if (session.handshakes !== null) {
+      const { count, concurrency } = session.handshakes
+      put('handshakes', 'handshakes', { count, concurrency }, contender, await handshakes(loadgen, server, contender, count, concurrency).catch(failure))
+    }
+  } finally {
+    await loadgen.call('disconnect')
+    await server.stop()
+  }
+}
+
+async function crossInstance (loadgen: Peer, contender: Contender, redisUrl: string, { users, rate, seconds }: CrossInstance): Promise<Figures> {
+  const [publisher, receiver] = await Promise.all([spawnServer(contender, ['--redis', redisUrl]), spawnServer(contender, ['--redis', redisUrl])])
+  try {
+    await loadgen.call('connect', { port: receiver.info.port, protocol: contender.protocol, stream: PRIVATE_STREAM, count: users, concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES })
+    const warmup = Math.round(rate / 4)
+    await loadgen.call('arm')
+    await publisher.call('rate', { count: warmup, rate, users, firstSeq: 0 })
+    await loadgen.call('wait', { expected: warmup, perClient: 0, idleMs: IDLE_MS })
+
+    const count = Math.round(rate * seconds)
+    await loadgen.call('arm')
+    let publishSeconds = 0
+    const [got, a, b] = await serverCpu([publisher, receiver], async () => {
+      const start = process.hrtime.bigint()
+      await publisher.call('rate', { count, rate, users, firstSeq: warmup })
+      publishSeconds = Number(process.hrtime.bigint() - start) / 1e9
+      return loadgen.call<Received>('wait', { expected: count, perClient: 0, idleMs: IDLE_MS })
+    })
+    return {
+      p50Ms: got.latency.p50,
+      p99Ms: got.latency.p99,
+      p999Ms: got.latency.p999,
+      cpuPerMessageUs: round((a.us + b.us) / got.received, 2),
+      publisherCpuPerMessageUs: round(a.us / count, 2),
+      receiverCpuPerMessageUs: round(b.us / count, 2),
+      ratePerSecond: round(count / publishSeconds, 0),
+      delivered: got.received,
+      expected: got.expected,
+      complete: complete(got) && a.failures === 0,
+      clientCpuPercent: got.clientCpuPercent
+    }
+  } finally {
+    await loadgen.call('disconnect')
+    await Promise.all([publisher.stop(), receiver.stop()])
+  }
+}
+
+function failure (err: Error): Figures {
+  return { error: err.message.split('\n')[0] }
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  return port
+}
+
+/** A private, throwaway redis-server: the shared one is never touched. */
+async function startRedis (): Promise<{ url: string, stop: () => Promise<void> }> {
+  const port = await freePort()
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = once(child, 'exit')
+  process.once('exit', () => child.kill('SIGKILL'))
+  await new Promise<void>((resolve, reject) => {
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes('Ready to accept connections')) resolve()
+    })
+    exited.then(() => reject(new Error(`redis-server exited: ${output.slice(-500)}`)))
+  })
+  child.stdout.resume()
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: async () => {
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+}
+
+function packageVersion (name: string): string {
+  return JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version
+}
+
+async function timed (label: string, run: () => Promise<void>): Promise<void> {
+  process.stderr.write(`bench: ${label} … `)
+  const began = Date.now()
+  await run()
+  process.stderr.write(`${((Date.now() - began) / 1000).toFixed(1)} s\n`)
+}
+
+const contenders = CONTENDERS.filter((c) => onlyContenders?.includes(c.id) ?? true)
+// --fanout 2000x200 and/or --handshakes 1000 replace the sessions with one of that size (for profiling).
+const customFanout = /^(\d+)x(\d+)$/.exec(argument('fanout') ?? '') ?? [0, 0, 0]
+const customHandshakes = Number(argument('handshakes') ?? 0)
+const custom = customFanout[1] !== 0 || customHandshakes > 0
+const sessions = custom
+  ? [{
+      id: 'custom',
+      connections: Number(customFanout[1]),
+      memory: true,
+      fanoutMessages: Number(customFanout[2]),
+      handshakes: customHandshakes > 0 ? { count: customHandshakes, concurrency: 20 } : null
+    }]
+  : SESSIONS.filter((s) => onlySessions?.includes(s.id) ?? true)
+const cross = !custom && (onlySessions?.includes('cross') ?? true)
+const startedAt = new Date()
+const results: Results = {
+  version: 1,
+  quick,
+  startedAt: startedAt.toISOString(),
+  durationSeconds: 0,
+  environment: {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGB: round(os.totalmem() / 2 ** 30, 1),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    packages: Object.fromEntries(['fastify', 'ws', 'socket.io', '@socket.io/redis-adapter', 'mqemitter-redis', 'ioredis'].map((name) => [name, packageVersion(name)])),
+    loadAverageBefore: os.loadavg().map((v) => round(v, 2)),
+    loadAverageAfter: []
+  },
+  contenders: contenders.map(({ id, label }) => ({ id, label })),
+  scenarios: []
+}
+
+const loadgen = await Peer.spawn('loadgen', join(here, 'loadgen.js'), [], ['--max-old-space-size=4096'])
+try {
+  for (const session of sessions) {
+    for (const contender of contenders) {
+      await timed(`${session.connections} connections × ${contender.label}`, () => runSession(loadgen, contender, session))
+    }
+  }
+  if (cross) {
+    const redis = await startRedis()
+    try {
+      for (const contender of contenders) {
+        await timed(`cross-instance × ${contender.label}`, async () => {
+          put('cross-instance', 'cross-instance', { ...CROSS }, contender, await crossInstance(loadgen, contender, redis.url, CROSS).catch(failure))
+        })
+      }
+    } finally {
+      await redis.stop()
+    }
+  }
+} finally {
+  await loadgen.stop()
+}
+
+const ORDER = ['fanout', 'memory', 'cross-instance', 'handshakes']
+results.scenarios = [...scenarios.values()].sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind))
+results.durationSeconds = round((Date.now() - startedAt.getTime()) / 1000, 1)
+results.environment.loadAverageAfter = os.loadavg().map((v) => round(v, 2))
+process.stdout.write(report(results))
+mkdirSync(dirname(outFile), { recursive: true })
+writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`)
+process.stderr.write(`bench: wrote ${relative(process.cwd(), outFile)}\n`)

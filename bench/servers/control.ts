@@ -1,0 +1,93 @@
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+import { join } from 'node:path'
+import { argument, serve } from '../lib/ipc.js'
+import { notification, nowUs, userName, type Notification } from '../lib/shared.js'
+
+/** What each contender's server process implements for the driver. */
+export interface Contender {
+  port: number
+  /** Sends one notification to every subscriber of the public stream. */
+  publishPublic (data: Notification): unknown
+  /** Sends one notification to `user`'s private stream, wherever the user is connected. */
+  publishPrivate (user: string, data: Notification): unknown
+  connections (): number
+  close (): Promise<void>
+}
+
+declare const gc: () => void
+
+/** Publishes `total` notifications at `rate` per second, from a 1 ms timer (no busy loop: CPU is measured). */
+function steady (total: number, rate: number, publish: (index: number) => void): Promise<void> {
+  const start = nowUs()
+  let sent = 0
+  return new Promise((resolve) => {
+    const tick = (): void => {
+      const due = Math.min(total, Math.floor((nowUs() - start) * rate / 1e6) + 1)
+      while (sent < due) publish(sent++)
+      if (sent >= total) resolve()
+      else setTimeout(tick, 1)
+    }
+    tick()
+  })
+}
+
+// With --profile <dir>, each measured window (cpu-start to cpu) is written there as a .cpuprofile.
+const profileDir = argument('profile')
+const profiler = profileDir === undefined ? null : new Session()
+let profiles = 0
+
+async function startProfile (): Promise<void> {
+  if (profiler === null) return
+  if (profiles === 0) {
+    profiler.connect()
+    await profiler.post('Profiler.enable')
+  }
+  await profiler.post('Profiler.start')
+}
+
+async function stopProfile (): Promise<void> {
+  if (profiler === null) return
+  const { profile } = await profiler.post('Profiler.stop')
+  writeFileSync(join(profileDir!, `${process.pid}-${++profiles}.cpuprofile`), JSON.stringify(profile))
+}
+
+/** Serves the driver's commands for `contender`; CPU is counted from `cpu-start` to `cpu`. */
+export function control (contender: Contender): void {
+  let cpuStart = process.cpuUsage()
+  let failures = 0
+  const failed = (): void => { failures++ }
+  const settle = (result: unknown): void => {
+    if (result instanceof Promise) result.catch(failed)
+  }
+
+  serve({
+    'cpu-start': async () => {
+      await startProfile()
+      cpuStart = process.cpuUsage()
+    },
+    cpu: async () => {
+      const { user, system } = process.cpuUsage(cpuStart)
+      await stopProfile()
+      return { us: user + system, failures }
+    },
+    memory: () => {
+      gc()
+      gc()
+      const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage()
+      return { rss, heapUsed, external, arrayBuffers }
+    },
+    connections: () => contender.connections(),
+    // All in one synchronous loop: a burst, as when many messages arrive in one read.
+    burst: ({ count, firstSeq }: { count: number, firstSeq: number }) => {
+      for (let i = 0; i < count; i++) settle(contender.publishPublic(notification(firstSeq + i)))
+    },
+    rate: async ({ count, rate, users, firstSeq }: { count: number, rate: number, users: number, firstSeq: number }) => {
+      await steady(count, rate, (i) => settle(contender.publishPrivate(userName(i % users), notification(firstSeq + i))))
+    },
+    close: async () => {
+      await contender.close()
+      setImmediate(() => process.exit(0))
+    }
+  }, { port: contender.port })
+}

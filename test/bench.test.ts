@@ -1,0 +1,59 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+
+// A smoke test of `npm run bench -- --quick`: it completes and writes results of the expected
+// shape. Never a speed threshold: the figures depend on the machine and what else runs on it.
+
+const CONTENDERS = ['edge', 'ws-send', 'ws-frame', 'socketio']
+const METRICS: Record<string, string[]> = {
+  fanout: ['cpuPerDeliveryUs', 'deliveriesPerSecond', 'p50Ms', 'p99Ms', 'delivered'],
+  memory: ['rssPerConnectionKB', 'heapPerConnectionKB', 'connections'],
+  'cross-instance': ['p50Ms', 'p99Ms', 'p999Ms', 'cpuPerMessageUs', 'delivered'],
+  handshakes: ['perSecond', 'p50Ms', 'p99Ms', 'cpuPerHandshakeUs', 'completed']
+}
+
+// The bench's processes must not inherit tap's loader and coverage hooks.
+function benchEnv (): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) =>
+    !/^(NODE_OPTIONS|NODE_V8_COVERAGE|TAP|_TAPJS_)/.test(name)))
+}
+
+t.test('npm run bench -- --quick completes and writes every scenario for every contender', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'notify-edge-bench-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const out = join(dir, 'results.json')
+  const child = spawn('npm', ['run', '--silent', 'bench', '--', '--quick', '--out', out], { env: benchEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  t.teardown(() => { child.kill() })
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0, output)
+  t.match(output, /\| scenario \| metric \| notify-edge \| ws send \| ws frame-once \| Socket\.IO \|/)
+
+  const results = JSON.parse(await readFile(out, 'utf8'))
+  t.match(results, {
+    version: 1,
+    quick: true,
+    environment: { cpu: String, cores: Number, node: process.version, packages: { ws: String, 'socket.io': String } },
+    contenders: CONTENDERS.map((id) => ({ id, label: String }))
+  })
+  t.same(results.scenarios.map((s: { kind: string }) => s.kind), ['fanout', 'memory', 'cross-instance', 'handshakes'])
+  for (const scenario of results.scenarios) {
+    t.same(Object.keys(scenario.results).sort(), [...CONTENDERS].sort(), `${scenario.id}: every contender`)
+    for (const id of CONTENDERS) {
+      const figures = scenario.results[id]
+      t.equal(figures.error, undefined, `${scenario.id} × ${id}: no error`)
+      t.equal(figures.complete, true, `${scenario.id} × ${id}: every message delivered, every connection open`)
+      for (const metric of METRICS[scenario.kind]) {
+        t.ok(Number.isFinite(figures[metric]), `${scenario.id} × ${id}: ${metric} is a number`)
+      }
+    }
+  }
+  t.ok(results.targets.length > 0)
+  for (const target of results.targets) t.match(target, { target: String, limit: Number })
+})
