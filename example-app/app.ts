@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
-import { notifyEdge, type StreamDefinition } from '../plugins/index.js'
+import { notifyEdge, notifyEdgeLoggerOptions, type StreamDefinition } from '../plugins/index.js'
 import type { AppConfig } from './config.js'
 import { orderRoutes } from './orders.js'
 
@@ -28,9 +28,12 @@ const PUBLIC_DIR = locate('index.html', ['./public/', '../../example-app/public/
 // The SDK is served as ES modules from the build output, whether this file runs from the sources or dist/.
 const CLIENT_DIR = locate('index.js', ['../dist/client/', '../client/'])
 
-/** The demo: auth service, order service and notification edge in one Fastify app. */
-export async function buildApp (config: AppConfig, logger: boolean | object = { level: config.logLevel }): Promise<FastifyInstance> {
-  const app = Fastify({ logger })
+/**
+ * The demo: auth service, order service and notification edge in one Fastify app. `logger` is
+ * false or pino options; tickets and tokens are redacted from its lines either way.
+ */
+export async function buildApp (config: AppConfig, logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
+  const app = Fastify({ logger: logger === false ? false : { ...notifyEdgeLoggerOptions(), ...logger } })
 
   await app.register(notifyEdge, {
     jwt: { secret: config.jwtSecret },
@@ -39,7 +42,8 @@ export async function buildApp (config: AppConfig, logger: boolean | object = { 
     socketAuth: { allowedOrigins: config.allowedOrigins },
     publishApi: { apiKey: config.publishApiKey },
     // Set: Redis bus and tickets, so any number of instances share users and tickets.
-    redis: config.redisUrl
+    redis: config.redisUrl,
+    metrics: {}
   })
 
   app.post('/auth/login', {

@@ -10,6 +10,7 @@ closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'closing after an error')
   else app.log.info({ signal }, 'closing')
   await app.close()
+  app.log.info('closed')
 })
 
 await app.listen({ port: config.port, host: config.host })

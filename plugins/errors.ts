@@ -43,3 +43,9 @@ export const BusUnavailableError = createError('FST_NOTIFY_BUS_UNAVAILABLE', 'No
 
 /** The ticket store could not be reached. */
 export const TicketStoreUnavailableError = createError('FST_NOTIFY_TICKET_STORE_UNAVAILABLE', 'Ticket store unavailable: %s', 503)
+
+/** The user already holds `maxConnectionsPerUser` sockets on this route. */
+export const TooManyConnectionsError = createError('FST_NOTIFY_TOO_MANY_CONNECTIONS', 'Too many connections: at most %d per user', 429)
+
+/** Too many ticket requests from one user or address. */
+export const TicketRateLimitedError = createError('FST_NOTIFY_TICKET_RATE_LIMITED', 'Too many ticket requests, retry in %s', 429)

@@ -10,6 +10,7 @@ import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisT
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
+import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { endConnection, redisConnection, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 
 export * from './errors.js'
@@ -21,6 +22,8 @@ export * from './tickets/index.js'
 export * from './socket-auth.js'
 export * from './streams/index.js'
 export * from './publish-api.js'
+export * from './metrics.js'
+export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /** How JWTs are verified: an HS256 secret, or an RS256/ES256 public key. */
 export type NotifyJwtOptions =
@@ -60,6 +63,8 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   routes?: NotifyStreamsOptions[]
   /** `POST /notifications`; left out when not given. */
   publishApi?: NotifyPublishApiOptions
+  /** Prometheus metrics and `GET /metrics`; left out when not given. */
+  metrics?: NotifyMetricsOptions
 }
 
 const MIN_SECRET_LENGTH = 32
@@ -88,6 +93,17 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
   }
   const options = typeof redis === 'string' ? { url: redis } : redis
   const client = redisConnection({ enableOfflineQueue: false, ...options }, {})
+  // Without an 'error' listener ioredis prints every failed reconnect to stderr; log once per outage.
+  let outage = false
+  client.on('error', (err) => {
+    if (outage) return
+    outage = true
+    app.log.warn({ err }, 'notify edge: Redis connection lost; tickets and history answer 503 until it is back')
+  })
+  client.on('ready', () => {
+    if (outage) app.log.info('notify edge: Redis connection restored')
+    outage = false
+  })
   app.addHook('onClose', () => endConnection(client, closeTimeout))
   // @fastify/redis types its client as ioredis 6; ours is ioredis 5 with the same API.
   await app.register(fastifyRedis, { client, closeClient: false } as unknown as FastifyRedisPluginOptions)
@@ -96,7 +112,9 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
+  // First, so that every plugin after it finds the recorder.
+  if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
   const busOnRedis = redis !== undefined && bus.emitter === undefined && bus.redis === undefined
   await app.register(notifyBus, busOnRedis ? { ...bus, redis } : bus)

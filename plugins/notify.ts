@@ -7,6 +7,7 @@ import {
 } from './errors.js'
 import type { HistoryBounds } from './history/store.js'
 import { MessageIdGenerator } from './message-id.js'
+import { metricsOf } from './metrics.js'
 import type { Principal } from './principal.js'
 import { messageFrame, messageTemplate, type MessageTemplate } from './streams/protocol.js'
 import { STREAM_NAME, TOPIC_PREFIX, privateTopic, publicTopic, userIdProblem } from './topics.js'
@@ -122,6 +123,7 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
   const streams = declareStreams(opts.streams, prefix, ajv, validators)
   const ids = new MessageIdGenerator()
   const bus = app.notifyBus
+  const metrics = metricsOf(app)
   const withHistory = [...streams.values()].filter((stream) => stream.history !== undefined)
   if (withHistory.length > 0 && !app.hasDecorator('notifyHistory')) {
     throw new InvalidOptionError(`stream ${withHistory[0].name} keeps history: register the history plugin first`)
@@ -159,6 +161,17 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     return message.id
   }
 
+  async function counted (stream: DeclaredStream, sent: Promise<string>): Promise<string> {
+    try {
+      const id = await sent
+      metrics.published(stream.name)
+      return id
+    } catch (err) {
+      metrics.publishFailed(stream.name)
+      throw err
+    }
+  }
+
   async function publish (input: PublishInput): Promise<PublishResult> {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       throw new BadPublishError('body must be a JSON object')
@@ -182,7 +195,7 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     } catch (err) {
       throw new InvalidDataError(stream.name, (err as Error).message)
     }
-    const published = await Promise.all(users.map((user) => send(stream, stream.topic(user), template)))
+    const published = await Promise.all(users.map((user) => counted(stream, send(stream, stream.topic(user), template))))
     return body.users === undefined ? { id: published[0] } : { ids: published }
   }
 

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import { ForbiddenOriginError, InvalidOptionError, UnauthorizedError } from './errors.js'
+import { metricsOf } from './metrics.js'
 import { ANONYMOUS, bearerToken, principalFromJwt, type Principal } from './principal.js'
 
 export type { Principal } from './principal.js'
@@ -43,6 +44,7 @@ async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocket
     throw new InvalidOptionError('allowedOrigins must be an array of origins')
   }
   const origins = allowedOrigins === undefined ? null : new Set(allowedOrigins)
+  const metrics = metricsOf(app)
 
   async function authenticate (request: FastifyRequest): Promise<Principal> {
     const query = request.query as CredentialQuery
@@ -63,11 +65,16 @@ async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocket
   app.decorate('notifySocketAuth', (handshake: HandshakeAuthOptions = {}) => {
     const anonymous = handshake.anonymous === true
     return async function authenticateHandshake (request) {
-      const origin = request.headers.origin
-      if (origins !== null && origin !== undefined && !origins.has(origin)) {
-        throw new ForbiddenOriginError(origin)
+      try {
+        const origin = request.headers.origin
+        if (origins !== null && origin !== undefined && !origins.has(origin)) {
+          throw new ForbiddenOriginError(origin.slice(0, 256))
+        }
+        request.notifyPrincipal = anonymous ? ANONYMOUS : await authenticate(request)
+      } catch (err) {
+        metrics.authFailure('handshake', err)
+        throw err
       }
-      request.notifyPrincipal = anonymous ? ANONYMOUS : await authenticate(request)
     }
   })
 }

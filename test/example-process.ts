@@ -11,6 +11,7 @@ export interface ExampleProcess {
   http: string
   ws: string
   pid: number
+  child: ChildProcess
   /** SIGTERM, then waits for the exit; resolves with the exit code. */
   stop (): Promise<number | null>
 }
@@ -55,5 +56,12 @@ export async function exampleProcess (t: Test, env: Record<string, string>): Pro
       resolve(match[1])
     })
   })
-  return { http: address, ws: address.replace(/^http/, 'ws'), pid: child.pid!, stop }
+  return { http: address, ws: address.replace(/^http/, 'ws'), pid: child.pid!, child, stop }
+}
+
+/** A JWT from the example app's demo login. */
+export async function login (http: string, user: string): Promise<string> {
+  const res = await fetch(`${http}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) })
+  if (res.status !== 200) throw new Error(`login: ${res.status}`)
+  return ((await res.json()) as { token: string }).token
 }

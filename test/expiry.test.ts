@@ -1,5 +1,6 @@
+import { setTimeout as delay } from 'node:timers/promises'
 import t from 'tap'
-import { build, claims, connect, signJwt, ticket, token } from './helpers.js'
+import { build, claims, connect, handshakeStatus, signJwt, ticket, token } from './helpers.js'
 
 t.test('a connection closes with 4001 when its JWT expires, unless refreshed in time', async (t) => {
   const edge = await build(t)
@@ -54,4 +55,13 @@ t.test('an anonymous connection has nothing to refresh', async (t) => {
   client.send({ event: 'refresh', token: token(edge.app, 'alice'), id: 'r' })
   t.match(await client.event('error'), { code: 'UNAUTHORIZED', id: 'r' })
   t.equal((await client.request({ event: 'ping' }, 'pong')).event, 'pong')
+})
+
+t.test('a ticket whose JWT has expired by the handshake is refused with 401', async (t) => {
+  const edge = await build(t)
+  const soon = claims('alice', 1)
+  const one = await ticket(edge.http, signJwt(soon, 'HS256'))
+  // The ticket itself lives 30 s; it is the JWT's exp, carried by the ticket, that runs out.
+  await delay((soon.exp as number) * 1000 - Date.now() + 10)
+  t.equal(await handshakeStatus(`${edge.ws}/ws?ticket=${one}`), 401)
 })

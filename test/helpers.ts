@@ -51,7 +51,7 @@ export function urls (app: FastifyInstance): { http: string, ws: string } {
   return { http: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}` }
 }
 
-/** A JWT for `sub`, valid for `expiresIn` (fast-jwt syntax: ms number or '1h'). */
+/** A JWT for `sub`, valid for `expiresIn` (@fastify/jwt syntax: a number of seconds, or '2s', '1h'). */
 export function token (app: FastifyInstance, sub: string, expiresIn: number | string = '1h'): string {
   return app.jwt.sign({ sub }, { expiresIn })
 }
@@ -209,6 +209,19 @@ export function claims (sub: unknown, seconds = 3600): Record<string, unknown> {
 export async function requestTicket (http: string, headers: Record<string, string>): Promise<{ status: number, body: Record<string, any> }> {
   const res = await fetch(`${http}/ws/ticket`, { method: 'POST', headers })
   return { status: res.status, body: (await res.json()) as Record<string, any> }
+}
+
+/** Collects unhandled rejections and uncaught exceptions while the test runs (a crash would otherwise end the file). */
+export function watchProcessFailures (t: Test): unknown[] {
+  const failures: unknown[] = []
+  const onFailure = (err: unknown): void => { failures.push(err) }
+  process.on('unhandledRejection', onFailure)
+  process.on('uncaughtException', onFailure)
+  t.teardown(() => {
+    process.off('unhandledRejection', onFailure)
+    process.off('uncaughtException', onFailure)
+  })
+  return failures
 }
 
 /** A real mqemitter that counts the listeners added to and removed from it: every `on` needs its `off`. */

@@ -120,7 +120,9 @@ function createBus (emitter: MQEmitter, publishTimeout: number, health: () => Bu
         return Promise.resolve()
       }
       topics.delete(topic)
-      return new Promise((resolve) => { emitter.removeListener(topic, entry.handler, () => resolve()) })
+      // Gone locally at once; on Redis the UNSUBSCRIBE waits for a connection, so a socket closed
+      // during an outage (or a drain) must not wait for it longer than a publish would.
+      return withTimeout(publishTimeout, (callback) => emitter.removeListener(topic, entry.handler, () => callback())).then(() => {})
     },
     async publish (message) {
       // On Redis, a publish while the connection is down would wait in ioredis's offline queue.

@@ -7,7 +7,9 @@ import type { DeclaredStream } from '../notify.js'
 import { isMessageId } from '../message-id.js'
 import { principalFromJwt, type Principal } from '../principal.js'
 import type { Fanout, Subscriber } from './fanout.js'
+import { Admission, InboundGuard, type AdmissionResult, type Closable, type RouteLimits } from './limits.js'
 import { Resume } from './resume.js'
+import type { RouteStats } from './stats.js'
 import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
 import { FrameWriter, type OutboundFrame } from './wire.js'
 
@@ -20,7 +22,16 @@ export interface RouteContext {
   /** Null when the history plugin is not registered: every resume is then a gap. */
   history: NotifyHistory | null
   log: FastifyBaseLogger
+  limits: RouteLimits
+  stats: RouteStats
+  /** Called instead of writing when the socket is over `limits.maxBufferedBytes`. */
+  onSlowConsumer: (connection: Closable) => void
+  /** Sees one delivery in `LAG_SAMPLE_EVERY`, to measure publish-to-write lag. */
+  sampleLag: (message: BusMessage) => void
 }
+
+/** One delivery in this many is sampled for lag (a power of two: the test is a mask). */
+export const LAG_SAMPLE_EVERY = 64
 
 // An expiry timer is armed only once the expiry is this close: an idle connection holding a
 // long-lived credential then costs no timer. The route calls checkExpiry() more often than this.
@@ -31,6 +42,7 @@ export const CLOSE = {
   GOING_AWAY: 1001,
   POLICY: 1008,
   INTERNAL: 1011,
+  TRY_AGAIN_LATER: 1013,
   EXPIRED: 4001,
   FORBIDDEN: 4003
 } as const
@@ -45,6 +57,7 @@ export class Connection implements Subscriber {
   // Frames are handled one after another, so a subscribe is answered before a later unsubscribe.
   #queue: Promise<void> = SETTLED
   #closed = false
+  readonly #guard: InboundGuard
   readonly #writer: FrameWriter
   // Topics whose live messages wait while their history is read; null on the hot path.
   #resuming: Map<string, Resume> | null = null
@@ -53,6 +66,7 @@ export class Connection implements Subscriber {
 
   constructor (readonly socket: WebSocket, principal: Principal, private readonly ctx: RouteContext) {
     this.#principal = principal
+    this.#guard = new InboundGuard(ctx.limits)
     this.#writer = new FrameWriter(socket)
     this.closed = new Promise((resolve) => {
       socket.on('close', () => {
@@ -80,7 +94,10 @@ export class Connection implements Subscriber {
         this.#endResume(message.topic)
       }
     }
+    const ctx = this.ctx
+    if (this.socket.bufferedAmount > ctx.limits.maxBufferedBytes) return ctx.onSlowConsumer(this)
     this.#writer.write(outbound)
+    if ((++ctx.stats.delivered & (LAG_SAMPLE_EVERY - 1)) === 0) ctx.sampleLag(message)
   }
 
   close (code: number, reason: string): void {
@@ -116,18 +133,34 @@ export class Connection implements Subscriber {
   }
 
   #onMessage (data: RawData, isBinary: boolean): void {
+    const admission = this.#guard.admit()
+    if (admission !== Admission.OK) return this.#refuse(admission)
     let parsed: ClientFrame
     try {
       parsed = parseClientFrame(data, isBinary, this.ctx.maxSubscriptions)
     } catch (err) {
       const { code, message, id } = err as FrameError
+      this.ctx.stats.badFrames++
       this.send(errorFrame(code, message, { id }))
+      if (this.#guard.badFrame()) this.#policyClose('too many bad frames')
       return
     }
     this.#queue = this.#queue.then(() => this.#handle(parsed)).catch((err: unknown) => {
       this.ctx.log.error({ err, connection: this.id }, 'notify frame handling failed')
       this.close(CLOSE.INTERNAL, 'internal error')
     })
+  }
+
+  #refuse (admission: AdmissionResult): void {
+    if (admission === Admission.ABUSE) return this.#policyClose('frame rate abuse')
+    this.ctx.stats.rateLimited++
+    this.send(errorFrame('RATE_LIMITED', 'too many frames: slow down'))
+  }
+
+  #policyClose (reason: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) return
+    this.ctx.stats.policyCloses++
+    this.close(CLOSE.POLICY, reason)
   }
 
   async #handle (message: ClientFrame): Promise<void> {

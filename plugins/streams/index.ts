@@ -1,14 +1,22 @@
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { WebSocket } from 'ws'
-import { InvalidOptionError } from '../errors.js'
+import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
+import { metricsOf } from '../metrics.js'
 import { positiveInteger } from '../util.js'
 import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
+import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
+import { Heartbeat } from './heartbeat.js'
+import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
+import { routeStats, type RouteStats } from './stats.js'
 import { releaseUpgrade } from './upgrade.js'
 
-export interface NotifyStreamsOptions {
+export type { FrameRateOptions, LimitOptions, SlowConsumerPolicy } from './limits.js'
+export type { RouteStats } from './stats.js'
+
+export interface NotifyStreamsOptions extends LimitOptions {
   /** WebSocket route. @default '/ws' */
   path?: string
   /** Anonymous route: no credential, public streams only. @default false */
@@ -23,6 +31,11 @@ export interface NotifyStreamsOptions {
    * @default 65536
    */
   maxPayload?: number
+  /**
+   * Interval of protocol pings, in ms; a socket that has not answered the previous ping by the
+   * next one is terminated. `false` turns them off. @default 30000
+   */
+  heartbeatInterval?: number | false
 }
 
 /** A registration's live state, for health checks, metrics and tests. */
@@ -32,6 +45,10 @@ export interface NotifyStreamsRoute {
   readonly connections: ReadonlySet<Connection>
   /** Topics this route's sockets subscribe to. */
   topicCount (): number
+  /** Counters of what happened on this route. */
+  readonly stats: Readonly<RouteStats>
+  /** How long `app.close()` waits for this route's sockets, in ms. */
+  readonly drainTimeout: number
 }
 
 declare module 'fastify' {
@@ -48,21 +65,6 @@ function redactedRequest (request: FastifyRequest): Record<string, unknown> {
   return { method: request.method, url: query < 0 ? url : `${url.slice(0, query)}?[redacted]`, remoteAddress: request.ip }
 }
 
-/** Closes sockets with 1001, waits for them up to `timeout` ms, then terminates the rest. */
-async function drain (connections: Set<Connection>, timeout: number): Promise<void> {
-  if (connections.size === 0) return
-  const closed = [...connections].map((connection) => {
-    connection.close(CLOSE.GOING_AWAY, 'server shutting down')
-    return connection.closed
-  })
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeout) })
-  await Promise.race([Promise.all(closed), late])
-  clearTimeout(timer)
-  for (const connection of connections) connection.socket.terminate()
-  await Promise.all(closed)
-}
-
 async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOptions): Promise<void> {
   const path = opts.path ?? '/ws'
   if (typeof path !== 'string' || !path.startsWith('/')) throw new InvalidOptionError('path must start with /')
@@ -70,6 +72,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const maxSubscriptions = positiveInteger('maxSubscriptions', opts.maxSubscriptions, 100)
   const drainTimeout = positiveInteger('drainTimeout', opts.drainTimeout, 5000)
   const maxPayload = positiveInteger('maxPayload', opts.maxPayload, 65536)
+  const heartbeatInterval = opts.heartbeatInterval === false ? false : positiveInteger('heartbeatInterval', opts.heartbeatInterval, 30_000)
+  const limits = resolveLimits(opts)
 
   if (!app.hasDecorator('websocketServer')) {
     // Each route drains its own sockets with 1001 (the default preClose would send 1005). Closing
@@ -83,14 +87,30 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
       }
     })
   }
-  if (!app.hasDecorator('notifyStreams')) app.decorate('notifyStreams', new Map())
+  if (!app.hasDecorator('notifyStreams')) {
+    app.decorate('notifyStreams', new Map())
+    installDrain(app)
+  }
   if (app.notifyStreams.has(path)) throw new InvalidOptionError(`a streams route is already registered at ${path}`)
 
   const connections = new Set<Connection>()
   const fanout = new Fanout(app.notifyBus)
   const history = app.hasDecorator('notifyHistory') ? app.notifyHistory : null
-  const ctx: RouteContext = { app, fanout, anonymous, maxSubscriptions, history, log: app.log }
-  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size })
+  const stats = routeStats()
+  const metrics = metricsOf(app)
+  const ctx: RouteContext = {
+    app,
+    fanout,
+    anonymous,
+    maxSubscriptions,
+    history,
+    log: app.log,
+    limits,
+    stats,
+    onSlowConsumer: slowConsumerPolicy(limits.slowConsumer, stats),
+    sampleLag: (message) => metrics.lag(message.id)
+  }
+  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout })
 
   // One listener for every socket of the route, called with the socket as `this`.
   function onSocketError (this: WebSocket, err: Error): void {
@@ -98,15 +118,42 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     this.terminate()
   }
 
-  app.get(path, {
-    websocket: true,
-    onRequest: app.notifySocketAuth({ anonymous }),
-    logSerializers: { req: redactedRequest }
-  }, (socket: WebSocket, request: FastifyRequest) => {
+  const users = new UserConnections(limits.maxConnectionsPerUser)
+  const heartbeat = heartbeatInterval === false
+    ? null
+    : new Heartbeat(heartbeatInterval, function * sockets () { for (const c of connections) yield c.socket }, (socket) => {
+      stats.heartbeatTimeouts++
+      socket.terminate()
+    })
+  app.addHook('preClose', () => heartbeat?.stop())
+
+  const started = new WeakMap<FastifyRequest, number>()
+  const onRequest: onRequestHookHandler[] = [
+    (request, _reply, done) => { started.set(request, performance.now()); done() },
+    app.notifySocketAuth({ anonymous }) as onRequestHookHandler
+  ]
+  if (limits.maxConnectionsPerUser !== Infinity) {
+    onRequest.push((request, _reply, done) => {
+      done(users.full(request.notifyPrincipal!.user) ? new TooManyConnectionsError(limits.maxConnectionsPerUser) : undefined)
+    })
+  }
+
+  app.get(path, { websocket: true, onRequest, logSerializers: { req: redactedRequest } }, (socket: WebSocket, request: FastifyRequest) => {
     releaseUpgrade(socket, onSocketError)
+    const { user } = request.notifyPrincipal!
     const connection = new Connection(socket, request.notifyPrincipal!, ctx)
     connections.add(connection)
-    connection.closed.then(() => connections.delete(connection))
+    users.add(user)
+    heartbeat?.watch(socket)
+    metrics.handshake(path, (performance.now() - started.get(request)!) / 1000)
+    connection.closed.then(() => {
+      connections.delete(connection)
+      users.delete(user)
+    })
+    // Two handshakes of one user can pass the check at once; the later one goes.
+    if (users.count(user) > limits.maxConnectionsPerUser) {
+      connection.close(CLOSE.TRY_AGAIN_LATER, 'too many connections')
+    }
   })
 
   const expirySweep = setInterval(() => {
@@ -114,7 +161,6 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   }, EXPIRY_WINDOW_MS / 2)
   expirySweep.unref()
   app.addHook('onClose', async () => clearInterval(expirySweep))
-  app.addHook('preClose', () => drain(connections, drainTimeout))
 }
 
 export const notifyStreams = fp(fastifyNotifyStreams, {

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyInstance } from 'fastify'
-import { InvalidOptionError, TicketStoreUnavailableError, UnauthorizedError } from '../errors.js'
-import { bearerToken, principalFromJwt } from '../principal.js'
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
+import { InvalidOptionError, TicketRateLimitedError, TicketStoreUnavailableError, UnauthorizedError } from '../errors.js'
+import { metricsOf } from '../metrics.js'
+import { bearerToken, principalFromJwt, type Principal } from '../principal.js'
 import { positiveInteger } from '../util.js'
 import { MemoryTicketStore } from './memory-store.js'
 import type { TicketRecord, TicketStore } from './store.js'
@@ -21,6 +23,20 @@ export interface NotifyTicketsOptions {
    * @default a `MemoryTicketStore` (one instance only)
    */
   store?: TicketStore
+  /**
+   * Rate limit of the ticket route (`@fastify/rate-limit`), per user when the bearer token
+   * verifies, per IP otherwise; over it the answer is 429. It applies to this route only; when
+   * the app registered `@fastify/rate-limit` itself, its store (e.g. Redis) is used.
+   * `false` turns it off. @default { max: 60, timeWindow: 60000 }
+   */
+  rateLimit?: TicketRateLimitOptions | false
+}
+
+export interface TicketRateLimitOptions {
+  /** Tickets per key per window. @default 60 */
+  max?: number
+  /** Window, in ms. @default 60000 */
+  timeWindow?: number
 }
 
 /** Issues and redeems one-time WebSocket tickets. */
@@ -71,20 +87,55 @@ async function fastifyNotifyTickets (app: FastifyInstance, opts: NotifyTicketsOp
   }
   app.decorate('notifyTickets', tickets)
 
-  app.post(path, {
-    schema: {
-      response: {
-        200: {
-          type: 'object',
-          properties: { ticket: { type: 'string' }, expiresIn: { type: 'integer' } }
+  const metrics = metricsOf(app)
+  function authenticate (request: FastifyRequest): Principal {
+    try {
+      const token = bearerToken(request.headers.authorization)
+      if (token === null) throw new UnauthorizedError('missing bearer token')
+      return principalFromJwt(app, token)
+    } catch (err) {
+      metrics.authFailure('ticket', err)
+      throw err
+    }
+  }
+
+  const limit = opts.rateLimit === false ? null : opts.rateLimit ?? {}
+  if (limit !== null && typeof limit !== 'object') throw new InvalidOptionError('rateLimit must be an object or false')
+  const max = limit === null ? 0 : positiveInteger('rateLimit.max', limit.max, 60)
+  const timeWindow = limit === null ? 0 : positiveInteger('rateLimit.timeWindow', limit.timeWindow, 60_000)
+
+  // A scope of its own, so the rate limiter registered here touches no other route of the app.
+  await app.register(async function ticketRoute (scope) {
+    const onRequest: onRequestHookHandler[] = []
+    if (limit !== null) {
+      if (!scope.hasDecorator('rateLimit')) await scope.register(rateLimit, { global: false })
+      onRequest.push(scope.rateLimit({
+        max,
+        timeWindow,
+        keyGenerator: (request) => {
+          const token = bearerToken(request.headers.authorization)
+          try {
+            if (token !== null) return `user:${principalFromJwt(app, token).user}`
+          } catch {}
+          return `ip:${request.ip}`
+        },
+        errorResponseBuilder: (_request, context) => new TicketRateLimitedError(context.after)
+      }) as onRequestHookHandler)
+    }
+    scope.post(path, {
+      onRequest,
+      schema: {
+        response: {
+          200: {
+            type: 'object',
+            properties: { ticket: { type: 'string' }, expiresIn: { type: 'integer' } }
+          }
         }
       }
-    }
-  }, async (request) => {
-    const token = bearerToken(request.headers.authorization)
-    if (token === null) throw new UnauthorizedError('missing bearer token')
-    const principal = principalFromJwt(app, token)
-    return tickets.issue({ user: principal.user as string, expiresAt: principal.expiresAt as number })
+    }, async (request) => {
+      const principal = authenticate(request)
+      return tickets.issue({ user: principal.user as string, expiresAt: principal.expiresAt as number })
+    })
   })
 }
 

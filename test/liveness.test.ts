@@ -1,0 +1,38 @@
+import { once } from 'node:events'
+import t from 'tap'
+import { build, connect, ticket, token } from './helpers.js'
+
+t.test('a socket that stops answering protocol pings is terminated; a live one stays', async (t) => {
+  // Long enough that a live client on a loaded machine answers in time.
+  const interval = 300
+  const edge = await build(t, { routes: [{ path: '/ws', heartbeatInterval: interval }] })
+  const url = async (): Promise<string> => `${edge.ws}/ws?ticket=${await ticket(edge.http, token(edge.app, 'alice'))}`
+  const { client: dead } = await connect(t, await url(), { autoPong: false })
+  const { client: live } = await connect(t, await url())
+  const pings = { count: 0 }
+  live.socket.on('ping', () => { pings.count++ })
+
+  const started = Date.now()
+  t.equal(await dead.closed, 1006, 'terminated without a close frame')
+  t.ok(Date.now() - started < 3 * interval, 'within two intervals')
+  t.equal(edge.app.notifyStreams.get('/ws')!.stats.heartbeatTimeouts, 1)
+
+  while (pings.count < 3 && live.closeCode === null) await Promise.race([once(live.socket, 'ping'), live.closed])
+  await live.request({ event: 'ping' }, 'pong')
+  t.equal(live.closeCode, null, 'the socket that answers pings is still open')
+  t.equal(edge.app.notifyStreams.get('/ws')!.stats.heartbeatTimeouts, 1)
+})
+
+t.test('the application-level ping is answered with its correlation id', async (t) => {
+  const edge = await build(t)
+  const { client } = await connect(t, `${edge.ws}/public`)
+  client.send({ event: 'ping', id: 'c3' })
+  t.same(await client.event('pong'), { event: 'pong', id: 'c3' })
+})
+
+t.test('heartbeats can be turned off, and a bad interval fails registration', async (t) => {
+  const edge = await build(t, { routes: [{ path: '/ws', heartbeatInterval: false }] })
+  const { client } = await connect(t, `${edge.ws}/ws?ticket=${await ticket(edge.http, token(edge.app, 'alice'))}`, { autoPong: false })
+  await client.request({ event: 'ping' }, 'pong')
+  await t.rejects(build(t, { routes: [{ path: '/ws', heartbeatInterval: 0 }] }), { code: 'FST_NOTIFY_INVALID_OPTION' })
+})
