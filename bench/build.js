@@ -1,4 +1,4 @@
-// Transpiles the benchmark and the code it runs into dist/bench, without type checking:
+// Transpiles the benchmark and the code it runs into node_modules/.cache/notify-edge-bench, without type checking:
 // `npm run typecheck` covers these files, and a full tsc build would take most of the
 // --quick budget on a busy machine. Servers then run plain JavaScript, as in production.
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
