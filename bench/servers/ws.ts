@@ -30,7 +30,8 @@ const topics = new Map<string, { clients: Set<Client>, ready: Promise<unknown> }
 const pub = redisUrl === undefined ? null : new Redis(redisUrl)
 const sub = redisUrl === undefined ? null : new Redis(redisUrl)
 // A SUBSCRIBE sent before ioredis's ready check (INFO) makes that check fail on a busy machine.
-for (const client of [pub, sub]) client?.on('error', (err: Error) => console.error('ws: redis', err.message))
+let closing = false
+for (const client of [pub, sub]) client?.on('error', (err: Error) => { if (!closing) console.error('ws: redis', err.message) })
 if (pub !== null && sub !== null) await Promise.all([once(pub, 'ready'), once(sub, 'ready')])
 sub?.on('message', (topic: string, text: string) => deliver(topic, JSON.parse(text)))
 const clients = new Set<Client>()
@@ -144,6 +145,7 @@ control({
   publishPrivate: (user, data) => publish(PRIVATE_STREAM, user, data),
   connections: () => clients.size,
   close: async () => {
+    closing = true
     for (const client of clients) client.ws.terminate()
     await new Promise((resolve) => server.close(resolve))
     await Promise.all([pub?.quit(), sub?.quit()])
