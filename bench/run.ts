@@ -14,7 +14,8 @@ import { report, type Results, type Scenario } from './report.js'
 // process, the clients in a separate load-generator process; then prints and saves the figures.
 
 const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '..', '..', '..')
+// Built into node_modules/.cache/notify-edge-bench/bench/ (bench/build.js): four levels below the project.
+const root = join(here, '..', '..', '..', '..')
 const flags = process.argv.slice(2)
 const quick = flags.includes('--quick')
 const profile = flags.includes('--profile')

@@ -36,7 +36,7 @@ const BAD_FRAMES: Array<[string, string | Buffer, string, Record<string, unknown
 
 t.test('every bad frame gets one error frame with its code, and the connection keeps working', async (t) => {
   // More bad frames than the default maxBadFrames (10) allows on one connection.
-  const edge = await build(t, { routes: [{ path: '/ws', maxBadFrames: 100 }] })
+  const edge = await build(t, { routes: [{ path: '/ws', maxBadFrames: 100, frameRate: false }] })
   const alice = await connectUser(t, edge, 'alice')
   await alice.subscribe('order')
   for (const [what, data, code, extra] of BAD_FRAMES) {
