@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import { InvalidOptionError } from './errors.js'
+import { within } from './util.js'
 
 // The seam between our code and two ioredis majors: mqemitter-redis and we use ioredis 5,
 // @fastify/redis uses ioredis 6, and their types do not mix. Everything here is typed by what
@@ -58,15 +59,9 @@ export function connectionReady (connection: RedisConnectionLike): Promise<void>
 export async function endConnection (connection: RedisConnectionLike, timeout: number): Promise<void> {
   if (connection.status === 'end') return
   if (connection.status === 'ready') {
-    let timer: NodeJS.Timeout | undefined
-    const ended = new Promise<boolean>((resolve) => {
-      timer = setTimeout(resolve, timeout, false)
-      connection.once('end', () => resolve(true))
-    })
+    const ended = new Promise<void>((resolve) => connection.once('end', () => resolve()))
     connection.quit().catch(() => {})
-    const quitted = await ended
-    clearTimeout(timer)
-    if (quitted) return
+    if (await within(timeout, ended) !== null) return
   }
   // disconnect() alone only half-closes the socket, which a frozen Redis never completes.
   connection.disconnect()

@@ -11,17 +11,22 @@ export function positiveInteger (name: string, value: unknown, fallback: number)
 }
 
 /**
- * Runs `start(callback)` and settles when the callback fires or `ms` pass, whichever is first.
- * The timer stays ref'd: someone awaits the result, and an unref'd timer would let the process
- * exit under them (e.g. in `app.close()`) instead of reporting the timeout.
+ * Waits for `work` at most `ms`: `{ value }` when it settles in time, null when it does not; a
+ * rejection in time rejects. The timer stays ref'd: someone awaits the result, and an unref'd
+ * timer would let the process exit under them (e.g. in `app.close()`) instead of reporting it.
  */
-export function withTimeout (ms: number, start: (callback: (err?: Error | null) => void) => void): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => resolve(false), ms)
-    start((err) => {
-      clearTimeout(timer)
-      if (err) reject(err)
-      else resolve(true)
-    })
-  })
+export async function within<T> (ms: number, work: Promise<T>): Promise<{ value: T } | null> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<null>((resolve) => { timer = setTimeout(resolve, ms, null) })
+  try {
+    return await Promise.race([work.then((value) => ({ value })), late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Runs `start(callback)`: true when the callback fires within `ms`, false when it does not. */
+export async function withTimeout (ms: number, start: (callback: (err?: Error | null) => void) => void): Promise<boolean> {
+  const done = new Promise<void>((resolve, reject) => start((err) => err ? reject(err) : resolve()))
+  return (await within(ms, done)) !== null
 }

@@ -7,6 +7,7 @@ import {
   connectionReady, endConnection, redisConnection,
   type RedisClientLike, type RedisConnectionLike, type RedisConnectionOptions, type RedisConnectionOverrides
 } from '../redis.js'
+import { within } from '../util.js'
 
 /**
  * How the bus reaches Redis: a URL (`redis://`, `rediss://` for TLS), ioredis options (with an
@@ -100,11 +101,8 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
     emitter,
     status: () => ({ pub: pub.status, sub: sub.status }),
     async ready (timeout) {
-      let timer: NodeJS.Timeout | undefined
-      const late = new Promise<false>((resolve) => { timer = setTimeout(resolve, timeout, false) })
-      const ready = await Promise.race([Promise.all([connectionReady(pub), connectionReady(sub)]).then(() => true), late])
-      clearTimeout(timer)
-      if (!ready) throw new BusUnavailableError(`Redis not ready within ${timeout} ms (pub: ${pub.status}, sub: ${sub.status})`)
+      const ready = await within(timeout, Promise.all([connectionReady(pub), connectionReady(sub)]))
+      if (ready === null) throw new BusUnavailableError(`Redis not ready within ${timeout} ms (pub: ${pub.status}, sub: ${sub.status})`)
     },
     async release (timeout) {
       releasing = true

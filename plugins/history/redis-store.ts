@@ -3,7 +3,7 @@ import type { BusMessage } from '../bus/index.js'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { isMessageId } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../streams/protocol.js'
-import { positiveInteger } from '../util.js'
+import { positiveInteger, within } from '../util.js'
 import type { HistoryBounds, HistoryStore } from './store.js'
 
 /**
@@ -165,17 +165,13 @@ export class RedisHistoryStore implements HistoryStore {
         return this.#client.eval(script.source, 2, stream, `${stream}:last`, ...args)
       }
     }
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new BusUnavailableError(`history: no answer within ${this.#timeout} ms`)), this.#timeout)
-    })
+    let result: { value: unknown } | null
     try {
-      return await Promise.race([call(), late])
+      result = await within(this.#timeout, call())
     } catch (err) {
-      if (err instanceof BusUnavailableError) throw err
       throw new BusUnavailableError(`history: ${(err as Error).message}`)
-    } finally {
-      clearTimeout(timer)
     }
+    if (result === null) throw new BusUnavailableError(`history: no answer within ${this.#timeout} ms`)
+    return result.value
   }
 }

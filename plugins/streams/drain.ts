@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { within } from '../util.js'
 import { CLOSE, type Connection } from './connection.js'
 
 /** Closes sockets with 1001, waits for them up to `timeout` ms, then terminates the rest. */
@@ -9,10 +10,7 @@ async function drain (connections: ReadonlySet<Connection>, timeout: number): Pr
     connection.close(CLOSE.GOING_AWAY, 'server shutting down')
     return connection.closed
   })
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeout) })
-  await Promise.race([Promise.all(closed), late])
-  clearTimeout(timer)
+  await within(timeout, Promise.all(closed))
   for (const connection of connections) connection.socket.terminate()
   await Promise.all(closed)
 }
