@@ -1,9 +1,10 @@
 import t from 'tap'
+import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../example-app/app.js'
 import { loadConfig } from '../example-app/config.js'
 import { API_KEY, SECRET, build, connect, publish, ticket, urls, watchProcessFailures, type Client } from './helpers.js'
-import { redisServer } from './redis-server.js'
+import { redisServer, until } from './redis-server.js'
 
 async function exampleApp (t: { teardown: (fn: () => unknown) => void }, redisUrl: string): Promise<{ app: FastifyInstance, http: string, ws: string }> {
   const { config } = loadConfig({ JWT_SECRET: SECRET, PUBLISH_API_KEY: API_KEY, REDIS_URL: redisUrl })
@@ -93,6 +94,11 @@ t.test('a subscribe made while Redis is down is answered once it is back', async
   await redis.start()
   t.same((await client.next((f: Client['frames'][number]) => f.id === 'during', 10_000)).streams, ['promotional'])
   await healthyBus(edge.app)
+  // ioredis reports ready before its re-SUBSCRIBE lands: publish once Redis holds the channel.
+  const probe = new Redis(redis.url)
+  t.teardown(() => probe.disconnect())
+  await until('the channel to be subscribed again', async () =>
+    (await probe.pubsub('NUMSUB', 'notify/p/promotional'))[1] === 1, 10_000)
   const res = await publish(edge.http, { stream: 'promotional', data: {} })
   t.equal((await client.event('message', 5000)).id, res.body.id)
 })
