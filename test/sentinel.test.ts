@@ -26,10 +26,10 @@ interface Publish { n: number, status: number, id?: string, ms: number, startedA
 /** Publishes numbered messages to alice's `reward` stream at about PER_SECOND, one at a time, until `stop()`. */
 function publisher (http: string): { log: Publish[], stop: () => Promise<void> } {
   const log: Publish[] = []
-  let stopped = false
+  const state = { stopped: false }
   const run = (async () => {
     const start = Date.now()
-    for (let n = 0; !stopped; n++) {
+    for (let n = 0; !state.stopped; n++) {
       const due = start + n * 1000 / PER_SECOND - Date.now()
       if (due > 0) await new Promise((resolve) => setTimeout(resolve, due))
       const startedAt = Date.now()
@@ -37,7 +37,7 @@ function publisher (http: string): { log: Publish[], stop: () => Promise<void> }
       log.push({ n, status: res.status, id: res.body.id as string | undefined, ms: Date.now() - startedAt, startedAt })
     }
   })()
-  return { log, stop: async () => { stopped = true; await run } }
+  return { log, stop: async () => { state.stopped = true; await run } }
 }
 
 async function receiveUntil (client: Client, received: Frame[], id: string): Promise<void> {
