@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { BusMessage } from '../bus/index.js'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { isMessageId } from '../message-id.js'
-import { messageFrame, type MessageTemplate } from '../streams/protocol.js'
+import { messageFrame, type MessageTemplate } from '../message.js'
 import { positiveInteger, within } from '../util.js'
 import type { HistoryBounds, HistoryStore } from './store.js'
 
