@@ -16,6 +16,7 @@ import { endConnection, redisConnection, type RedisClientLike, type RedisConnect
 export * from './errors.js'
 export * from './bus/index.js'
 export * from './history/index.js'
+export * from './declarations.js'
 export * from './notify.js'
 export { compareMessageIds, isMessageId } from './message-id.js'
 export * from './tickets/index.js'

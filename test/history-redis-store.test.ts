@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import mqemitterRedis from 'mqemitter-redis'
 import { RedisHistoryStore } from '../plugins/index.js'
-import { messageTemplate } from '../plugins/streams/protocol.js'
+import { messageTemplate } from '../plugins/message.js'
 import { historyStoreSuite, TestClock } from './abstract/history-store.js'
 import { redisServer } from './redis-server.js'
 
