@@ -12,6 +12,8 @@ import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { endConnection, redisConnection, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
+import { isClusterOptions } from './bus/redis-emitter.js'
+import { redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
 
 export * from './errors.js'
 export * from './bus/index.js'
@@ -32,7 +34,7 @@ export type NotifyJwtOptions =
   | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
-export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient }
+export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient }
 
 export interface NotifyEdgeOptions extends NotifyOptions {
   /**
@@ -93,8 +95,9 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
   if (app.hasDecorator('redis')) {
     throw new InvalidOptionError('app.redis is registered already: pass redis: { client: app.redis }')
   }
-  const options = typeof redis === 'string' ? { url: redis } : redis
-  const client = redisConnection({ enableOfflineQueue: false, ...options }, {})
+  const client = isClusterOptions(redis)
+    ? redisCluster(redis, { enableOfflineQueue: false })
+    : redisConnection({ enableOfflineQueue: false, ...(typeof redis === 'string' ? { url: redis } : redis) }, {})
   // Without an 'error' listener ioredis prints every failed reconnect to stderr; log once per outage.
   let outage = false
   client.on('error', (err) => {
@@ -125,7 +128,7 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   const historyStore = history?.store ?? (client === null
     ? undefined
     // Append and PUBLISH in one script only onto the mqemitter-redis bus built here, whose channels are the topics.
-    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis, timeout: bus.publishTimeout }))
+    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis && (isClusterOptions(redis) ? 'sharded' : true), timeout: bus.publishTimeout }))
   await app.register(notifyHistory, { ...history, store: historyStore })
   await app.register(notify, core)
   if (tickets !== false) {

@@ -8,12 +8,15 @@ import {
   type RedisClientLike, type RedisConnectionLike, type RedisConnectionOptions, type RedisConnectionOverrides
 } from '../redis.js'
 import { within } from '../util.js'
+import { createClusterEmitter, type RedisClusterOptions } from './cluster-emitter.js'
 
 /**
  * How the bus reaches Redis: a URL (`redis://`, `rediss://` for TLS), ioredis options (with an
- * optional `url`), or `{ client }` to duplicate an existing client's connection settings.
+ * optional `url`; with `sentinels` and `name` through Sentinel), `{ client }` to duplicate an
+ * existing client's connection settings, or `{ cluster: [{ host, port }, …], …ClusterOptions }`
+ * for Redis Cluster with sharded pub/sub (`ClusterEmitter`).
  */
-export type NotifyBusRedisOptions = RedisConnectionOptions | { client: RedisClientLike }
+export type NotifyBusRedisOptions = RedisConnectionOptions | { client: RedisClientLike } | RedisClusterOptions
 
 /** mqemitter-redis as this file uses it: its typings leave out `state` and the connections. */
 interface MQEmitterRedis extends MQEmitter {
@@ -44,7 +47,12 @@ const SUB: RedisConnectionOverrides = { lazyConnect: false, maxRetriesPerRequest
 // 1.5-3 s and timed-out publishes with it, under 60 ms without; docs/benchmarks.md).
 const PUB: RedisConnectionOverrides = { lazyConnect: false, enableOfflineQueue: false, enableAutoPipelining: false }
 
-function connections (opts: NotifyBusRedisOptions): { sub: RedisConnectionLike, pub: RedisConnectionLike } {
+/** Whether `options` name a Redis Cluster. */
+export function isClusterOptions (options: unknown): options is RedisClusterOptions {
+  return typeof options === 'object' && options !== null && 'cluster' in options
+}
+
+function connections (opts: RedisConnectionOptions | { client: RedisClientLike }): { sub: RedisConnectionLike, pub: RedisConnectionLike } {
   if (typeof opts === 'object' && opts !== null && 'client' in opts) {
     if (typeof opts.client?.duplicate !== 'function') throw new InvalidOptionError('redis.client must be an ioredis client')
     return { sub: opts.client.duplicate(SUB), pub: opts.client.duplicate(PUB) }
@@ -60,6 +68,7 @@ export function isMQEmitterRedis (emitter: MQEmitter): boolean {
 
 /** mqemitter-redis over two connections built from `options` (never from `connectionString`, which drops every other option). */
 export function createRedisBus (options: NotifyBusRedisOptions, log: FastifyBaseLogger): RedisBus {
+  if (isClusterOptions(options)) return watch(createClusterEmitter(options) as unknown as MQEmitterRedis, log, true, true)
   const { sub, pub } = connections(options)
   // The connections are ioredis 5 or 6; mqemitter-redis only calls what RedisConnectionLike names.
   const emitter = mqemitterRedis({ subConn: sub, pubConn: pub } as unknown as Parameters<typeof mqemitterRedis>[0])
