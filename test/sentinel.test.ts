@@ -6,12 +6,12 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../example-app/app.js'
 import { loadConfig } from '../example-app/config.js'
 import { compareMessageIds } from '../plugins/index.js'
-import { API_KEY, SECRET, connect, publish, registrationError, ticket, urls, watchProcessFailures, type Client, type Frame } from './helpers.js'
+import { API_KEY, SECRET, connect, registrationError, ticket, urls, watchProcessFailures, type Frame } from './helpers.js'
+import { publisher, receiveUntil } from './failover-load.js'
 import { until } from './redis-server.js'
 import { redisSentinel } from './redis-sentinel.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
-const PER_SECOND = 500
 
 async function exampleApp (t: Test, env: Record<string, string>): Promise<{ app: FastifyInstance, http: string, ws: string }> {
   const { config } = loadConfig({ JWT_SECRET: SECRET, PUBLISH_API_KEY: API_KEY, ...env })
@@ -19,31 +19,6 @@ async function exampleApp (t: Test, env: Record<string, string>): Promise<{ app:
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, ...urls(app) }
-}
-
-interface Publish { n: number, status: number, id?: string, ms: number, startedAt: number }
-
-/** Publishes numbered messages to alice's `reward` stream at about PER_SECOND, one at a time, until `stop()`. */
-function publisher (http: string): { log: Publish[], stop: () => Promise<void> } {
-  const log: Publish[] = []
-  const state = { stopped: false }
-  const run = (async () => {
-    const start = Date.now()
-    for (let n = 0; !state.stopped; n++) {
-      const due = start + n * 1000 / PER_SECOND - Date.now()
-      if (due > 0) await new Promise((resolve) => setTimeout(resolve, due))
-      const startedAt = Date.now()
-      const res = await publish(http, { stream: 'reward', user: 'alice', data: { n } })
-      log.push({ n, status: res.status, id: res.body.id as string | undefined, ms: Date.now() - startedAt, startedAt })
-    }
-  })()
-  return { log, stop: async () => { state.stopped = true; await run } }
-}
-
-async function receiveUntil (client: Client, received: Frame[], id: string): Promise<void> {
-  while (received.length === 0 || compareMessageIds(received[received.length - 1].id, id) < 0) {
-    received.push(await client.next((f) => f.event === 'message', 10_000))
-  }
 }
 
 t.test('through Sentinel, a SIGKILLed master under 500 msg/s: sockets stay open, publishes answer 202 or 503 in time, delivery and tickets come back, resume reports the failover as a gap', async (t) => {
@@ -56,7 +31,7 @@ t.test('through Sentinel, a SIGKILLed master under 500 msg/s: sockets stay open,
   await alice.subscribe('reward')
   const topic = a.app.notify.streams.get('reward')!.topic('alice')
 
-  const load = publisher(b.http)
+  const load = publisher(b.http, 'reward', 'alice')
   const received: Frame[] = []
   while (received.length < 200) received.push(await alice.next((f) => f.event === 'message', 10_000))
   const beforeKill = received[received.length - 1]
