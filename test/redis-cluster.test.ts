@@ -1,9 +1,6 @@
 // The bus, history and tickets on a real three-master Redis Cluster started by this file.
 import t from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
-import { buildApp } from '../example-app/app.js'
-import { loadConfig } from '../example-app/config.js'
-import { API_KEY, SECRET, connect, publish, ticket, urls } from './helpers.js'
+import Fastify from 'fastify'
 import { Cluster, type Redis } from 'ioredis'
 import { notifyBus, RedisHistoryStore, RedisTicketStore, type NotifyBusOptions } from '../plugins/index.js'
 import { ClusterEmitter, createClusterEmitter } from '../plugins/bus/cluster-emitter.js'
@@ -14,16 +11,10 @@ import { historyStoreSuite } from './abstract/history-store.js'
 import { ticketStoreSuite } from './abstract/ticket-store.js'
 import { redisCluster, type ClusterSetup } from './redis-cluster.js'
 import { until } from './redis-server.js'
+import { connect, publish, ticket } from './helpers.js'
+import { exampleApp } from './failover-load.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
-
-async function exampleApp (t: Test, nodes: string): Promise<{ app: FastifyInstance, http: string, ws: string }> {
-  const { config } = loadConfig({ JWT_SECRET: SECRET, PUBLISH_API_KEY: API_KEY, REDIS_CLUSTER: nodes, ORDER_STEP_MS: '50' })
-  const app = await buildApp(config, false)
-  t.teardown(() => app.close())
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  return { app, ...urls(app) }
-}
 
 async function bus (t: Test, opts: NotifyBusOptions): Promise<ReturnType<typeof Fastify>['notifyBus']> {
   const app = Fastify()
@@ -143,7 +134,7 @@ t.test('on a three-master Redis Cluster', async (t) => {
   })
 
   t.test('the seed scenario on two example-app instances over REDIS_CLUSTER: a ticket from B, a socket on A, orders from B; resume on B', async (t) => {
-    const [a, b] = [await exampleApp(t, setup.nodeList), await exampleApp(t, setup.nodeList)]
+    const [a, b] = [await exampleApp(t, { REDIS_CLUSTER: setup.nodeList, ORDER_STEP_MS: '50' }), await exampleApp(t, { REDIS_CLUSTER: setup.nodeList, ORDER_STEP_MS: '50' })]
     t.same((await a.app.inject('/health')).json(), { status: 'ok', redis: { bus: { pub: 'ready', sub: 'ready' }, tickets: 'ready' } })
     const jwt = b.app.jwt.sign({ sub: 'alice' }, { expiresIn: '1h' })
     const { client: alice } = await connect(t, `${a.ws}/ws?ticket=${await ticket(b.http, jwt)}`)
