@@ -13,7 +13,7 @@ import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { endConnection, redisConnection, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 import { isClusterOptions } from './bus/redis-emitter.js'
-import { redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
+import { FAIL_FAST, redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
 
 export * from './errors.js'
 export * from './bus/index.js'
@@ -96,8 +96,10 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
     throw new InvalidOptionError('app.redis is registered already: pass redis: { client: app.redis }')
   }
   const client = isClusterOptions(redis)
-    ? redisCluster(redis, { enableOfflineQueue: false })
-    : redisConnection({ enableOfflineQueue: false, ...(typeof redis === 'string' ? { url: redis } : redis) }, {})
+    ? redisCluster(redis, FAIL_FAST)
+    // As the bus: no offline queue (503 at once while Redis is away), and a command in flight when
+    // the connection drops is not resent after the reconnect, when its caller has had its 503.
+    : redisConnection({ enableOfflineQueue: false, autoResendUnfulfilledCommands: false, ...(typeof redis === 'string' ? { url: redis } : redis) }, {})
   // Without an 'error' listener ioredis prints every failed reconnect to stderr; log once per outage.
   let outage = false
   client.on('error', (err) => {

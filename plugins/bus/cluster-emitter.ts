@@ -134,9 +134,16 @@ export function redisCluster (options: RedisClusterOptions, overrides: ClusterOp
   return new Cluster(nodes, { ...rest, ...overrides })
 }
 
-// Subscriptions wait for the cluster, however long; publishes fail at once (503) while it is away.
+/**
+ * What the edge's cluster clients that publish and store set: no offline queue, and no retry of a
+ * command whose shard connection closed (ioredis would retry it through the failover, for
+ * seconds), so a command to a failed shard answers 503 at once and the caller retries.
+ */
+export const FAIL_FAST: ClusterOptions = { enableOfflineQueue: false, retryDelayOnFailover: 0, retryDelayOnClusterDown: 0 }
+
+// Subscriptions wait for the cluster, however long; publishes fail at once (503) while their shard is away.
 const SUB: ClusterOptions = { shardedSubscribers: true, lazyConnect: false }
-const PUB: ClusterOptions = { enableOfflineQueue: false, lazyConnect: false, enableAutoPipelining: false }
+const PUB: ClusterOptions = { ...FAIL_FAST, lazyConnect: false, enableAutoPipelining: false }
 
 /** A `ClusterEmitter` on two cluster clients of its own, built from `options`. */
 export function createClusterEmitter (options: RedisClusterOptions): ClusterEmitter {

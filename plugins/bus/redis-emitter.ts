@@ -45,7 +45,9 @@ const SUB: RedisConnectionOverrides = { lazyConnect: false, maxRetriesPerRequest
 // No auto-pipelining: it keeps one batch in flight and holds every later PUBLISH until that
 // batch's reply, so on a busy machine publishes queued for seconds (bench, 5,000 msg/s: p50
 // 1.5-3 s and timed-out publishes with it, under 60 ms without; docs/benchmarks.md).
-const PUB: RedisConnectionOverrides = { lazyConnect: false, enableOfflineQueue: false, enableAutoPipelining: false }
+// A PUBLISH in flight when the connection drops is not resent after the reconnect: its caller had
+// its 503 (the timeout) long before, and would retry a message that then also went out late.
+const PUB: RedisConnectionOverrides = { lazyConnect: false, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, enableAutoPipelining: false }
 
 /** Whether `options` name a Redis Cluster. */
 export function isClusterOptions (options: unknown): options is RedisClusterOptions {
