@@ -100,6 +100,10 @@ export class Connection implements Subscriber {
     if ((++ctx.stats.delivered & (LAG_SAMPLE_EVERY - 1)) === 0) ctx.sampleLag(message)
   }
 
+  gap (outbound: OutboundFrame): void {
+    this.#writer.write(outbound)
+  }
+
   close (code: number, reason: string): void {
     this.socket.close(code, reason)
   }
@@ -212,7 +216,7 @@ export class Connection implements Subscriber {
         const topic = stream.topic(this.#principal.user)
         this.topics.set(name, topic)
         if (since === undefined) {
-          await this.ctx.fanout.add(topic, this)
+          await this.ctx.fanout.add(topic, this, stream)
         } else {
           const resume = await this.#resume(stream, topic, since)
           if (resume.replay === null) gaps.push(name)
@@ -239,12 +243,12 @@ export class Connection implements Subscriber {
     const resume = new Resume(topic, since)
     const history = this.ctx.history
     if (stream.history === undefined || history === null || !isMessageId(since)) {
-      await this.ctx.fanout.add(topic, this)
+      await this.ctx.fanout.add(topic, this, stream)
       return resume
     }
     this.#resuming ??= new Map()
     this.#resuming.set(topic, resume)
-    await this.ctx.fanout.add(topic, this)
+    await this.ctx.fanout.add(topic, this, stream)
     try {
       resume.replay = await history.store.read(topic, since, stream.history, history.maxReplay)
     } catch (err) {
