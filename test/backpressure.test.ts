@@ -1,7 +1,8 @@
 import { once } from 'node:events'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import type { FastifyInstance } from 'fastify'
+import type { NotifyStreamsRoute, StreamDefinition } from '../plugins/index.js'
 import { build } from './helpers.js'
 
 const MiB = 1024 * 1024
@@ -97,23 +98,28 @@ t.test('a client that stops reading is closed with 1013 while the others receive
   t.equal(slow.outOfOrder, 0, 'what it got before the close was in order')
 })
 
-t.test("slowConsumer 'drop' keeps a slow socket open, counts what it missed and, without history, tells it with a gap", async (t) => {
+/** A `drop` route: a reader and a slow socket that stops reading while 20,000 messages go out. */
+async function dropFlood (t: Test, stream: StreamDefinition, maxReplay?: number): Promise<{ route: NotifyStreamsRoute, reader: Counter, slow: Counter }> {
   const edge = await build(t, {
-    streams: [{ name: 'promotional', kind: 'public' }],
+    streams: [stream],
+    history: maxReplay === undefined ? undefined : { maxReplay },
     routes: [{ path: '/public', anonymous: true, slowConsumer: 'drop', maxBufferedBytes: 64 * 1024 }]
   })
   const route = edge.app.notifyStreams.get('/public')!
   const reader = await Counter.open(t, `${edge.ws}/public`)
   const slow = await Counter.open(t, `${edge.ws}/public`)
   ;(slow.socket as unknown as { _socket: { pause (): void } })._socket.pause()
-
   await flood(edge.app, 20_000, [reader], () => {})
   t.equal(reader.received, 20_000)
   t.equal(reader.gaps, 0)
   t.ok(route.stats.dropped > 0, `dropped ${route.stats.dropped}`)
   t.equal(route.stats.slowConsumerCloses, 0)
-
   ;(slow.socket as unknown as { _socket: { resume (): void } })._socket.resume()
+  return { route, reader, slow }
+}
+
+t.test("slowConsumer 'drop' keeps a slow socket open, counts what it missed and, without history, tells it with a gap", async (t) => {
+  const { route, slow } = await dropFlood(t, { name: 'promotional', kind: 'public' })
   await slow.until(20_000 - route.stats.dropped)
   t.equal(slow.received, 20_000 - route.stats.dropped, 'it received everything that was not dropped')
   t.same(await pong(slow), { event: 'pong', id: 'after' }, 'and is still open')
@@ -121,19 +127,7 @@ t.test("slowConsumer 'drop' keeps a slow socket open, counts what it missed and,
 })
 
 t.test("slowConsumer 'drop' on a stream with history: once drained, the socket gets what it missed, in order", async (t) => {
-  const edge = await build(t, {
-    streams: [{ name: 'promotional', kind: 'public', history: { size: 20_000, ttl: 3600 } }],
-    history: { maxReplay: 20_000 },
-    routes: [{ path: '/public', anonymous: true, slowConsumer: 'drop', maxBufferedBytes: 64 * 1024 }]
-  })
-  const route = edge.app.notifyStreams.get('/public')!
-  const reader = await Counter.open(t, `${edge.ws}/public`)
-  const slow = await Counter.open(t, `${edge.ws}/public`)
-  ;(slow.socket as unknown as { _socket: { pause (): void } })._socket.pause()
-  await flood(edge.app, 20_000, [reader], () => {})
-  t.ok(route.stats.dropped > 0, `dropped ${route.stats.dropped}`)
-
-  ;(slow.socket as unknown as { _socket: { resume (): void } })._socket.resume()
+  const { slow } = await dropFlood(t, { name: 'promotional', kind: 'public', history: { size: 20_000, ttl: 3600 } }, 20_000)
   await slow.until(20_000)
   await pong(slow)
   t.equal(slow.received, 20_000, 'every message')

@@ -46,9 +46,11 @@ export class TopicLine {
     if (message.prev === undefined) return this.sink.deliver(message)
     const last = this.#last
     if (last !== null) {
-      // On Redis, history and pub/sub are two connections: a repair may have delivered it first.
-      if (compareMessageIds(message.id, last) <= 0) return
-      if (message.prev !== last) return this.#hole(last, message)
+      if (message.prev !== last) {
+        // On Redis, history and pub/sub are two connections: a repair may have delivered it first.
+        if (compareMessageIds(message.id, last) <= 0) return
+        return this.#hole(last, message)
+      }
     } else if (this.#start !== null && message.prev !== this.#start &&
       (this.#start === '' || compareMessageIds(message.id, this.#start) > 0)) {
       return this.#hole(this.#start, message)
