@@ -31,6 +31,7 @@ t.test('a shard\'s master SIGKILLed under 500 msg/s: other shards go on, sockets
   watcher.state.on('error', () => {})
   const resubscribed = new Promise((resolve) => watcher.state.once('resubscribed', resolve))
 
+  const busResubscribed = new Promise((resolve) => a.app.notifyBus.onResubscribe(() => resolve(Date.now())))
   const load = publisher(b.http, 'reward', 'alice')
   const received: Frame[] = []
   while (received.length < 200) received.push(await alice.next((f) => f.event === 'message', 10_000))
@@ -45,6 +46,7 @@ t.test('a shard\'s master SIGKILLed under 500 msg/s: other shards go on, sockets
   await resubscribed
   t.comment(`emitter re-subscribed ${Date.now() - killedAt} ms after the kill`)
   t.equal(((await promoted.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1] >= 1, true, '\'resubscribed\' comes once the channel is live on the new master')
+  t.comment(`A's bus announced its re-subscription ${await busResubscribed as number - killedAt} ms after the kill`)
   await until('A and the watcher re-subscribed on the new master', async () => ((await promoted.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1] === 2, 20_000)
   const resubscribedAt = Date.now()
   const after = await checkRecovered(t, load, alice, received, resubscribedAt)

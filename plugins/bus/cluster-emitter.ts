@@ -13,7 +13,10 @@ const WILDCARD = /[+#]/
 
 /** ioredis's sharded subscribers, one per master; internal to ioredis 5, so every step is checked. */
 interface ShardedSubscriberGroup {
-  shardedSubscribers?: Map<string, { getInstance (): { status: string, ping (): Promise<unknown> } | null }>
+  shardedSubscribers?: Map<string, {
+    subscriberStatus?: string
+    getInstance (): { status: string, ping (): Promise<unknown> } | null
+  }>
 }
 
 /**
@@ -53,12 +56,22 @@ export class ClusterEmitter implements MQEmitter {
     for (const cluster of [pub, sub]) cluster.on('error', (err: Error) => this.state.emit('error', err))
   }
 
-  /** A PING on each subscriber connection is answered after the SSUBSCRIBEs sent before it. */
+  /**
+   * ioredis also says 'subscribersReady' when a subscriber it just started failed (its master is
+   * dead, no replica promoted yet): live only when every started subscriber is connected, and a
+   * PING on each is answered, after the SSUBSCRIBEs sent before it.
+   */
   async #confirmResubscribed (): Promise<void> {
     const group = (this.subConn as unknown as { shardedSubscribers?: ShardedSubscriberGroup }).shardedSubscribers
-    const connections = [...group?.shardedSubscribers?.values() ?? []].map((subscriber) => subscriber.getInstance())
+    const connections = []
+    for (const subscriber of group?.shardedSubscribers?.values() ?? []) {
+      if (subscriber.subscriberStatus === 'idle') continue
+      const connection = subscriber.getInstance()
+      if (subscriber.subscriberStatus !== 'connected' || connection?.status !== 'ready') return
+      connections.push(connection)
+    }
     try {
-      await Promise.all(connections.map((connection) => connection?.status === 'ready' ? connection.ping() : null))
+      await Promise.all(connections.map((connection) => connection.ping()))
     } catch (err) {
       // Lost again before it was live: the next 'subscribersReady' tries again.
       this.state.emit('error', err)
@@ -135,13 +148,16 @@ export function redisCluster (options: RedisClusterOptions, overrides: ClusterOp
 }
 
 /**
- * What the edge's cluster clients that publish and store set: no offline queue, and no retry of a
- * command whose shard connection closed (ioredis would retry it through the failover, for
- * seconds), so a command to a failed shard answers 503 at once and the caller retries.
+ * What the edge's cluster clients that publish and store set: no retry of a command whose shard
+ * connection closed (ioredis would retry it through the failover, for seconds), so a command to a
+ * failed shard answers 503 at once and the caller retries. The offline queue stays: with it off,
+ * ioredis refuses commands to a node whose connection is still being opened (every node's first
+ * commands, at start or after a topology change).
  */
-export const FAIL_FAST: ClusterOptions = { enableOfflineQueue: false, retryDelayOnFailover: 0, retryDelayOnClusterDown: 0 }
+export const FAIL_FAST: ClusterOptions = { retryDelayOnFailover: 0, retryDelayOnClusterDown: 0 }
 
-// Subscriptions wait for the cluster, however long; publishes fail at once (503) while their shard is away.
+// Subscriptions wait for the cluster, however long; publishes fail at once (503) while their shard
+// is away, and within the publish timeout while the whole cluster is.
 const SUB: ClusterOptions = { shardedSubscribers: true, lazyConnect: false }
 const PUB: ClusterOptions = { ...FAIL_FAST, lazyConnect: false, enableAutoPipelining: false }
 

@@ -8,7 +8,7 @@ import {
   type RedisClientLike, type RedisConnectionLike, type RedisConnectionOptions, type RedisConnectionOverrides
 } from '../redis.js'
 import { within } from '../util.js'
-import { createClusterEmitter, type RedisClusterOptions } from './cluster-emitter.js'
+import { ClusterEmitter, createClusterEmitter, type RedisClusterOptions } from './cluster-emitter.js'
 
 /**
  * How the bus reaches Redis: a URL (`redis://`, `rediss://` for TLS), ioredis options (with an
@@ -127,10 +127,18 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
       log.debug({ err }, 'notify bus: Redis subscriber dropped while re-subscribing')
     })
   }
+  // The cluster emitter announces its re-subscriptions itself: a shard's failover never makes the
+  // cluster client 'ready' again.
+  const announces = emitter instanceof ClusterEmitter
+  const onResubscribed = (): void => {
+    log.info('notify bus: Redis Cluster subscriptions restored; checking for lost messages')
+    for (const listener of resubscribed) listener()
+  }
   emitter.state.on('error', onError)
   pub.on('ready', onReady)
   sub.on('ready', onReady)
-  sub.on('ready', onSubReady)
+  if (announces) emitter.state.on('resubscribed', onResubscribed)
+  else sub.on('ready', onSubReady)
 
   return {
     emitter,
@@ -149,6 +157,7 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
       pub.removeListener('ready', onReady)
       sub.removeListener('ready', onReady)
       sub.removeListener('ready', onSubReady)
+      emitter.state.removeListener('resubscribed', onResubscribed)
       resubscribed.clear()
     },
     onResubscribe (listener) {
