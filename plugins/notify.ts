@@ -16,8 +16,23 @@ export interface NotifyOptions {
   streams: StreamDefinition[]
   /** Prefix of every bus topic, so deployments can share one Redis. @default 'notify' */
   topicPrefix?: string
-  /** Most users one publish may address. @default 1000 */
+  /** Most users one publish may address (and one presence query may ask about). @default 1000 */
   maxUsersPerPublish?: number
+  /**
+   * Called after a publish to a private stream with the users who had no connection subscribed
+   * to that stream on any instance at publish time, so that the service can fall back to e-mail
+   * or push. Not awaited (the publish has succeeded already); a throw or a rejection is logged.
+   * Not called when the bus cannot tell (a given emitter other than mqemitter-redis).
+   */
+  onOffline?: (users: string[], message: OfflineMessage) => unknown
+}
+
+/** What `onOffline` is told about the message the offline users missed live. */
+export interface OfflineMessage {
+  stream: string
+  data: unknown
+  /** The id of each offline user's copy, in the order of `users`. */
+  ids: string[]
 }
 
 export type PublishInput =
@@ -25,7 +40,12 @@ export type PublishInput =
   | { stream: string, users: string[], data: unknown }
   | { stream: string, data: unknown }
 
-export type PublishResult = { id: string } | { ids: string[] }
+/**
+ * `{id}` for a public stream. For a private stream, `online` (one `user`) or `offline` (the
+ * `users` with no subscribed connection on any instance, possibly `[]`): left out only when the
+ * bus cannot tell (a given emitter other than mqemitter-redis).
+ */
+export type PublishResult = { id: string, online?: boolean } | { ids: string[], offline?: string[] }
 
 /** `app.notify`: the declared streams and in-process publishing. */
 export interface Notify {
@@ -49,6 +69,8 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     throw new InvalidOptionError(`topicPrefix must match ${TOPIC_PREFIX}`)
   }
   const maxUsers = positiveInteger('maxUsersPerPublish', opts.maxUsersPerPublish, 1000)
+  const onOffline = opts.onOffline
+  if (onOffline !== undefined && typeof onOffline !== 'function') throw new InvalidOptionError('onOffline must be a function')
   const streams = declareStreams(opts.streams, prefix)
   const ids = new MessageIdGenerator()
   const bus = app.notifyBus
@@ -77,24 +99,26 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     return users as string[]
   }
 
-  async function send (stream: DeclaredStream, topic: string, template: MessageTemplate): Promise<string> {
+  /** The id, and how many instances subscribe to the topic (null when the bus cannot tell). */
+  interface Sent { id: string, receivers: number | null }
+
+  async function send (stream: DeclaredStream, topic: string, template: MessageTemplate): Promise<Sent> {
     if (stream.history === undefined) {
       const { id, ts } = ids.next()
-      await bus.publish({ topic, id, frame: messageFrame(template, id, ts) })
-      return id
+      return { id, receivers: await bus.publish({ topic, id, frame: messageFrame(template, id, ts) }) }
     }
     // Durable first: a message is on the bus only once history holds it, under the same id.
     const { store } = app.notifyHistory
-    const message = await store.append(topic, template, stream.history)
-    if (!store.appendPublishes) await bus.publish(message)
-    return message.id
+    const { receivers, ...message } = await store.append(topic, template, stream.history)
+    if (!store.appendPublishes) return { id: message.id, receivers: await bus.publish(message) }
+    return { id: message.id, receivers: receivers ?? null }
   }
 
-  async function counted (stream: DeclaredStream, sent: Promise<string>): Promise<string> {
+  async function counted (stream: DeclaredStream, sending: Promise<Sent>): Promise<Sent> {
     try {
-      const id = await sent
+      const sent = await sending
       metrics.published(stream.name)
-      return id
+      return sent
     } catch (err) {
       metrics.publishFailed(stream.name)
       throw err
@@ -122,8 +146,25 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     } catch (err) {
       throw new InvalidDataError(stream.name, (err as Error).message)
     }
-    const published = await Promise.all(users.map((user) => counted(stream, send(stream, stream.topic(user), template))))
-    return body.users === undefined ? { id: published[0] } : { ids: published }
+    const sent = await Promise.all(users.map((user) => counted(stream, send(stream, stream.topic(user), template))))
+    if (stream.kind === 'public') return { id: sent[0].id }
+    // PUBLISH's receivers are the instances holding a socket subscribed to this user's topic.
+    const known = sent.every((s) => s.receivers !== null)
+    const offline = known ? (users as string[]).filter((_, i) => sent[i].receivers === 0) : []
+    if (offline.length > 0) fallBack(stream.name, body.data, offline, sent.flatMap((s) => s.receivers === 0 ? [s.id] : []))
+    if (body.users === undefined) return known ? { id: sent[0].id, online: offline.length === 0 } : { id: sent[0].id }
+    const result = { ids: sent.map((s) => s.id) }
+    return known ? { ...result, offline } : result
+  }
+
+  function fallBack (stream: string, data: unknown, users: string[], messageIds: string[]): void {
+    if (onOffline === undefined) return
+    const failed = (err: unknown): void => { app.log.error({ err, stream }, 'notify onOffline hook failed') }
+    try {
+      Promise.resolve(onOffline(users, { stream, data, ids: messageIds })).catch(failed)
+    } catch (err) {
+      failed(err)
+    }
   }
 
   app.decorate('notify', { streams, publish })

@@ -4,7 +4,7 @@ import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { isMessageId } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
 import { positiveInteger, within } from '../util.js'
-import type { HistoryBounds, HistoryStore } from './store.js'
+import type { AppendedMessage, HistoryBounds, HistoryStore } from './store.js'
 
 /**
  * The two commands the store sends. Any ioredis client fits (`app.redis` of @fastify/redis is
@@ -69,10 +69,11 @@ local frame = ARGV[2] .. id .. '","ts":' .. string.format('%d', ms) .. ARGV[3]
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], id, 'f', frame, 'p', prev)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('SET', KEYS[2], id, 'EX', ARGV[7])
+local receivers = -1
 if ARGV[8] == '1' then
-  redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ id = ARGV[1] .. ' ' .. id, msg = { topic = ARGV[1], id = id, frame = frame } }))
+  receivers = redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ id = ARGV[1] .. ' ' .. id, msg = { topic = ARGV[1], id = id, frame = frame } }))
 end
-return id
+return { id, receivers }
 `
 
 // KEYS: stream, latest id. ARGV: since, limit, oldest ms kept. Returns id, frame, id, frame…
@@ -135,12 +136,14 @@ export class RedisHistoryStore implements HistoryStore {
     this.#now = opts.now ?? Date.now
   }
 
-  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<BusMessage> {
-    const id = await this.#run(APPEND_SCRIPT, topic, [
+  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<AppendedMessage> {
+    const [id, receivers] = await this.#run(APPEND_SCRIPT, topic, [
       topic, template.head, template.tail, bounds.size, bounds.ttl * 1000, this.#now(),
       Math.max(this.#metaTtl, bounds.ttl), this.appendPublishes ? 1 : 0
-    ]) as string
-    return { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))) }
+    ]) as [string, number]
+    const message: AppendedMessage = { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))) }
+    if (receivers >= 0) message.receivers = receivers
+    return message
   }
 
   async read (topic: string, since: string, bounds: HistoryBounds, limit: number): Promise<BusMessage[] | null> {
