@@ -1,13 +1,14 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import {
-  BadPublishError, DataRequiredError, InvalidDataError, InvalidOptionError, InvalidUserError,
+  BadPresenceQueryError, BadPublishError, PresenceDisabledError, DataRequiredError, InvalidDataError, InvalidOptionError, InvalidUserError,
   UnknownStreamError, UserNotAllowedError, UserRequiredError
 } from './errors.js'
 import { declareStreams, type DeclaredStream, type StreamDefinition } from './declarations.js'
 import { MessageIdGenerator } from './message-id.js'
 import { metricsOf } from './recorder.js'
 import { messageFrame, messageTemplate, type MessageTemplate } from './message.js'
+import type { StreamPresence, UserPresence } from './presence/index.js'
 import { TOPIC_PREFIX, userIdProblem } from './topics.js'
 import { positiveInteger } from './util.js'
 
@@ -47,11 +48,32 @@ export type PublishInput =
  */
 export type PublishResult = { id: string, online?: boolean } | { ids: string[], offline?: string[] }
 
-/** `app.notify`: the declared streams and in-process publishing. */
+/** Who to ask about: users (private and public streams alike), or a public stream's audience. */
+export type PresenceQuery = { user: string } | { users: string[] } | { stream: string }
+
+/** Each user asked about, whether connected or not. */
+export interface UsersPresence {
+  users: Record<string, UserPresence>
+}
+
+/** A public stream's audience, in counts. */
+export interface PublicStreamPresence extends StreamPresence {
+  stream: string
+}
+
+/** `app.notify`: the declared streams, in-process publishing and presence. */
 export interface Notify {
   readonly streams: ReadonlyMap<string, DeclaredStream>
-  /** Publishes on SPEC rules; resolves with `{id}` or, for `users`, `{ids}` in the same order. */
+  /** Publishes on SPEC rules; resolves with `{id}` or, for `users`, `{ids}` in the same order (see `PublishResult`). */
   publish (input: PublishInput): Promise<PublishResult>
+  /**
+   * Who is connected across all instances, now: `FST_NOTIFY_BAD_PRESENCE_QUERY` (400) for a bad
+   * query, `FST_NOTIFY_PRESENCE_UNAVAILABLE` (503) when Redis does not answer in time,
+   * `FST_NOTIFY_PRESENCE_DISABLED` (501) without the presence plugin.
+   */
+  presence (query: { stream: string }): Promise<PublicStreamPresence>
+  presence (query: { user: string } | { users: string[] }): Promise<UsersPresence>
+  presence (query: PresenceQuery): Promise<UsersPresence | PublicStreamPresence>
 }
 
 declare module 'fastify' {
@@ -62,6 +84,7 @@ declare module 'fastify' {
 }
 
 const PUBLISH_KEYS = new Set(['stream', 'user', 'users', 'data'])
+const PRESENCE_KEYS = new Set(['stream', 'user', 'users'])
 
 async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promise<void> {
   const prefix = opts.topicPrefix ?? 'notify'
@@ -167,7 +190,33 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     }
   }
 
-  app.decorate('notify', { streams, publish })
+  async function presence (query: PresenceQuery): Promise<UsersPresence | PublicStreamPresence> {
+    if (query === null || typeof query !== 'object' || Array.isArray(query)) throw new BadPresenceQueryError('the query must be an object')
+    const keys = Object.keys(query)
+    if (keys.length !== 1 || !PRESENCE_KEYS.has(keys[0])) throw new BadPresenceQueryError('give exactly one of user, users or stream')
+    if (!app.hasDecorator('notifyPresence')) throw new PresenceDisabledError()
+    const store = app.notifyPresence
+    if ('stream' in query) {
+      const stream = typeof query.stream === 'string' ? streams.get(query.stream) : undefined
+      if (stream === undefined) throw new UnknownStreamError(String(query.stream).slice(0, 64))
+      // A private stream's audience is its users: ask about them.
+      if (stream.kind === 'private') throw new BadPresenceQueryError(`stream ${stream.name} is private: ask about users`)
+      return { stream: stream.name, ...await store.stream(stream.name) }
+    }
+    const users = 'user' in query ? [query.user] : query.users
+    if (!Array.isArray(users) || users.length === 0 || users.length > maxUsers) {
+      throw new BadPresenceQueryError(`users must be an array of 1 to ${maxUsers} user ids`)
+    }
+    for (const user of users) {
+      const problem = userIdProblem(user)
+      if (problem !== null) throw new BadPresenceQueryError(`user ${problem}`)
+    }
+    const unique = [...new Set(users)]
+    const found = await store.users(unique)
+    return { users: Object.fromEntries(unique.map((user, i) => [user, found[i]])) }
+  }
+
+  app.decorate('notify', { streams, publish, presence } as Notify)
 }
 
 export const notify = fp(fastifyNotify, {

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto'
 import type { BusMessage } from '../bus/index.js'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { isMessageId } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
+import { redisScript, runScript, type RedisScript, type RedisScriptClient } from '../redis-script.js'
 import { positiveInteger, within } from '../util.js'
 import type { AppendedMessage, HistoryBounds, HistoryStore } from './store.js'
 
@@ -10,10 +10,7 @@ import type { AppendedMessage, HistoryBounds, HistoryStore } from './store.js'
  * The two commands the store sends. Any ioredis client fits (`app.redis` of @fastify/redis is
  * ioredis 6, ours is ioredis 5): the store never names either version's types.
  */
-export interface RedisHistoryClient {
-  evalsha (sha: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
-  eval (script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
-}
+export type RedisHistoryClient = RedisScriptClient
 
 export interface RedisHistoryStoreOptions {
   /** The client, e.g. `app.redis`; the store never closes it. */
@@ -96,17 +93,8 @@ end
 return out
 `
 
-interface Script {
-  source: string
-  sha: string
-}
-
-function script (source: string): Script {
-  return { source, sha: createHash('sha1').update(source).digest('hex') }
-}
-
-const APPEND_SCRIPT = script(APPEND)
-const READ_SCRIPT = script(READ)
+const APPEND_SCRIPT = redisScript(APPEND)
+const READ_SCRIPT = redisScript(READ)
 
 /**
  * History in Redis Streams, one stream per topic (`XADD … MAXLEN ~ size`, expiring `ttl` after
@@ -158,19 +146,11 @@ export class RedisHistoryStore implements HistoryStore {
   async close (): Promise<void> {}
 
   /** Runs a script on a topic's two keys (one hash slot, for Redis Cluster), within the timeout. */
-  async #run (script: Script, topic: string, args: Array<string | number>): Promise<unknown> {
+  async #run (script: RedisScript, topic: string, args: Array<string | number>): Promise<unknown> {
     const stream = `${this.keyPrefix}{${topic}}`
-    const call = async (): Promise<unknown> => {
-      try {
-        return await this.#client.evalsha(script.sha, 2, stream, `${stream}:last`, ...args)
-      } catch (err) {
-        if (!(err as Error).message?.startsWith('NOSCRIPT')) throw err
-        return this.#client.eval(script.source, 2, stream, `${stream}:last`, ...args)
-      }
-    }
     let result: { value: unknown } | null
     try {
-      result = await within(this.#timeout, call())
+      result = await within(this.#timeout, runScript(this.#client, script, [stream, `${stream}:last`], args))
     } catch (err) {
       throw new BusUnavailableError(`history: ${(err as Error).message}`)
     }
