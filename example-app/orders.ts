@@ -30,9 +30,10 @@ export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number 
     const { user } = request.body as { user: string }
     const orderId = randomUUID()
     const update = (status: string) => () => app.notify.publish({ stream: 'order', user, data: { orderId, status } })
-    await update('placed')()
+    // `online`: whether the user saw it live; false means the onOffline fallback fired.
+    const placed = await update('placed')() as { online?: boolean }
     later(opts.stepMs, update('paid'))
     later(opts.stepMs * 2, update('shipped'))
-    return reply.code(202).send({ orderId })
+    return reply.code(202).send({ orderId, online: placed.online })
   })
 }
