@@ -120,7 +120,12 @@ export class ClusterEmitter implements MQEmitter {
       callback?.(new Error('the cluster emitter is closed'))
       return
     }
-    this.pubConn.spublish(shardedChannel(message.topic), JSON.stringify(message)).then(() => callback?.(), (err: Error) => callback?.(err))
+    this.publish(message).then(() => callback?.(), (err: Error) => callback?.(err))
+  }
+
+  /** SPUBLISHes `message`; resolves with how many connections on its shard subscribe to its topic. */
+  publish (message: Message): Promise<number> {
+    return this.pubConn.spublish(shardedChannel(message.topic), JSON.stringify(message)) as Promise<number>
   }
 
   /** Stops local delivery; the cluster clients are their creator's to end. */
