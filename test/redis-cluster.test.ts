@@ -102,7 +102,8 @@ t.test('on a three-master Redis Cluster', async (t) => {
     const appended = []
     for (let n = 0; n < 3; n++) appended.push(await store.append(topic, messageTemplate('order', { text: `é 漢字 ${n}` }), { size: 10, ttl: 60 }))
     await until('three messages', () => received.length === 3)
-    t.same(received, appended, 'in history order, as appended')
+    t.same(appended.map((m) => m.receivers), [1, 1, 1], 'SPUBLISH\'s reply: one instance subscribed')
+    t.same(received, appended.map(({ receivers: _receivers, ...message }) => message), 'in history order, as appended')
   })
 
   t.test('a message that is not JSON, or on a channel not its topic\'s, is dropped with an error event', async (t) => {
