@@ -73,9 +73,10 @@ export class Fanout {
     return this.bus.unsubscribe(topic, entry.listener)
   }
 
-  /** Stops listening for re-subscriptions of the bus. */
+  /** Stops listening for re-subscriptions of the bus, and repairing. */
   close (): void {
     this.#offResubscribe()
+    this.#repairs.close()
   }
 
   #open (topic: string, stream: DeclaredStream): TopicSubscribers {
