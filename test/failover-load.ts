@@ -6,7 +6,7 @@ import { buildApp } from '../example-app/app.js'
 import { loadConfig } from '../example-app/config.js'
 import { API_KEY, SECRET, publish, urls, type Client, type Frame } from './helpers.js'
 
-export interface Publish { n: number, status: number, id?: string, ms: number, startedAt: number }
+export interface Publish { n: number, status: number, id?: string, online?: boolean, ms: number, startedAt: number }
 
 /**
  * Publishes numbered messages to `user`'s `stream` through `http` at about `perSecond`, one at a
@@ -22,7 +22,7 @@ export function publisher (http: string, stream: string, user: string, perSecond
       if (due > 0) await new Promise((resolve) => setTimeout(resolve, due))
       const startedAt = Date.now()
       const res = await publish(http, { stream, user, data: { n } })
-      log.push({ n, status: res.status, id: res.body.id as string | undefined, ms: Date.now() - startedAt, startedAt })
+      log.push({ n, status: res.status, id: res.body.id as string | undefined, online: res.body.online as boolean | undefined, ms: Date.now() - startedAt, startedAt })
     }
   })()
   return { log, stop: async () => { state.stopped = true; await run } }

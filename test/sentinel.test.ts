@@ -32,6 +32,16 @@ t.test('through Sentinel, a SIGKILLed master under 500 msg/s: sockets stay open,
   await until('A re-subscribed on the new master', async () => ((await promoted.pubsub('NUMSUB', topic)) as [string, number])[1] === 1, 20_000)
   const resubscribedAt = Date.now()
   const after = await checkRecovered(t, load, alice, received, resubscribedAt)
+  t.ok(after.every((p) => p.online === true), 'each of them told the publisher that alice was online (PUBLISH\'s reply on the new master)')
+  // Presence follows the master too: rewritten at the next heartbeat if the replica lacked it.
+  await until('presence on the new master', async () => {
+    try {
+      return (await b.app.notify.presence({ user: 'alice' })).users.alice.connections === 1
+    } catch {
+      return false
+    }
+  }, 20_000)
+  t.same(await b.app.notify.presence({ user: 'alice' }), { users: { alice: { connections: 1, streams: ['reward'] } } }, 'presence through Sentinel after the failover')
   const acked = load.log.filter((p) => p.status === 202).map((p) => p.id!)
   const kept = new Set((await promoted.xrange(`notify:history:{${topic}}`, '-', '+')).map(([id]) => id))
   t.comment(`${acked.filter((id) => compareMessageIds(id, beforeKill.id) > 0 && compareMessageIds(id, after[0].id!) < 0 && !kept.has(id)).length} accepted messages lost with the master`)
