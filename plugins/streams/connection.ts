@@ -11,7 +11,7 @@ import { Admission, InboundGuard, type AdmissionResult, type Closable, type Rout
 import { Resume } from './resume.js'
 import type { RouteStats } from './stats.js'
 import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
-import { FrameWriter, type OutboundFrame } from './wire.js'
+import { FrameWriter, type FlushScheduler, type OutboundFrame } from './wire.js'
 
 /** What every connection of one streams route shares. */
 export interface RouteContext {
@@ -28,6 +28,8 @@ export interface RouteContext {
   onSlowConsumer: (connection: Closable) => void
   /** Sees one delivery in `LAG_SAMPLE_EVERY`, to measure publish-to-write lag. */
   sampleLag: (message: BusMessage) => void
+  /** When the route's corked sockets are written out (`flushInterval`). */
+  flushes: FlushScheduler
 }
 
 /** One delivery in this many is sampled for lag (a power of two: the test is a mask). */
@@ -67,7 +69,7 @@ export class Connection implements Subscriber {
   constructor (readonly socket: WebSocket, principal: Principal, private readonly ctx: RouteContext) {
     this.#principal = principal
     this.#guard = new InboundGuard(ctx.limits)
-    this.#writer = new FrameWriter(socket)
+    this.#writer = new FrameWriter(socket, ctx.flushes)
     this.closed = new Promise((resolve) => {
       socket.on('close', () => {
         this.#release().catch((err: unknown) => ctx.log.error({ err }, 'releasing a connection failed')).finally(resolve)
@@ -82,7 +84,9 @@ export class Connection implements Subscriber {
     return this.#principal
   }
 
+  /** Sends a control frame; whatever fan-out holds corked for this socket goes out first. */
   send (text: string): void {
+    this.#writer.flush()
     this.socket.send(text)
   }
 
@@ -100,7 +104,9 @@ export class Connection implements Subscriber {
     if ((++ctx.stats.delivered & (LAG_SAMPLE_EVERY - 1)) === 0) ctx.sampleLag(message)
   }
 
+  /** Closes with `code` once what fan-out holds corked is written (drain and slow consumers too). */
   close (code: number, reason: string): void {
+    this.#writer.flush()
     this.socket.close(code, reason)
   }
 
