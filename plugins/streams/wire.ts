@@ -22,7 +22,7 @@ const { Sender } = ws as unknown as { Sender: SenderStatic }
 const TEXT_FRAME = { fin: true, opcode: 0x01, mask: false, readOnly: false, rsv1: false }
 const SEND_TEXT = { binary: false }
 const OPEN = 1
-// A FrameWriter's socket: written through, corked until the end of the job, or held to the next tick.
+// A FrameWriter's socket: not corked, corked until the end of the iteration, or held to the next tick.
 const IDLE = 0
 const CORKED = 1
 const HELD = 2
@@ -44,13 +44,18 @@ export class OutboundFrame {
 }
 
 /**
- * When corked sockets are written out, for every socket of one route. A socket written to when it
- * was last flushed `interval` ms ago or more is idle: it is flushed at the end of the current job,
- * as a lone notification must not wait. One flushed more recently keeps what comes in its corked
- * buffer until the next tick of a timer shared by all sockets, so under sustained traffic each
+ * When corked sockets are written out, for every socket of one route.
+ *
+ * A socket last flushed `interval` ms ago or more is idle: what it gets is written at the end of
+ * the current event-loop iteration (setImmediate), once the callbacks already due have run; a
+ * lone notification does not wait for a timer, and when the server is busy, every publish that
+ * the iteration handled leaves in one write. A socket flushed more recently holds what it gets
+ * until the next tick of a timer shared by all sockets of the route: under sustained traffic a
  * socket costs one write per tick instead of one per message. With `interval` 0 every socket is
- * flushed at the end of the job. Corked bytes count in `bufferedAmount`, so the slow-consumer
- * limit sees what waits.
+ * flushed at the end of the current job (a microtask), as before coalescing existed.
+ *
+ * Corked bytes count in `bufferedAmount`, so the slow-consumer limit sees what waits; a socket
+ * holding `holdBytes`, or holding longer than `interval` because the loop is busy, writes at once.
  */
 export class FlushScheduler {
   readonly #soon: FrameWriter[] = []
@@ -77,7 +82,7 @@ export class FlushScheduler {
 
   /**
    * @param interval ms a flushed socket holds later frames; 0 flushes every job.
-   * @param holdBytes most bytes a socket holds to the next tick; more go out at the end of the job.
+   * @param holdBytes most bytes a socket holds; more are written at once.
    */
   constructor (readonly interval: number, readonly holdBytes: number) {}
 
@@ -94,22 +99,18 @@ export class FlushScheduler {
     return this.#now
   }
 
-  /**
-   * Whether a socket last flushed at `flushedAt` counts as idle: its frames go out at the end of
-   * the current job. Asked again while a socket holds frames, so that a loop busy for longer than
-   * `interval` (no timer can run meanwhile) does not hold them longer.
-   */
+  /** Whether a socket last flushed at `flushedAt` is idle (writes at the end of the iteration). */
   idle (flushedAt: number): boolean {
     return this.interval === 0 || this.now() - flushedAt >= this.interval
   }
 
-  /** Adds a writer to flush at the end of the current job. */
+  /** Adds a writer to flush at the end of the job (interval 0) or of the loop iteration. */
   soon (writer: FrameWriter): void {
     this.#soon.push(writer)
-    if (!this.#soonQueued) {
-      this.#soonQueued = true
-      queueMicrotask(this.#flushSoon)
-    }
+    if (this.#soonQueued) return
+    this.#soonQueued = true
+    if (this.interval === 0) queueMicrotask(this.#flushSoon)
+    else setImmediate(this.#flushSoon)
   }
 
   /** Adds a writer that holds its frames to the next tick. */
@@ -156,22 +157,27 @@ export class FrameWriter {
       socket.send(frame.payload, SEND_TEXT)
       return
     }
-    const state = this.#state
-    if (state !== CORKED) {
-      const scheduler = this.#scheduler
-      if (state === IDLE) tcp.cork()
-      if (tcp.writableLength >= scheduler.holdBytes || scheduler.idle(this.#flushedAt)) {
+    const scheduler = this.#scheduler
+    if (this.#state === IDLE) {
+      tcp.cork()
+      if (scheduler.idle(this.#flushedAt)) {
         this.#state = CORKED
         scheduler.soon(this)
-      } else if (state === IDLE) {
+      } else {
         this.#state = HELD
         scheduler.later(this)
       }
+    } else if (tcp.writableLength >= scheduler.holdBytes || (this.#state === HELD && scheduler.idle(this.#flushedAt))) {
+      // Too much waits, or it has waited past the interval (the loop is too busy for the tick):
+      // hand it to the kernel now and keep corking, still flushed at the same point.
+      tcp.uncork()
+      tcp.cork()
+      this.#flushedAt = scheduler.now()
     }
     tcp.write(frame.wire)
   }
 
-  /** Hands what is corked to the kernel now: before a control frame, a close, or at its tick. */
+  /** Hands what is corked to the kernel now: before a control frame, a close, or when scheduled. */
   flush (): void {
     if (this.#state === IDLE) return
     this.#state = IDLE
