@@ -40,7 +40,7 @@ function title ({ kind, params: p }: Scenario): string {
   const n = (value: number): string => value.toLocaleString('en-US')
   switch (kind) {
     case 'fanout': return `fan-out, ${n(p.subscribers)} subscribers × ${n(p.messages)} messages`
-    case 'sustained': return `sustained, ${n(p.subscribers)} subscribers, ${p.rate === 0 ? 'max' : n(p.rate)} msg/s × ${n(p.messages)}`
+    case 'sustained': return `sustained, ${n(p.subscribers)} subscribers, ${p.rate === 0 ? `max msg/s (${p.publishers} publishers)` : `${n(p.rate)} msg/s`} × ${n(p.messages)}`
     case 'memory': return `memory, ${n(p.connections)} idle connections`
     case 'cross-instance': return `cross-instance, ${n(p.users)} users, ${n(p.rate)} msg/s for ${p.seconds} s`
     default: return `handshakes, ${n(p.count)} (${p.concurrency} at once)`

@@ -70,7 +70,7 @@ const SESSIONS: Session[] = quick
         sustained: [{ rate: 100, messages: 300 }, { rate: 1000, messages: 500 }, { rate: 0, messages: 300 }],
         handshakes: { count: 3000, concurrency: 20 }
       },
-      { id: 'large', connections: 10000, memory: true, fanoutMessages: 200, sustained: [{ rate: 100, messages: 200 }, { rate: 0, messages: 200 }], handshakes: null }
+      { id: 'large', connections: 10000, memory: true, fanoutMessages: 200, sustained: [{ rate: 100, messages: 100 }, { rate: 0, messages: 100 }], handshakes: null }
     ]
 // Requests the feeder keeps outstanding: at rate 0 (the maximum), four publishers that each send
 // the next message once the last was answered; at a fixed rate, a cap on a rate not kept up with.
@@ -230,7 +230,8 @@ async function runSession (loadgen: Peer, feeder: Peer, contender: Contender, se
     }
     for (const { rate, messages } of n > 0 && measures('sustained') ? session.sustained : []) {
       const figures = await sustained(loadgen, feeder, server, n, rate, messages).catch(failure)
-      put(`sustained-${n}-${rate === 0 ? 'max' : rate}`, 'sustained', { subscribers: n, rate, messages }, contender, figures)
+      const params = { subscribers: n, rate, messages, publishers: rate === 0 ? MAX_RATE_IN_FLIGHT : 1 }
+      put(`sustained-${n}-${rate === 0 ? 'max' : rate}`, 'sustained', params, contender, figures)
     }
     await loadgen.call('disconnect')
     if (session.handshakes !== null && measures('handshakes')) {

@@ -38,17 +38,17 @@ export interface NotifyStreamsOptions extends LimitOptions {
    */
   heartbeatInterval?: number | false
   /**
-   * Write coalescing, in ms: a socket written to less than this long after its last write keeps
-   * later notifications corked until the route's next flush tick, then sends them in one write.
-   * A socket that was idle longer writes at once, so a lone notification is never delayed; under
-   * sustained traffic a notification waits at most this long. `0`: every socket is written at the
-   * end of each event-loop job. @default 1
+   * Write coalescing, in ms: a socket written to less than this long ago holds later notifications
+   * (up to a quarter of `maxBufferedBytes`, at most 16 KiB) until the route's next flush tick, then
+   * sends them in one write. An idle socket writes at the end of the current event-loop iteration,
+   * so a lone notification waits for no timer; under sustained traffic one waits at most this long.
+   * `0`: every socket is written at the end of each job, as without coalescing. @default 2
    */
   flushInterval?: number
 }
 
 // Chosen from `npm run bench` (docs/benchmarks.md, "sustained").
-const DEFAULT_FLUSH_INTERVAL = 1
+const DEFAULT_FLUSH_INTERVAL = 2
 const MAX_HOLD_BYTES = 16 * 1024
 
 /** A registration's live state, for health checks, metrics and tests. */
