@@ -3,19 +3,17 @@ import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { WebSocket } from 'ws'
 import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
-import { metricsOf } from '../metrics.js'
+import { metricsOf, routeStats, type RouteStats } from '../recorder.js'
 import { integerBetween, positiveInteger } from '../util.js'
 import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
 import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
-import { routeStats, type RouteStats } from './stats.js'
 import { releaseUpgrade } from './upgrade.js'
 import { FlushScheduler } from './wire.js'
 
 export type { FrameRateOptions, LimitOptions, SlowConsumerPolicy } from './limits.js'
-export type { RouteStats } from './stats.js'
 
 export interface NotifyStreamsOptions extends LimitOptions {
   /** WebSocket route. @default '/ws' */
@@ -110,9 +108,10 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   if (app.notifyStreams.has(path)) throw new InvalidOptionError(`a streams route is already registered at ${path}`)
 
   const connections = new Set<Connection>()
-  const fanout = new Fanout(app.notifyBus)
   const history = app.hasDecorator('notifyHistory') ? app.notifyHistory : null
   const stats = routeStats()
+  const fanout = new Fanout(app.notifyBus, { history, log: app.log, stats })
+  app.addHook('onClose', async () => fanout.close())
   const metrics = metricsOf(app)
   const ctx: RouteContext = {
     app,
@@ -130,6 +129,15 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     flushes: new FlushScheduler(flushInterval, Math.min(MAX_HOLD_BYTES, Math.floor(limits.maxBufferedBytes / 4)))
   }
   app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, heldSockets: () => ctx.flushes.waiting })
+  metrics.route(path, {
+    stats,
+    connections: () => connections.size,
+    subscriptions () {
+      let count = 0
+      for (const connection of connections) count += connection.topics.size
+      return count
+    }
+  })
 
   // One listener for every socket of the route, called with the socket as `this`.
   function onSocketError (this: WebSocket, err: Error): void {
