@@ -22,7 +22,7 @@ const { Sender } = ws as unknown as { Sender: SenderStatic }
 const TEXT_FRAME = { fin: true, opcode: 0x01, mask: false, readOnly: false, rsv1: false }
 const SEND_TEXT = { binary: false }
 const OPEN = 1
-// A FrameWriter's socket: not corked, corked until the end of the iteration, or held to the next tick.
+// A FrameWriter's socket: not corked, corked until the end of the job, or held to the next tick.
 const IDLE = 0
 const CORKED = 1
 const HELD = 2
@@ -46,16 +46,19 @@ export class OutboundFrame {
 /**
  * When corked sockets are written out, for every socket of one route.
  *
- * A socket last flushed `interval` ms ago or more is idle: what it gets is written at the end of
- * the current event-loop iteration (setImmediate), once the callbacks already due have run; a
- * lone notification does not wait for a timer, and when the server is busy, every publish that
- * the iteration handled leaves in one write. A socket flushed more recently holds what it gets
- * until the next tick of a timer shared by all sockets of the route: under sustained traffic a
- * socket costs one write per tick instead of one per message. With `interval` 0 every socket is
- * flushed at the end of the current job (a microtask), as before coalescing existed.
+ * A socket is idle when it was last flushed `interval` ms ago or more, and not during the current
+ * event-loop iteration: what it gets is written at the end of the current job (a microtask), so
+ * a lone notification waits for nothing, and code that runs after the job (a terminate(), say)
+ * finds it sent. A socket flushed more recently holds what it gets until the next tick of a timer
+ * shared by all sockets of the route, and writes it in one go: under sustained traffic a socket
+ * costs one write per tick instead of one per message. The iteration test matters when the
+ * server is busy: fanning one message out can take longer than `interval`, and the publishes the
+ * iteration still has to handle then coalesce instead of each paying a write per socket. With
+ * `interval` 0 every socket is flushed at the end of every job, as before coalescing existed.
  *
- * Corked bytes count in `bufferedAmount`, so the slow-consumer limit sees what waits; a socket
- * holding `holdBytes`, or holding longer than `interval` because the loop is busy, writes at once.
+ * Held frames wait for the tick even when the loop is too busy to run it on time: a busy server
+ * is better off writing less often. Corked bytes count in `bufferedAmount`, so the slow-consumer
+ * limit sees what waits; a socket holding `holdBytes` hands them to the kernel at once.
  */
 export class FlushScheduler {
   readonly #soon: FrameWriter[] = []
@@ -64,6 +67,9 @@ export class FlushScheduler {
   #timer: NodeJS.Timeout | null = null
   // performance.now() once per job, not once per socket: a fan-out asks for it per socket.
   #now = -1
+  // Counts event-loop iterations in which something was flushed (a setImmediate ends each).
+  #iteration = 0
+  #iterationEnds = false
   readonly #flushSoon = (): void => {
     this.#soonQueued = false
     const soon = this.#soon
@@ -79,6 +85,10 @@ export class FlushScheduler {
   }
 
   readonly #forgetNow = (): void => { this.#now = -1 }
+  readonly #endIteration = (): void => {
+    this.#iteration++
+    this.#iterationEnds = false
+  }
 
   /**
    * @param interval ms a flushed socket holds later frames; 0 flushes every job.
@@ -99,18 +109,26 @@ export class FlushScheduler {
     return this.#now
   }
 
-  /** Whether a socket last flushed at `flushedAt` is idle (writes at the end of the iteration). */
-  idle (flushedAt: number): boolean {
-    return this.interval === 0 || this.now() - flushedAt >= this.interval
+  /** The current iteration, for a socket being flushed in it. */
+  iteration (): number {
+    if (!this.#iterationEnds && this.interval > 0) {
+      this.#iterationEnds = true
+      setImmediate(this.#endIteration)
+    }
+    return this.#iteration
   }
 
-  /** Adds a writer to flush at the end of the job (interval 0) or of the loop iteration. */
+  /** Whether a socket last flushed at `flushedAt`, in iteration `flushedIn`, is idle. */
+  idle (flushedAt: number, flushedIn: number): boolean {
+    return this.interval === 0 || (flushedIn !== this.#iteration && this.now() - flushedAt >= this.interval)
+  }
+
+  /** Adds a writer to flush at the end of the current job. */
   soon (writer: FrameWriter): void {
     this.#soon.push(writer)
     if (this.#soonQueued) return
     this.#soonQueued = true
-    if (this.interval === 0) queueMicrotask(this.#flushSoon)
-    else setImmediate(this.#flushSoon)
+    queueMicrotask(this.#flushSoon)
   }
 
   /** Adds a writer that holds its frames to the next tick. */
@@ -137,6 +155,7 @@ export class FrameWriter {
   readonly #direct: boolean
   #state = IDLE
   #flushedAt = -Infinity
+  #flushedIn = -1
 
   constructor (socket: WebSocket, scheduler: FlushScheduler) {
     this.#socket = socket as WebSocket & WebSocketInternals
@@ -160,19 +179,17 @@ export class FrameWriter {
     const scheduler = this.#scheduler
     if (this.#state === IDLE) {
       tcp.cork()
-      if (scheduler.idle(this.#flushedAt)) {
+      if (scheduler.idle(this.#flushedAt, this.#flushedIn)) {
         this.#state = CORKED
         scheduler.soon(this)
       } else {
         this.#state = HELD
         scheduler.later(this)
       }
-    } else if (tcp.writableLength >= scheduler.holdBytes || (this.#state === HELD && scheduler.idle(this.#flushedAt))) {
-      // Too much waits, or it has waited past the interval (the loop is too busy for the tick):
-      // hand it to the kernel now and keep corking, still flushed at the same point.
+    } else if (tcp.writableLength >= scheduler.holdBytes) {
+      // Enough waits to be worth a write of its own: hand it to the kernel, keep corking.
       tcp.uncork()
       tcp.cork()
-      this.#flushedAt = scheduler.now()
     }
     tcp.write(frame.wire)
   }
@@ -182,6 +199,7 @@ export class FrameWriter {
     if (this.#state === IDLE) return
     this.#state = IDLE
     this.#flushedAt = this.#scheduler.now()
+    this.#flushedIn = this.#scheduler.iteration()
     this.#socket._socket?.uncork()
   }
 }
