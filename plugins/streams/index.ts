@@ -126,7 +126,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     sampleLag: (message) => metrics.lag(message.id),
     // Held bytes count toward the slow-consumer limit: hold a fraction of it, so that a socket that
     // reads is never taken for a slow one because of what coalescing held back.
-    flushes: new FlushScheduler(flushInterval, Math.min(MAX_HOLD_BYTES, Math.floor(limits.maxBufferedBytes / 4)))
+    flushes: new FlushScheduler(flushInterval, Math.min(MAX_HOLD_BYTES, Math.floor(limits.maxBufferedBytes / 4))),
+    presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null
   }
   app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, heldSockets: () => ctx.flushes.waiting })
   metrics.route(path, {
