@@ -12,7 +12,9 @@ import { control } from './control.js'
 // --flush-interval sets the /ws route's write coalescing; `--presence off` leaves presence out,
 // to measure its cost.
 
-const redis = argument('redis')
+// --redis-cluster host:port,… runs it on Redis Cluster (sharded pub/sub) instead.
+const cluster = argument('redis-cluster')?.split(',').map((node) => ({ host: node.split(':')[0], port: Number(node.split(':')[1]) }))
+const redis = cluster !== undefined ? { cluster } : argument('redis')
 const flushInterval = argument('flush-interval')
 const presence = argument('presence') === 'off' ? false : undefined
 const app = Fastify({ logger: false })
