@@ -31,6 +31,7 @@ const CLIENT_DIR = locate('index.js', ['../dist/client/', '../client/'])
 /** Redis as the environment names it: through Sentinel, a Cluster, a URL, or none. */
 function redisOption (config: AppConfig): NotifyEdgeRedisOptions | undefined {
   if (config.redisSentinels !== undefined) return { sentinels: config.redisSentinels, name: config.redisSentinelName }
+  if (config.redisCluster !== undefined) return { cluster: config.redisCluster }
   return config.redisUrl
 }
 

@@ -50,6 +50,9 @@ export const TooManyConnectionsError = createError('FST_NOTIFY_TOO_MANY_CONNECTI
 /** Too many ticket requests from one user or address. */
 export const TicketRateLimitedError = createError('FST_NOTIFY_TICKET_RATE_LIMITED', 'Too many ticket requests, retry in %s', 429)
 
+/** The bus cannot carry this topic (Redis Cluster's sharded pub/sub takes exact topics only). */
+export const UnsupportedTopicError = createError('FST_NOTIFY_UNSUPPORTED_TOPIC', 'Topic not supported by this bus: %s', 500)
+
 /** A presence query is malformed: no or several of user/stream, a bad user id, a private stream. */
 export const BadPresenceQueryError = createError('FST_NOTIFY_BAD_PRESENCE_QUERY', 'Bad presence query: %s', 400)
 

@@ -13,6 +13,8 @@ import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { endConnection, redisConnection, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
+import { isClusterOptions } from './bus/redis-emitter.js'
+import { FAIL_FAST, redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
 
 export * from './errors.js'
 export * from './bus/index.js'
@@ -34,7 +36,7 @@ export type NotifyJwtOptions =
   | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
-export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient }
+export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient }
 
 export interface NotifyEdgeOptions extends NotifyOptions {
   /**
@@ -105,8 +107,11 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
   if (app.hasDecorator('redis')) {
     throw new InvalidOptionError('app.redis is registered already: pass redis: { client: app.redis }')
   }
-  const options = typeof redis === 'string' ? { url: redis } : redis
-  const client = redisConnection({ enableOfflineQueue: false, ...options }, {})
+  const client = isClusterOptions(redis)
+    ? redisCluster(redis, FAIL_FAST)
+    // As the bus: no offline queue (503 at once while Redis is away), and a command in flight when
+    // the connection drops is not resent after the reconnect, when its caller has had its 503.
+    : redisConnection({ enableOfflineQueue: false, autoResendUnfulfilledCommands: false, ...(typeof redis === 'string' ? { url: redis } : redis) }, {})
   // Without an 'error' listener ioredis prints every failed reconnect to stderr; log once per outage.
   let outage = false
   client.on('error', (err) => {
@@ -137,7 +142,7 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   const historyStore = history?.store ?? (client === null
     ? undefined
     // Append and PUBLISH in one script only onto the mqemitter-redis bus built here, whose channels are the topics.
-    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis, timeout: bus.publishTimeout }))
+    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis && (isClusterOptions(redis) ? 'sharded' : true), timeout: bus.publishTimeout }))
   await app.register(notifyHistory, { ...history, store: historyStore })
   if (presence !== false) {
     const { heartbeatInterval, ttl, ...rest } = presence
