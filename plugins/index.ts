@@ -11,13 +11,15 @@ import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
-import { endConnection, redisConnection, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
+import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
+import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
 
 export * from './errors.js'
 export * from './bus/index.js'
 export * from './history/index.js'
 export * from './declarations.js'
 export * from './notify.js'
+export * from './publisher/index.js'
 export { compareMessageIds, isMessageId } from './message-id.js'
 export * from './tickets/index.js'
 export * from './socket-auth.js'
@@ -32,7 +34,7 @@ export type NotifyJwtOptions =
   | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
-export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient }
+export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient }
 
 export interface NotifyEdgeOptions extends NotifyOptions {
   /**
@@ -86,25 +88,20 @@ function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
   return { secret: { public: opts.publicKey }, verify: { algorithms: [opts.algorithm] } }
 }
 
-/** The given client, or a new one registered as `app.redis` and closed on app close. */
-async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions, closeTimeout: number): Promise<RedisTicketClient & RedisHistoryClient> {
+type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient
+
+/**
+ * The given client, or a new one registered as `app.redis` and closed on app close; `onReady`
+ * runs whenever a client built here (re)connects.
+ */
+async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions, closeTimeout: number, onReady: () => void): Promise<EdgeRedisClient> {
   if (typeof redis === 'object' && redis !== null && 'client' in redis) return redis.client
   if (app.hasDecorator('redis')) {
     throw new InvalidOptionError('app.redis is registered already: pass redis: { client: app.redis }')
   }
   const options = typeof redis === 'string' ? { url: redis } : redis
   const client = redisConnection({ enableOfflineQueue: false, ...options }, {})
-  // Without an 'error' listener ioredis prints every failed reconnect to stderr; log once per outage.
-  let outage = false
-  client.on('error', (err) => {
-    if (outage) return
-    outage = true
-    app.log.warn({ err }, 'notify edge: Redis connection lost; tickets and history answer 503 until it is back')
-  })
-  client.on('ready', () => {
-    if (outage) app.log.info('notify edge: Redis connection restored')
-    outage = false
-  })
+  watchOutages(client, app.log, 'notify edge (tickets and history answer 503 until it is back)', onReady)
   app.addHook('onClose', () => endConnection(client, closeTimeout))
   // @fastify/redis types its client as ioredis 6; ours is ioredis 5 with the same API.
   await app.register(fastifyRedis, { client, closeClient: false } as unknown as FastifyRedisPluginOptions)
@@ -119,14 +116,30 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
   const busOnRedis = redis !== undefined && bus.emitter === undefined && bus.redis === undefined
   await app.register(notifyBus, busOnRedis ? { ...bus, redis } : bus)
-  const client = redis === undefined ? null : await redisClient(app, redis, bus.closeTimeout ?? 2000)
   const prefix = core.topicPrefix ?? 'notify'
+  // Publishers on the same Redis check their declarations against this (SPEC section 11); it is
+  // written when the edge is ready and again after every reconnect (Redis may have lost it).
+  let manifest: StreamManifest | null = null
+  let announced: Promise<void> = Promise.resolve()
+  const announce = (): void => {
+    if (manifest === null || client === null) return
+    announced = writeManifest(client, prefix, manifest, bus.publishTimeout ?? 1000)
+      .catch((err: unknown) => app.log.warn({ err }, 'notify edge: stream manifest not written; publishers cannot check their declarations'))
+  }
+  const client = redis === undefined ? null : await redisClient(app, redis, bus.closeTimeout ?? 2000, announce)
   const historyStore = history?.store ?? (client === null
     ? undefined
     // Append and PUBLISH in one script only onto the mqemitter-redis bus built here, whose channels are the topics.
     : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis, timeout: bus.publishTimeout }))
   await app.register(notifyHistory, { ...history, store: historyStore })
   await app.register(notify, core)
+  if (client !== null) {
+    manifest = streamManifest(app.notify.streams)
+    app.addHook('onReady', async () => {
+      announce()
+      await announced
+    })
+  }
   if (tickets !== false) {
     const store = tickets?.store ?? (client === null
       ? undefined

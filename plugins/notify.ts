@@ -1,15 +1,15 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import {
-  BadPublishError, DataRequiredError, InvalidDataError, InvalidOptionError, InvalidUserError,
-  UnknownStreamError, UserNotAllowedError, UserRequiredError
-} from './errors.js'
+import { InvalidOptionError } from './errors.js'
 import { declareStreams, type DeclaredStream, type StreamDefinition } from './declarations.js'
 import { MessageIdGenerator } from './message-id.js'
 import { metricsOf } from './recorder.js'
-import { messageFrame, messageTemplate, type MessageTemplate } from './message.js'
-import { TOPIC_PREFIX, userIdProblem } from './topics.js'
+import { messageFrame, type MessageTemplate } from './message.js'
+import { perTopic, publisherOf } from './publishing.js'
+import { topicPrefixOption } from './topics.js'
 import { positiveInteger } from './util.js'
+
+export type { Notify, PublishInput, PublishResult } from './publishing.js'
 
 export interface NotifyOptions {
   /** The declared streams. */
@@ -20,61 +20,15 @@ export interface NotifyOptions {
   maxUsersPerPublish?: number
 }
 
-export type PublishInput =
-  | { stream: string, user: string, data: unknown }
-  | { stream: string, users: string[], data: unknown }
-  | { stream: string, data: unknown }
-
-export type PublishResult = { id: string } | { ids: string[] }
-
-/** `app.notify`: the declared streams and in-process publishing. */
-export interface Notify {
-  readonly streams: ReadonlyMap<string, DeclaredStream>
-  /** Publishes on SPEC rules; resolves with `{id}` or, for `users`, `{ids}` in the same order. */
-  publish (input: PublishInput): Promise<PublishResult>
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** Declared streams and `publish()` (see `Notify`). */
-    notify: Notify
-  }
-}
-
-const PUBLISH_KEYS = new Set(['stream', 'user', 'users', 'data'])
-
 async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promise<void> {
-  const prefix = opts.topicPrefix ?? 'notify'
-  if (typeof prefix !== 'string' || !TOPIC_PREFIX.test(prefix)) {
-    throw new InvalidOptionError(`topicPrefix must match ${TOPIC_PREFIX}`)
-  }
+  const prefix = topicPrefixOption(opts.topicPrefix)
   const maxUsers = positiveInteger('maxUsersPerPublish', opts.maxUsersPerPublish, 1000)
   const streams = declareStreams(opts.streams, prefix)
   const ids = new MessageIdGenerator()
   const bus = app.notifyBus
-  const metrics = metricsOf(app)
   const withHistory = [...streams.values()].filter((stream) => stream.history !== undefined)
   if (withHistory.length > 0 && !app.hasDecorator('notifyHistory')) {
     throw new InvalidOptionError(`stream ${withHistory[0].name} keeps history: register the history plugin first`)
-  }
-
-  function recipients (stream: DeclaredStream, input: Record<string, unknown>): Array<string | null> | string[] {
-    const hasUser = input.user !== undefined
-    const hasUsers = input.users !== undefined
-    if (stream.kind === 'public') {
-      if (hasUser || hasUsers) throw new UserNotAllowedError(stream.name)
-      return [null]
-    }
-    if (hasUser === hasUsers) throw new UserRequiredError(stream.name)
-    const users = hasUser ? [input.user] : input.users
-    if (!Array.isArray(users) || users.length === 0 || users.length > maxUsers) {
-      throw new BadPublishError(`users must be an array of 1 to ${maxUsers} user ids`)
-    }
-    for (const user of users) {
-      const problem = userIdProblem(user)
-      if (problem !== null) throw new InvalidUserError(problem)
-    }
-    return users as string[]
   }
 
   async function send (stream: DeclaredStream, topic: string, template: MessageTemplate): Promise<string> {
@@ -90,43 +44,7 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     return message.id
   }
 
-  async function counted (stream: DeclaredStream, sent: Promise<string>): Promise<string> {
-    try {
-      const id = await sent
-      metrics.published(stream.name)
-      return id
-    } catch (err) {
-      metrics.publishFailed(stream.name)
-      throw err
-    }
-  }
-
-  async function publish (input: PublishInput): Promise<PublishResult> {
-    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-      throw new BadPublishError('body must be a JSON object')
-    }
-    const body = input as Record<string, unknown>
-    for (const key of Object.keys(body)) {
-      if (!PUBLISH_KEYS.has(key)) throw new BadPublishError(`unexpected property ${key}`)
-    }
-    const stream = typeof body.stream === 'string' ? streams.get(body.stream) : undefined
-    if (stream === undefined) throw new UnknownStreamError(String(body.stream).slice(0, 64))
-    const users = recipients(stream, body)
-    if (body.data === undefined) throw new DataRequiredError()
-    const problem = stream.dataProblem(body.data)
-    if (problem !== null) throw new InvalidDataError(stream.name, problem)
-    // The data is serialized once; each recipient's frame only adds its id.
-    let template: MessageTemplate
-    try {
-      template = messageTemplate(stream.name, body.data)
-    } catch (err) {
-      throw new InvalidDataError(stream.name, (err as Error).message)
-    }
-    const published = await Promise.all(users.map((user) => counted(stream, send(stream, stream.topic(user), template))))
-    return body.users === undefined ? { id: published[0] } : { ids: published }
-  }
-
-  app.decorate('notify', { streams, publish })
+  app.decorate('notify', { streams, publish: publisherOf(streams, maxUsers, perTopic(send, metricsOf(app))) })
 }
 
 export const notify = fp(fastifyNotify, {

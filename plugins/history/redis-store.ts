@@ -43,6 +43,11 @@ export interface RedisHistoryStoreOptions {
   now?: () => number
 }
 
+// mqemitter-redis's wire format: msgpack `{ id, msg }`, `id` unique for its de-duplication.
+const PUBLISH_PACKET = `
+redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ id = ARGV[1] .. ' ' .. id, msg = { topic = ARGV[1], id = id, frame = frame } }))
+`
+
 // KEYS: stream, latest id. ARGV: channel, frame head, frame tail, size, ttl ms, now ms, meta ttl s, publish.
 // The id is chosen here, from the caller's clock but never below the topic's latest, so the frame
 // can carry it; each entry keeps the id before it (`p`), which is how a read detects a gap.
@@ -69,11 +74,15 @@ local frame = ARGV[2] .. id .. '","ts":' .. string.format('%d', ms) .. ARGV[3]
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], id, 'f', frame, 'p', prev)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('SET', KEYS[2], id, 'EX', ARGV[7])
-if ARGV[8] == '1' then
-  redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ id = ARGV[1] .. ' ' .. id, msg = { topic = ARGV[1], id = id, frame = frame } }))
-end
+if ARGV[8] == '1' then${PUBLISH_PACKET}end
 return id
 `
+
+// KEYS: as APPEND's, for the hash slot only. ARGV: channel, id, frame. A message that keeps no
+// history, put on the wire exactly as the append does.
+const PUBLISH = `
+local id = ARGV[2]
+local frame = ARGV[3]${PUBLISH_PACKET}`
 
 // KEYS: stream, latest id. ARGV: since, limit, oldest ms kept. Returns id, frame, id, frame…
 // or nil for a gap.
@@ -106,6 +115,7 @@ function script (source: string): Script {
 
 const APPEND_SCRIPT = script(APPEND)
 const READ_SCRIPT = script(READ)
+const PUBLISH_SCRIPT = script(PUBLISH)
 
 /**
  * History in Redis Streams, one stream per topic (`XADD … MAXLEN ~ size`, expiring `ttl` after
@@ -150,6 +160,14 @@ export class RedisHistoryStore implements HistoryStore {
     const messages: BusMessage[] = []
     for (let i = 0; i < reply.length; i += 2) messages.push({ topic, id: reply[i], frame: reply[i + 1] })
     return messages
+  }
+
+  /**
+   * PUBLISHes a message of a stream without history in the wire format of the append, for a
+   * publisher that writes to the edges' Redis without a bus of its own.
+   */
+  async publish (message: BusMessage): Promise<void> {
+    await this.#run(PUBLISH_SCRIPT, message.topic, [message.topic, message.id, message.frame])
   }
 
   async close (): Promise<void> {}
