@@ -3,6 +3,7 @@ import jwt from '@fastify/jwt'
 import fastifyRedis, { type FastifyRedisPluginOptions } from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
+import { JwksKeySet, type JwksAlgorithm, type JwksOptions } from './jwks.js'
 import { notifyBus, type NotifyBusOptions } from './bus/index.js'
 import { notifyHistory, RedisHistoryStore, type NotifyHistoryOptions, type RedisHistoryClient } from './history/index.js'
 import { notify, type NotifyOptions } from './notify.js'
@@ -18,6 +19,7 @@ export * from './errors.js'
 export * from './bus/index.js'
 export * from './history/index.js'
 export * from './declarations.js'
+export { JwksKeySet, type JwksAlgorithm, type JwksOptions } from './jwks.js'
 export * from './notify.js'
 export * from './publisher/index.js'
 export { compareMessageIds, isMessageId } from './message-id.js'
@@ -28,10 +30,11 @@ export * from './publish-api.js'
 export * from './metrics.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
-/** How JWTs are verified: an HS256 secret, or an RS256/ES256 public key. */
+/** How JWTs are verified: an HS256 secret, an RS256/ES256 public key, or an auth service's JWKS. */
 export type NotifyJwtOptions =
   | { secret: string }
   | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
+  | { jwksUrl: string, algorithm: JwksAlgorithm, jwks?: Omit<JwksOptions, 'url' | 'algorithm'> }
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
 export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient }
@@ -72,7 +75,8 @@ export interface NotifyEdgeOptions extends NotifyOptions {
 
 const MIN_SECRET_LENGTH = 32
 
-function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
+function jwtPluginOptions (app: FastifyInstance, opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
+  if ('jwksUrl' in opts) return jwksPluginOptions(app, opts)
   if ('secret' in opts) {
     if (typeof opts.secret !== 'string' || opts.secret.length < MIN_SECRET_LENGTH) {
       throw new InvalidOptionError(`jwt.secret must be at least ${MIN_SECRET_LENGTH} characters`)
@@ -89,6 +93,21 @@ function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
 }
 
 type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient
+
+/** @fastify/jwt on a JWKS: the key comes from the token's `kid`, the algorithm is pinned. */
+function jwksPluginOptions (app: FastifyInstance, opts: Extract<NotifyJwtOptions, { jwksUrl: string }>): Parameters<typeof jwt>[1] {
+  const keySet = new JwksKeySet({ ...opts.jwks, url: opts.jwksUrl, algorithm: opts.algorithm }, app.log)
+  // Without the auth service the edge still starts: a token is checked once its key can be had.
+  app.addHook('onReady', async () => {
+    await keySet.refresh().catch(() => {})
+  })
+  // @fastify/jwt calls it (decoded) from app.jwt.verify, (request, decoded, callback) from request.jwtVerify.
+  const key = (first: unknown, second: unknown): Promise<string> => {
+    const decoded = (typeof second === 'object' && second !== null ? second : first) as { header: { alg?: unknown, kid?: unknown } }
+    return keySet.key(decoded.header)
+  }
+  return { secret: key as never, verify: { algorithms: [opts.algorithm] } }
+}
 
 /**
  * The given client, or a new one registered as `app.redis` and closed on app close; `onReady`
@@ -113,7 +132,7 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
-  if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
+  if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(app, jwtOptions))
   const busOnRedis = redis !== undefined && bus.emitter === undefined && bus.redis === undefined
   await app.register(notifyBus, busOnRedis ? { ...bus, redis } : bus)
   const prefix = core.topicPrefix ?? 'notify'
