@@ -3,18 +3,13 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
-import { notifyEdge, notifyEdgeLoggerOptions, type NotifyEdgeRedisOptions, type StreamDefinition } from '../plugins/index.js'
+import { notifyEdge, notifyEdgeLoggerOptions } from '../plugins/index.js'
+import { redisOption } from '../bin/env.js'
 import type { AppConfig } from './config.js'
 import { orderRoutes } from './orders.js'
+import { STREAMS } from './streams.js'
 
-// History lets a client that reconnects (or lands on another instance) resume with `since`;
-// docs/history.md explains these sizes.
-export const STREAMS: StreamDefinition[] = [
-  { name: 'order', kind: 'private', schema: { type: 'object', required: ['orderId', 'status'] }, history: { size: 100, ttl: 3600 } },
-  { name: 'reward', kind: 'private', history: { size: 100, ttl: 3600 } },
-  { name: 'promotional', kind: 'public', history: { size: 100, ttl: 3600 } },
-  { name: 'system', kind: 'public', history: { size: 1000, ttl: 3600 } }
-]
+export { STREAMS } from './streams.js'
 
 /** The first of `candidates` (relative to this file) holding `file`: paths differ between the sources and dist/. */
 function locate (file: string, candidates: string[]): string | undefined {
@@ -28,19 +23,13 @@ const PUBLIC_DIR = locate('index.html', ['./public/', '../../example-app/public/
 // The SDK is served as ES modules from the build output, whether this file runs from the sources or dist/.
 const CLIENT_DIR = locate('index.js', ['../dist/client/', '../client/'])
 
-/** Redis as the environment names it: through Sentinel, a Cluster, a URL, or none. */
-function redisOption (config: AppConfig): NotifyEdgeRedisOptions | undefined {
-  if (config.redisSentinels !== undefined) return { sentinels: config.redisSentinels, name: config.redisSentinelName }
-  return config.redisUrl
-}
-
 /**
  * The demo: auth service, order service and notification edge in one Fastify app. `logger` is
  * false or pino options; tickets and tokens are redacted from its lines either way.
  */
 export async function buildApp (config: AppConfig, logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
   const app = Fastify({ logger: logger === false ? false : { ...notifyEdgeLoggerOptions(), ...logger } })
-  const redis = redisOption(config)
+  const redis = redisOption({ url: config.redisUrl, sentinels: config.redisSentinels, sentinelName: config.redisSentinelName })
 
   await app.register(notifyEdge, {
     jwt: { secret: config.jwtSecret },
