@@ -1,27 +1,13 @@
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyStatic from '@fastify/static'
 import { notifyEdge, notifyEdgeLoggerOptions } from '../plugins/index.js'
 import { redisOption } from '../bin/env.js'
 import type { AppConfig } from './config.js'
 import { orderRoutes } from './orders.js'
+import { pageRoutes } from './page.js'
+import { promotionRoute } from './promotion.js'
 import { STREAMS } from './streams.js'
 
 export { STREAMS } from './streams.js'
-
-/** The first of `candidates` (relative to this file) holding `file`: paths differ between the sources and dist/. */
-function locate (file: string, candidates: string[]): string | undefined {
-  return candidates
-    .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
-    .find((dir) => existsSync(join(dir, file)))
-}
-
-// The page sits beside this file in the sources and two levels up from the build output.
-const PUBLIC_DIR = locate('index.html', ['./public/', '../../example-app/public/'])
-// The SDK is served as ES modules from the build output, whether this file runs from the sources or dist/.
-const CLIENT_DIR = locate('index.js', ['../dist/client/', '../client/'])
 
 /**
  * The demo: auth service, order service and notification edge in one Fastify app. `logger` is
@@ -61,10 +47,7 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
 
   await app.register(orderRoutes, { stepMs: config.orderStepMs })
 
-  // The page holds no API key; this lets it show a public stream at work.
-  let promotions = 0
-  app.post('/demo/promotion', async (_request, reply) =>
-    reply.code(202).send(await app.notify.publish({ stream: 'promotional', data: { text: `Promotion #${++promotions}: 10% off today` } })))
+  await app.register(promotionRoute)
 
   app.get('/health', async (_request, reply) => {
     const bus = app.notifyBus.health()
@@ -74,11 +57,6 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', redis: state })
   })
 
-  if (PUBLIC_DIR !== undefined) await app.register(fastifyStatic, { root: PUBLIC_DIR })
-  if (CLIENT_DIR !== undefined) {
-    await app.register(fastifyStatic, { root: CLIENT_DIR, prefix: '/client/', decorateReply: false })
-  } else {
-    app.log.warn('dist/client is missing: run `npm run build` for the demo page to load the SDK')
-  }
+  await pageRoutes(app)
   return app
 }

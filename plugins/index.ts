@@ -1,9 +1,8 @@
 import fp from 'fastify-plugin'
-import jwt from '@fastify/jwt'
 import fastifyRedis, { type FastifyRedisPluginOptions } from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
-import { JwksKeySet, type JwksAlgorithm, type JwksOptions } from './jwks.js'
+import { notifyJwt, type NotifyJwtOptions } from './jwt.js'
 import { notifyBus, type NotifyBusOptions } from './bus/index.js'
 import { notifyHistory, RedisHistoryStore, type NotifyHistoryOptions, type RedisHistoryClient } from './history/index.js'
 import { notify, type NotifyOptions } from './notify.js'
@@ -20,6 +19,7 @@ export * from './bus/index.js'
 export * from './history/index.js'
 export * from './declarations.js'
 export { JwksKeySet, type JwksAlgorithm, type JwksOptions } from './jwks.js'
+export * from './jwt.js'
 export * from './notify.js'
 export * from './publisher/index.js'
 export { compareMessageIds, isMessageId } from './message-id.js'
@@ -29,12 +29,6 @@ export * from './streams/index.js'
 export * from './publish-api.js'
 export * from './metrics.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
-
-/** How JWTs are verified: an HS256 secret, an RS256/ES256 public key, or an auth service's JWKS. */
-export type NotifyJwtOptions =
-  | { secret: string }
-  | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
-  | { jwksUrl: string, algorithm: JwksAlgorithm, jwks?: Omit<JwksOptions, 'url' | 'algorithm'> }
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
 export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient }
@@ -74,41 +68,7 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   metrics?: NotifyMetricsOptions
 }
 
-const MIN_SECRET_LENGTH = 32
-
-function jwtPluginOptions (app: FastifyInstance, opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
-  if ('jwksUrl' in opts) return jwksPluginOptions(app, opts)
-  if ('secret' in opts) {
-    if (typeof opts.secret !== 'string' || opts.secret.length < MIN_SECRET_LENGTH) {
-      throw new InvalidOptionError(`jwt.secret must be at least ${MIN_SECRET_LENGTH} characters`)
-    }
-    return { secret: opts.secret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } }
-  }
-  if (opts.algorithm !== 'RS256' && opts.algorithm !== 'ES256') {
-    throw new InvalidOptionError('jwt.algorithm must be RS256 or ES256')
-  }
-  if (typeof opts.publicKey !== 'string' && !Buffer.isBuffer(opts.publicKey)) {
-    throw new InvalidOptionError('jwt.publicKey must be a PEM string or Buffer')
-  }
-  return { secret: { public: opts.publicKey }, verify: { algorithms: [opts.algorithm] } }
-}
-
 type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient
-
-/** @fastify/jwt on a JWKS: the key comes from the token's `kid`, the algorithm is pinned. */
-function jwksPluginOptions (app: FastifyInstance, opts: Extract<NotifyJwtOptions, { jwksUrl: string }>): Parameters<typeof jwt>[1] {
-  const keySet = new JwksKeySet({ ...opts.jwks, url: opts.jwksUrl, algorithm: opts.algorithm }, app.log)
-  // Without the auth service the edge still starts: a token is checked once its key can be had.
-  app.addHook('onReady', async () => {
-    await keySet.refresh().catch(() => {})
-  })
-  // @fastify/jwt calls it (decoded) from app.jwt.verify, (request, decoded, callback) from request.jwtVerify.
-  const key = (first: unknown, second: unknown): Promise<string> => {
-    const decoded = (typeof second === 'object' && second !== null ? second : first) as { header: { alg?: unknown, kid?: unknown } }
-    return keySet.key(decoded.header)
-  }
-  return { secret: key as never, verify: { algorithms: [opts.algorithm] } }
-}
 
 /**
  * The given client, or a new one registered as `app.redis` and closed on app close; `onReady`
@@ -133,7 +93,7 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
-  if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(app, jwtOptions))
+  if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
   const busOnRedis = redis !== undefined && bus.emitter === undefined && bus.redis === undefined
   await app.register(notifyBus, busOnRedis ? { ...bus, redis } : bus)
   const prefix = core.topicPrefix ?? 'notify'

@@ -23,6 +23,8 @@ export interface JwksOptions {
   timeout?: number
 }
 
+const NO_KEYS_RETRY = 1000
+
 interface Jwk { kid?: unknown, kty?: unknown, crv?: unknown, alg?: unknown, use?: unknown }
 
 const KEY_TYPE: Record<JwksAlgorithm, (jwk: Jwk) => boolean> = {
@@ -70,8 +72,10 @@ export class JwksKeySet {
       if (now - this.#fetchedAt > this.#maxAge && now - this.#triedAt > this.#cooldown) this.#refresh().catch(() => {})
       return key
     }
-    // A rotated-in key: fetch, but at most once per cooldown whatever the callers send.
-    if (this.#fetching !== null || now - this.#triedAt >= this.#cooldown) {
+    // A rotated-in key: fetch, but at most once per cooldown whatever the callers send; until a
+    // first fetch succeeds (the edge started before the auth service), once a second.
+    const wait = this.#fetchedAt === -Infinity ? Math.min(NO_KEYS_RETRY, this.#cooldown) : this.#cooldown
+    if (this.#fetching !== null || now - this.#triedAt >= wait) {
       await this.#refresh().catch(() => {})
       key = this.#keys.get(header.kid)
     }

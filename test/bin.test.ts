@@ -20,6 +20,8 @@ import { cleanUpKeys } from './split-helpers.js'
 // and its bin spawned from node_modules/.bin (SPEC section 11).
 
 const run = promisify(execFile)
+// Packing, installing and some twenty process starts: more than the default per-file limit when the machine is busy.
+t.setTimeout(360_000)
 const DEV_SECRET = 'notify-edge-development-secret-do-not-use-in-production'
 const DEV_KEY = 'notify-edge-development-api-key'
 const project = await packedProject()
@@ -98,13 +100,14 @@ t.test('refuses to start on a bad or missing setting with one line and no stack 
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be one of'],
     [{ ALLOWED_ORIGINS: ' , ', TICKET_TTL: '0' }, 'TICKET_TTL must be an integer']
   ]
-  for (const [env, message] of cases) {
+  // Side by side: each is a process start, seconds on a loaded machine.
+  await Promise.all(cases.map(async ([env, message]) => {
     const { code, stderr } = await refusal(env)
     t.equal(code, 1, JSON.stringify(env))
     t.match(stderr, message)
     t.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`)
     t.notMatch(stderr, /\n\s+at /)
-  }
+  }))
 })
 
 t.test('declares the streams of STREAMS_CONFIG, JSON or module', async (t) => {
