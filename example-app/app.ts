@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { notifyEdge, notifyEdgeLoggerOptions } from '../plugins/index.js'
 import { redisOption } from '../bin/env.js'
 import type { AppConfig } from './config.js'
+import { loginRoute } from './login.js'
 import { orderRoutes } from './orders.js'
 import { pageRoutes } from './page.js'
 import { promotionRoute } from './promotion.js'
@@ -28,22 +29,7 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     metrics: {}
   })
 
-  app.post('/auth/login', {
-    schema: {
-      body: {
-        type: 'object',
-        required: ['user'],
-        additionalProperties: false,
-        properties: {
-          user: { type: 'string', minLength: 1, maxLength: 256 },
-          ttl: { type: 'integer', minimum: 1, maximum: 86400, default: 3600 }
-        }
-      }
-    }
-  }, async (request) => {
-    const { user, ttl } = request.body as { user: string, ttl: number }
-    return { token: app.jwt.sign({ sub: user }, { expiresIn: ttl }) }
-  })
+  await app.register(loginRoute)
 
   await app.register(orderRoutes, { stepMs: config.orderStepMs })
 

@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
 import jwt from '@fastify/jwt'
+import { loginRoute } from '../login.js'
 
 /**
  * The demo auth service of the split example: `POST /auth/login` signs RS256 tokens with a key
@@ -22,22 +23,7 @@ export async function buildAuthService (opts: { pageOrigin: string, logLevel: st
   const jwks = { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' }] }
 
   app.get('/.well-known/jwks.json', async () => jwks)
-  app.post('/auth/login', {
-    schema: {
-      body: {
-        type: 'object',
-        required: ['user'],
-        additionalProperties: false,
-        properties: {
-          user: { type: 'string', minLength: 1, maxLength: 256 },
-          ttl: { type: 'integer', minimum: 1, maximum: 86400, default: 3600 }
-        }
-      }
-    }
-  }, async (request) => {
-    const { user, ttl } = request.body as { user: string, ttl: number }
-    return { token: app.jwt.sign({ sub: user }, { expiresIn: ttl }) }
-  })
+  await app.register(loginRoute)
   app.get('/health', async () => ({ status: 'ok' }))
   return app
 }
