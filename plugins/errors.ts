@@ -55,3 +55,12 @@ export const DeclarationMismatchError = createError('FST_NOTIFY_DECLARATION_MISM
 
 /** The edge refused a publisher's publish for a reason the publisher cannot fix by retrying (a wrong key, a body over its limit). */
 export const EdgeRefusedError = createError('FST_NOTIFY_EDGE_REFUSED', 'The edge refused the publish: %s', 500)
+
+/** A presence query is malformed: no or several of user/stream, a bad user id, a private stream. */
+export const BadPresenceQueryError = createError('FST_NOTIFY_BAD_PRESENCE_QUERY', 'Bad presence query: %s', 400)
+
+/** Presence could not be read in time (e.g. Redis is down). */
+export const PresenceUnavailableError = createError('FST_NOTIFY_PRESENCE_UNAVAILABLE', 'Presence unavailable: %s', 503)
+
+/** `app.notify.presence()` was called on an edge registered with `presence: false`. */
+export const PresenceDisabledError = createError('FST_NOTIFY_PRESENCE_DISABLED', 'Presence is not enabled on this edge', 501)

@@ -6,6 +6,7 @@ import { notifyJwt, type NotifyJwtOptions } from './jwt.js'
 import { notifyBus, type NotifyBusOptions } from './bus/index.js'
 import { notifyHistory, RedisHistoryStore, type NotifyHistoryOptions, type RedisHistoryClient } from './history/index.js'
 import { notify, type NotifyOptions } from './notify.js'
+import { notifyPresence, RedisPresenceStore, type NotifyPresenceOptions, type RedisPresenceStoreOptions } from './presence/index.js'
 import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisTicketClient } from './tickets/index.js'
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
@@ -22,6 +23,7 @@ export { JwksKeySet, type JwksAlgorithm, type JwksOptions } from './jwks.js'
 export * from './jwt.js'
 export * from './notify.js'
 export * from './publisher/index.js'
+export * from './presence/index.js'
 export { compareMessageIds, isMessageId } from './message-id.js'
 export * from './tickets/index.js'
 export * from './socket-auth.js'
@@ -57,6 +59,13 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   bus?: NotifyBusOptions
   /** History for streams that declare `history`, and the replay cap. @default {} (memory, or Redis with `redis`) */
   history?: NotifyHistoryOptions
+  /**
+   * Who is connected (`app.notify.presence()`, `GET /presence`, the publish outcome's hook):
+   * in memory, or with `redis` each instance's share in Redis under `{<topicPrefix>:presence}:`,
+   * expiring `ttl` ms after its last heartbeat. `false` leaves presence out (the publish outcome
+   * still works: it comes from the bus). @default {}
+   */
+  presence?: NotifyEdgePresenceOptions | false
   /** Ticket issuance; false to leave it out. @default {} */
   tickets?: NotifyTicketsOptions | false
   socketAuth?: NotifySocketAuthOptions
@@ -69,6 +78,9 @@ export interface NotifyEdgeOptions extends NotifyOptions {
 }
 
 type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient
+
+/** Presence options, with the timings of the Redis store the edge builds. */
+export type NotifyEdgePresenceOptions = NotifyPresenceOptions & Pick<RedisPresenceStoreOptions, 'heartbeatInterval' | 'ttl'>
 
 /**
  * The given client, or a new one registered as `app.redis` and closed on app close; `onReady`
@@ -90,7 +102,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -112,6 +124,20 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     // Append and PUBLISH in one script only onto the mqemitter-redis bus built here, whose channels are the topics.
     : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis, timeout: bus.publishTimeout }))
   await app.register(notifyHistory, { ...history, store: historyStore })
+  if (presence !== false) {
+    const { heartbeatInterval, ttl, ...rest } = presence
+    const store = presence.store ?? (client === null
+      ? undefined
+      : new RedisPresenceStore({
+        client,
+        keyPrefix: `${prefix}:presence`,
+        heartbeatInterval,
+        ttl,
+        timeout: bus.publishTimeout,
+        onError: (err) => app.log.warn({ err }, 'notify presence: write failed; rewriting this instance\'s share at the next heartbeat')
+      }))
+    await app.register(notifyPresence, { ...rest, store, closeStore: presence.store === undefined || presence.closeStore === true })
+  }
   await app.register(notify, core)
   if (client !== null) {
     manifest = streamManifest(app.notify.streams)

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { logCapture, type LogLine } from './log-capture.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -16,6 +17,8 @@ export interface ExampleProcess {
   output (): string
   /** SIGTERM, then waits for the exit; resolves with the exit code. */
   stop (): Promise<number | null>
+  /** Resolves with the first log line (already written or still to come) whose `msg` contains `text`. */
+  logged (text: string, timeout?: number): Promise<LogLine>
 }
 
 const running = new Set<ChildProcess>()
@@ -47,6 +50,7 @@ export async function serverProcess (t: Test, command: string, args: string[], e
   t.teardown(stop)
 
   let output = ''
+  const log = logCapture()
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
   // Fastify logs the address it bound, so PORT=0 works: no port has to be guessed free.
   const address = await new Promise<string>((resolve, reject) => {
@@ -57,13 +61,15 @@ export async function serverProcess (t: Test, command: string, args: string[], e
     })
     createInterface({ input: child.stdout }).on('line', (line) => {
       output += `${line}\n`
+      // The app logs JSON lines; anything else (a stack trace) is kept in `output` only.
+      if (line.startsWith('{')) log.stream.write(line)
       const match = /Server listening at (http:\/\/[\d.:]+)/.exec(line)
       if (match === null) return
       clearTimeout(timer)
       resolve(match[1])
     })
   })
-  return { http: address, ws: address.replace(/^http/, 'ws'), pid: child.pid!, child, stop, output: () => output }
+  return { http: address, ws: address.replace(/^http/, 'ws'), pid: child.pid!, child, stop, output: () => output, logged: (text, timeout) => log.next(text, timeout) }
 }
 
 /** A JWT from the example app's demo login. */

@@ -8,14 +8,16 @@ import { control } from './control.js'
 
 // Contender (a): this project, registered as the example app does (its streams, and with --redis
 // its `redis` option: bus, tickets on Redis). History is left out: no other contender keeps any;
-// docs/history.md measures what it adds.
+// docs/history.md measures what it adds. `--presence off` leaves presence out, to measure its cost.
 
 const redis = argument('redis')
+const presence = argument('presence') === 'off' ? false : undefined
 const app = Fastify({ logger: false })
 await app.register(notifyEdge, {
   jwt: { secret: SECRET },
   streams: STREAMS.map(({ history: _history, ...stream }) => stream),
-  redis
+  redis,
+  presence
 })
 await app.listen({ port: 0, host: '127.0.0.1' })
 

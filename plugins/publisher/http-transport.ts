@@ -1,7 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { BusUnavailableError, DeclarationMismatchError, EdgeRefusedError, InvalidOptionError } from '../errors.js'
-import type { CheckedPublish, Deliver } from '../publishing.js'
+import type { CheckedPublish, Deliver, Sent } from '../publishing.js'
 import type { PublisherTransport } from './transport.js'
 
 /** Publishing through an edge's `POST /notifications` (SPEC section 5). */
@@ -37,12 +37,21 @@ async function readJson (res: IncomingMessage): Promise<Record<string, unknown>>
   }
 }
 
+/** How many instances had a subscriber, as far as the edge's answer tells (its `online`/`offline`). */
+function receivers (body: Record<string, unknown>, user: string | null): number | null {
+  if (typeof body.online === 'boolean') return body.online ? 1 : 0
+  if (Array.isArray(body.offline)) return body.offline.includes(user) ? 0 : 1
+  return null
+}
+
 /** The edge's answer mapped onto the publisher's coded errors: the caller sees what an embedded edge would throw. */
-function outcome ({ status, body }: EdgeAnswer, users: number): string[] {
+function outcome ({ status, body }: EdgeAnswer, users: Array<string | null>): Sent[] {
   if (status === 202) {
     const ids = Array.isArray(body.ids) ? body.ids as string[] : [body.id as string]
-    if (ids.length === users && ids.every((id) => typeof id === 'string')) return ids
-    throw new BusUnavailableError(`the edge answered 202 without ${users} id(s)`)
+    if (ids.length === users.length && ids.every((id) => typeof id === 'string')) {
+      return ids.map((id, i) => ({ id, receivers: receivers(body, users[i]) }))
+    }
+    throw new BusUnavailableError(`the edge answered 202 without ${users.length} id(s)`)
   }
   const reason = `${status} ${String(body.code ?? '')} ${String(body.message ?? '')}`.trim()
   // The publish passed the same checks here: a 400 there means the edge declares the stream otherwise.
@@ -81,7 +90,7 @@ export function httpTransport (opts: NotifyPublisherHttpOptions, timeout: number
     } catch (err) {
       throw new BusUnavailableError(`edge unreachable: ${(err as Error).message}`)
     }
-    return outcome(answer, checked.users.length)
+    return outcome(answer, checked.users)
   }
 
   return {

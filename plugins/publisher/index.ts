@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { declareStreams, type StreamDefinition } from '../declarations.js'
-import { InvalidOptionError } from '../errors.js'
-import { publisherOf } from '../publishing.js'
+import { InvalidOptionError, PresenceDisabledError } from '../errors.js'
+import { offlineHook, publisherOf, type Notify, type OnOffline } from '../publishing.js'
 import { metricsOf } from '../recorder.js'
 import { topicPrefixOption } from '../topics.js'
 import { positiveInteger } from '../util.js'
@@ -31,6 +31,8 @@ export interface NotifyPublisherOptions {
   timeout?: number
   /** How long start-up waits for Redis before leaving the declaration check to the first publish, in ms. @default 5000 */
   readyTimeout?: number
+  /** As the edge's `onOffline`: the users of a private publish with no subscribed connection anywhere. */
+  onOffline?: OnOffline
 }
 
 /**
@@ -53,7 +55,10 @@ async function fastifyNotifyPublisher (app: FastifyInstance, opts: NotifyPublish
     : httpTransport(opts.http!, timeout)
   app.addHook('onClose', () => transport.close())
   app.addHook('onReady', () => transport.ready())
-  app.decorate('notify', { streams, publish: publisherOf(streams, maxUsers, transport.deliver) })
+  const publish = publisherOf(streams, maxUsers, transport.deliver, offlineHook(opts.onOffline, app.log))
+  // Presence lives in the edges' Redis under the edge's own store: ask an edge (GET /presence).
+  const presence = async (): Promise<never> => { throw new PresenceDisabledError() }
+  app.decorate('notify', { streams, publish, presence } as Notify)
 }
 
 export const notifyPublisher = fp(fastifyNotifyPublisher, { fastify: '5.x', name: 'notify-edge-publisher' })

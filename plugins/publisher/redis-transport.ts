@@ -4,7 +4,7 @@ import { DeclarationMismatchError } from '../errors.js'
 import { RedisHistoryStore, type RedisHistoryClient } from '../history/redis-store.js'
 import { MessageIdGenerator } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
-import { perTopic, type Deliver } from '../publishing.js'
+import { perTopic, type Deliver, type Sent } from '../publishing.js'
 import type { NotifyMetricsRecorder } from '../recorder.js'
 import { connectionReady, endConnection, redisConnection, watchOutages, type RedisConnectionOptions } from '../redis.js'
 import { manifestMismatch, readManifest, streamManifest, type ManifestClient } from '../stream-manifest.js'
@@ -65,11 +65,13 @@ export function redisTransport (opts: RedisTransportOptions): PublisherTransport
     verifiedAt = Date.now()
   }
 
-  async function send (stream: DeclaredStream, topic: string, template: MessageTemplate): Promise<string> {
-    if (stream.history !== undefined) return (await store.append(topic, template, stream.history)).id
+  async function send (stream: DeclaredStream, topic: string, template: MessageTemplate): Promise<Sent> {
+    if (stream.history !== undefined) {
+      const { id, receivers } = await store.append(topic, template, stream.history)
+      return { id, receivers: receivers ?? null }
+    }
     const { id, ts } = ids.next()
-    await store.publish({ topic, id, frame: messageFrame(template, id, ts) })
-    return id
+    return { id, receivers: await store.publish({ topic, id, frame: messageFrame(template, id, ts) }) }
   }
 
   const deliverEach = perTopic(send, opts.metrics)
