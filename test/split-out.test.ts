@@ -102,3 +102,23 @@ t.test('a stream without history goes out in the same wire format', async (t) =>
   await app.notify.publish({ stream: 'note', user: 'carol', data: 'hi' })
   t.match(await client.event('message'), { stream: 'note', data: 'hi' })
 })
+
+t.test('the publisher answers who was offline as the edge does, over Redis and HTTP, and tells onOffline', async (t) => {
+  const { url, prefix } = await sharedRedis(t)
+  cleanUpKeys(t, url, prefix)
+  const edge = await build(t, { redis: url, topicPrefix: prefix })
+  const told: Array<{ users: string[], ids: string[] }> = []
+  const overRedis = await publisherApp(t, { redis: url, topicPrefix: prefix, onOffline: (users, message) => { told.push({ users, ids: message.ids }) } })
+  const overHttp = await publisherApp(t, { http: { url: edge.http, apiKey: API_KEY } })
+  const alice = await connectUser(t, edge, 'alice')
+  await alice.subscribe('reward')
+  for (const { app } of [overRedis, overHttp]) {
+    t.match(await app.notify.publish({ stream: 'reward', user: 'alice', data: 1 }), { id: String, online: true })
+    t.match(await app.notify.publish({ stream: 'reward', user: 'bob', data: 2 }), { id: String, online: false })
+    const many = await app.notify.publish({ stream: 'reward', users: ['alice', 'bob', 'carol'], data: 3 }) as { ids: string[], offline: string[] }
+    t.same(many.offline, ['bob', 'carol'])
+    t.same(Object.keys(await app.notify.publish({ stream: 'promotional', data: 4 })), ['id'], 'a public stream answers its id only')
+    await t.rejects(app.notify.presence({ user: 'alice' }), { code: 'FST_NOTIFY_PRESENCE_DISABLED' })
+  }
+  t.same(told.map((m) => m.users), [['bob'], ['bob', 'carol']])
+})
