@@ -9,6 +9,8 @@ import { freePort, redisServer, until } from './redis-server.js'
 const DIST = fileURLToPath(new URL('../dist/example-app/split/', import.meta.url))
 const DEV_KEY = 'notify-edge-development-api-key'
 const problem = browserProblem()
+// Eight process starts and a browser: more than the default per-file limit on a busy machine.
+t.setTimeout(360_000)
 
 type Test = { teardown: (fn: () => unknown) => void }
 
