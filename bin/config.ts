@@ -50,7 +50,6 @@ async function jwtSetting (read: EnvReader): Promise<NotifyJwtOptions> {
 export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Promise<{ config: EdgeConfig, warnings: string[] }> {
   const read = new EnvReader(env)
   const redis = read.redis()
-  if (redis.cluster !== undefined) throw new SettingError('REDIS_CLUSTER is not supported by the dedicated edge yet: use REDIS_URL or REDIS_SENTINELS')
   const logLevel = read.get('LOG_LEVEL') ?? 'info'
   if (!LOG_LEVELS.has(logLevel)) throw new SettingError(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}, got ${logLevel}`)
   const config: EdgeConfig = {

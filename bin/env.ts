@@ -81,7 +81,8 @@ export class EnvReader {
 }
 
 /** The `redis` option of the edge for what `EnvReader.redis()` read. */
-export function redisOption (redis: { url: string | undefined, sentinels: HostPort[] | undefined, sentinelName: string }): NotifyEdgeRedisOptions | undefined {
+export function redisOption (redis: { url: string | undefined, sentinels: HostPort[] | undefined, sentinelName: string, cluster?: HostPort[] }): NotifyEdgeRedisOptions | undefined {
   if (redis.sentinels !== undefined) return { sentinels: redis.sentinels, name: redis.sentinelName }
+  if (redis.cluster !== undefined) return { cluster: redis.cluster }
   return redis.url
 }

@@ -16,7 +16,7 @@ export { STREAMS } from './streams.js'
  */
 export async function buildApp (config: AppConfig, logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
   const app = Fastify({ logger: logger === false ? false : { ...notifyEdgeLoggerOptions(), ...logger } })
-  const redis = redisOption({ url: config.redisUrl, sentinels: config.redisSentinels, sentinelName: config.redisSentinelName })
+  const redis = redisOption({ url: config.redisUrl, sentinels: config.redisSentinels, sentinelName: config.redisSentinelName, cluster: config.redisCluster })
 
   await app.register(notifyEdge, {
     jwt: { secret: config.jwtSecret },

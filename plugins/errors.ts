@@ -56,6 +56,9 @@ export const DeclarationMismatchError = createError('FST_NOTIFY_DECLARATION_MISM
 /** The edge refused a publisher's publish for a reason the publisher cannot fix by retrying (a wrong key, a body over its limit). */
 export const EdgeRefusedError = createError('FST_NOTIFY_EDGE_REFUSED', 'The edge refused the publish: %s', 500)
 
+/** The bus cannot carry this topic (Redis Cluster's sharded pub/sub takes exact topics only). */
+export const UnsupportedTopicError = createError('FST_NOTIFY_UNSUPPORTED_TOPIC', 'Topic not supported by this bus: %s', 500)
+
 /** A presence query is malformed: no or several of user/stream, a bad user id, a private stream. */
 export const BadPresenceQueryError = createError('FST_NOTIFY_BAD_PRESENCE_QUERY', 'Bad presence query: %s', 400)
 

@@ -14,6 +14,8 @@ import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
+import { isClusterOptions } from './bus/redis-emitter.js'
+import { FAIL_FAST, redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
 
 export * from './errors.js'
 export * from './bus/index.js'
@@ -33,7 +35,7 @@ export * from './metrics.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
-export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient }
+export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient }
 
 export interface NotifyEdgeOptions extends NotifyOptions {
   /**
@@ -91,8 +93,11 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
   if (app.hasDecorator('redis')) {
     throw new InvalidOptionError('app.redis is registered already: pass redis: { client: app.redis }')
   }
-  const options = typeof redis === 'string' ? { url: redis } : redis
-  const client = redisConnection({ enableOfflineQueue: false, ...options }, {})
+  const client = isClusterOptions(redis)
+    ? redisCluster(redis, FAIL_FAST)
+    // As the bus: no offline queue (503 at once while Redis is away), and a command in flight when
+    // the connection drops is not resent after the reconnect, when its caller has had its 503.
+    : redisConnection({ enableOfflineQueue: false, autoResendUnfulfilledCommands: false, ...(typeof redis === 'string' ? { url: redis } : redis) }, {})
   watchOutages(client, app.log, 'notify edge (tickets and history answer 503 until it is back)', onReady)
   app.addHook('onClose', () => endConnection(client, closeTimeout))
   // @fastify/redis types its client as ioredis 6; ours is ioredis 5 with the same API.
@@ -122,7 +127,7 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   const historyStore = history?.store ?? (client === null
     ? undefined
     // Append and PUBLISH in one script only onto the mqemitter-redis bus built here, whose channels are the topics.
-    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis, timeout: bus.publishTimeout }))
+    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis && (isClusterOptions(redis) ? 'sharded' : true), timeout: bus.publishTimeout }))
   await app.register(notifyHistory, { ...history, store: historyStore })
   if (presence !== false) {
     const { heartbeatInterval, ttl, ...rest } = presence

@@ -23,6 +23,7 @@ export interface RedisConnectionLike {
 export interface RedisConnectionOverrides {
   lazyConnect?: boolean
   enableOfflineQueue?: boolean
+  autoResendUnfulfilledCommands?: boolean
   enableAutoPipelining?: boolean
   maxRetriesPerRequest?: number | null
   commandTimeout?: number
