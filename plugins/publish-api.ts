@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import { BadApiKeyError, BadPresenceQueryError, InvalidOptionError, PayloadTooLargeError } from './errors.js'
-import type { PresenceQuery, PublishInput } from './notify.js'
+import type { PresenceQuery, PublishInput } from './publishing.js'
 import { positiveInteger } from './util.js'
 
 export interface NotifyPublishApiOptions {
