@@ -5,7 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, Socket } from 'node:net'
-import { basename } from 'node:path'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 
@@ -55,11 +57,17 @@ process.once('exit', () => { for (const child of running) child.kill('SIGKILL') 
  */
 export function spawnRedis (port: number, args: string[] = [], ready = READY): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
+    // Its own working directory: a replica writes the RDB of its full sync there (dump.rdb).
+    const dir = mkdtempSync(join(tmpdir(), 'notify-redis-'))
     const child = spawn('redis-server', [...args, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe']
     })
     running.add(child)
-    child.once('exit', () => running.delete(child))
+    child.once('exit', () => {
+      running.delete(child)
+      rmSync(dir, { recursive: true, force: true })
+    })
     let output = ''
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
