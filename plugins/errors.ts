@@ -36,7 +36,7 @@ export const InvalidDataError = createError('FST_NOTIFY_INVALID_DATA', 'data for
 export const BadPublishError = createError('FST_NOTIFY_BAD_PUBLISH', 'Bad publish request: %s', 400)
 
 /** The body is over the publish API's limit. */
-export const PayloadTooLargeError = createError('FST_NOTIFY_PAYLOAD_TOO_LARGE', 'Body is over the limit of %d bytes', 400)
+export const PayloadTooLargeError = createError('FST_NOTIFY_PAYLOAD_TOO_LARGE', 'Body is over the limit of %d bytes', 413)
 
 /** The bus could not take the message in time (e.g. Redis is down). */
 export const BusUnavailableError = createError('FST_NOTIFY_BUS_UNAVAILABLE', 'Notification bus unavailable: %s', 503)

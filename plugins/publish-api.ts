@@ -10,7 +10,7 @@ export interface NotifyPublishApiOptions {
   apiKey: string | string[]
   /** Route. @default '/notifications' */
   path?: string
-  /** Largest body, in bytes; over it the answer is 400. @default 65536 */
+  /** Largest body, in bytes; over it the answer is 413. @default 65536 */
   bodyLimit?: number
 }
 
@@ -45,7 +45,7 @@ async function fastifyNotifyPublishApi (app: FastifyInstance, opts: NotifyPublis
       if (!keyMatches(request.headers['x-api-key'])) throw new BadApiKeyError()
     },
     errorHandler: (error: FastifyError, _request, reply) => {
-      // The contract answers every bad body with 400, an oversized one included.
+      // Fastify's own error for it carries no FST_NOTIFY_ code; ours does.
       reply.send(error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? new PayloadTooLargeError(bodyLimit) : error)
     }
   }, async (request, reply) => {
