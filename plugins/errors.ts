@@ -49,3 +49,12 @@ export const TooManyConnectionsError = createError('FST_NOTIFY_TOO_MANY_CONNECTI
 
 /** Too many ticket requests from one user or address. */
 export const TicketRateLimitedError = createError('FST_NOTIFY_TICKET_RATE_LIMITED', 'Too many ticket requests, retry in %s', 429)
+
+/** The `Idempotency-Key` (or AMQP `messageId`, gRPC `idempotency_key`) is not 1 to 128 printable characters. */
+export const BadIdempotencyKeyError = createError('FST_NOTIFY_BAD_IDEMPOTENCY_KEY', 'Idempotency key must be 1 to 128 printable ASCII characters', 400)
+
+/** A publish with the same idempotency key is still under way elsewhere; retry later. */
+export const IdempotencyInProgressError = createError('FST_NOTIFY_IDEMPOTENCY_IN_PROGRESS', 'A publish with this idempotency key is in progress', 409)
+
+/** The idempotency store could not be reached, so the publish was not attempted. */
+export const IdempotencyStoreUnavailableError = createError('FST_NOTIFY_IDEMPOTENCY_STORE_UNAVAILABLE', 'Idempotency store unavailable: %s', 503)

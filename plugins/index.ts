@@ -10,6 +10,7 @@ import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisT
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
+import { notifyIdempotency, RedisIdempotencyStore, type NotifyIdempotencyOptions, type RedisIdempotencyClient } from './idempotency/index.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { endConnection, redisConnection, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 
@@ -22,6 +23,7 @@ export * from './tickets/index.js'
 export * from './socket-auth.js'
 export * from './streams/index.js'
 export * from './publish-api.js'
+export * from './idempotency/index.js'
 export * from './metrics.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
@@ -31,7 +33,9 @@ export type NotifyJwtOptions =
   | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
-export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient }
+export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisEdgeClient }
+
+type RedisEdgeClient = RedisClientLike & RedisTicketClient & RedisHistoryClient & RedisIdempotencyClient
 
 export interface NotifyEdgeOptions extends NotifyOptions {
   /**
@@ -61,6 +65,12 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   socketAuth?: NotifySocketAuthOptions
   /** WebSocket routes. @default [{ path: '/ws' }, { path: '/public', anonymous: true }] */
   routes?: NotifyStreamsOptions[]
+  /**
+   * Idempotency keys of every ingress (`Idempotency-Key`, AMQP `messageId`, gRPC
+   * `idempotency_key`): memory, or a `RedisIdempotencyStore` under `<topicPrefix>:idempotency:`
+   * with `redis`. @default {}
+   */
+  idempotency?: NotifyIdempotencyOptions
   /** `POST /notifications`; left out when not given. */
   publishApi?: NotifyPublishApiOptions
   /** Prometheus metrics and `GET /metrics`; left out when not given. */
@@ -86,7 +96,7 @@ function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
 }
 
 /** The given client, or a new one registered as `app.redis` and closed on app close. */
-async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions, closeTimeout: number): Promise<RedisTicketClient & RedisHistoryClient> {
+async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions, closeTimeout: number): Promise<RedisEdgeClient> {
   if (typeof redis === 'object' && redis !== null && 'client' in redis) return redis.client
   if (app.hasDecorator('redis')) {
     throw new InvalidOptionError('app.redis is registered already: pass redis: { client: app.redis }')
@@ -112,7 +122,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, metrics, idempotency, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
@@ -126,6 +136,10 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis, timeout: bus.publishTimeout }))
   await app.register(notifyHistory, { ...history, store: historyStore })
   await app.register(notify, core)
+  const idempotencyStore = idempotency?.store ?? (client === null
+    ? undefined
+    : new RedisIdempotencyStore({ client, keyPrefix: `${prefix}:idempotency:` }))
+  await app.register(notifyIdempotency, { ...idempotency, store: idempotencyStore })
   if (tickets !== false) {
     const store = tickets?.store ?? (client === null
       ? undefined
