@@ -13,6 +13,7 @@ import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js
 import { notifyIdempotency, RedisIdempotencyStore, type NotifyIdempotencyOptions, type RedisIdempotencyClient } from './idempotency/index.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { notifyAmqp, type NotifyAmqpOptions } from './amqp/index.js'
+import { notifyGrpc, type NotifyGrpcOptions } from './grpc/index.js'
 import { endConnection, redisConnection, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 
 export * from './errors.js'
@@ -27,6 +28,7 @@ export * from './publish-api.js'
 export * from './idempotency/index.js'
 export * from './metrics.js'
 export * from './amqp/index.js'
+export * from './grpc/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /** How JWTs are verified: an HS256 secret, or an RS256/ES256 public key. */
@@ -77,6 +79,8 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   publishApi?: NotifyPublishApiOptions
   /** The RabbitMQ ingress (SPEC section 9): consume the exchange's messages into `app.notify.publish`; left out when not given. */
   amqp?: NotifyAmqpOptions
+  /** The gRPC ingress (SPEC section 9, `proto/notify/v1/notify.proto`); left out when not given. */
+  grpc?: NotifyGrpcOptions
   /** Prometheus metrics and `GET /metrics`; left out when not given. */
   metrics?: NotifyMetricsOptions
 }
@@ -126,7 +130,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
@@ -156,6 +160,7 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   }
   if (publishApi !== undefined) await app.register(notifyPublishApi, publishApi)
   if (amqp !== undefined) await app.register(notifyAmqp, amqp)
+  if (grpc !== undefined) await app.register(notifyGrpc, grpc)
 }
 
 export const notifyEdge = fp(fastifyNotifyEdge, { fastify: '5.x', name: 'notify-edge' })
