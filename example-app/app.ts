@@ -43,7 +43,10 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     publishApi: { apiKey: config.publishApiKey },
     // Set: Redis bus and tickets, so any number of instances share users and tickets.
     redis: config.redisUrl,
-    metrics: {}
+    metrics: {},
+    // Set: producers may publish through RabbitMQ (SPEC section 9), as the order service below does.
+    amqp: config.amqpUrl === undefined ? undefined : { url: config.amqpUrl, exchange: config.amqpExchange, queue: config.amqpQueue },
+    grpc: config.grpcPort === undefined ? undefined : { apiKey: config.publishApiKey, port: config.grpcPort, host: config.host }
   })
 
   app.post('/auth/login', {
@@ -63,19 +66,22 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     return { token: app.jwt.sign({ sub: user }, { expiresIn: ttl }) }
   })
 
-  await app.register(orderRoutes, { stepMs: config.orderStepMs })
+  await app.register(orderRoutes, { stepMs: config.orderStepMs, amqp: config.amqpUrl !== undefined })
 
   // The page holds no API key; this lets it show a public stream at work.
   let promotions = 0
   app.post('/demo/promotion', async (_request, reply) =>
     reply.code(202).send(await app.notify.publish({ stream: 'promotional', data: { text: `Promotion #${++promotions}: 10% off today` } })))
 
+  // 503 only when this instance cannot serve (Redis away); a broker outage is every instance's,
+  // and sockets and HTTP still work, so it shows as degraded with 200.
   app.get('/health', async (_request, reply) => {
     const bus = app.notifyBus.health()
-    if (config.redisUrl === undefined) return { status: 'ok' }
-    const redis = { bus: bus.redis, tickets: app.redis.status }
-    const healthy = bus.healthy && redis.tickets === 'ready'
-    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', redis })
+    const amqp = config.amqpUrl === undefined ? undefined : app.notifyAmqp.health()
+    const redis = config.redisUrl === undefined ? undefined : { bus: bus.redis, tickets: app.redis.status }
+    const serving = redis === undefined || (bus.healthy && redis.tickets === 'ready')
+    const ok = serving && (amqp === undefined || amqp.state === 'consuming')
+    return reply.code(serving ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', redis, amqp })
   })
 
   if (PUBLIC_DIR !== undefined) await app.register(fastifyStatic, { root: PUBLIC_DIR })

@@ -11,6 +11,12 @@ export interface AppConfig {
   logLevel: string
   /** Pause between an order's status updates, in ms. */
   orderStepMs: number
+  /** Set: consume the RabbitMQ ingress, and the order service publishes through it. */
+  amqpUrl: string | undefined
+  amqpExchange: string
+  amqpQueue: string
+  /** Set: serve the gRPC ingress on this port. */
+  grpcPort: number | undefined
 }
 
 const DEV_JWT_SECRET = 'notify-edge-development-secret-do-not-use-in-production'
@@ -48,7 +54,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       ticketTtl: integer(env, 'TICKET_TTL', 30, 1, 3600),
       allowedOrigins: origins !== undefined && origins.length > 0 ? origins : undefined,
       logLevel: env.LOG_LEVEL || 'info',
-      orderStepMs: integer(env, 'ORDER_STEP_MS', 1000, 0, 60000)
+      orderStepMs: integer(env, 'ORDER_STEP_MS', 1000, 0, 60000),
+      amqpUrl: env.AMQP_URL || undefined,
+      amqpExchange: env.AMQP_EXCHANGE || 'notifications',
+      amqpQueue: env.AMQP_QUEUE || 'notify-edge',
+      grpcPort: env.GRPC_PORT ? integer(env, 'GRPC_PORT', 0, 0, 65535) : undefined
     },
     warnings
   }
