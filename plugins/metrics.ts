@@ -2,8 +2,9 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { InvalidOptionError } from './errors.js'
-import type { NotifyStreamsRoute } from './streams/index.js'
-import type { RouteStats } from './streams/stats.js'
+import type { NotifyMetricsRecorder, RouteGauges, RouteStats } from './recorder.js'
+
+export type { AuthStage, NotifyMetricsRecorder, RouteGauges, RouteStats } from './recorder.js'
 
 export interface NotifyMetricsOptions {
   /** Route serving the Prometheus text; `false` registers none (read `app.notifyMetrics.registry`). @default '/metrics' */
@@ -14,19 +15,6 @@ export interface NotifyMetricsOptions {
   defaultMetrics?: boolean
   /** Prefix of every metric name. @default 'notify_edge_' */
   prefix?: string
-}
-
-/** Where an authentication failed. */
-export type AuthStage = 'handshake' | 'ticket'
-
-/** What the other plugins report; a no-op stands in when the metrics plugin is not registered. */
-export interface NotifyMetricsRecorder {
-  published (stream: string): void
-  publishFailed (stream: string): void
-  authFailure (stage: AuthStage, err: unknown): void
-  handshake (route: string, seconds: number): void
-  /** Publish-to-write lag of one sampled delivery, from the message id's timestamp. */
-  lag (messageId: string): void
 }
 
 export interface NotifyMetrics extends NotifyMetricsRecorder {
@@ -40,19 +28,6 @@ declare module 'fastify' {
     /** Prometheus metrics of the edge (see `NotifyMetrics`). */
     notifyMetrics: NotifyMetrics
   }
-}
-
-const NO_METRICS: NotifyMetricsRecorder = {
-  published () {},
-  publishFailed () {},
-  authFailure () {},
-  handshake () {},
-  lag () {}
-}
-
-/** The app's metrics recorder, or a no-op when the metrics plugin is not registered (before). */
-export function metricsOf (app: FastifyInstance): NotifyMetricsRecorder {
-  return app.hasDecorator('notifyMetrics') ? app.notifyMetrics : NO_METRICS
 }
 
 /** A bounded label for why a credential was refused. */
@@ -92,7 +67,8 @@ async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOp
   const registers = [registry]
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix })
 
-  const routes = (): Iterable<[string, NotifyStreamsRoute]> => app.hasDecorator('notifyStreams') ? app.notifyStreams : []
+  // Filled by each streams route registered after this plugin.
+  const routes = new Map<string, RouteGauges>()
 
   /* eslint-disable no-new */
   new Gauge({
@@ -101,7 +77,7 @@ async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOp
     labelNames: ['route'],
     registers,
     collect () {
-      for (const [route, state] of routes()) this.set({ route }, state.connections.size)
+      for (const [route, gauges] of routes) this.set({ route }, gauges.connections())
     }
   })
   new Gauge({
@@ -110,11 +86,7 @@ async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOp
     labelNames: ['route'],
     registers,
     collect () {
-      for (const [route, state] of routes()) {
-        let count = 0
-        for (const connection of state.connections) count += connection.topics.size
-        this.set({ route }, count)
-      }
+      for (const [route, gauges] of routes) this.set({ route }, gauges.subscriptions())
     }
   })
   new Gauge({
@@ -133,7 +105,7 @@ async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOp
       registers,
       collect () {
         this.reset()
-        for (const [route, state] of routes()) this.inc({ route }, state.stats[field])
+        for (const [route, gauges] of routes) this.inc({ route }, gauges.stats[field])
       }
     })
   }
@@ -166,7 +138,8 @@ async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOp
     lag (messageId) {
       const ms = Date.now() - Number.parseInt(messageId, 10)
       if (ms >= 0) lag.observe(ms / 1000)
-    }
+    },
+    route: (path, gauges) => { routes.set(path, gauges) }
   }
   app.decorate('notifyMetrics', metrics)
 

@@ -1,36 +1,15 @@
 import fp from 'fastify-plugin'
-import { Ajv, type ValidateFunction } from 'ajv'
 import type { FastifyInstance } from 'fastify'
 import {
   BadPublishError, DataRequiredError, InvalidDataError, InvalidOptionError, InvalidUserError,
   UnknownStreamError, UserNotAllowedError, UserRequiredError
 } from './errors.js'
-import type { HistoryBounds } from './history/store.js'
+import { declareStreams, type DeclaredStream, type StreamDefinition } from './declarations.js'
 import { MessageIdGenerator } from './message-id.js'
-import { metricsOf } from './metrics.js'
-import type { Principal } from './principal.js'
-import { messageFrame, messageTemplate, type MessageTemplate } from './streams/protocol.js'
-import { STREAM_NAME, TOPIC_PREFIX, privateTopic, publicTopic, userIdProblem } from './topics.js'
+import { metricsOf } from './recorder.js'
+import { messageFrame, messageTemplate, type MessageTemplate } from './message.js'
+import { TOPIC_PREFIX, userIdProblem } from './topics.js'
 import { positiveInteger } from './util.js'
-
-export type StreamKind = 'public' | 'private'
-
-/** A stream the server declares. */
-export interface StreamDefinition {
-  /** `[A-Za-z0-9_-]{1,64}` */
-  name: string
-  /** public: one topic for all; private: one topic per user, seen only by that user. */
-  kind: StreamKind
-  /** Decides whether a principal may subscribe; false → `FORBIDDEN`. @default everyone (private: own topic only) */
-  authorize?: (principal: Principal, stream: string) => boolean | Promise<boolean>
-  /** JSON schema that a published message's `data` must satisfy. */
-  schema?: Record<string, unknown>
-  /**
-   * Keep this stream's messages (per topic: per user for a private stream) so that clients can
-   * resume with `since`. Needs the history plugin. @default no history
-   */
-  history?: HistoryBounds
-}
 
 export interface NotifyOptions {
   /** The declared streams. */
@@ -48,12 +27,6 @@ export type PublishInput =
 
 export type PublishResult = { id: string } | { ids: string[] }
 
-/** A declared stream as the plugins use it. */
-export interface DeclaredStream extends Readonly<StreamDefinition> {
-  /** The bus topic of this stream for a user (private) or for everyone (public, user ignored). */
-  topic (user: string | null): string
-}
-
 /** `app.notify`: the declared streams and in-process publishing. */
 export interface Notify {
   readonly streams: ReadonlyMap<string, DeclaredStream>
@@ -70,57 +43,13 @@ declare module 'fastify' {
 
 const PUBLISH_KEYS = new Set(['stream', 'user', 'users', 'data'])
 
-function historyBounds (stream: string, bounds: unknown): HistoryBounds | undefined {
-  if (bounds === undefined) return undefined
-  if (bounds === null || typeof bounds !== 'object') throw new InvalidOptionError(`stream ${stream}: history must be { size, ttl }`)
-  const { size, ttl } = bounds as Record<string, unknown>
-  if (size === undefined || ttl === undefined) throw new InvalidOptionError(`stream ${stream}: history needs size and ttl`)
-  return Object.freeze({
-    size: positiveInteger(`stream ${stream}: history.size`, size, 0),
-    ttl: positiveInteger(`stream ${stream}: history.ttl`, ttl, 0)
-  })
-}
-
-function declareStreams (definitions: unknown, prefix: string, ajv: Ajv, validators: Map<string, ValidateFunction>): Map<string, DeclaredStream> {
-  if (!Array.isArray(definitions) || definitions.length === 0) {
-    throw new InvalidOptionError('streams must be a non-empty array')
-  }
-  const streams = new Map<string, DeclaredStream>()
-  for (const def of definitions as StreamDefinition[]) {
-    if (typeof def?.name !== 'string' || !STREAM_NAME.test(def.name)) {
-      throw new InvalidOptionError(`stream name must match ${STREAM_NAME}, got ${String(def?.name)}`)
-    }
-    if (streams.has(def.name)) throw new InvalidOptionError(`stream ${def.name} is declared twice`)
-    if (def.kind !== 'public' && def.kind !== 'private') {
-      throw new InvalidOptionError(`stream ${def.name}: kind must be 'public' or 'private'`)
-    }
-    if (def.authorize !== undefined && typeof def.authorize !== 'function') {
-      throw new InvalidOptionError(`stream ${def.name}: authorize must be a function`)
-    }
-    try {
-      if (def.schema !== undefined) validators.set(def.name, ajv.compile(def.schema))
-    } catch (err) {
-      throw new InvalidOptionError(`stream ${def.name}: bad schema: ${(err as Error).message}`)
-    }
-    const history = historyBounds(def.name, def.history)
-    const name = def.name
-    const topic = def.kind === 'public'
-      ? () => publicTopic(prefix, name)
-      : (user: string | null) => privateTopic(prefix, name, user as string)
-    streams.set(name, Object.freeze({ ...def, history, topic }))
-  }
-  return streams
-}
-
 async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promise<void> {
   const prefix = opts.topicPrefix ?? 'notify'
   if (typeof prefix !== 'string' || !TOPIC_PREFIX.test(prefix)) {
     throw new InvalidOptionError(`topicPrefix must match ${TOPIC_PREFIX}`)
   }
   const maxUsers = positiveInteger('maxUsersPerPublish', opts.maxUsersPerPublish, 1000)
-  const ajv = new Ajv()
-  const validators = new Map<string, ValidateFunction>()
-  const streams = declareStreams(opts.streams, prefix, ajv, validators)
+  const streams = declareStreams(opts.streams, prefix)
   const ids = new MessageIdGenerator()
   const bus = app.notifyBus
   const metrics = metricsOf(app)
@@ -184,10 +113,8 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     if (stream === undefined) throw new UnknownStreamError(String(body.stream).slice(0, 64))
     const users = recipients(stream, body)
     if (body.data === undefined) throw new DataRequiredError()
-    const validate = validators.get(stream.name)
-    if (validate !== undefined && !validate(body.data)) {
-      throw new InvalidDataError(stream.name, ajv.errorsText(validate.errors))
-    }
+    const problem = stream.dataProblem(body.data)
+    if (problem !== null) throw new InvalidDataError(stream.name, problem)
     // The data is serialized once; each recipient's frame only adds its id.
     let template: MessageTemplate
     try {

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import { ForbiddenOriginError, InvalidOptionError, UnauthorizedError } from './errors.js'
-import { metricsOf } from './metrics.js'
+import { metricsOf } from './recorder.js'
 import { ANONYMOUS, bearerToken, principalFromJwt, type Principal } from './principal.js'
 
 export type { Principal } from './principal.js'

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { MemoryHistoryStore, compareMessageIds, isMessageId } from '../plugins/index.js'
-import { messageTemplate } from '../plugins/streams/protocol.js'
+import { messageTemplate } from '../plugins/message.js'
 import { historyStoreSuite, TestClock } from './abstract/history-store.js'
 
 t.test('the memory store', async (t) => {

@@ -5,7 +5,7 @@ import {
   MemoryHistoryStore, notify, notifyBus, notifySocketAuth, notifyStreams,
   type BusMessage, type HistoryBounds, type HistoryStore, type StreamDefinition
 } from '../plugins/index.js'
-import type { MessageTemplate } from '../plugins/streams/protocol.js'
+import type { MessageTemplate } from '../plugins/message.js'
 import { TestClock } from './abstract/history-store.js'
 import { SECRET, build, connect, connectUser, publish, urls, type Client, type Frame } from './helpers.js'
 

@@ -1,7 +1,7 @@
 import type { BusMessage } from '../bus/index.js'
 import { InvalidOptionError } from '../errors.js'
 import { MessageIdGenerator, compareMessageIds, isMessageId } from '../message-id.js'
-import { messageFrame, type MessageTemplate } from '../streams/protocol.js'
+import { messageFrame, type MessageTemplate } from '../message.js'
 import { positiveInteger } from '../util.js'
 import type { HistoryBounds, HistoryStore } from './store.js'
 

@@ -1,5 +1,5 @@
 import type { BusMessage } from '../bus/index.js'
-import type { MessageTemplate } from '../streams/protocol.js'
+import type { MessageTemplate } from '../message.js'
 
 /** How much history a stream keeps per topic. */
 export interface HistoryBounds {

@@ -3,18 +3,16 @@ import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { WebSocket } from 'ws'
 import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
-import { metricsOf } from '../metrics.js'
+import { metricsOf, routeStats, type RouteStats } from '../recorder.js'
 import { positiveInteger } from '../util.js'
 import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
 import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
-import { routeStats, type RouteStats } from './stats.js'
 import { releaseUpgrade } from './upgrade.js'
 
 export type { FrameRateOptions, LimitOptions, SlowConsumerPolicy } from './limits.js'
-export type { RouteStats } from './stats.js'
 
 export interface NotifyStreamsOptions extends LimitOptions {
   /** WebSocket route. @default '/ws' */
@@ -111,6 +109,15 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     sampleLag: (message) => metrics.lag(message.id)
   }
   app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout })
+  metrics.route(path, {
+    stats,
+    connections: () => connections.size,
+    subscriptions () {
+      let count = 0
+      for (const connection of connections) count += connection.topics.size
+      return count
+    }
+  })
 
   // One listener for every socket of the route, called with the socket as `this`.
   function onSocketError (this: WebSocket, err: Error): void {

@@ -1,6 +1,6 @@
 import { InvalidOptionError } from '../errors.js'
 import { positiveInteger } from '../util.js'
-import type { RouteStats } from './stats.js'
+import type { RouteStats } from '../recorder.js'
 
 /** How many frames a client may send: a token bucket per connection. */
 export interface FrameRateOptions {

@@ -90,26 +90,6 @@ export function frame (event: string, fields: Record<string, unknown>): string {
   return JSON.stringify({ event, ...fields })
 }
 
-/**
- * A `message` frame with its id and ts left out, serialized once per publish; a store that
- * assigns ids (possibly inside Redis) completes it as `${head}${id}","ts":${ts}${tail}`.
- */
-export interface MessageTemplate {
-  readonly head: string
-  readonly tail: string
-}
-
-/** Throws a TypeError for data JSON cannot hold (a function, a symbol, a BigInt, a cycle). */
-export function messageTemplate (stream: string, data: unknown): MessageTemplate {
-  const json: string | undefined = JSON.stringify(data)
-  if (json === undefined) throw new TypeError('data is not representable as JSON')
-  return { head: `{"event":"message","stream":"${stream}","id":"`, tail: `,"data":${json}}` }
-}
-
-export function messageFrame (template: MessageTemplate, id: string, ts: number): string {
-  return `${template.head}${id}","ts":${ts}${template.tail}`
-}
-
 export function errorFrame (code: ErrorCode, message: string, extra: { stream?: string, id?: CorrelationId } = {}): string {
   return frame('error', { code, stream: extra.stream, message, id: extra.id })
 }

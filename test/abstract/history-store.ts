@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { compareMessageIds, type HistoryBounds, type HistoryStore } from '../../plugins/index.js'
-import { messageTemplate } from '../../plugins/streams/protocol.js'
+import { messageTemplate } from '../../plugins/message.js'
 
 /** A clock the tests move by hand; it starts at the real time, as Redis ids do. */
 export class TestClock {

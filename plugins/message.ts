@@ -1,0 +1,22 @@
+// The server → client `message` frame (SPEC section 4), encoded once by the publisher, carried
+// complete on the bus and written as is by every instance: publishing, history and streams share it.
+
+/**
+ * A `message` frame with its id and ts left out, serialized once per publish; a store that
+ * assigns ids (possibly inside Redis) completes it as `${head}${id}","ts":${ts}${tail}`.
+ */
+export interface MessageTemplate {
+  readonly head: string
+  readonly tail: string
+}
+
+/** Throws a TypeError for data JSON cannot hold (a function, a symbol, a BigInt, a cycle). */
+export function messageTemplate (stream: string, data: unknown): MessageTemplate {
+  const json: string | undefined = JSON.stringify(data)
+  if (json === undefined) throw new TypeError('data is not representable as JSON')
+  return { head: `{"event":"message","stream":"${stream}","id":"`, tail: `,"data":${json}}` }
+}
+
+export function messageFrame (template: MessageTemplate, id: string, ts: number): string {
+  return `${template.head}${id}","ts":${ts}${template.tail}`
+}
