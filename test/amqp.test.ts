@@ -135,10 +135,23 @@ t.test('a broker that cannot be reached leaves the app serving, reconnecting', a
   t.equal(edge.app.notifyAmqp.health().state, 'closed', 'closing does not wait for a broker that never came')
 })
 
+t.test('singleActiveConsumer: of two instances on one queue, one consumes and the other stands by', async (t) => {
+  const names = amqpNames(t)
+  const amqp = { url: AMQP_URL, exchange: names.exchange, queue: names.queue, singleActiveConsumer: true }
+  const a = await build(t, { amqp })
+  await until('consuming', () => a.app.notifyAmqp.health().state === 'consuming', 10_000)
+  const b = await build(t, { amqp })
+  await until('consuming', () => b.app.notifyAmqp.health().state === 'consuming', 10_000)
+  const p = producer(t, names.exchange)
+  for (let i = 0; i < 50; i++) await p.send('public.promotional', { i })
+  await until('all acked', () => a.app.notifyAmqp.stats.acked + b.app.notifyAmqp.stats.acked === 50)
+  t.same([a.app.notifyAmqp.stats.acked, b.app.notifyAmqp.stats.acked], [50, 0])
+})
+
 t.test('amqp options are validated at registration', async (t) => {
   const bad = [
     { url: 42 }, { exchange: '' }, { exchange: 'has space' }, { queue: 'q'.repeat(256) }, { deadLetterQueue: 'dlq' },
-    { prefetch: 0 }, { maxBodyBytes: -1 }, { retryDelay: 1.5 }, { closeTimeout: '1' }
+    { singleActiveConsumer: 'yes' }, { prefetch: 0 }, { maxBodyBytes: -1 }, { retryDelay: 1.5 }, { closeTimeout: '1' }
   ]
   for (const amqp of bad) {
     t.equal((await registrationError({ amqp }))?.code, 'FST_NOTIFY_INVALID_OPTION', JSON.stringify(amqp))

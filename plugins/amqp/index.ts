@@ -21,6 +21,12 @@ export interface NotifyAmqpOptions {
   deadLetterExchange?: string
   /** Durable queue bound to `deadLetterExchange` with `#`, holding rejected messages for inspection. @default none */
   deadLetterQueue?: string
+  /**
+   * Declares the queue with `x-single-active-consumer`: one instance consumes at a time, the others
+   * stand by, so messages are published in queue order (competing consumers may reorder messages
+   * sent close together). Costs the parallelism of several consumers. @default false
+   */
+  singleActiveConsumer?: boolean
   /** Unacknowledged messages in flight per instance (`basic.qos`), all published concurrently. @default 100 */
   prefetch?: number
   /** Largest body in bytes; a larger message is rejected. @default 65536, as `POST /notifications` */
@@ -79,6 +85,8 @@ async function fastifyNotifyAmqp (app: FastifyInstance, opts: NotifyAmqpOptions)
   const deadLetterExchange = name('deadLetterExchange', opts.deadLetterExchange)
   const deadLetterQueue = name('deadLetterQueue', opts.deadLetterQueue)
   if (deadLetterQueue !== undefined && deadLetterExchange === undefined) throw new InvalidOptionError('deadLetterQueue needs deadLetterExchange')
+  const singleActiveConsumer = opts.singleActiveConsumer ?? false
+  if (typeof singleActiveConsumer !== 'boolean') throw new InvalidOptionError('singleActiveConsumer must be a boolean')
   const prefetch = positiveInteger('prefetch', opts.prefetch, 100)
   const maxBodyBytes = positiveInteger('maxBodyBytes', opts.maxBodyBytes, 65536)
   const retryDelay = positiveInteger('retryDelay', opts.retryDelay, 1000)
@@ -145,7 +153,13 @@ async function fastifyNotifyAmqp (app: FastifyInstance, opts: NotifyAmqpOptions)
 
   const consumer: Consumer = connection.createConsumer({
     queue,
-    queueOptions: { durable: true, arguments: deadLetterExchange === undefined ? {} : { 'x-dead-letter-exchange': deadLetterExchange } },
+    queueOptions: {
+      durable: true,
+      arguments: {
+        ...(deadLetterExchange === undefined ? {} : { 'x-dead-letter-exchange': deadLetterExchange }),
+        ...(singleActiveConsumer ? { 'x-single-active-consumer': true } : {})
+      }
+    },
     exchanges: [{ exchange, type: 'topic', durable: true }],
     // Everything sent to the exchange: a malformed key still reaches the edge, to be counted and dead-lettered.
     queueBindings: [{ queue, exchange, routingKey: '#' }],

@@ -6,10 +6,20 @@ import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor }
 // Where the shipped proto file is, and the service it defines: one leaf for the gRPC ingress and
 // for TypeScript producers (the publisher plugin) that call it.
 
-/** Absolute path of `proto/notify/v1/notify.proto`, from the sources or from `dist/`. */
-export const NOTIFY_PROTO_PATH: string = ['../../proto/notify/v1/notify.proto', '../../../proto/notify/v1/notify.proto']
-  .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
-  .find((path) => existsSync(path)) ?? fileURLToPath(new URL('../../../proto/notify/v1/notify.proto', import.meta.url))
+const PROTO = 'proto/notify/v1/notify.proto'
+
+/** The nearest `proto/notify/v1/notify.proto` above this module: the sources, `dist/`, or a build cache. */
+function locate (): string {
+  let dir = new URL('.', import.meta.url)
+  for (let up = 0; up < 6; up++, dir = new URL('..', dir)) {
+    const path = fileURLToPath(new URL(PROTO, dir))
+    if (existsSync(path)) return path
+  }
+  return fileURLToPath(new URL(`../../../${PROTO}`, import.meta.url))
+}
+
+/** Absolute path of the shipped `proto/notify/v1/notify.proto`. */
+export const NOTIFY_PROTO_PATH: string = locate()
 
 /** `notify.v1.PublishRequest` as @grpc/proto-loader presents it (camelCase, defaults filled in). */
 export interface GrpcPublishRequest {
