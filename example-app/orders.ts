@@ -2,12 +2,54 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { routingKey, type PublishInput } from '../plugins/index.js'
 
+interface Order { orderId: string, status: string }
+
+/** Where the order service keeps each user's orders: what a page refetches after a `gap`. */
+interface OrderBook {
+  set (user: string, order: Order): Promise<void>
+  list (user: string): Promise<Order[]>
+}
+
+const KEEP_PER_USER = 50
+const KEEP_SECONDS = 86400
+
+/** In this process: one instance only. */
+function memoryBook (): OrderBook {
+  const users = new Map<string, Map<string, string>>()
+  return {
+    async set (user, { orderId, status }) {
+      let orders = users.get(user)
+      if (orders === undefined) users.set(user, orders = new Map())
+      orders.set(orderId, status)
+      if (orders.size > KEEP_PER_USER) orders.delete(orders.keys().next().value!)
+    },
+    async list (user) {
+      return [...users.get(user) ?? []].map(([orderId, status]) => ({ orderId, status }))
+    }
+  }
+}
+
+/** In Redis, so every instance answers for orders any of them took. */
+function redisBook (redis: FastifyInstance['redis']): OrderBook {
+  const key = (user: string): string => `notify:demo:orders:${user}`
+  return {
+    async set (user, { orderId, status }) {
+      await redis.multi().hset(key(user), orderId, status).expire(key(user), KEEP_SECONDS).exec()
+    },
+    async list (user) {
+      return Object.entries(await redis.hgetall(key(user))).map(([orderId, status]) => ({ orderId, status }))
+    }
+  }
+}
+
 /**
  * The demo order service: each order publishes placed → paid → shipped to its user's `order`
- * stream. With `amqp`, it publishes as a separate order service would, to the RabbitMQ exchange
- * (with a `messageId`, so a retried send is shown once), and the edge consumes it from there.
+ * stream, and `GET /orders` (the user's JWT as Bearer) answers their current state. With `amqp`,
+ * it publishes as a separate order service would, to the RabbitMQ exchange (with a `messageId`, so
+ * a retried send is shown once), and the edge consumes it from there.
  */
 export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number, amqp: boolean }): Promise<void> {
+  const book = app.hasDecorator('redis') ? redisBook(app.redis) : memoryBook()
   const pending = new Set<NodeJS.Timeout>()
   const publisher = opts.amqp
     ? app.notifyAmqp.connection.createPublisher({ confirm: true, maxAttempts: 3, exchanges: [{ exchange: app.notifyAmqp.exchange, type: 'topic', durable: true }] })
@@ -52,9 +94,24 @@ export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number,
   }, async (request, reply) => {
     const { user } = request.body as { user: string }
     const orderId = randomUUID()
-    await send(user, orderId, 'placed')
-    later(opts.stepMs, () => send(user, orderId, 'paid'))
-    later(opts.stepMs * 2, () => send(user, orderId, 'shipped'))
+    const update = (status: string) => async () => {
+      await book.set(user, { orderId, status })
+      await send(user, orderId, status)
+    }
+    await update('placed')()
+    later(opts.stepMs, update('paid'))
+    later(opts.stepMs * 2, update('shipped'))
     return reply.code(202).send({ orderId })
+  })
+
+  app.get('/orders', async (request, reply) => {
+    const header = request.headers.authorization ?? ''
+    let user: string
+    try {
+      user = app.jwt.verify<{ sub: string }>(header.replace(/^Bearer /, '')).sub
+    } catch {
+      return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'a valid Bearer JWT is required' })
+    }
+    return { orders: await book.list(user) }
   })
 }

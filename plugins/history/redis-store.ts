@@ -56,7 +56,8 @@ const EPOCH = "string.match(redis.call('INFO', 'replication'), 'master_replid:(%
 // KEYS: stream, latest id. ARGV: topic, frame head, frame tail, size, ttl ms, now ms, meta ttl s,
 // publish (0: no, 1: PUBLISH for mqemitter-redis, 2: SPUBLISH for the cluster bus), channel.
 // The id is chosen here, from the caller's clock but never below the topic's latest, so the frame
-// can carry it; each entry keeps the id before it (`p`), which is how a read detects a gap.
+// can carry it; each entry keeps the id before it (`p`), which is how a read detects a gap, and
+// so does the published message, which is how a receiver detects a hole in live delivery.
 const APPEND = `
 local epoch = ${EPOCH}
 local last = redis.call('GET', KEYS[2])
@@ -92,22 +93,25 @@ else
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('SET', KEYS[2], id .. ' ' .. epoch, 'EX', ARGV[7])
-local message = { topic = ARGV[1], id = id, frame = frame }
+local message = { topic = ARGV[1], id = id, frame = frame, prev = prev }
 if ARGV[8] == '1' then
   redis.call('PUBLISH', ARGV[9], cmsgpack.pack({ id = ARGV[9] .. ' ' .. id, msg = message }))
 elseif ARGV[8] == '2' then
   redis.call('SPUBLISH', ARGV[9], cjson.encode(message))
 end
-return id
+return { id, prev }
 `
 
-// KEYS: stream, latest id. ARGV: since, limit, oldest ms kept. Returns id, frame, id, frame…
-// or nil for a gap.
+// KEYS: stream, latest id. ARGV: since ('' for the topic's start), limit, oldest ms kept.
+// Returns id, frame, prev, id, frame, prev… or nil for a gap.
 const READ = `
 local limit = tonumber(ARGV[2])
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', limit + 1)
+local start = '-'
+if ARGV[1] ~= '' then start = '(' .. ARGV[1] end
+local entries = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', limit + 1)
 if #entries == 0 then
-  if redis.call('GET', KEYS[2]) == ARGV[1] .. ' ' .. ${EPOCH} then return {} end
+  local latest = redis.call('GET', KEYS[2])
+  if (not latest and ARGV[1] == '') or latest == ARGV[1] .. ' ' .. ${EPOCH} then return {} end
   return false
 end
 if #entries > limit or entries[1][2][4] ~= ARGV[1] then return false end
@@ -118,8 +122,18 @@ for _, entry in ipairs(entries) do
   if entry[2][5] == 'b' then return false end
   out[#out + 1] = entry[1]
   out[#out + 1] = entry[2][2]
+  out[#out + 1] = entry[2][4]
 end
 return out
+`
+
+// KEYS: stream, latest id. The topic's latest id, '' when it has none.
+const LATEST = `
+local latest = redis.call('GET', KEYS[2])
+if not latest then return '' end
+local space = string.find(latest, ' ', 1, true)
+if space then return string.sub(latest, 1, space - 1) end
+return latest
 `
 
 interface Script {
@@ -133,6 +147,7 @@ function script (source: string): Script {
 
 const APPEND_SCRIPT = script(APPEND)
 const READ_SCRIPT = script(READ)
+const LATEST_SCRIPT = script(LATEST)
 
 /**
  * History in Redis Streams, one stream per topic (`XADD … MAXLEN ~ size`, expiring `ttl` after
@@ -169,20 +184,24 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   async append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<BusMessage> {
-    const id = await this.#run(APPEND_SCRIPT, topic, [
+    const [id, prev] = await this.#run(APPEND_SCRIPT, topic, [
       topic, template.head, template.tail, bounds.size, bounds.ttl * 1000, this.#now(),
       Math.max(this.#metaTtl, bounds.ttl), this.#publish, this.#publish === 2 ? shardedChannel(topic) : topic
-    ]) as string
-    return { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))) }
+    ]) as [string, string]
+    return { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))), prev }
   }
 
   async read (topic: string, since: string, bounds: HistoryBounds, limit: number): Promise<BusMessage[] | null> {
-    if (!isMessageId(since)) return null
+    if (since !== '' && !isMessageId(since)) return null
     const reply = await this.#run(READ_SCRIPT, topic, [since, limit, this.#now() - bounds.ttl * 1000]) as string[] | null
     if (reply === null) return null
     const messages: BusMessage[] = []
-    for (let i = 0; i < reply.length; i += 2) messages.push({ topic, id: reply[i], frame: reply[i + 1] })
+    for (let i = 0; i < reply.length; i += 3) messages.push({ topic, id: reply[i], frame: reply[i + 1], prev: reply[i + 2] })
     return messages
+  }
+
+  async latest (topic: string): Promise<string> {
+    return await this.#run(LATEST_SCRIPT, topic, []) as string
   }
 
   async close (): Promise<void> {}
