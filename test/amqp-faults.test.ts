@@ -54,6 +54,7 @@ t.test('a message is acknowledged only once its publish succeeded: bus frozen me
   const p = producer(t, names.exchange)
   await p.send('private.alice.order', data, { messageId: 'one' })
   const first = await alice.event('message')
+  await until('its ack', () => edge.app.notifyAmqp.stats.acked === 1)
 
   // Frozen, not killed: Redis keeps the history a restart would lose.
   redis.pause()

@@ -57,6 +57,12 @@ t.test('npm run bench -- --quick completes and writes every scenario for every c
       }
     }
   }
+  t.match(results.ingress, { params: { users: Number, flood: Number, rate: Number } })
+  for (const id of ['bare-consumer', 'amqp-flood', `amqp-${results.ingress.params.rate}`, 'cpu-http', 'cpu-grpc', 'cpu-amqp']) {
+    t.equal(results.ingress.results[id]?.error, undefined, `ingress ${id}: no error`)
+    t.equal(results.ingress.results[id]?.complete, true, `ingress ${id}: every message delivered`)
+  }
+  t.match(output, /RabbitMQ → edge → sockets: msg\/s/)
   t.ok(results.targets.length > 0)
   for (const target of results.targets) t.match(target, { target: String, limit: Number })
 })

@@ -117,6 +117,17 @@ t.test('a store that never answers gives 503 within the timeout', async (t) => {
   t.equal(res.body.code, 'FST_NOTIFY_IDEMPOTENCY_STORE_UNAVAILABLE')
 })
 
+t.test('a store that stops answering after the claim does not hold up the publish\'s answer', async (t) => {
+  const stuck: IdempotencyStore = {
+    claim: async () => null,
+    complete: () => new Promise(() => {}),
+    release: () => new Promise(() => {})
+  }
+  const edge = await build(t, { idempotency: { store: stuck, timeout: 50 } })
+  t.equal((await post(edge.http, { stream: 'promotional', data }, 'k')).status, 202)
+  t.equal((await post(edge.http, { stream: 'nope', data }, 'k')).status, 400)
+})
+
 t.test('a store that fails after the publish still answers the publish', async (t) => {
   const failing: IdempotencyStore = {
     claim: async () => null,

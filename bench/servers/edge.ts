@@ -3,19 +3,28 @@ import Fastify from 'fastify'
 import { notifyEdge } from '../../plugins/index.js'
 import { STREAMS } from '../../example-app/app.js'
 import { argument } from '../lib/ipc.js'
-import { PRIVATE_STREAM, PUBLIC_STREAM, SECRET } from '../lib/shared.js'
+import { API_KEY, PRIVATE_STREAM, PUBLIC_STREAM, SECRET } from '../lib/shared.js'
 import { control } from './control.js'
 
 // Contender (a): this project, registered as the example app does (its streams, and with --redis
 // its `redis` option: bus, tickets on Redis). History is left out: no other contender keeps any;
-// docs/history.md measures what it adds.
+// docs/history.md measures what it adds. With --amqp <url> --exchange --queue it also runs the
+// ingresses (RabbitMQ, gRPC on a free port, POST /notifications) for the ingress scenario.
 
 const redis = argument('redis')
+const amqp = argument('amqp')
 const app = Fastify({ logger: false })
 await app.register(notifyEdge, {
   jwt: { secret: SECRET },
   streams: STREAMS.map(({ history: _history, ...stream }) => stream),
-  redis
+  redis,
+  ...(amqp === undefined
+    ? {}
+    : {
+        amqp: { url: amqp, exchange: argument('exchange'), queue: argument('queue') },
+        grpc: { apiKey: API_KEY, port: 0 },
+        publishApi: { apiKey: API_KEY }
+      })
 })
 await app.listen({ port: 0, host: '127.0.0.1' })
 
@@ -25,4 +34,13 @@ control({
   publishPrivate: (user, data) => app.notify.publish({ stream: PRIVATE_STREAM, user, data }),
   connections: () => app.notifyStreams.get('/ws')!.connections.size,
   close: () => app.close()
+}, {
+  ingress: async () => {
+    if (amqp !== undefined) await until(() => app.notifyAmqp.health().state === 'consuming')
+    return { grpcPort: amqp === undefined ? null : app.notifyGrpc.port }
+  }
 })
+
+async function until (check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 20))
+}

@@ -102,12 +102,12 @@ async function fastifyNotifyIdempotency (app: FastifyInstance, opts: NotifyIdemp
     try {
       result = await app.notify.publish(input)
     } catch (err) {
-      await store.release(key, token).catch((releaseErr: unknown) =>
+      await reach(store.release(key, token)).catch((releaseErr: unknown) =>
         app.log.warn({ err: releaseErr }, 'notify edge: idempotency key not released; a retry waits for it to expire'))
       throw err
     }
     // Published: a store failure now must not turn success into an error the caller would retry.
-    await store.complete(key, result, ttl).catch((err: unknown) =>
+    await reach(store.complete(key, result, ttl)).catch((err: unknown) =>
       app.log.warn({ err }, 'notify edge: idempotency result not stored; a retry after the pending marker expires publishes again'))
     return { result, replayed: false }
   }
