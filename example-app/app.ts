@@ -51,6 +51,11 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     // Set: Redis bus and tickets, so any number of instances share users and tickets.
     redis,
     metrics: {},
+    // Users with no socket on the stream anywhere when it was published: a real service would
+    // queue an e-mail or a push here (docs/presence.md).
+    onOffline: (users, message) => {
+      for (const user of users) app.log.info({ user, stream: message.stream }, `${user} is offline: would send an e-mail`)
+    },
     // Set: producers may publish through RabbitMQ (SPEC section 9), as the order service below does.
     amqp: config.amqpUrl === undefined ? undefined : { url: config.amqpUrl, exchange: config.amqpExchange, queue: config.amqpQueue },
     grpc: config.grpcPort === undefined ? undefined : { apiKey: config.publishApiKey, port: config.grpcPort, host: config.host }

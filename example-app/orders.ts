@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { routingKey, type PublishInput } from '../plugins/index.js'
+import { routingKey, type PublishInput, type PublishResult } from '../plugins/index.js'
 
 interface Order { orderId: string, status: string }
 
@@ -60,18 +60,17 @@ export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number,
     await publisher?.close()
   })
 
-  async function send (user: string, orderId: string, status: string): Promise<void> {
+  /** The publish's answer in-process; through RabbitMQ the edge publishes later, and no answer comes back. */
+  async function send (user: string, orderId: string, status: string): Promise<PublishResult | Record<string, never>> {
     const data = { orderId, status }
-    if (publisher === null) {
-      await app.notify.publish({ stream: 'order', user, data } satisfies PublishInput)
-      return
-    }
+    if (publisher === null) return app.notify.publish({ stream: 'order', user, data } satisfies PublishInput)
     await publisher.send({
       exchange: app.notifyAmqp.exchange,
       routingKey: routingKey({ stream: 'order', user }),
       messageId: `${orderId}:${status}`,
       durable: true
     }, data)
+    return {}
   }
 
   function later (ms: number, fn: () => Promise<unknown>): void {
@@ -96,12 +95,13 @@ export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number,
     const orderId = randomUUID()
     const update = (status: string) => async () => {
       await book.set(user, { orderId, status })
-      await send(user, orderId, status)
+      return send(user, orderId, status)
     }
-    await update('placed')()
+    // `online`: whether the user saw it live; false means the onOffline fallback fired.
+    const placed = await update('placed')() as { online?: boolean }
     later(opts.stepMs, update('paid'))
     later(opts.stepMs * 2, update('shipped'))
-    return reply.code(202).send({ orderId })
+    return reply.code(202).send({ orderId, online: placed.online })
   })
 
   app.get('/orders', async (request, reply) => {

@@ -58,3 +58,12 @@ export const IdempotencyInProgressError = createError('FST_NOTIFY_IDEMPOTENCY_IN
 
 /** The idempotency store could not be reached, so the publish was not attempted. */
 export const IdempotencyStoreUnavailableError = createError('FST_NOTIFY_IDEMPOTENCY_STORE_UNAVAILABLE', 'Idempotency store unavailable: %s', 503)
+
+/** A presence query is malformed: no or several of user/stream, a bad user id, a private stream. */
+export const BadPresenceQueryError = createError('FST_NOTIFY_BAD_PRESENCE_QUERY', 'Bad presence query: %s', 400)
+
+/** Presence could not be read in time (e.g. Redis is down). */
+export const PresenceUnavailableError = createError('FST_NOTIFY_PRESENCE_UNAVAILABLE', 'Presence unavailable: %s', 503)
+
+/** `app.notify.presence()` was called on an edge registered with `presence: false`. */
+export const PresenceDisabledError = createError('FST_NOTIFY_PRESENCE_DISABLED', 'Presence is not enabled on this edge', 501)
