@@ -31,7 +31,8 @@ const METRICS: Record<string, Array<[key: string, label: string]>> = {
   fanout: [['cpuPerDeliveryUs', 'server CPU per delivery (µs)'], ['deliveriesPerSecond', 'deliveries/s'], ['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['delivered', 'delivered']],
   memory: [['rssPerConnectionKB', 'RSS per connection (KB)'], ['heapPerConnectionKB', 'heap per connection (KB)']],
   'cross-instance': [['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['p999Ms', 'latency p99.9 (ms)'], ['cpuPerMessageUs', 'CPU per message, A+B (µs)'], ['delivered', 'delivered']],
-  handshakes: [['perSecond', 'handshakes/s'], ['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerHandshakeUs', 'server CPU per handshake (µs)']]
+  handshakes: [['perSecond', 'handshakes/s'], ['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerHandshakeUs', 'server CPU per handshake (µs)']],
+  presence: [['perSecond', 'handshakes/s'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerHandshakeUs', 'server CPU per handshake (µs)'], ['redisBytesPerOnlineUser', 'Redis bytes per online user']]
 }
 
 function title ({ kind, params: p }: Scenario): string {
@@ -40,6 +41,7 @@ function title ({ kind, params: p }: Scenario): string {
     case 'fanout': return `fan-out, ${n(p.subscribers)} subscribers × ${n(p.messages)} messages`
     case 'memory': return `memory, ${n(p.connections)} idle connections`
     case 'cross-instance': return `cross-instance, ${n(p.users)} users, ${n(p.rate)} msg/s for ${p.seconds} s`
+    case 'presence': return `on Redis, presence ${p.on === 1 ? 'on' : 'off'}: ${n(p.count)} handshakes (${p.concurrency} at once), then ${n(p.users)} users online`
     default: return `handshakes, ${n(p.count)} (${p.concurrency} at once)`
   }
 }
@@ -80,6 +82,12 @@ export function judge (results: Results): TargetResult[] {
   for (const s of byKind('cross-instance')) {
     add(`cross-instance p99 ≤ 10 ms at ${s.params.rate} msg/s (ms)`, metric(s, 'edge', 'p99Ms'), 10, (v) => v <= 10)
     add('cross-instance CPU per message < Socket.IO redis adapter', ratio(metric(s, 'edge', 'cpuPerMessageUs'), metric(s, 'socketio', 'cpuPerMessageUs')), 1, (v) => v < 1)
+  }
+  const presence = (on: number): Scenario | undefined => byKind('presence').find((s) => s.params.on === on)
+  const [off, on] = [presence(0), presence(1)]
+  if (off !== undefined && on !== undefined) {
+    add('presence on ÷ off: server CPU per handshake ≤ 1.1', ratio(metric(on, 'edge', 'cpuPerHandshakeUs'), metric(off, 'edge', 'cpuPerHandshakeUs')), 1.1, (v) => v <= 1.1)
+    add('presence on ÷ off: handshakes per second ≥ 0.9', ratio(metric(on, 'edge', 'perSecond'), metric(off, 'edge', 'perSecond')), 0.9, (v) => v >= 0.9)
   }
   for (const s of byKind('handshakes')) {
     add('handshakes per second ≥ 1,000', metric(s, 'edge', 'perSecond'), 1000, (v) => v >= 1000)

@@ -5,6 +5,7 @@ import { createServer } from 'node:net'
 import os from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
 import { argument, Peer } from './lib/ipc.js'
 import { PRIVATE_STREAM, PUBLIC_STREAM } from './lib/shared.js'
 import { round, type Latency } from './lib/stats.js'
@@ -54,6 +55,10 @@ const SESSIONS: Session[] = quick
       { id: 'large', connections: 10000, memory: true, fanoutMessages: 200, handshakes: null }
     ]
 const CROSS: CrossInstance = quick ? { users: 20, rate: 500, seconds: 0.4 } : { users: 1000, rate: 5000, seconds: 10 }
+/** notify-edge on Redis with presence off, then on: handshakes, then `users` online users held idle. */
+interface PresenceRun { count: number, concurrency: number, users: number }
+const PRESENCE: PresenceRun = quick ? { count: 60, concurrency: 5, users: 100 } : { count: 3000, concurrency: 20, users: 10000 }
+const PRESENCE_KEYS = '{notify:presence}'
 
 // Clients spread over several loopback source addresses, so 10,000 sockets never run short of ports.
 const ADDRESSES = 8
@@ -218,6 +223,51 @@ async function crossInstance (loadgen: Peer, contender: Contender, redisUrl: str
   }
 }
 
+async function redisUsedMemory (redis: Redis): Promise<number> {
+  return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1])
+}
+
+/** Users in the presence hashes of every instance: what Redis holds once the edge's writes landed. */
+async function presenceUsers (redis: Redis): Promise<number> {
+  const keys = await redis.keys(`${PRESENCE_KEYS}:*:u`)
+  let users = 0
+  for (const key of keys) users += await redis.hlen(key)
+  return users
+}
+
+/** Resolves once `count()` is `expected`, or after 30 s (the figures then say what was reached). */
+async function settled (count: () => Promise<number>, expected: number): Promise<void> {
+  const deadline = Date.now() + 30_000
+  while (await count() !== expected && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+}
+
+/** Handshakes, then Redis memory per online user, on one edge process with presence `on` or off. */
+async function presenceRun (loadgen: Peer, redisUrl: string, on: boolean, { count, concurrency, users }: PresenceRun): Promise<Figures> {
+  const edge = CONTENDERS[0]
+  const server = await spawnServer(edge, ['--redis', redisUrl, ...(on ? [] : ['--presence', 'off'])])
+  const redis = new Redis(redisUrl)
+  try {
+    const shaken = await handshakes(loadgen, server, edge, count, concurrency)
+    await loadgen.call('disconnect')
+    // Sockets leave in the edge's next ticks: wait until Redis holds nobody, then measure from there.
+    if (on) await settled(() => presenceUsers(redis), 0)
+    const before = await redisUsedMemory(redis)
+    await loadgen.call('connect', { port: server.info.port, protocol: 'notify', stream: PUBLIC_STREAM, count: users, concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES })
+    if (on) await settled(() => presenceUsers(redis), users)
+    const online = on ? await presenceUsers(redis) : users
+    return {
+      ...shaken,
+      redisBytesPerOnlineUser: round((await redisUsedMemory(redis) - before) / users, 0),
+      online,
+      complete: shaken.complete === true && online === users
+    }
+  } finally {
+    redis.disconnect()
+    await loadgen.call('disconnect')
+    await server.stop()
+  }
+}
+
 function failure (err: Error): Figures {
   return { error: err.message.split('\n')[0] }
 }
@@ -282,6 +332,7 @@ const sessions = custom
 const cross = !custom && (onlySessions?.includes('cross') ?? true)
 const ingressWanted = !custom && (onlySessions?.includes('ingress') ?? true) && (onlyContenders?.includes('edge') ?? true)
 const amqpUrl = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672'
+const presence = !custom && (onlySessions?.includes('presence') ?? true) && contenders.some((c) => c.id === 'edge')
 const startedAt = new Date()
 const results: Results = {
   version: 1,
@@ -307,6 +358,20 @@ try {
   for (const session of sessions) {
     for (const contender of contenders) {
       await timed(`${session.connections} connections × ${contender.label}`, () => runSession(loadgen, contender, session))
+    }
+  }
+  if (presence) {
+    const redis = await startRedis()
+    try {
+      const edge = CONTENDERS[0]
+      for (const on of [false, true]) {
+        await timed(`presence ${on ? 'on' : 'off'} × ${edge.label}`, async () => {
+          const scenario = `presence-${on ? 'on' : 'off'}`
+          put(scenario, 'presence', { ...PRESENCE, on: on ? 1 : 0 }, edge, await presenceRun(loadgen, redis.url, on, PRESENCE).catch(failure))
+        })
+      }
+    } finally {
+      await redis.stop()
     }
   }
   if (cross) {
@@ -338,7 +403,7 @@ try {
   await loadgen.stop()
 }
 
-const ORDER = ['fanout', 'memory', 'cross-instance', 'handshakes']
+const ORDER = ['fanout', 'memory', 'cross-instance', 'handshakes', 'presence']
 results.scenarios = [...scenarios.values()].sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind))
 results.durationSeconds = round((Date.now() - startedAt.getTime()) / 1000, 1)
 results.environment.loadAverageAfter = os.loadavg().map((v) => round(v, 2))

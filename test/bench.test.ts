@@ -13,8 +13,11 @@ const METRICS: Record<string, string[]> = {
   fanout: ['cpuPerDeliveryUs', 'deliveriesPerSecond', 'p50Ms', 'p99Ms', 'delivered'],
   memory: ['rssPerConnectionKB', 'heapPerConnectionKB', 'connections'],
   'cross-instance': ['p50Ms', 'p99Ms', 'p999Ms', 'cpuPerMessageUs', 'delivered'],
-  handshakes: ['perSecond', 'p50Ms', 'p99Ms', 'cpuPerHandshakeUs', 'completed']
+  handshakes: ['perSecond', 'p50Ms', 'p99Ms', 'cpuPerHandshakeUs', 'completed'],
+  presence: ['perSecond', 'p99Ms', 'cpuPerHandshakeUs', 'redisBytesPerOnlineUser', 'online']
 }
+// notify-edge alone, on Redis with presence off then on.
+const PRESENCE_RUNS = ['edge']
 
 // The bench's processes must not inherit tap's loader, nor count in coverage: tap re-adds its
 // process tracking to every spawn, but leaves a coverage switch that is set explicitly.
@@ -45,10 +48,12 @@ t.test('npm run bench -- --quick completes and writes every scenario for every c
     environment: { cpu: String, cores: Number, node: process.version, packages: { ws: String, 'socket.io': String } },
     contenders: CONTENDERS.map((id) => ({ id, label: String }))
   })
-  t.same(results.scenarios.map((s: { kind: string }) => s.kind), ['fanout', 'memory', 'cross-instance', 'handshakes'])
+  t.same(results.scenarios.map((s: { kind: string }) => s.kind), ['fanout', 'memory', 'cross-instance', 'handshakes', 'presence', 'presence'])
+  t.same(results.scenarios.filter((s: { kind: string }) => s.kind === 'presence').map((s: { params: { on: number } }) => s.params.on), [0, 1])
   for (const scenario of results.scenarios) {
-    t.same(Object.keys(scenario.results).sort(), [...CONTENDERS].sort(), `${scenario.id}: every contender`)
-    for (const id of CONTENDERS) {
+    const contenders = scenario.kind === 'presence' ? PRESENCE_RUNS : CONTENDERS
+    t.same(Object.keys(scenario.results).sort(), [...contenders].sort(), `${scenario.id}: every contender`)
+    for (const id of contenders) {
       const figures = scenario.results[id]
       t.equal(figures.error, undefined, `${scenario.id} × ${id}: no error`)
       t.equal(figures.complete, true, `${scenario.id} × ${id}: every message delivered, every connection open`)

@@ -8,16 +8,19 @@ import { control } from './control.js'
 
 // Contender (a): this project, registered as the example app does (its streams, and with --redis
 // its `redis` option: bus, tickets on Redis). History is left out: no other contender keeps any;
-// docs/history.md measures what it adds. With --amqp <url> --exchange --queue it also runs the
-// ingresses (RabbitMQ, gRPC on a free port, POST /notifications) for the ingress scenario.
+// docs/history.md measures what it adds. `--presence off` leaves presence out, to measure its cost.
+// With --amqp <url> --exchange --queue it also runs the ingresses (RabbitMQ, gRPC on a free port,
+// POST /notifications) for the ingress scenario.
 
 const redis = argument('redis')
+const presence = argument('presence') === 'off' ? false : undefined
 const amqp = argument('amqp')
 const app = Fastify({ logger: false })
 await app.register(notifyEdge, {
   jwt: { secret: SECRET },
   streams: STREAMS.map(({ history: _history, ...stream }) => stream),
   redis,
+  presence,
   ...(amqp === undefined
     ? {}
     : {
