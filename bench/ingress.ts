@@ -7,14 +7,14 @@ import { round, type Latency } from './lib/stats.js'
 // The ingress scenario: RabbitMQ → edge → private sockets, against a bare consumer of the same
 // client library; latency at a fixed rate; server CPU per publish through AMQP, HTTP and gRPC.
 
-export interface IngressParams { users: number, flood: number, rate: number, seconds: number, cpuRate: number, cpuCount: number }
+export interface IngressParams { users: number, flood: number, rate: number, seconds: number, cpuRate: number, cpuCount: number, warmup: number }
 export type IngressResults = Record<string, Record<string, unknown>>
 
 interface Received { received: number, expected: number, orderErrors: number, short: number, spanMs: number, latency: Latency }
 interface Cpu { us: number, failures: number }
 
-export const INGRESS_FULL: IngressParams = { users: 1000, flood: 20_000, rate: 2000, seconds: 10, cpuRate: 1000, cpuCount: 5000 }
-export const INGRESS_QUICK: IngressParams = { users: 20, flood: 500, rate: 500, seconds: 0.5, cpuRate: 500, cpuCount: 200 }
+export const INGRESS_FULL: IngressParams = { users: 1000, flood: 20_000, rate: 2000, seconds: 10, cpuRate: 1000, cpuCount: 5000, warmup: 500 }
+export const INGRESS_QUICK: IngressParams = { users: 10, flood: 200, rate: 500, seconds: 0.2, cpuRate: 500, cpuCount: 50, warmup: 20 }
 
 export interface IngressHooks {
   loadgen: Peer
@@ -86,7 +86,7 @@ export async function ingress (hooks: IngressHooks, url: string, p: IngressParam
 
         // Warm up every path once, so no figure pays for JIT or connection set-up.
         for (const name of ['amqp', 'http', 'grpc']) {
-          await measure(() => producer.call('flood', { ...via, via: name, port: name === 'http' ? port : grpcPort, count: 200, firstSeq: seq }), 200)
+          await measure(() => producer.call('flood', { ...via, via: name, port: name === 'http' ? port : grpcPort, count: p.warmup, firstSeq: seq }), p.warmup)
         }
         const [flood, floodCpu] = await measure(() => producer.call('flood', { ...via, via: 'amqp', count: p.flood, firstSeq: seq }), p.flood)
         results['amqp-flood'] = {

@@ -40,8 +40,9 @@ function httpSender (port: number): Send {
   }
 }
 
+const Notifications = await notificationsService()
+
 function grpcSender (port: number): Send {
-  const Notifications = notificationsService()
   grpc ??= new Notifications(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as typeof grpc
   const metadata = new Metadata()
   metadata.set('x-api-key', API_KEY)

@@ -27,7 +27,9 @@ function benchEnv (): NodeJS.ProcessEnv {
   return { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
 }
 
-t.test('npm run bench -- --quick completes and writes every scenario for every contender', async (t) => {
+// Every scenario starts processes of its own, which takes long on a loaded machine.
+t.setTimeout(300_000)
+t.test('npm run bench -- --quick completes and writes every scenario for every contender', { timeout: 300_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'notify-edge-bench-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const out = join(dir, 'results.json')

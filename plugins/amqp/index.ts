@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Counter, Gauge } from 'prom-client'
-import { Connection, ConsumerStatus, type AsyncMessage, type ConnectionOptions, type Consumer } from 'rabbitmq-client'
+import type { AsyncMessage, Connection, ConnectionOptions, Consumer, ConsumerStatus } from 'rabbitmq-client'
 import { InvalidOptionError } from '../errors.js'
 import { ensureIdempotency } from '../idempotency/index.js'
 import { positiveInteger, within } from '../util.js'
@@ -92,6 +92,8 @@ async function fastifyNotifyAmqp (app: FastifyInstance, opts: NotifyAmqpOptions)
   const retryDelay = positiveInteger('retryDelay', opts.retryDelay, 1000)
   const closeTimeout = positiveInteger('closeTimeout', opts.closeTimeout, 5000)
   await ensureIdempotency(app)
+  // Loaded here, not at import: an app that never consumes RabbitMQ does not pay for the client.
+  const { Connection, ConsumerStatus } = await import('rabbitmq-client')
 
   const log = app.log.child({ ingress: 'amqp', queue })
   const stats: AmqpStats = { acked: 0, replayed: 0, rejected: 0, requeued: 0 }

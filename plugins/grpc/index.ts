@@ -1,8 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import {
-  Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServiceError
-} from '@grpc/grpc-js'
+import type { sendUnaryData, Server, ServerCredentials, ServerUnaryCall, ServiceError } from '@grpc/grpc-js'
 import { apiKeyMatcher } from '../api-key.js'
 import { BadApiKeyError, BadPublishError, DataRequiredError, InvalidOptionError } from '../errors.js'
 import { ensureIdempotency } from '../idempotency/index.js'
@@ -40,15 +38,6 @@ declare module 'fastify' {
   }
 }
 
-// HTTP statuses of our coded errors, as the gRPC codes SPEC section 9 names.
-const CODES: Record<number, status> = {
-  400: status.INVALID_ARGUMENT,
-  401: status.UNAUTHENTICATED,
-  409: status.ABORTED,
-  413: status.RESOURCE_EXHAUSTED,
-  503: status.UNAVAILABLE
-}
-
 function input (request: GrpcPublishRequest): PublishInput {
   if (request.dataJson === '') throw new DataRequiredError()
   let data: unknown
@@ -68,6 +57,16 @@ function reply (result: PublishResult): GrpcPublishReply {
 }
 
 async function fastifyNotifyGrpc (app: FastifyInstance, opts: NotifyGrpcOptions): Promise<void> {
+  // Loaded here, not at import: an app without the gRPC ingress does not pay for it.
+  const { Metadata, Server, ServerCredentials, status } = await import('@grpc/grpc-js')
+  // HTTP statuses of our coded errors, as the gRPC codes SPEC section 9 names.
+  const CODES: Record<number, number> = {
+    400: status.INVALID_ARGUMENT,
+    401: status.UNAUTHENTICATED,
+    409: status.ABORTED,
+    413: status.RESOURCE_EXHAUSTED,
+    503: status.UNAVAILABLE
+  }
   const keyMatches = apiKeyMatcher(opts.apiKey)
   const port = opts.port ?? 50051
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidOptionError('port must be an integer from 0 to 65535')
@@ -102,7 +101,7 @@ async function fastifyNotifyGrpc (app: FastifyInstance, opts: NotifyGrpcOptions)
   }
 
   const server = new Server({ 'grpc.max_receive_message_length': maxMessageBytes })
-  server.addService(notificationsService().service, { Publish: publish })
+  server.addService((await notificationsService()).service, { Publish: publish })
   const state: { server: Server, port: number | null } = { server, port: null }
   app.decorate('notifyGrpc', state)
 

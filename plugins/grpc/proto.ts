@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { loadSync } from '@grpc/proto-loader'
-import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js'
+import type { GrpcObject, ServiceClientConstructor } from '@grpc/grpc-js'
 
 // Where the shipped proto file is, and the service it defines: one leaf for the gRPC ingress and
 // for TypeScript producers (the publisher plugin) that call it.
@@ -35,8 +34,12 @@ export interface GrpcPublishReply {
   offline: string[]
 }
 
-/** The `notify.v1.Notifications` service, loaded from the shipped proto file (clients are built from it too). */
-export function notificationsService (): ServiceClientConstructor {
+/**
+ * The `notify.v1.Notifications` service, loaded from the shipped proto file (clients are built
+ * from it too). @grpc/grpc-js and @grpc/proto-loader load on the first call, not at import.
+ */
+export async function notificationsService (): Promise<ServiceClientConstructor> {
+  const [{ loadSync }, { loadPackageDefinition }] = await Promise.all([import('@grpc/proto-loader'), import('@grpc/grpc-js')])
   const definition = loadSync(NOTIFY_PROTO_PATH, { keepCase: false, defaults: true, arrays: true })
   const v1 = (loadPackageDefinition(definition).notify as GrpcObject).v1 as GrpcObject
   return v1.Notifications as ServiceClientConstructor
