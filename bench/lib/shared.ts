@@ -3,8 +3,6 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 // What every contender and the load generator agree on.
 
 export const SECRET = 'notify-edge-benchmark-secret-not-for-production'
-/** `x-api-key` of the ingress scenario's HTTP and gRPC publishes. */
-export const API_KEY = 'notify-edge-benchmark-api-key'
 export const PUBLIC_STREAM = 'promotional'
 export const PRIVATE_STREAM = 'reward'
 export const NOTIFICATION_BYTES = 100
@@ -54,3 +52,6 @@ export function verifyToken (token: string): string | null {
     return null
   }
 }
+
+/** The key every contender's `POST /notifications` (and the edge's gRPC ingress) wants in `x-api-key`. */
+export const API_KEY = 'notify-edge-benchmark-api-key'

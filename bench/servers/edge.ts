@@ -8,11 +8,14 @@ import { control } from './control.js'
 
 // Contender (a): this project, registered as the example app does (its streams, and with --redis
 // its `redis` option: bus, tickets on Redis). History is left out: no other contender keeps any;
-// docs/history.md measures what it adds. `--presence off` leaves presence out, to measure its cost.
-// With --amqp <url> --exchange --queue it also runs the ingresses (RabbitMQ, gRPC on a free port,
-// POST /notifications) for the ingress scenario.
+// docs/history.md measures what it adds. Its `POST /notifications` feeds the sustained scenario;
+// --flush-interval sets the /ws route's write coalescing; `--presence off` leaves presence out,
+// to measure its cost.
+// With --amqp <url> --exchange --queue it also runs the RabbitMQ and gRPC ingresses (gRPC on a
+// free port) for the ingress scenario.
 
 const redis = argument('redis')
+const flushInterval = argument('flush-interval')
 const presence = argument('presence') === 'off' ? false : undefined
 const amqp = argument('amqp')
 const app = Fastify({ logger: false })
@@ -20,13 +23,14 @@ await app.register(notifyEdge, {
   jwt: { secret: SECRET },
   streams: STREAMS.map(({ history: _history, ...stream }) => stream),
   redis,
+  publishApi: { apiKey: API_KEY },
+  ...(flushInterval === undefined ? {} : { routes: [{ path: '/ws', flushInterval: Number(flushInterval) }, { path: '/public', anonymous: true }] }),
   presence,
   ...(amqp === undefined
     ? {}
     : {
         amqp: { url: amqp, exchange: argument('exchange'), queue: argument('queue') },
-        grpc: { apiKey: API_KEY, port: 0 },
-        publishApi: { apiKey: API_KEY }
+        grpc: { apiKey: API_KEY, port: 0 }
       })
 })
 await app.listen({ port: 0, host: '127.0.0.1' })
