@@ -48,10 +48,10 @@ function redisBook (redis: FastifyInstance['redis']): OrderBook {
  * it publishes as a separate order service would, to the RabbitMQ exchange (with a `messageId`, so
  * a retried send is shown once), and the edge consumes it from there.
  */
-export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number, amqp: boolean }): Promise<void> {
+export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number, amqp?: boolean }): Promise<void> {
   const book = app.hasDecorator('redis') ? redisBook(app.redis) : memoryBook()
   const pending = new Set<NodeJS.Timeout>()
-  const publisher = opts.amqp
+  const publisher = opts.amqp === true
     ? app.notifyAmqp.connection.createPublisher({ confirm: true, maxAttempts: 3, exchanges: [{ exchange: app.notifyAmqp.exchange, type: 'topic', durable: true }] })
     : null
   app.addHook('onClose', async () => {
@@ -108,7 +108,8 @@ export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number,
     const header = request.headers.authorization ?? ''
     let user: string
     try {
-      user = app.jwt.verify<{ sub: string }>(header.replace(/^Bearer /, '')).sub
+      // A promise when the key comes from a JWKS (the split example), the claims otherwise.
+      user = (await (app.jwt.verify<{ sub: string }>(header.replace(/^Bearer /, '')) as { sub: string } | Promise<{ sub: string }>)).sub
     } catch {
       return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'a valid Bearer JWT is required' })
     }

@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
-import jwt from '@fastify/jwt'
 import fastifyRedis, { type FastifyRedisPluginOptions } from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
+import { notifyJwt, type NotifyJwtOptions } from './jwt.js'
 import { notifyBus, type NotifyBusOptions } from './bus/index.js'
 import { notifyHistory, RedisHistoryStore, type NotifyHistoryOptions, type RedisHistoryClient } from './history/index.js'
 import { notify, type NotifyOptions } from './notify.js'
@@ -15,13 +15,19 @@ import { notifyIdempotency, RedisIdempotencyStore, type NotifyIdempotencyOptions
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { notifyAmqp, type NotifyAmqpOptions } from './amqp/index.js'
 import { notifyGrpc, type NotifyGrpcOptions } from './grpc/index.js'
-import { endConnection, redisConnection, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
+import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
+import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
+import { isClusterOptions } from './bus/redis-emitter.js'
+import { FAIL_FAST, redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
 
 export * from './errors.js'
 export * from './bus/index.js'
 export * from './history/index.js'
 export * from './declarations.js'
+export { JwksKeySet, type JwksAlgorithm, type JwksOptions } from './jwks.js'
+export * from './jwt.js'
 export * from './notify.js'
+export * from './publisher/index.js'
 export * from './presence/index.js'
 export { compareMessageIds, isMessageId } from './message-id.js'
 export * from './tickets/index.js'
@@ -34,15 +40,8 @@ export * from './amqp/index.js'
 export * from './grpc/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
-/** How JWTs are verified: an HS256 secret, or an RS256/ES256 public key. */
-export type NotifyJwtOptions =
-  | { secret: string }
-  | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
-
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
-export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisEdgeClient }
-
-type RedisEdgeClient = RedisClientLike & RedisTicketClient & RedisHistoryClient & RedisIdempotencyClient
+export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient }
 
 export interface NotifyEdgeOptions extends NotifyOptions {
   /**
@@ -96,46 +95,26 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   metrics?: NotifyMetricsOptions
 }
 
+type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient
+
 /** Presence options, with the timings of the Redis store the edge builds. */
 export type NotifyEdgePresenceOptions = NotifyPresenceOptions & Pick<RedisPresenceStoreOptions, 'heartbeatInterval' | 'ttl'>
 
-const MIN_SECRET_LENGTH = 32
-
-function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
-  if ('secret' in opts) {
-    if (typeof opts.secret !== 'string' || opts.secret.length < MIN_SECRET_LENGTH) {
-      throw new InvalidOptionError(`jwt.secret must be at least ${MIN_SECRET_LENGTH} characters`)
-    }
-    return { secret: opts.secret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } }
-  }
-  if (opts.algorithm !== 'RS256' && opts.algorithm !== 'ES256') {
-    throw new InvalidOptionError('jwt.algorithm must be RS256 or ES256')
-  }
-  if (typeof opts.publicKey !== 'string' && !Buffer.isBuffer(opts.publicKey)) {
-    throw new InvalidOptionError('jwt.publicKey must be a PEM string or Buffer')
-  }
-  return { secret: { public: opts.publicKey }, verify: { algorithms: [opts.algorithm] } }
-}
-
-/** The given client, or a new one registered as `app.redis` and closed on app close. */
-async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions, closeTimeout: number): Promise<RedisEdgeClient> {
+/**
+ * The given client, or a new one registered as `app.redis` and closed on app close; `onReady`
+ * runs whenever a client built here (re)connects.
+ */
+async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions, closeTimeout: number, onReady: () => void): Promise<EdgeRedisClient> {
   if (typeof redis === 'object' && redis !== null && 'client' in redis) return redis.client
   if (app.hasDecorator('redis')) {
     throw new InvalidOptionError('app.redis is registered already: pass redis: { client: app.redis }')
   }
-  const options = typeof redis === 'string' ? { url: redis } : redis
-  const client = redisConnection({ enableOfflineQueue: false, ...options }, {})
-  // Without an 'error' listener ioredis prints every failed reconnect to stderr; log once per outage.
-  let outage = false
-  client.on('error', (err) => {
-    if (outage) return
-    outage = true
-    app.log.warn({ err }, 'notify edge: Redis connection lost; tickets and history answer 503 until it is back')
-  })
-  client.on('ready', () => {
-    if (outage) app.log.info('notify edge: Redis connection restored')
-    outage = false
-  })
+  const client = isClusterOptions(redis)
+    ? redisCluster(redis, FAIL_FAST)
+    // As the bus: no offline queue (503 at once while Redis is away), and a command in flight when
+    // the connection drops is not resent after the reconnect, when its caller has had its 503.
+    : redisConnection({ enableOfflineQueue: false, autoResendUnfulfilledCommands: false, ...(typeof redis === 'string' ? { url: redis } : redis) }, {})
+  watchOutages(client, app.log, 'notify edge (tickets and history answer 503 until it is back)', onReady)
   app.addHook('onClose', () => endConnection(client, closeTimeout))
   // @fastify/redis types its client as ioredis 6; ours is ioredis 5 with the same API.
   await app.register(fastifyRedis, { client, closeClient: false } as unknown as FastifyRedisPluginOptions)
@@ -147,15 +126,24 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
-  if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
+  if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
   const busOnRedis = redis !== undefined && bus.emitter === undefined && bus.redis === undefined
   await app.register(notifyBus, busOnRedis ? { ...bus, redis } : bus)
-  const client = redis === undefined ? null : await redisClient(app, redis, bus.closeTimeout ?? 2000)
   const prefix = core.topicPrefix ?? 'notify'
+  // Publishers on the same Redis check their declarations against this (SPEC section 11); it is
+  // written when the edge is ready and again after every reconnect (Redis may have lost it).
+  let manifest: StreamManifest | null = null
+  let announced: Promise<void> = Promise.resolve()
+  const announce = (): void => {
+    if (manifest === null || client === null) return
+    announced = writeManifest(client, prefix, manifest, bus.publishTimeout ?? 1000)
+      .catch((err: unknown) => app.log.warn({ err }, 'notify edge: stream manifest not written; publishers cannot check their declarations'))
+  }
+  const client = redis === undefined ? null : await redisClient(app, redis, bus.closeTimeout ?? 2000, announce)
   const historyStore = history?.store ?? (client === null
     ? undefined
     // Append and PUBLISH in one script only onto the mqemitter-redis bus built here, whose channels are the topics.
-    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis, timeout: bus.publishTimeout }))
+    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis && (isClusterOptions(redis) ? 'sharded' : true), timeout: bus.publishTimeout }))
   await app.register(notifyHistory, { ...history, store: historyStore })
   if (presence !== false) {
     const { heartbeatInterval, ttl, ...rest } = presence
@@ -176,6 +164,13 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     ? undefined
     : new RedisIdempotencyStore({ client, keyPrefix: `${prefix}:idempotency:` }))
   await app.register(notifyIdempotency, { ...idempotency, store: idempotencyStore })
+  if (client !== null) {
+    manifest = streamManifest(app.notify.streams)
+    app.addHook('onReady', async () => {
+      announce()
+      await announced
+    })
+  }
   if (tickets !== false) {
     const store = tickets?.store ?? (client === null
       ? undefined

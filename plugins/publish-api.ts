@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import { apiKeyMatcher } from './api-key.js'
 import { BadApiKeyError, BadPresenceQueryError, InvalidOptionError, PayloadTooLargeError } from './errors.js'
 import { ensureIdempotency } from './idempotency/index.js'
-import type { PresenceQuery, PublishInput } from './notify.js'
+import type { PresenceQuery, PublishInput } from './publishing.js'
 import { positiveInteger } from './util.js'
 
 export interface NotifyPublishApiOptions {
