@@ -36,6 +36,7 @@ const METRICS: Record<string, Array<[key: string, label: string]>> = {
   memory: [['rssPerConnectionKB', 'RSS per connection (KB)'], ['heapPerConnectionKB', 'heap per connection (KB)']],
   'cross-instance': [['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['p999Ms', 'latency p99.9 (ms)'], ['cpuPerMessageUs', 'CPU per message, A+B (µs)'], ['delivered', 'delivered']],
   handshakes: [['perSecond', 'handshakes/s'], ['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerHandshakeUs', 'server CPU per handshake (µs)']],
+  'redis-scale': [['ratePerSecond', 'publishes/s reached'], ['delivered', 'delivered'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerMessageUs', 'CPU per message, A+B (µs)'], ['redisCpuPerMessageUs', 'Redis CPU per message, all nodes (µs)'], ['redisBusiestNodePercent', 'busiest Redis node CPU (%)']],
   presence: [['perSecond', 'handshakes/s'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerHandshakeUs', 'server CPU per handshake (µs)'], ['redisBytesPerOnlineUser', 'Redis bytes per online user']]
 }
 
@@ -46,6 +47,7 @@ function title ({ kind, params: p }: Scenario): string {
     case 'sustained': return `sustained, ${n(p.subscribers)} subscribers, ${p.rate === 0 ? `max msg/s (${p.publishers} publishers)` : `${n(p.rate)} msg/s`} × ${n(p.messages)}`
     case 'memory': return `memory, ${n(p.connections)} idle connections`
     case 'cross-instance': return `cross-instance, ${n(p.users)} users, ${n(p.rate)} msg/s for ${p.seconds} s`
+    case 'redis-scale': return `cross-instance on ${p.masters === 1 ? 'one Redis' : `a ${p.masters}-master cluster`}, ${n(p.users)} users, ${n(p.rate)} msg/s for ${p.seconds} s`
     case 'presence': return `on Redis, presence ${p.on === 1 ? 'on' : 'off'}: ${n(p.count)} handshakes (${p.concurrency} at once), then ${n(p.users)} users online`
     default: return `handshakes, ${n(p.count)} (${p.concurrency} at once)`
   }

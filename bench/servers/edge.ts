@@ -14,7 +14,9 @@ import { control } from './control.js'
 // With --amqp <url> --exchange --queue it also runs the RabbitMQ and gRPC ingresses (gRPC on a
 // free port) for the ingress scenario.
 
-const redis = argument('redis')
+// --redis-cluster host:port,… runs it on Redis Cluster (sharded pub/sub) instead.
+const cluster = argument('redis-cluster')?.split(',').map((node) => ({ host: node.split(':')[0], port: Number(node.split(':')[1]) }))
+const redis = cluster !== undefined ? { cluster } : argument('redis')
 const flushInterval = argument('flush-interval')
 const presence = argument('presence') === 'off' ? false : undefined
 const amqp = argument('amqp')
