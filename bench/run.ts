@@ -8,6 +8,7 @@ import { PRIVATE_STREAM, PUBLIC_STREAM } from './lib/shared.js'
 import { round, type Latency } from './lib/stats.js'
 import { processCpuUs, startCluster, startRedis, type BenchRedis } from './lib/redis.js'
 import { report, type Results, type Scenario } from './report.js'
+import { ingress, INGRESS_FULL, INGRESS_QUICK } from './ingress.js'
 
 // The bench driver: runs every scenario against every contender, each server in its own
 // process, the clients in a separate load-generator process; then prints and saves the figures.
@@ -383,6 +384,8 @@ const sessions = custom
     }]
   : SESSIONS.filter((s) => onlySessions?.includes(s.id) ?? true)
 const cross = !custom && (onlySessions?.includes('cross') ?? true)
+const ingressWanted = !custom && (onlySessions?.includes('ingress') ?? true) && (onlyContenders?.includes('edge') ?? true)
+const amqpUrl = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672'
 const presence = !custom && (onlySessions?.includes('presence') ?? true) && contenders.some((c) => c.id === 'edge')
 // Not in --quick runs unless asked for: a cluster takes seconds to start.
 const scale = !custom && (onlySessions?.includes('redis-scale') ?? !quick) && contenders.some((c) => c.id === 'edge')
@@ -398,7 +401,7 @@ const results: Results = {
     memoryGB: round(os.totalmem() / 2 ** 30, 1),
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     node: process.version,
-    packages: Object.fromEntries(['fastify', 'ws', 'socket.io', '@socket.io/redis-adapter', 'mqemitter-redis', 'ioredis'].map((name) => [name, packageVersion(name)])),
+    packages: Object.fromEntries(['fastify', 'ws', 'socket.io', '@socket.io/redis-adapter', 'mqemitter-redis', 'ioredis', 'rabbitmq-client', '@grpc/grpc-js'].map((name) => [name, packageVersion(name)])),
     loadAverageBefore: os.loadavg().map((v) => round(v, 2)),
     loadAverageAfter: []
   },
@@ -439,6 +442,19 @@ try {
     } finally {
       await redis.stop()
     }
+  }
+  if (ingressWanted) {
+    const params = quick ? INGRESS_QUICK : INGRESS_FULL
+    const edge = CONTENDERS[0]
+    await timed('ingress (RabbitMQ, HTTP, gRPC) × notify-edge', async () => {
+      const hooks = {
+        loadgen,
+        idleMs: IDLE_MS,
+        spawnEdge: (extra: string[]) => spawnServer(edge, extra),
+        spawn: (name: string, script: string, args: string[]) => Peer.spawn(name, join(here, script), args)
+      }
+      results.ingress = { params: { ...params }, results: await ingress(hooks, amqpUrl, params).catch((err: Error) => ({ run: failure(err) })) }
+    })
   }
   if (scale) {
     for (const [masters, start] of [[1, startRedis], [3, startCluster]] as const) {

@@ -11,7 +11,10 @@ import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisT
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
+import { notifyIdempotency, RedisIdempotencyStore, type NotifyIdempotencyOptions, type RedisIdempotencyClient } from './idempotency/index.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
+import { notifyAmqp, type NotifyAmqpOptions } from './amqp/index.js'
+import { notifyGrpc, type NotifyGrpcOptions } from './grpc/index.js'
 import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
 import { isClusterOptions } from './bus/redis-emitter.js'
@@ -31,11 +34,14 @@ export * from './tickets/index.js'
 export * from './socket-auth.js'
 export * from './streams/index.js'
 export * from './publish-api.js'
+export * from './idempotency/index.js'
 export * from './metrics.js'
+export * from './amqp/index.js'
+export * from './grpc/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
-export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient }
+export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient }
 
 export interface NotifyEdgeOptions extends NotifyOptions {
   /**
@@ -73,13 +79,23 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   socketAuth?: NotifySocketAuthOptions
   /** WebSocket routes. @default [{ path: '/ws' }, { path: '/public', anonymous: true }] */
   routes?: NotifyStreamsOptions[]
+  /**
+   * Idempotency keys of every ingress (`Idempotency-Key`, AMQP `messageId`, gRPC
+   * `idempotency_key`): memory, or a `RedisIdempotencyStore` under `<topicPrefix>:idempotency:`
+   * with `redis`. @default {}
+   */
+  idempotency?: NotifyIdempotencyOptions
   /** `POST /notifications`; left out when not given. */
   publishApi?: NotifyPublishApiOptions
+  /** The RabbitMQ ingress (SPEC section 9): consume the exchange's messages into `app.notify.publish`; left out when not given. */
+  amqp?: NotifyAmqpOptions
+  /** The gRPC ingress (SPEC section 9, `proto/notify/v1/notify.proto`); left out when not given. */
+  grpc?: NotifyGrpcOptions
   /** Prometheus metrics and `GET /metrics`; left out when not given. */
   metrics?: NotifyMetricsOptions
 }
 
-type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient
+type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient
 
 /** Presence options, with the timings of the Redis store the edge builds. */
 export type NotifyEdgePresenceOptions = NotifyPresenceOptions & Pick<RedisPresenceStoreOptions, 'heartbeatInterval' | 'ttl'>
@@ -107,7 +123,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -144,6 +160,10 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     await app.register(notifyPresence, { ...rest, store, closeStore: presence.store === undefined || presence.closeStore === true })
   }
   await app.register(notify, core)
+  const idempotencyStore = idempotency?.store ?? (client === null
+    ? undefined
+    : new RedisIdempotencyStore({ client, keyPrefix: `${prefix}:idempotency:` }))
+  await app.register(notifyIdempotency, { ...idempotency, store: idempotencyStore })
   if (client !== null) {
     manifest = streamManifest(app.notify.streams)
     app.addHook('onReady', async () => {
@@ -162,6 +182,8 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     await app.register(notifyStreams, route)
   }
   if (publishApi !== undefined) await app.register(notifyPublishApi, publishApi)
+  if (amqp !== undefined) await app.register(notifyAmqp, amqp)
+  if (grpc !== undefined) await app.register(notifyGrpc, grpc)
 }
 
 export const notifyEdge = fp(fastifyNotifyEdge, { fastify: '5.x', name: 'notify-edge' })
