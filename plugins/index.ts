@@ -1,3 +1,5 @@
+// Ships in index.d.ts so that @fastify/jwt's `app.jwt` and `request.user` types reach the app.
+/// <reference types="@fastify/jwt" preserve="true" />
 import fp from 'fastify-plugin'
 import jwt from '@fastify/jwt'
 import fastifyRedis, { type FastifyRedisPluginOptions } from '@fastify/redis'
@@ -17,6 +19,7 @@ export * from './errors.js'
 export * from './bus/index.js'
 export * from './history/index.js'
 export * from './declarations.js'
+export type * from './typed.js'
 export * from './notify.js'
 export { compareMessageIds, isMessageId } from './message-id.js'
 export * from './tickets/index.js'
@@ -26,9 +29,16 @@ export * from './publish-api.js'
 export * from './metrics.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
-/** How JWTs are verified: an HS256 secret, or an RS256/ES256 public key. */
+/**
+ * How JWTs are verified: an HS256 secret, or an RS256/ES256 public key. With a secret,
+ * `app.jwt.sign()` also signs, and puts an `exp` in every token (the edge refuses tokens without).
+ */
 export type NotifyJwtOptions =
-  | { secret: string }
+  | {
+    secret: string
+    /** Lifetime of the tokens `app.jwt.sign()` makes without its own `expiresIn`: seconds, or `'30m'`, `'1h'`, `'7d'`. @default '1h' */
+    expiresIn?: number | string
+  }
   | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
@@ -69,14 +79,24 @@ export interface NotifyEdgeOptions extends NotifyOptions {
 }
 
 const MIN_SECRET_LENGTH = 32
+const DURATION = /^[1-9][0-9]*(s|m|h|d)$/
+
+function expiresIn (value: unknown): number | string {
+  if (value === undefined) return '1h'
+  if (typeof value === 'string' && DURATION.test(value)) return value
+  if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value
+  throw new InvalidOptionError('jwt.expiresIn must be a positive number of seconds or a duration such as \'30m\', \'1h\', \'7d\'')
+}
 
 function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
   if ('secret' in opts) {
     if (typeof opts.secret !== 'string' || opts.secret.length < MIN_SECRET_LENGTH) {
       throw new InvalidOptionError(`jwt.secret must be at least ${MIN_SECRET_LENGTH} characters`)
     }
-    return { secret: opts.secret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } }
+    const sign = { algorithm: 'HS256' as const, expiresIn: expiresIn(opts.expiresIn) }
+    return { secret: opts.secret, sign, verify: { algorithms: ['HS256'] } }
   }
+  if ('expiresIn' in opts) throw new InvalidOptionError('jwt.expiresIn needs jwt.secret: with a public key the edge only verifies')
   if (opts.algorithm !== 'RS256' && opts.algorithm !== 'ES256') {
     throw new InvalidOptionError('jwt.algorithm must be RS256 or ES256')
   }

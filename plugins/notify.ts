@@ -9,29 +9,24 @@ import { MessageIdGenerator } from './message-id.js'
 import { metricsOf } from './recorder.js'
 import { messageFrame, messageTemplate, type MessageTemplate } from './message.js'
 import { TOPIC_PREFIX, userIdProblem } from './topics.js'
+import type { PublishInput, PublishResult, Publisher } from './typed.js'
 import { positiveInteger } from './util.js'
 
 export interface NotifyOptions {
-  /** The declared streams. */
-  streams: StreamDefinition[]
+  /** The declared streams (see `defineStreams`). */
+  streams: readonly StreamDefinition[]
   /** Prefix of every bus topic, so deployments can share one Redis. @default 'notify' */
   topicPrefix?: string
   /** Most users one publish may address. @default 1000 */
   maxUsersPerPublish?: number
 }
 
-export type PublishInput =
-  | { stream: string, user: string, data: unknown }
-  | { stream: string, users: string[], data: unknown }
-  | { stream: string, data: unknown }
-
-export type PublishResult = { id: string } | { ids: string[] }
-
-/** `app.notify`: the declared streams and in-process publishing. */
-export interface Notify {
+/**
+ * `app.notify`: the declared streams and in-process publishing, which resolves with `{ id }` or,
+ * for `users`, `{ ids }` in the same order; typed by the streams registered in `NotifyEdgeStreams`.
+ */
+export interface Notify extends Publisher {
   readonly streams: ReadonlyMap<string, DeclaredStream>
-  /** Publishes on SPEC rules; resolves with `{id}` or, for `users`, `{ids}` in the same order. */
-  publish (input: PublishInput): Promise<PublishResult>
 }
 
 declare module 'fastify' {
@@ -126,7 +121,9 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     return body.users === undefined ? { id: published[0] } : { ids: published }
   }
 
-  app.decorate('notify', { streams, publish })
+  // One implementation behind the typed overloads: the checks above hold whatever the types said.
+  const decorator: Notify = { streams, publish: publish as Notify['publish'] }
+  app.decorate('notify', decorator)
 }
 
 export const notify = fp(fastifyNotify, {

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance } from 'fastify'
 import { BadApiKeyError, InvalidOptionError, PayloadTooLargeError } from './errors.js'
-import type { PublishInput } from './notify.js'
+import type { PublishInput } from './typed.js'
 import { positiveInteger } from './util.js'
 
 export interface NotifyPublishApiOptions {
