@@ -1,7 +1,7 @@
 // Ships in index.d.ts so that @fastify/jwt's `app.jwt` and `request.user` types reach the app.
 /// <reference types="@fastify/jwt" preserve="true" />
 import fp from 'fastify-plugin'
-import jwt from '@fastify/jwt'
+import jwt, { type JWT, type SignOptions, type SignPayloadType } from '@fastify/jwt'
 import fastifyRedis, { type FastifyRedisPluginOptions } from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
@@ -93,8 +93,7 @@ function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
     if (typeof opts.secret !== 'string' || opts.secret.length < MIN_SECRET_LENGTH) {
       throw new InvalidOptionError(`jwt.secret must be at least ${MIN_SECRET_LENGTH} characters`)
     }
-    const sign = { algorithm: 'HS256' as const, expiresIn: expiresIn(opts.expiresIn) }
-    return { secret: opts.secret, sign, verify: { algorithms: ['HS256'] } }
+    return { secret: opts.secret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } }
   }
   if ('expiresIn' in opts) throw new InvalidOptionError('jwt.expiresIn needs jwt.secret: with a public key the edge only verifies')
   if (opts.algorithm !== 'RS256' && opts.algorithm !== 'ES256') {
@@ -104,6 +103,22 @@ function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
     throw new InvalidOptionError('jwt.publicKey must be a PEM string or Buffer')
   }
   return { secret: { public: opts.publicKey }, verify: { algorithms: [opts.algorithm] } }
+}
+
+/**
+ * `app.jwt.sign()` with a default lifetime, since the edge refuses tokens without `exp`. Not as
+ * @fastify/jwt's `sign.expiresIn`, which would replace an `exp` the payload sets itself.
+ */
+function signWithExpiry (jwt: JWT, lifetime: number | string): void {
+  type Sign = (payload: SignPayloadType, options?: Partial<SignOptions>, callback?: unknown) => string | undefined
+  const sign = jwt.sign.bind(jwt) as Sign
+  const withExpiry: Sign = (payload, options, callback) => {
+    if (typeof options === 'function') return withExpiry(payload, {}, options)
+    const own = (typeof payload === 'object' && 'exp' in payload) || options?.expiresIn !== undefined
+    const signOptions = own ? options : { ...options, expiresIn: lifetime }
+    return callback === undefined ? sign(payload, signOptions) : sign(payload, signOptions ?? {}, callback)
+  }
+  jwt.sign = withExpiry as JWT['sign']
 }
 
 /** The given client, or a new one registered as `app.redis` and closed on app close. */
@@ -136,7 +151,11 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
-  if (jwtOptions !== undefined) await app.register(jwt, jwtPluginOptions(jwtOptions))
+  if (jwtOptions !== undefined) {
+    const lifetime = 'secret' in jwtOptions ? expiresIn(jwtOptions.expiresIn) : null
+    await app.register(jwt, jwtPluginOptions(jwtOptions))
+    if (lifetime !== null) signWithExpiry(app.jwt, lifetime)
+  }
   const busOnRedis = redis !== undefined && bus.emitter === undefined && bus.redis === undefined
   await app.register(notifyBus, busOnRedis ? { ...bus, redis } : bus)
   const client = redis === undefined ? null : await redisClient(app, redis, bus.closeTimeout ?? 2000)

@@ -59,6 +59,18 @@ t.test('app.jwt.sign() puts an exp in every token: one hour by default, jwt.expi
   t.equal(lifetime(edge, token), 3600)
   t.same(await accepted(edge, token), [200, 101], 'a token signed without expiresIn is accepted')
   t.equal(lifetime(edge, edge.app.jwt.sign({ sub: 'alice' }, { expiresIn: 60 })), 60, 'a call\'s own expiresIn wins')
+  const exp = Math.floor(Date.now() / 1000) - 60
+  const expired = edge.app.jwt.sign({ sub: 'alice', exp })
+  t.equal(edge.app.jwt.decode<{ exp: number }>(expired)?.exp, exp, 'a payload\'s own exp wins')
+  t.same(await accepted(edge, expired), [401, 401])
+  const viaCallback = await new Promise<string>((resolve, reject) => {
+    edge.app.jwt.sign({ sub: 'alice' }, (err: Error | null, signed?: string) => err === null ? resolve(signed as string) : reject(err))
+  })
+  t.equal(lifetime(edge, viaCallback), 3600, 'the callback form too')
+  const withOptions = await new Promise<string>((resolve, reject) => {
+    edge.app.jwt.sign({ sub: 'alice' }, { expiresIn: '2m' }, (err: Error | null, signed?: string) => err === null ? resolve(signed as string) : reject(err))
+  })
+  t.equal(lifetime(edge, withOptions), 120)
 
   const shorter = await build(t, { jwt: { secret: 'a-test-secret-that-is-long-enough-for-hs256', expiresIn: '30m' } })
   t.equal(lifetime(shorter, shorter.app.jwt.sign({ sub: 'alice' })), 1800)
