@@ -50,7 +50,12 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     publishApi: { apiKey: config.publishApiKey },
     // Set: Redis bus and tickets, so any number of instances share users and tickets.
     redis,
-    metrics: {}
+    metrics: {},
+    // Users with no socket on the stream anywhere when it was published: a real service would
+    // queue an e-mail or a push here (docs/presence.md).
+    onOffline: (users, message) => {
+      for (const user of users) app.log.info({ user, stream: message.stream }, `${user} is offline: would send an e-mail`)
+    }
   })
 
   app.post('/auth/login', {

@@ -75,12 +75,13 @@ export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number 
     const orderId = randomUUID()
     const update = (status: string) => async () => {
       await book.set(user, { orderId, status })
-      await app.notify.publish({ stream: 'order', user, data: { orderId, status } })
+      return app.notify.publish({ stream: 'order', user, data: { orderId, status } })
     }
-    await update('placed')()
+    // `online`: whether the user saw it live; false means the onOffline fallback fired.
+    const placed = await update('placed')() as { online?: boolean }
     later(opts.stepMs, update('paid'))
     later(opts.stepMs * 2, update('shipped'))
-    return reply.code(202).send({ orderId })
+    return reply.code(202).send({ orderId, online: placed.online })
   })
 
   app.get('/orders', async (request, reply) => {

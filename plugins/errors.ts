@@ -49,3 +49,12 @@ export const TooManyConnectionsError = createError('FST_NOTIFY_TOO_MANY_CONNECTI
 
 /** Too many ticket requests from one user or address. */
 export const TicketRateLimitedError = createError('FST_NOTIFY_TICKET_RATE_LIMITED', 'Too many ticket requests, retry in %s', 429)
+
+/** A presence query is malformed: no or several of user/stream, a bad user id, a private stream. */
+export const BadPresenceQueryError = createError('FST_NOTIFY_BAD_PRESENCE_QUERY', 'Bad presence query: %s', 400)
+
+/** Presence could not be read in time (e.g. Redis is down). */
+export const PresenceUnavailableError = createError('FST_NOTIFY_PRESENCE_UNAVAILABLE', 'Presence unavailable: %s', 503)
+
+/** `app.notify.presence()` was called on an edge registered with `presence: false`. */
+export const PresenceDisabledError = createError('FST_NOTIFY_PRESENCE_DISABLED', 'Presence is not enabled on this edge', 501)

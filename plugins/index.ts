@@ -8,6 +8,7 @@ import { InvalidOptionError } from './errors.js'
 import { notifyBus, type NotifyBusOptions } from './bus/index.js'
 import { notifyHistory, RedisHistoryStore, type NotifyHistoryOptions, type RedisHistoryClient } from './history/index.js'
 import { notify, type NotifyOptions } from './notify.js'
+import { notifyPresence, RedisPresenceStore, type NotifyPresenceOptions, type RedisPresenceStoreOptions } from './presence/index.js'
 import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisTicketClient } from './tickets/index.js'
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
@@ -21,6 +22,7 @@ export * from './history/index.js'
 export * from './declarations.js'
 export type * from './typed.js'
 export * from './notify.js'
+export * from './presence/index.js'
 export { compareMessageIds, isMessageId } from './message-id.js'
 export * from './tickets/index.js'
 export * from './socket-auth.js'
@@ -68,6 +70,13 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   bus?: NotifyBusOptions
   /** History for streams that declare `history`, and the replay cap. @default {} (memory, or Redis with `redis`) */
   history?: NotifyHistoryOptions
+  /**
+   * Who is connected (`app.notify.presence()`, `GET /presence`, the publish outcome's hook):
+   * in memory, or with `redis` each instance's share in Redis under `{<topicPrefix>:presence}:`,
+   * expiring `ttl` ms after its last heartbeat. `false` leaves presence out (the publish outcome
+   * still works: it comes from the bus). @default {}
+   */
+  presence?: NotifyEdgePresenceOptions | false
   /** Ticket issuance; false to leave it out. @default {} */
   tickets?: NotifyTicketsOptions | false
   socketAuth?: NotifySocketAuthOptions
@@ -78,6 +87,9 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   /** Prometheus metrics and `GET /metrics`; left out when not given. */
   metrics?: NotifyMetricsOptions
 }
+
+/** Presence options, with the timings of the Redis store the edge builds. */
+export type NotifyEdgePresenceOptions = NotifyPresenceOptions & Pick<RedisPresenceStoreOptions, 'heartbeatInterval' | 'ttl'>
 
 const MIN_SECRET_LENGTH = 32
 const DURATION = /^[1-9][0-9]*(s|m|h|d)$/
@@ -149,7 +161,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) {
@@ -166,6 +178,20 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     // Append and PUBLISH in one script only onto the mqemitter-redis bus built here, whose channels are the topics.
     : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis, timeout: bus.publishTimeout }))
   await app.register(notifyHistory, { ...history, store: historyStore })
+  if (presence !== false) {
+    const { heartbeatInterval, ttl, ...rest } = presence
+    const store = presence.store ?? (client === null
+      ? undefined
+      : new RedisPresenceStore({
+        client,
+        keyPrefix: `${prefix}:presence`,
+        heartbeatInterval,
+        ttl,
+        timeout: bus.publishTimeout,
+        onError: (err) => app.log.warn({ err }, 'notify presence: write failed; rewriting this instance\'s share at the next heartbeat')
+      }))
+    await app.register(notifyPresence, { ...rest, store, closeStore: presence.store === undefined || presence.closeStore === true })
+  }
   await app.register(notify, core)
   if (tickets !== false) {
     const store = tickets?.store ?? (client === null

@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyError, FastifyInstance } from 'fastify'
-import { BadApiKeyError, InvalidOptionError, PayloadTooLargeError } from './errors.js'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import { BadApiKeyError, BadPresenceQueryError, InvalidOptionError, PayloadTooLargeError } from './errors.js'
+import type { PresenceQuery } from './notify.js'
 import type { PublishInput } from './typed.js'
 import { positiveInteger } from './util.js'
 
@@ -12,6 +13,23 @@ export interface NotifyPublishApiOptions {
   path?: string
   /** Largest body, in bytes; over it the answer is 400. @default 65536 */
   bodyLimit?: number
+  /**
+   * Route of `GET /presence?user=…&user=…` and `GET /presence?stream=<public stream>` (same key);
+   * registered only when the presence plugin is. @default '/presence'
+   */
+  presencePath?: string
+}
+
+/** `?user=a&user=b` or `?stream=s` as `app.notify.presence()` takes it. */
+function presenceQuery (query: Record<string, unknown>): PresenceQuery {
+  const { user, stream, ...rest } = query
+  const extra = Object.keys(rest)
+  if (extra.length > 0) throw new BadPresenceQueryError(`unexpected parameter ${extra[0].slice(0, 64)}`)
+  if (user !== undefined && stream !== undefined) throw new BadPresenceQueryError('give user or stream, not both')
+  if (user !== undefined) return { users: Array.isArray(user) ? user : [user] }
+  if (Array.isArray(stream)) throw new BadPresenceQueryError('give one stream')
+  if (stream === undefined) throw new BadPresenceQueryError('give user or stream')
+  return { stream: stream as string }
 }
 
 const MIN_KEY_LENGTH = 16
@@ -39,11 +57,20 @@ async function fastifyNotifyPublishApi (app: FastifyInstance, opts: NotifyPublis
     return match
   }
 
+  const authenticate = async (request: FastifyRequest): Promise<void> => {
+    if (!keyMatches(request.headers['x-api-key'])) throw new BadApiKeyError()
+  }
+
+  if (app.hasDecorator('notifyPresence')) {
+    const presencePath = opts.presencePath ?? '/presence'
+    if (typeof presencePath !== 'string' || !presencePath.startsWith('/')) throw new InvalidOptionError('presencePath must start with /')
+    app.get(presencePath, { onRequest: authenticate }, async (request) =>
+      app.notify.presence(presenceQuery(request.query as Record<string, unknown>)))
+  }
+
   app.post(path, {
     bodyLimit,
-    onRequest: async (request) => {
-      if (!keyMatches(request.headers['x-api-key'])) throw new BadApiKeyError()
-    },
+    onRequest: authenticate,
     errorHandler: (error: FastifyError, _request, reply) => {
       // The contract answers every bad body with 400, an oversized one included.
       reply.send(error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? new PayloadTooLargeError(bodyLimit) : error)

@@ -63,9 +63,9 @@ export type PublishInput<M = AnyStreams> = UserPublish<M> | UsersPublish<M> | Pu
 
 /** The answer to a publish on a public stream. */
 export interface PublicPublishResult { id: string }
-/** The answer to a publish to one user; `online` is set when presence is known. */
+/** The answer to a publish to one user; `online` is left out only when the bus cannot tell (a given emitter other than mqemitter-redis). */
 export interface UserPublishResult { id: string, online?: boolean }
-/** The answer to a publish to several users: ids in the order of `users`; `offline` when presence is known. */
+/** The answer to a publish to several users: ids in the order of `users`; `offline` (possibly `[]`) left out only when the bus cannot tell. */
 export interface UsersPublishResult { ids: string[], offline?: string[] }
 
 export type PublishResult = PublicPublishResult | UserPublishResult | UsersPublishResult

@@ -51,3 +51,25 @@ t.test('the demo page logs in, goes live, shows an order placed → paid → shi
   await screenshot(page, 'browser-demo-after-reconnect.png')
   t.same(errors, [], 'no errors in the page')
 })
+
+t.test('the demo page shows that the offline fallback fired for an order to a user who is not connected', { skip: problem ?? false }, async (t) => {
+  const { url } = await exampleApp(t)
+  const { page, errors } = await openBrowser(t)
+  await page.goto(url)
+  await page.fill('#user', 'alice')
+  await page.click('#login button[type="submit"]')
+  await page.waitForSelector('#state[data-state="live"]')
+
+  await page.fill('#order-user', 'bob')
+  await page.click('#order')
+  const fallback = page.locator('#feed li[data-stream="fallback"]')
+  await fallback.waitFor()
+  t.match(await fallback.textContent(), /bob is offline: the order service would send an e-mail/)
+
+  await page.fill('#order-user', '')
+  await page.click('#order')
+  await page.locator('#orders li[data-order][data-status="placed"], #orders li[data-order][data-status="paid"], #orders li[data-order][data-status="shipped"]').first().waitFor()
+  t.equal(await fallback.count(), 1, 'an order for alice, who is live, fires no fallback')
+  await screenshot(page, 'browser-demo-offline-fallback.png')
+  t.same(errors, [], 'no errors in the page')
+})

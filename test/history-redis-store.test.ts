@@ -40,7 +40,9 @@ t.test('publishes each message from the append script, as mqemitter-redis receiv
   const messages = []
   for (let n = 0; n < 3; n++) messages.push(await store.append(topic, messageTemplate('order', { text: `é 漢字 ${n}` }), bounds))
   await all
-  t.same(received, messages, 'the same topic, id and frame as history holds, in order')
+  t.same(messages.map((m) => m.receivers), [1, 1, 1], 'the script tells how many connections subscribe (PUBLISH\'s reply)')
+  t.same(received, messages.map(({ receivers: _, ...m }) => m), 'the same topic, id and frame as history holds, in order')
+  t.equal((await store.append('notify/u/order/Ym9i', messageTemplate('order', {}), bounds)).receivers, 0, 'nobody subscribes to bob')
 })
 
 t.test('keeps the keys of a topic bounded and expiring', async (t) => {

@@ -40,14 +40,16 @@ t.test('POST /notifications answers 202 with the id, the ids in order, or the pu
 
   const one = await publish(edge.http, { stream: 'order', user: 'alice', data })
   t.equal(one.status, 202)
-  t.same(Object.keys(one.body), ['id'])
+  t.same(Object.keys(one.body), ['id', 'online'])
   t.match(one.body.id, /^\d+-\d+$/)
+  t.equal(one.body.online, true, 'alice has a socket subscribed to order')
   t.equal((await alice.event('message')).id, one.body.id)
 
   const many = await publish(edge.http, { stream: 'order', users: ['bob', 'alice'], data: { orderId: '2', status: 'paid' } })
   t.equal(many.status, 202)
   const ids = many.body.ids as string[]
   t.equal(ids.length, 2)
+  t.same(many.body.offline, [], 'both are online')
   t.equal((await bob.event('message')).id, ids[0], 'ids follow the order of users')
   t.equal((await alice.event('message')).id, ids[1])
 
@@ -56,6 +58,7 @@ t.test('POST /notifications answers 202 with the id, the ids in order, or the pu
 
   const pub = await publish(edge.http, { stream: 'promotional', data: { text: 'hi' } })
   t.equal(pub.status, 202)
+  t.same(Object.keys(pub.body), ['id'], 'a public stream says nothing of who is online')
   for (const c of [alice, bob]) t.equal((await c.event('message')).id, pub.body.id)
 })
 

@@ -86,6 +86,32 @@ t.test('a message published on one instance reaches each subscribed instance onc
   for (const r of recorders) t.same(r.received.map((m) => m.id), ['1-0', '2-0'])
 })
 
+t.test("a publish resolves with PUBLISH's reply: the instances subscribed to the topic", async (t) => {
+  const { url, prefix } = await sharedRedis(t)
+  const topic = `${prefix}/u/order/YWxpY2U`
+  const apps = await Promise.all([busApp(t, { redis: url }), busApp(t, { redis: url }), busApp(t, { redis: url })])
+  const [a, b] = [recorder(), recorder()]
+  t.equal(await apps[0].notifyBus.publish(message(topic, '1-0')), 0, 'nobody subscribes')
+  await apps[1].notifyBus.subscribe(topic, a.listener)
+  await apps[2].notifyBus.subscribe(topic, b.listener)
+  t.equal(await apps[0].notifyBus.publish(message(topic, '2-0')), 2, 'two instances, not the publisher')
+  await apps[1].notifyBus.unsubscribe(topic, a.listener)
+  t.equal(await apps[0].notifyBus.publish(message(topic, '3-0')), 1)
+  await b.next('3-0')
+  t.same(b.received.map((m) => m.id), ['2-0', '3-0'], 'mqemitter-redis receives what the bus PUBLISHes itself')
+})
+
+t.test('publishes through a prefixed mqemitter-redis on its prefixed channels', async (t) => {
+  const { url, prefix } = await sharedRedis(t)
+  const { MQEmitterRedisPrefix } = mqemitterRedis as unknown as { MQEmitterRedisPrefix: new (prefix: string, opts: object) => MQEmitter }
+  const emitters = [0, 1].map(() => new MQEmitterRedisPrefix(`${prefix}:`, { connectionString: url }))
+  const apps = await Promise.all(emitters.map((emitter) => busApp(t, { emitter, closeEmitter: true })))
+  const r = recorder()
+  await apps[1].notifyBus.subscribe('notify/p/x', r.listener)
+  t.equal(await apps[0].notifyBus.publish(message('notify/p/x', '1-0')), 1)
+  t.same(await r.next('1-0'), message('notify/p/x', '1-0'), 'the receiver sees the topic without its prefix')
+})
+
 t.test('when Redis goes away', async (t) => {
   const server = await redisServer(t)
   const log = logCapture()

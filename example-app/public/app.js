@@ -143,15 +143,21 @@ $('logout').addEventListener('click', async () => {
   $('login').hidden = false
 })
 
-const act = (button, path, body) => async () => {
+const act = (button, path, body, then = () => {}) => async () => {
   button.disabled = true
   try {
-    await post(path, body())
+    const sent = body()
+    then(await post(path, sent), sent)
   } catch (err) {
     notification('error', null, err.message)
   } finally {
     button.disabled = false
   }
 }
-$('order').addEventListener('click', act($('order'), '/orders', () => ({ user })))
+// An order for someone with no live connection answers `online: false`: the order service's
+// offline fallback (an e-mail, in a real service) fired, and the page says so.
+$('order').addEventListener('click', act($('order'), '/orders', () => ({ user: $('order-user').value.trim() || user }), (reply, body) => {
+  if (reply.online === false) notification('fallback', null, `${body.user} is offline: the order service would send an e-mail`)
+  else if (body.user !== user) notification('fallback', null, `${body.user} saw order ${reply.orderId.slice(0, 8)} live`)
+}))
 $('promo').addEventListener('click', act($('promo'), '/demo/promotion', () => ({})))

@@ -3,7 +3,7 @@ import mqemitter from 'mqemitter'
 import type { FastifyInstance } from 'fastify'
 import type { MQEmitter, Message } from 'mqemitter'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
-import { positiveInteger, withTimeout } from '../util.js'
+import { positiveInteger, within, withTimeout } from '../util.js'
 import { createRedisBus, isMQEmitterRedis, watchRedisEmitter, type NotifyBusRedisOptions, type RedisBus } from './redis-emitter.js'
 
 export type { NotifyBusRedisOptions } from './redis-emitter.js'
@@ -31,8 +31,13 @@ export interface NotifyBus {
   subscribe (topic: string, listener: BusListener): Promise<void>
   /** Removes a listener; the topic's emitter subscription goes with its last listener. */
   unsubscribe (topic: string, listener: BusListener): Promise<void>
-  /** Rejects with `FST_NOTIFY_BUS_UNAVAILABLE` (503) when the emitter cannot take it in time. */
-  publish (message: BusMessage): Promise<void>
+  /**
+   * Resolves with the number of instances that hold a subscription to the message's topic at
+   * publish time (on Redis: PUBLISH's reply; in-process: 1 or 0), or null when the emitter
+   * cannot tell (a given non-Redis emitter). Rejects with `FST_NOTIFY_BUS_UNAVAILABLE` (503)
+   * when the emitter cannot take it in time.
+   */
+  publish (message: BusMessage): Promise<number | null>
   /** Topics this instance holds an emitter subscription for. */
   topicCount (): number
   /** The bus's state, for health checks. */
@@ -95,11 +100,24 @@ interface TopicEntry {
   ready: Promise<void>
 }
 
+/** Puts a message on the emitter; resolves with its receivers (see `NotifyBus.publish`). */
+type Send = (message: BusMessage, topics: ReadonlyMap<string, unknown>) => Promise<number | null>
+
+/** Through the emitter's emit(), which says nothing of receivers: `known` is the local answer, if any. */
+function emitted (emitter: MQEmitter, known: boolean): Send {
+  return async (message, topics) => {
+    // Read before emitting: the answer is about the moment of publishing.
+    const receivers = known ? (topics.has(message.topic) ? 1 : 0) : null
+    await new Promise<void>((resolve, reject) => emitter.emit(message, (err) => err ? reject(err) : resolve()))
+    return receivers
+  }
+}
+
 /** Where a bus learns that its emitter re-subscribed; the in-process emitter never does. */
 export type ResubscribeSource = (listener: () => void) => () => void
 const NEVER: ResubscribeSource = () => () => {}
 
-function createBus (emitter: MQEmitter, publishTimeout: number, health: () => BusHealth, log: FastifyInstance['log'], onResubscribe = NEVER): NotifyBus {
+function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, health: () => BusHealth, log: FastifyInstance['log'], onResubscribe = NEVER): NotifyBus {
   const topics = new Map<string, TopicEntry>()
 
   function createEntry (topic: string): TopicEntry {
@@ -145,13 +163,14 @@ function createBus (emitter: MQEmitter, publishTimeout: number, health: () => Bu
       if (state.redis !== undefined && state.redis.pub !== 'ready') {
         throw new BusUnavailableError(`Redis is not connected (${state.redis.pub})`)
       }
-      let delivered: boolean
+      let sent: { value: number | null } | null
       try {
-        delivered = await withTimeout(publishTimeout, (callback) => emitter.emit(message, callback))
+        sent = await within(publishTimeout, send(message, topics))
       } catch (err) {
         throw new BusUnavailableError((err as Error).message)
       }
-      if (!delivered) throw new BusUnavailableError(`no answer within ${publishTimeout} ms`)
+      if (sent === null) throw new BusUnavailableError(`no answer within ${publishTimeout} ms`)
+      return sent.value
     },
     topicCount: () => topics.size,
     health,
@@ -187,13 +206,14 @@ async function fastifyNotifyBus (app: FastifyInstance, opts: NotifyBusOptions): 
       const status = bus.status()
       return { healthy: status.pub === 'ready' && status.sub === 'ready', backend: 'redis', redis: status }
     }
-    app.decorate('notifyBus', createBus(bus.emitter, publishTimeout, health, app.log, bus.onResubscribe))
+    app.decorate('notifyBus', createBus(bus.emitter, (message) => bus.publish(message), publishTimeout, health, app.log, bus.onResubscribe))
     return
   }
 
   const emitter = opts.emitter ?? mqemitter()
   const health: BusHealth = Object.freeze({ healthy: true, backend: opts.emitter === undefined ? 'memory' : 'emitter' })
-  app.decorate('notifyBus', createBus(emitter, publishTimeout, () => health, app.log))
+  // The default emitter lives in this process only: its receivers are this bus's topics.
+  app.decorate('notifyBus', createBus(emitter, emitted(emitter, opts.emitter === undefined), publishTimeout, () => health, app.log))
 
   if (opts.emitter === undefined || opts.closeEmitter === true) {
     app.addHook('onClose', async () => {

@@ -8,6 +8,7 @@ import {
   type RedisClientLike, type RedisConnectionLike, type RedisConnectionOptions, type RedisConnectionOverrides
 } from '../redis.js'
 import { within } from '../util.js'
+import { encodePacket, type PacketValue } from './packet.js'
 
 /**
  * How the bus reaches Redis: a URL (`redis://`, `rediss://` for TLS), ioredis options (with an
@@ -18,13 +19,20 @@ export type NotifyBusRedisOptions = RedisConnectionOptions | { client: RedisClie
 /** mqemitter-redis as this file uses it: its typings leave out `state` and the connections. */
 interface MQEmitterRedis extends MQEmitter {
   state: EventEmitter
-  pubConn: RedisConnectionLike
+  pubConn: RedisConnectionLike & { publish (channel: string, message: Buffer): Promise<number> }
   subConn: RedisConnectionLike
+  /** Set on an `MQEmitterRedisPrefix`: prepended to every channel and topic. */
+  _pubSubPrefix?: string
 }
 
 /** What the bus plugin needs to run on Redis. */
 export interface RedisBus {
   emitter: MQEmitter
+  /**
+   * PUBLISHes in mqemitter-redis's format and resolves with Redis's reply: how many connections
+   * (with exact topics: instances) subscribe to the channel.
+   */
+  publish (message: { topic: string, id: string }): Promise<number>
   /** ioredis status of the publishing and the subscribing connection. */
   status (): { pub: string, sub: string }
   /** Resolves once both connections are ready; rejects with `FST_NOTIFY_BUS_UNAVAILABLE` after `timeout` ms. */
@@ -121,8 +129,15 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
   sub.on('ready', onReady)
   sub.on('ready', onSubReady)
 
+  const channelPrefix = typeof emitter._pubSubPrefix === 'string' ? emitter._pubSubPrefix : ''
   return {
     emitter,
+    publish (message) {
+      const channel = channelPrefix + message.topic
+      // The packet id must be unique per message: topic and message id are.
+      const packet = encodePacket({ id: `${channel} ${message.id}`, msg: { ...message, topic: channel } as PacketValue })
+      return pub.publish(channel, packet)
+    },
     status: () => ({ pub: pub.status, sub: sub.status }),
     async ready (timeout) {
       const ready = await within(timeout, Promise.all([connectionReady(pub), connectionReady(sub)]))

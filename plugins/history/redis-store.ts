@@ -1,20 +1,17 @@
-import { createHash } from 'node:crypto'
 import type { BusMessage } from '../bus/index.js'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { isMessageId } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
+import { redisScript, runScript, type RedisScript, type RedisScriptClient } from '../redis-script.js'
 import { shardedChannel } from '../topics.js'
 import { positiveInteger, within } from '../util.js'
-import type { HistoryBounds, HistoryStore } from './store.js'
+import type { AppendedMessage, HistoryBounds, HistoryStore } from './store.js'
 
 /**
  * The two commands the store sends. Any ioredis client fits (`app.redis` of @fastify/redis is
  * ioredis 6, ours is ioredis 5): the store never names either version's types.
  */
-export interface RedisHistoryClient {
-  evalsha (sha: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
-  eval (script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
-}
+export type RedisHistoryClient = RedisScriptClient
 
 export interface RedisHistoryStoreOptions {
   /** The client, e.g. `app.redis`; the store never closes it. */
@@ -94,12 +91,13 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('SET', KEYS[2], id .. ' ' .. epoch, 'EX', ARGV[7])
 local message = { topic = ARGV[1], id = id, frame = frame, prev = prev }
+local receivers = -1
 if ARGV[8] == '1' then
-  redis.call('PUBLISH', ARGV[9], cmsgpack.pack({ id = ARGV[9] .. ' ' .. id, msg = message }))
+  receivers = redis.call('PUBLISH', ARGV[9], cmsgpack.pack({ id = ARGV[9] .. ' ' .. id, msg = message }))
 elseif ARGV[8] == '2' then
-  redis.call('SPUBLISH', ARGV[9], cjson.encode(message))
+  receivers = redis.call('SPUBLISH', ARGV[9], cjson.encode(message))
 end
-return { id, prev }
+return { id, prev, receivers }
 `
 
 // KEYS: stream, latest id. ARGV: since ('' for the topic's start), limit, oldest ms kept.
@@ -136,18 +134,9 @@ if space then return string.sub(latest, 1, space - 1) end
 return latest
 `
 
-interface Script {
-  source: string
-  sha: string
-}
-
-function script (source: string): Script {
-  return { source, sha: createHash('sha1').update(source).digest('hex') }
-}
-
-const APPEND_SCRIPT = script(APPEND)
-const READ_SCRIPT = script(READ)
-const LATEST_SCRIPT = script(LATEST)
+const APPEND_SCRIPT = redisScript(APPEND)
+const READ_SCRIPT = redisScript(READ)
+const LATEST_SCRIPT = redisScript(LATEST)
 
 /**
  * History in Redis Streams, one stream per topic (`XADD … MAXLEN ~ size`, expiring `ttl` after
@@ -183,12 +172,14 @@ export class RedisHistoryStore implements HistoryStore {
     this.#now = opts.now ?? Date.now
   }
 
-  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<BusMessage> {
-    const [id, prev] = await this.#run(APPEND_SCRIPT, topic, [
+  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<AppendedMessage> {
+    const [id, prev, receivers] = await this.#run(APPEND_SCRIPT, topic, [
       topic, template.head, template.tail, bounds.size, bounds.ttl * 1000, this.#now(),
       Math.max(this.#metaTtl, bounds.ttl), this.#publish, this.#publish === 2 ? shardedChannel(topic) : topic
-    ]) as [string, string]
-    return { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))), prev }
+    ]) as [string, string, number]
+    const message: AppendedMessage = { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))), prev }
+    if (receivers >= 0) message.receivers = receivers
+    return message
   }
 
   async read (topic: string, since: string, bounds: HistoryBounds, limit: number): Promise<BusMessage[] | null> {
@@ -207,19 +198,11 @@ export class RedisHistoryStore implements HistoryStore {
   async close (): Promise<void> {}
 
   /** Runs a script on a topic's two keys (one hash slot, for Redis Cluster), within the timeout. */
-  async #run (script: Script, topic: string, args: Array<string | number>): Promise<unknown> {
+  async #run (script: RedisScript, topic: string, args: Array<string | number>): Promise<unknown> {
     const stream = `${this.keyPrefix}{${topic}}`
-    const call = async (): Promise<unknown> => {
-      try {
-        return await this.#client.evalsha(script.sha, 2, stream, `${stream}:last`, ...args)
-      } catch (err) {
-        if (!(err as Error).message?.startsWith('NOSCRIPT')) throw err
-        return this.#client.eval(script.source, 2, stream, `${stream}:last`, ...args)
-      }
-    }
     let result: { value: unknown } | null
     try {
-      result = await within(this.#timeout, call())
+      result = await within(this.#timeout, runScript(this.#client, script, [stream, `${stream}:last`], args))
     } catch (err) {
       throw new BusUnavailableError(`history: ${(err as Error).message}`)
     }

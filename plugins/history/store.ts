@@ -9,6 +9,15 @@ export interface HistoryBounds {
   ttl: number
 }
 
+/** A message `append` recorded. */
+export interface AppendedMessage extends BusMessage {
+  /**
+   * Set when the store also published it (`appendPublishes`): how many instances subscribed to
+   * the topic received it (PUBLISH's reply inside the append script).
+   */
+  receivers?: number
+}
+
 /**
  * Where history lives (memory ring, Redis Streams). Ids are the store's to assign: unique and
  * increasing per topic, the same in history and on the wire.
@@ -28,7 +37,7 @@ export interface HistoryStore {
    * Records a message on `topic`, completing `template` with the id it assigns; the message
    * carries the id before it in the topic as `prev` (`''` for the topic's first).
    */
-  append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<BusMessage>
+  append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<AppendedMessage>
   /**
    * The messages after `since`, oldest first, or null for a gap. `since` may be `''`: the
    * topic's start, complete only while nothing was trimmed from it.

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { WebSocket, RawData } from 'ws'
 import type { BusMessage } from '../bus/index.js'
 import type { NotifyHistory } from '../history/index.js'
+import type { PresenceReporter } from '../presence/index.js'
 import type { DeclaredStream } from '../declarations.js'
 import { isMessageId } from '../message-id.js'
 import { principalFromJwt, type Principal } from '../principal.js'
@@ -29,6 +30,8 @@ export interface RouteContext {
   onSlowConsumer: (connection: Closable) => void
   /** Sees one delivery in `LAG_SAMPLE_EVERY`, to measure publish-to-write lag. */
   sampleLag: (message: BusMessage) => void
+  /** Told of connects, subscriptions and disconnects (never of deliveries); null without presence. */
+  presence: PresenceReporter | null
 }
 
 /** One delivery in this many is sampled for lag (a power of two: the test is a mask). */
@@ -78,6 +81,7 @@ export class Connection implements Subscriber {
     })
     socket.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(data, isBinary))
     this.send(frame('welcome', { connection: this.id, user: principal.user, expiresAt: principal.expiresAt }))
+    ctx.presence?.connected(principal.user)
     this.#armExpiry()
   }
 
@@ -167,6 +171,12 @@ export class Connection implements Subscriber {
     this.#missed = null
     if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer)
     const topics = [...this.topics.values()]
+    const { presence } = this.ctx
+    if (presence !== null) {
+      const { user } = this.#principal
+      for (const name of this.topics.keys()) presence.unsubscribed(user, name, this.#isPublic(name))
+      presence.disconnected(user)
+    }
     this.topics.clear()
     await Promise.all(topics.map((topic) => this.ctx.fanout.remove(topic, this)))
   }
@@ -270,6 +280,7 @@ export class Connection implements Subscriber {
         }
         const topic = stream.topic(this.#principal.user)
         this.topics.set(name, topic)
+        this.ctx.presence?.subscribed(this.#principal.user, name, stream.kind === 'public')
         if (since === undefined) {
           await this.ctx.fanout.add(topic, this, stream)
         } else {
@@ -328,12 +339,17 @@ export class Connection implements Subscriber {
       const topic = this.topics.get(name)
       if (topic !== undefined) {
         this.topics.delete(name)
+        this.ctx.presence?.unsubscribed(this.#principal.user, name, this.#isPublic(name))
         this.#endResume(topic)
         await this.ctx.fanout.remove(topic, this)
       }
       if (!removed.includes(name)) removed.push(name)
     }
     this.send(frame('unsubscribed', { streams: removed, id }))
+  }
+
+  #isPublic (name: string): boolean {
+    return this.ctx.app.notify.streams.get(name)?.kind === 'public'
   }
 
   #refresh (token: string, id: CorrelationId): void {

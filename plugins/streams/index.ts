@@ -107,7 +107,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     limits,
     stats,
     onSlowConsumer: slowConsumerPolicy(limits.slowConsumer, stats),
-    sampleLag: (message) => metrics.lag(message.id)
+    sampleLag: (message) => metrics.lag(message.id),
+    presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null
   }
   app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout })
   metrics.route(path, {

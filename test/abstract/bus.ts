@@ -123,10 +123,22 @@ export function busSuite ({ builder, prefix, test }: BusSuite): void {
     t.pass('delivered')
   })
 
-  test('publishing to a topic nobody wants resolves', async (t) => {
+  test('publishing to a topic nobody wants resolves with no receivers', async (t) => {
     const bus = await builder(t)
-    await bus.publish(message(topic('nobody'), '1-0'))
+    t.equal(await bus.publish(message(topic('nobody'), '1-0')), 0)
     t.equal(bus.topicCount(), 0)
+  })
+
+  test('a publish resolves with the instances subscribed to its topic at publish time', async (t) => {
+    const bus = await builder(t)
+    const wanted = topic('wanted')
+    const [a, b] = [recorder(), recorder()]
+    await bus.subscribe(wanted, a.listener)
+    await bus.subscribe(wanted, b.listener)
+    t.equal(await bus.publish(message(wanted, '1-0')), 1, 'one instance, however many listeners')
+    await bus.unsubscribe(wanted, a.listener)
+    await bus.unsubscribe(wanted, b.listener)
+    t.equal(await bus.publish(message(wanted, '2-0')), 0, 'none once the last listener left')
   })
 
   test('reports itself healthy', async (t) => {

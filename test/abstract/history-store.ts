@@ -46,7 +46,11 @@ export function historyStoreSuite (t: Test, build: HistoryStoreBuilder): void {
     const store = await build(t, new TestClock().now)
     const name = topic()
     const published = []
-    for (let n = 0; n < 5; n++) published.push(await store.append(name, messageTemplate('s', { n }), ROOMY))
+    for (let n = 0; n < 5; n++) {
+      // `receivers` (set by a store that also publishes) is about the bus, not history.
+      const { receivers: _, ...message } = await store.append(name, messageTemplate('s', { n }), ROOMY)
+      published.push(message)
+    }
     t.same(await store.read(name, published[1].id, ROOMY, 100), published.slice(2))
     t.same(await store.read(name, published[1].id, ROOMY, 100), published.slice(2), 'a read changes nothing')
   })

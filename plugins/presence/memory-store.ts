@@ -1,0 +1,21 @@
+import type { PresenceStore, StreamPresence, UserPresence } from './store.js'
+import { PresenceTracker } from './tracker.js'
+
+/** Presence of this process alone: the answer is a map lookup. */
+export class MemoryPresenceStore implements PresenceStore {
+  readonly tracker = new PresenceTracker()
+
+  async users (users: string[]): Promise<UserPresence[]> {
+    return users.map((user) => {
+      const local = this.tracker.users.get(user)
+      return { connections: local?.connections ?? 0, streams: local === undefined ? [] : [...local.streams.keys()].sort() }
+    })
+  }
+
+  async stream (stream: string): Promise<StreamPresence> {
+    const local = this.tracker.streams.get(stream)
+    return { connections: local?.connections ?? 0, users: local?.users.size ?? 0 }
+  }
+
+  async close (): Promise<void> {}
+}
