@@ -3,18 +3,20 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
-import { notifyEdge, notifyEdgeLoggerOptions, type StreamDefinition } from '../plugins/index.js'
+import { Type } from 'typebox'
+import { defineStreams, notifyEdge, notifyEdgeLoggerOptions } from '../plugins/index.js'
 import type { AppConfig } from './config.js'
 import { orderRoutes } from './orders.js'
 
 // History lets a client that reconnects (or lands on another instance) resume with `since`;
 // docs/history.md explains these sizes.
-export const STREAMS: StreamDefinition[] = [
-  { name: 'order', kind: 'private', schema: { type: 'object', required: ['orderId', 'status'] }, history: { size: 100, ttl: 3600 } },
+// The TypeBox schemas validate at run time and type `app.notify.publish` and the client.
+export const STREAMS = defineStreams([
+  { name: 'order', kind: 'private', schema: Type.Object({ orderId: Type.String(), status: Type.String() }), history: { size: 100, ttl: 3600 } },
   { name: 'reward', kind: 'private', history: { size: 100, ttl: 3600 } },
   { name: 'promotional', kind: 'public', history: { size: 100, ttl: 3600 } },
   { name: 'system', kind: 'public', history: { size: 1000, ttl: 3600 } }
-]
+])
 
 /** The first of `candidates` (relative to this file) holding `file`: paths differ between the sources and dist/. */
 function locate (file: string, candidates: string[]): string | undefined {
