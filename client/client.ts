@@ -36,7 +36,11 @@ export interface NotifyClientEvents {
   disconnected: DisconnectedEvent
   /** The server accepted these streams: messages published from now on will arrive. */
   subscribed: { streams: string[] }
-  /** History did not reach back to the last message seen: refetch this stream's state. */
+  /**
+   * Messages of this stream were lost and cannot be replayed: on resume, history no longer
+   * reached back to the last message seen; on an open socket, the server lost live messages (a
+   * Redis blip) that history could not fill. Refetch this stream's state.
+   */
   gap: { stream: string }
   /** The server accepted a `refresh`. */
   refreshed: { expiresAt: number }
@@ -199,6 +203,7 @@ export class NotifyClient<Streams = AnyStreams> {
       case 'subscribed': return this.#onSubscribed(frame)
       case 'message': return this.#onMessage(frame)
       case 'refreshed': return this.#onRefreshed(frame)
+      case 'gap': return this.#gaps(frame.streams)
       case 'error': return this.#error(new NotifyClientError(frame.code as ServerErrorCode, String(frame.message), {
         stream: typeof frame.stream === 'string' ? frame.stream : undefined
       }))
@@ -220,10 +225,14 @@ export class NotifyClient<Streams = AnyStreams> {
     this.#send({ event: 'subscribe', streams, id: this.#restoreId })
   }
 
-  #onSubscribed (frame: ServerFrame): void {
-    for (const stream of Array.isArray(frame.gaps) ? frame.gaps : []) {
+  #gaps (streams: unknown): void {
+    for (const stream of Array.isArray(streams) ? streams : []) {
       if (typeof stream === 'string') this.#emit('gap', { stream })
     }
+  }
+
+  #onSubscribed (frame: ServerFrame): void {
+    this.#gaps(frame.gaps)
     const streams = Array.isArray(frame.streams) ? frame.streams.filter((s) => typeof s === 'string') : []
     this.#emit('subscribed', { streams })
     if (this.#restoreId !== null && frame.id === this.#restoreId) {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
 import { Type } from 'typebox'
-import { defineStreams, notifyEdge, notifyEdgeLoggerOptions } from '../plugins/index.js'
+import { defineStreams, notifyEdge, notifyEdgeLoggerOptions, type NotifyEdgeRedisOptions } from '../plugins/index.js'
 import type { AppConfig } from './config.js'
 import { orderRoutes } from './orders.js'
 
@@ -30,12 +30,19 @@ const PUBLIC_DIR = locate('index.html', ['./public/', '../../example-app/public/
 // The SDK is served as ES modules from the build output, whether this file runs from the sources or dist/.
 const CLIENT_DIR = locate('index.js', ['../dist/client/', '../client/'])
 
+/** Redis as the environment names it: through Sentinel, a Cluster, a URL, or none. */
+function redisOption (config: AppConfig): NotifyEdgeRedisOptions | undefined {
+  if (config.redisSentinels !== undefined) return { sentinels: config.redisSentinels, name: config.redisSentinelName }
+  return config.redisUrl
+}
+
 /**
  * The demo: auth service, order service and notification edge in one Fastify app. `logger` is
  * false or pino options; tickets and tokens are redacted from its lines either way.
  */
 export async function buildApp (config: AppConfig, logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
   const app = Fastify({ logger: logger === false ? false : { ...notifyEdgeLoggerOptions(), ...logger } })
+  const redis = redisOption(config)
 
   await app.register(notifyEdge, {
     jwt: { secret: config.jwtSecret },
@@ -44,7 +51,7 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     socketAuth: { allowedOrigins: config.allowedOrigins },
     publishApi: { apiKey: config.publishApiKey },
     // Set: Redis bus and tickets, so any number of instances share users and tickets.
-    redis: config.redisUrl,
+    redis,
     metrics: {}
   })
 
@@ -74,10 +81,10 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
 
   app.get('/health', async (_request, reply) => {
     const bus = app.notifyBus.health()
-    if (config.redisUrl === undefined) return { status: 'ok' }
-    const redis = { bus: bus.redis, tickets: app.redis.status }
-    const healthy = bus.healthy && redis.tickets === 'ready'
-    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', redis })
+    if (redis === undefined) return { status: 'ok' }
+    const state = { bus: bus.redis, tickets: app.redis.status }
+    const healthy = bus.healthy && state.tickets === 'ready'
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', redis: state })
   })
 
   if (PUBLIC_DIR !== undefined) await app.register(fastifyStatic, { root: PUBLIC_DIR })

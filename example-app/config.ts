@@ -4,6 +4,11 @@ export interface AppConfig {
   port: number
   host: string
   redisUrl: string | undefined
+  /** Sentinels to ask for the master named `redisSentinelName` (SPEC section 10). */
+  redisSentinels: HostPort[] | undefined
+  redisSentinelName: string
+  /** Seed nodes of a Redis Cluster (SPEC section 10). */
+  redisCluster: HostPort[] | undefined
   jwtSecret: string
   publishApiKey: string
   ticketTtl: number
@@ -11,6 +16,23 @@ export interface AppConfig {
   logLevel: string
   /** Pause between an order's status updates, in ms. */
   orderStepMs: number
+}
+
+export interface HostPort {
+  host: string
+  port: number
+}
+
+/** A comma-separated `host:port` list, or undefined when the variable is unset. */
+function hostPorts (env: NodeJS.ProcessEnv, name: string): HostPort[] | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw.trim() === '') return undefined
+  return raw.split(',').map((entry) => {
+    const match = /^\s*([^\s:]+):(\d{1,5})\s*$/.exec(entry)
+    const port = Number(match?.[2])
+    if (match === null || port < 1 || port > 65535) throw new Error(`${name} must be a comma-separated host:port list, got ${raw}`)
+    return { host: match[1], port }
+  })
 }
 
 const DEV_JWT_SECRET = 'notify-edge-development-secret-do-not-use-in-production'
@@ -37,12 +59,19 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
     warnings.push(`${name} is not set: using a development value, never use it in production`)
     return fallback
   }
+  const redisSentinels = hostPorts(env, 'REDIS_SENTINELS')
+  const redisCluster = hostPorts(env, 'REDIS_CLUSTER')
+  const redisModes = [env.REDIS_URL || undefined, redisSentinels, redisCluster].filter((mode) => mode !== undefined)
+  if (redisModes.length > 1) throw new Error('set one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER')
   const origins = env.ALLOWED_ORIGINS?.split(',').map((o) => o.trim()).filter((o) => o.length > 0)
   return {
     config: {
       port: integer(env, 'PORT', 3000, 0, 65535),
       host: env.HOST || '127.0.0.1',
       redisUrl: env.REDIS_URL || undefined,
+      redisSentinels,
+      redisSentinelName: env.REDIS_SENTINEL_NAME || 'mymaster',
+      redisCluster,
       jwtSecret: secret('JWT_SECRET', DEV_JWT_SECRET),
       publishApiKey: secret('PUBLISH_API_KEY', DEV_API_KEY),
       ticketTtl: integer(env, 'TICKET_TTL', 30, 1, 3600),

@@ -52,7 +52,8 @@ export interface NotifyEdgeOptions extends NotifyOptions {
    * under `<topicPrefix>:ticket:`, and history to a `RedisHistoryStore` (Redis Streams under
    * `<topicPrefix>:history:`, appended and published by one script when the bus is built here).
    *
-   * A URL (`rediss://` for TLS) or ioredis options with an optional `url`: the edge also registers
+   * A URL (`rediss://` for TLS) or ioredis options with an optional `url` (with `sentinels` and
+   * `name`: the master Sentinel names, followed across failovers): the edge also registers
    * `@fastify/redis` (`app.redis`, an ioredis 5 client without offline queue, so calls fail fast
    * while Redis is away) and closes it on app close, within `bus.closeTimeout` even when Redis is
    * down. Or `{ client }`, e.g. the `app.redis` of your own @fastify/redis: the bus duplicates it,

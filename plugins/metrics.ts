@@ -48,7 +48,9 @@ const ROUTE_COUNTERS: Array<[keyof RouteStats, string, string]> = [
   ['heartbeatTimeouts', 'heartbeat_timeouts_total', 'Sockets terminated for missing a protocol pong'],
   ['rateLimited', 'frames_rate_limited_total', 'Inbound frames refused with RATE_LIMITED'],
   ['badFrames', 'bad_frames_total', 'Inbound frames that failed to parse'],
-  ['policyCloses', 'policy_closes_total', 'Sockets closed with 1008']
+  ['policyCloses', 'policy_closes_total', 'Sockets closed with 1008'],
+  ['repaired', 'messages_repaired_total', 'Messages lost on the bus and delivered from history instead (counted once per topic)'],
+  ['gaps', 'gaps_total', 'Holes in live delivery history could not fill, announced with a gap frame (counted once per topic)']
 ]
 
 async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOptions): Promise<void> {

@@ -21,10 +21,14 @@ export interface RouteStats {
   badFrames: number
   /** Sockets closed with 1008 (bad frames or rate abuse). */
   policyCloses: number
+  /** Messages lost on the bus and delivered from history instead, once per topic. */
+  repaired: number
+  /** Holes history could not fill, announced with a `gap` frame, once per topic. */
+  gaps: number
 }
 
 export function routeStats (): RouteStats {
-  return { delivered: 0, dropped: 0, slowConsumerCloses: 0, heartbeatTimeouts: 0, rateLimited: 0, badFrames: 0, policyCloses: 0 }
+  return { delivered: 0, dropped: 0, slowConsumerCloses: 0, heartbeatTimeouts: 0, rateLimited: 0, badFrames: 0, policyCloses: 0, repaired: 0, gaps: 0 }
 }
 
 /** A streams route as metrics read it at scrape time. */

@@ -32,8 +32,28 @@ export interface RedisClientLike {
   duplicate (override?: RedisConnectionOverrides): RedisConnectionLike
 }
 
-/** A URL (`redis://`, `rediss://` for TLS), or ioredis options with an optional `url`. */
+/**
+ * A URL (`redis://`, `rediss://` for TLS), or ioredis options with an optional `url`; with
+ * `sentinels` and `name`, the master that Sentinel names, followed across failovers.
+ */
 export type RedisConnectionOptions = string | (RedisOptions & { url?: string })
+
+function validPort (port: unknown): boolean {
+  return typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536
+}
+
+/** Throws a coded error unless `sentinels` is a non-empty list of `{ host, port }` and `name` a master name. */
+function checkSentinels (sentinels: unknown, name: unknown): void {
+  if (!Array.isArray(sentinels) || sentinels.length === 0) {
+    throw new InvalidOptionError('redis.sentinels must be a non-empty array of { host, port }')
+  }
+  for (const sentinel of sentinels as Array<{ host?: unknown, port?: unknown }>) {
+    if (sentinel === null || typeof sentinel !== 'object' || (sentinel.host !== undefined && typeof sentinel.host !== 'string') || !validPort(sentinel.port)) {
+      throw new InvalidOptionError(`redis.sentinels: ${JSON.stringify(sentinel)} is not { host, port }`)
+    }
+  }
+  if (typeof name !== 'string' || name.length === 0) throw new InvalidOptionError('redis.name (the master Sentinel monitors) is required with sentinels')
+}
 
 /** A new ioredis connection; `overrides` win over `options`. */
 export function redisConnection (options: RedisConnectionOptions, overrides: RedisConnectionOverrides): Redis {
@@ -41,6 +61,7 @@ export function redisConnection (options: RedisConnectionOptions, overrides: Red
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError('redis must be a URL, ioredis options or { client }')
   }
+  if (options.sentinels !== undefined) checkSentinels(options.sentinels, options.name)
   const { url, ...rest } = options
   if (url === undefined) return new Redis({ ...rest, ...overrides })
   return new Redis(url, { ...rest, ...overrides })

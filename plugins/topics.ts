@@ -23,3 +23,12 @@ export function publicTopic (prefix: string, stream: string): string {
 export function privateTopic (prefix: string, stream: string, user: string): string {
   return `${prefix}/u/${stream}/${Buffer.from(user, 'utf8').toString('base64url')}`
 }
+
+/**
+ * The sharded pub/sub channel of a topic on Redis Cluster: the topic as its own hash tag, so the
+ * channel hashes to the slot of the topic's history keys (`<prefix>{<topic>}`), and the script
+ * that appends to history can SPUBLISH in the same atomic step. Topics hold no braces.
+ */
+export function shardedChannel (topic: string): string {
+  return `{${topic}}`
+}

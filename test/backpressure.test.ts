@@ -1,7 +1,8 @@
 import { once } from 'node:events'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import type { FastifyInstance } from 'fastify'
+import type { NotifyStreamsRoute, StreamDefinition } from '../plugins/index.js'
 import { build } from './helpers.js'
 
 const MiB = 1024 * 1024
@@ -11,6 +12,7 @@ const TEXT = 'x'.repeat(1000)
 class Counter {
   received = 0
   outOfOrder = 0
+  gaps = 0
   connectionId = ''
   readonly closed: Promise<number>
   readonly subscribed: Promise<void>
@@ -24,6 +26,7 @@ class Counter {
       const frame = JSON.parse(data.toString())
       if (frame.event === 'welcome') this.connectionId = frame.connection
       if (frame.event === 'subscribed') subscribed()
+      if (frame.event === 'gap') this.gaps++
       if (frame.event !== 'message') return
       if (frame.data.i !== this.received) this.outOfOrder++
       if (++this.received >= this.#target) this.#reached()
@@ -58,6 +61,15 @@ async function flood (app: FastifyInstance, count: number, readers: Counter[], o
   await Promise.all(readers.map((r) => r.until(count)))
 }
 
+/** A ping round trip: every frame written before the pong has arrived. */
+function pong (counter: Counter): Promise<unknown> {
+  counter.socket.send(JSON.stringify({ event: 'ping', id: 'after' }))
+  return new Promise((resolve) => counter.socket.on('message', (data) => {
+    const frame = JSON.parse(data.toString())
+    if (frame.event === 'pong') resolve(frame)
+  }))
+}
+
 t.test('a client that stops reading is closed with 1013 while the others receive everything', async (t) => {
   const edge = await build(t)
   const route = edge.app.notifyStreams.get('/public')!
@@ -86,24 +98,41 @@ t.test('a client that stops reading is closed with 1013 while the others receive
   t.equal(slow.outOfOrder, 0, 'what it got before the close was in order')
 })
 
-t.test("slowConsumer 'drop' keeps a slow socket open and counts what it missed", async (t) => {
-  const edge = await build(t, { routes: [{ path: '/public', anonymous: true, slowConsumer: 'drop', maxBufferedBytes: 64 * 1024 }] })
+/** A `drop` route: a reader and a slow socket that stops reading while 20,000 messages go out. */
+async function dropFlood (t: Test, stream: StreamDefinition, maxReplay?: number): Promise<{ route: NotifyStreamsRoute, reader: Counter, slow: Counter }> {
+  const edge = await build(t, {
+    streams: [stream],
+    history: maxReplay === undefined ? undefined : { maxReplay },
+    routes: [{ path: '/public', anonymous: true, slowConsumer: 'drop', maxBufferedBytes: 64 * 1024 }]
+  })
   const route = edge.app.notifyStreams.get('/public')!
   const reader = await Counter.open(t, `${edge.ws}/public`)
   const slow = await Counter.open(t, `${edge.ws}/public`)
   ;(slow.socket as unknown as { _socket: { pause (): void } })._socket.pause()
-
   await flood(edge.app, 20_000, [reader], () => {})
   t.equal(reader.received, 20_000)
+  t.equal(reader.gaps, 0)
   t.ok(route.stats.dropped > 0, `dropped ${route.stats.dropped}`)
   t.equal(route.stats.slowConsumerCloses, 0)
-
   ;(slow.socket as unknown as { _socket: { resume (): void } })._socket.resume()
+  return { route, reader, slow }
+}
+
+t.test("slowConsumer 'drop' keeps a slow socket open, counts what it missed and, without history, tells it with a gap", async (t) => {
+  const { route, slow } = await dropFlood(t, { name: 'promotional', kind: 'public' })
   await slow.until(20_000 - route.stats.dropped)
   t.equal(slow.received, 20_000 - route.stats.dropped, 'it received everything that was not dropped')
-  slow.socket.send(JSON.stringify({ event: 'ping', id: 'after' }))
-  const [pong] = await once(slow.socket, 'message')
-  t.same(JSON.parse(pong.toString()), { event: 'pong', id: 'after' }, 'and is still open')
+  t.same(await pong(slow), { event: 'pong', id: 'after' }, 'and is still open')
+  t.equal(slow.gaps, 1, 'told once that it missed messages, once it drained')
+})
+
+t.test("slowConsumer 'drop' on a stream with history: once drained, the socket gets what it missed, in order", async (t) => {
+  const { slow } = await dropFlood(t, { name: 'promotional', kind: 'public', history: { size: 20_000, ttl: 3600 } }, 20_000)
+  await slow.until(20_000)
+  await pong(slow)
+  t.equal(slow.received, 20_000, 'every message')
+  t.equal(slow.outOfOrder, 0, 'in order, none twice')
+  t.equal(slow.gaps, 0)
 })
 
 t.test('limit options are validated at registration', async (t) => {

@@ -2,6 +2,8 @@ import Fastify from 'fastify'
 import mqemitter, { type MQEmitter } from 'mqemitter'
 import t, { type Test } from 'tap'
 import { notifyBus, type BusMessage, type NotifyBus } from '../plugins/index.js'
+import { declareStreams } from '../plugins/declarations.js'
+import { routeStats } from '../plugins/recorder.js'
 import { Fanout, type Subscriber } from '../plugins/streams/fanout.js'
 import type { OutboundFrame } from '../plugins/streams/wire.js'
 import { countingEmitter } from './helpers.js'
@@ -83,10 +85,12 @@ t.test('a listener that throws is logged and does not stop the others', async (t
 
 t.test('fan-out writes one shared frame to every local subscriber of a topic', async (t) => {
   const b = await bus(t, mqemitter())
-  const fanout = new Fanout(b)
+  const fanout = new Fanout(b, { history: null, log: Fastify({ logger: false }).log, stats: routeStats() })
+  t.teardown(() => fanout.close())
+  const stream = declareStreams([{ name: 'a', kind: 'public' }], 'notify').get('a')!
   const frames: OutboundFrame[] = []
-  const subscribers: Subscriber[] = [1, 2, 3].map(() => ({ deliver: (frame: OutboundFrame) => { frames.push(frame) } }))
-  await Promise.all(subscribers.map((s) => fanout.add('notify/p/a', s)))
+  const subscribers: Subscriber[] = [1, 2, 3].map(() => ({ deliver: (frame: OutboundFrame) => { frames.push(frame) }, gap () {} }))
+  await Promise.all(subscribers.map((s) => fanout.add('notify/p/a', s, stream)))
   t.equal(fanout.size, 1)
   t.equal(b.topicCount(), 1, 'one bus listener for three sockets')
   await b.publish(message('notify/p/a', 1))

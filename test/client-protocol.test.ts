@@ -41,6 +41,8 @@ t.test('reports frames it cannot understand, emits gaps and keeps going', async 
       socket.send('{"event":"refreshed"}')
       socket.send('{"event":"from-the-future"}')
       socket.send('{"event":"message","stream":"order","id":"5-0","data":{"n":1}}')
+      socket.send('{"event":"gap","streams":["order",3]}')
+      socket.send('{"event":"gap"}')
     })
   })
   const events = client(t, { url })
@@ -52,6 +54,7 @@ t.test('reports frames it cannot understand, emits gaps and keeps going', async 
   const message = await events.next('message')
   t.match(message, { stream: 'order', id: '5-0', data: { n: 1 } })
   t.type(message.ts, 'number', 'a missing ts is filled in')
+  t.same(await events.next('gap'), { stream: 'order' }, 'a gap frame on the open socket')
   t.same(events.taken('refreshed'), [])
 })
 

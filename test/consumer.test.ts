@@ -50,7 +50,7 @@ const CANARY = '```ts\nimport { notifyEdge } from \'fastify-notify-edge\'\nconst
 interface Program { dir: string, files: Map<string, CodeBlock> }
 
 // Packing, installing and three compilations take minutes on a loaded machine, not the usual two.
-t.setTimeout(10 * 60_000)
+t.setTimeout(15 * 60_000)
 const project = await packedProject()
 const work = mkdtempSync(join(project.dir, 'checks-'))
 t.teardown(() => rmSync(work, { recursive: true, force: true }))

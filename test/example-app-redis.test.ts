@@ -36,3 +36,15 @@ t.test('with REDIS_URL the example app runs on Redis and /health follows it', as
   res = await example.inject('/health')
   t.equal(res.statusCode, 200)
 })
+
+t.test('with REDIS_URL, GET /orders answers the orders any instance took', async (t) => {
+  const server = await redisServer(t)
+  const env = { REDIS_URL: server.url, ORDER_STEP_MS: '10' }
+  const [a, b] = [await app(t, env), await app(t, env)]
+  const jwt = a.jwt.sign({ sub: 'alice' })
+  const placed = await a.inject({ method: 'POST', url: '/orders', payload: { user: 'alice' } })
+  const { orderId } = placed.json()
+  await until('the order to ship', async () =>
+    (await b.inject({ url: '/orders', headers: { authorization: `Bearer ${jwt}` } })).json().orders[0]?.status === 'shipped')
+  t.same((await b.inject({ url: '/orders', headers: { authorization: `Bearer ${jwt}` } })).json(), { orders: [{ orderId, status: 'shipped' }] })
+})

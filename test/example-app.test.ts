@@ -70,6 +70,25 @@ t.test('an order\'s placed, paid and shipped reach its user\'s socket in order, 
   t.equal((await post(`${edge.http}/orders`, {})).status, 400, 'an order needs a user')
 })
 
+/** GET /orders with `jwt` as Bearer. */
+async function orders (http: string, jwt: string): Promise<{ status: number, body: Record<string, any> }> {
+  const res = await fetch(`${http}/orders`, { headers: { authorization: `Bearer ${jwt}` } })
+  return { status: res.status, body: (await res.json()) as Record<string, any> }
+}
+
+t.test('GET /orders answers the user\'s orders as they stand, for a page to refetch after a gap', async (t) => {
+  const edge = await start(t, { ...ENV, ORDER_STEP_MS: '60000' })
+  const jwt = await login(edge.http, 'alice')
+  t.same((await orders(edge.http, jwt)).body, { orders: [] })
+  const placed: string[] = []
+  for (let n = 0; n < 52; n++) placed.push((await post(`${edge.http}/orders`, { user: 'alice' })).body.orderId)
+  const { body } = await orders(edge.http, jwt)
+  t.same(body.orders, placed.slice(2).map((orderId) => ({ orderId, status: 'placed' })), 'the latest 50')
+  t.same((await orders(edge.http, await login(edge.http, 'bob'))).body, { orders: [] }, 'only the caller\'s')
+  t.equal((await orders(edge.http, 'not-a-jwt')).status, 401)
+  t.equal((await fetch(`${edge.http}/orders`)).status, 401)
+})
+
 t.test('/demo/promotion publishes on the public stream, seen on /public', async (t) => {
   const edge = await start(t)
   const { client } = await connect(t, `${edge.ws}/public`)

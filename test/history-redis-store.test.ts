@@ -85,7 +85,35 @@ t.test('answers 503 when Redis does not answer in time', async (t) => {
 
 t.test('rejects bad options with a coded error', async (t) => {
   const client = { evalsha: async () => null, eval: async () => null }
-  for (const opts of [{}, { client, keyPrefix: 5 }, { client, metaTtl: 0 }, { client, timeout: -1 }, { client, now: 'now' }]) {
+  for (const opts of [{}, { client, keyPrefix: 5 }, { client, metaTtl: 0 }, { client, timeout: -1 }, { client, now: 'now' }, { client, publish: 'yes' }, { client, publish: 'sharded', keyPrefix: 'h{x}:' }]) {
     t.throws(() => new RedisHistoryStore(opts as never), { code: 'FST_NOTIFY_INVALID_OPTION' }, JSON.stringify(opts))
   }
+})
+
+t.test('a read across a change of Redis (failover, restart) is a gap: what the old master accepted last may be lost', async (t) => {
+  const master = await redisServer(t)
+  const replica = await redisServer(t, ['--replicaof', '127.0.0.1', String(master.port)])
+  const [onMaster, onReplica] = [new Redis(master.url), new Redis(replica.url)]
+  t.teardown(() => { onMaster.disconnect(); onReplica.disconnect() })
+  const clock = new TestClock()
+  const old = new RedisHistoryStore({ client: onMaster, now: clock.now, publish: false })
+  const topic = 'notify/u/order/YWxpY2U'
+  const kept = []
+  for (let n = 0; n < 3; n++) kept.push((await old.append(topic, messageTemplate('s', { n }), bounds)).id)
+  await onMaster.wait(1, 5000)
+  // Promoted before it saw the next two: asynchronous replication loses them on a failover.
+  await onReplica.replicaof('NO', 'ONE')
+  const lost = []
+  for (let n = 3; n < 5; n++) lost.push((await old.append(topic, messageTemplate('s', { n }), bounds)).id)
+  clock.advance(1)
+  const store = new RedisHistoryStore({ client: onReplica, now: clock.now, publish: false })
+  t.same((await store.read(topic, kept[2], bounds, 10)), null, 'the last message the new master holds, before anything new: a gap')
+  const fresh = []
+  for (let n = 5; n < 8; n++) fresh.push((await store.append(topic, messageTemplate('s', { n }), bounds)).id)
+  t.same((await store.read(topic, kept[0], bounds, 10)), null, 'from before the failover: a gap, though every entry links to the one before it')
+  t.same((await store.read(topic, kept[2], bounds, 10)), null, 'from the last message kept: a gap')
+  t.same((await store.read(topic, lost[1], bounds, 10)), null, 'from a lost message: a gap')
+  t.same((await store.read(topic, fresh[0], bounds, 10))?.map((m) => m.id), fresh.slice(1), 'after the failover: complete')
+  t.same((await store.read(topic, fresh[2], bounds, 10)), [], 'from the latest: nothing missed')
+  t.same((await old.read(topic, kept[0], bounds, 10))?.map((m) => m.id), [...kept.slice(1), ...lost], 'on the old master nothing changed')
 })

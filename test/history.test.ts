@@ -181,6 +181,10 @@ class GatedStore implements HistoryStore {
     return this.inner.read(topic, since, bounds, limit)
   }
 
+  latest (topic: string): Promise<string> {
+    return this.inner.latest(topic)
+  }
+
   close (): Promise<void> {
     return this.inner.close()
   }
@@ -215,7 +219,7 @@ t.test('a replayed message that still arrives live after the replay is dropped',
   for (const message of replayed!) await edge.app.notifyBus.publish(message)
   const [next] = await publishNumbered(edge, 'order', 'alice', 3, 1)
   await edge.app.notifyBus.publish(replayed![0])
-  t.same((await take(client, 2)).map((m) => m.id), [next, ids[1]], 'late copies are dropped until a newer message passes, and only until then')
+  t.same((await take(client, 1)).map((m) => m.id), [next], 'late copies are dropped, before a newer message passes and after')
   await settle(client)
   t.same(client.messages(), [])
 })

@@ -218,3 +218,37 @@ t.test('watches a given mqemitter-redis', async (t) => {
     await until('both connections to end', () => stuck.pubConn.status === 'end' && stuck.subConn.status === 'end')
   })
 })
+
+t.test('tells its users each time its subscriber holds every channel again, not before', async (t) => {
+  const server = await redisServer(t)
+  const app = await busApp(t, { redis: server.url })
+  const redis = admin(t, server.url)
+  const channels = ['notify/p/one', 'notify/p/two']
+  for (const channel of channels) await app.notifyBus.subscribe(channel, recorder().listener)
+  const seen: number[][] = []
+  let wake = (): void => {}
+  const off = app.notifyBus.onResubscribe(() => {
+    // Asked the moment it is told: both channels are subscribed on Redis already.
+    redis.pubsub('NUMSUB', ...channels).then((reply) => {
+      seen.push([Number(reply[1]), Number(reply[3])])
+      wake()
+    })
+  })
+  for (let drop = 1; drop <= 2; drop++) {
+    const told = new Promise<void>((resolve) => { wake = resolve })
+    t.equal(Number(await redis.client('KILL', 'TYPE', 'pubsub')), 1)
+    await told
+  }
+  t.same(seen, [[1, 1], [1, 1]])
+  off()
+  await redis.client('KILL', 'TYPE', 'pubsub')
+  await until('the subscriber to be back', async () => Number((await redis.pubsub('NUMSUB', channels[0]))[1]) === 1)
+  t.equal(seen.length, 2, 'a removed listener is not called')
+})
+
+t.test('the in-process bus has nothing to re-subscribe', async (t) => {
+  const app = await busApp(t, {})
+  const off = app.notifyBus.onResubscribe(() => t.fail('never'))
+  t.type(off, 'function')
+  off()
+})

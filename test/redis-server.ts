@@ -35,7 +35,7 @@ const START_TIMEOUT = 10_000
 const MISSING = 'redis-server is not on PATH: install Redis 7 (e.g. `apt-get install redis-server`) ' +
   'or set REDIS_URL to a reachable Redis for the tests that can share one'
 
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -49,10 +49,13 @@ const running = new Set<ChildProcess>()
 // A test process that dies without its teardown must not leave servers behind.
 process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
 
-/** Spawns redis-server on `port`; resolves once it logs readiness, rejects if it exits first. */
-function spawnRedis (port: number): Promise<ChildProcess> {
+/**
+ * Spawns redis-server on `port` with `args` before the port (a config file must come first);
+ * resolves once it logs `ready`, rejects if it exits first.
+ */
+export function spawnRedis (port: number, args: string[] = [], ready = READY): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    const child = spawn('redis-server', [...args, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
       stdio: ['ignore', 'pipe', 'pipe']
     })
     running.add(child)
@@ -71,7 +74,7 @@ function spawnRedis (port: number): Promise<ChildProcess> {
     child.stdout!.setEncoding('utf8')
     child.stdout!.on('data', (chunk: string) => {
       output += chunk
-      if (!output.includes(READY)) return
+      if (!output.includes(ready)) return
       clearTimeout(timer)
       child.removeAllListeners('exit')
       child.removeAllListeners('error')
@@ -82,7 +85,7 @@ function spawnRedis (port: number): Promise<ChildProcess> {
   })
 }
 
-async function kill (child: ChildProcess): Promise<void> {
+export async function kill (child: ChildProcess): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
     const exited = once(child, 'exit')
     child.kill('SIGKILL')
@@ -90,15 +93,15 @@ async function kill (child: ChildProcess): Promise<void> {
   }
 }
 
-/** A private redis-server on a free port, killed when the test ends. */
-export async function redisServer (t: Test): Promise<RedisServer> {
+/** A private redis-server on a free port, started with `args` (e.g. `--replicaof`), killed when the test ends. */
+export async function redisServer (t: Test, args: string[] = []): Promise<RedisServer> {
   let child: ChildProcess | null = null
   let port = 0
   // The free port may be taken between probing and binding: try a few.
   for (let attempt = 1; child === null; attempt++) {
     port = await freePort()
     try {
-      child = await spawnRedis(port)
+      child = await spawnRedis(port, args)
     } catch (err) {
       if (attempt >= 3 || (err as Error).message === MISSING) throw err
     }
@@ -112,7 +115,7 @@ export async function redisServer (t: Test): Promise<RedisServer> {
     },
     async start () {
       if (child !== null) return
-      child = await spawnRedis(port)
+      child = await spawnRedis(port, args)
     },
     pause () { child?.kill('SIGSTOP') },
     resume () { child?.kill('SIGCONT') }

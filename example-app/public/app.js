@@ -61,7 +61,22 @@ function showOrder (message) {
   const item = notification('order', message, `Order ${orderId.slice(0, 8)} ${status}`)
   item.dataset.order = orderId
   item.dataset.status = status
+  showCard(orderId, status)
+}
 
+// After a gap, the order cards are rebuilt from the order service: some updates never arrived.
+async function refetchOrders () {
+  const get = () => fetch('/orders', { headers: { authorization: `Bearer ${token}` } })
+  let res = await get()
+  if (res.status === 401) {
+    await login()
+    res = await get()
+  }
+  if (!res.ok) throw new Error(`refetching orders: ${res.status}`)
+  for (const { orderId, status } of (await res.json()).orders) showCard(orderId, status)
+}
+
+function showCard (orderId, status) {
   let card = $('orders').querySelector(`[data-order="${CSS.escape(orderId)}"]`)
   if (card === null) {
     card = document.createElement('li')
@@ -93,7 +108,10 @@ function start () {
     if (willRetry) setState('reconnecting', `lost (${code}), retrying in ${(delay / 1000).toFixed(1)} s`)
     else setState('offline', code === 1000 ? '' : `closed (${code})`)
   })
-  notify.on('gap', ({ stream }) => notification('system', null, `Missed ${stream} updates could not be replayed; reload for the latest state.`))
+  notify.on('gap', ({ stream }) => {
+    notification('system', null, `Some ${stream} updates were lost on the way${stream === 'order' ? ': orders refetched.' : '.'}`)
+    if (stream === 'order') refetchOrders().catch((err) => notification('error', null, err.message))
+  })
   notify.on('error', (err) => {
     // While the server is down every attempt fails to fetch a ticket: that is the state, not news.
     if (err.code === 'NOTIFY_CLIENT_CREDENTIAL_FAILED') $('state-detail').textContent = 'cannot reach the server, retrying'

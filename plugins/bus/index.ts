@@ -16,6 +16,11 @@ export interface BusMessage {
   id: string
   /** The complete `message` frame as clients receive it. */
   frame: string
+  /**
+   * The id of the message before this one in its topic's history, `''` for the first; absent
+   * when unknown (a stream without history). A receiver that delivered another id last has a hole.
+   */
+  prev?: string
 }
 
 export type BusListener = (message: BusMessage) => void
@@ -32,6 +37,12 @@ export interface NotifyBus {
   topicCount (): number
   /** The bus's state, for health checks. */
   health (): BusHealth
+  /**
+   * Calls `listener` each time the bus holds its topics again after losing its subscription (on
+   * Redis: a reconnect or a failover, once the re-SUBSCRIBE has landed): whatever was published
+   * meanwhile may never arrive. Never on the in-process bus. Returns the function that removes it.
+   */
+  onResubscribe (listener: () => void): () => void
 }
 
 export interface BusHealth {
@@ -84,7 +95,11 @@ interface TopicEntry {
   ready: Promise<void>
 }
 
-function createBus (emitter: MQEmitter, publishTimeout: number, health: () => BusHealth, log: FastifyInstance['log']): NotifyBus {
+/** Where a bus learns that its emitter re-subscribed; the in-process emitter never does. */
+export type ResubscribeSource = (listener: () => void) => () => void
+const NEVER: ResubscribeSource = () => () => {}
+
+function createBus (emitter: MQEmitter, publishTimeout: number, health: () => BusHealth, log: FastifyInstance['log'], onResubscribe = NEVER): NotifyBus {
   const topics = new Map<string, TopicEntry>()
 
   function createEntry (topic: string): TopicEntry {
@@ -139,7 +154,8 @@ function createBus (emitter: MQEmitter, publishTimeout: number, health: () => Bu
       if (!delivered) throw new BusUnavailableError(`no answer within ${publishTimeout} ms`)
     },
     topicCount: () => topics.size,
-    health
+    health,
+    onResubscribe
   }
 }
 
@@ -171,7 +187,7 @@ async function fastifyNotifyBus (app: FastifyInstance, opts: NotifyBusOptions): 
       const status = bus.status()
       return { healthy: status.pub === 'ready' && status.sub === 'ready', backend: 'redis', redis: status }
     }
-    app.decorate('notifyBus', createBus(bus.emitter, publishTimeout, health, app.log))
+    app.decorate('notifyBus', createBus(bus.emitter, publishTimeout, health, app.log, bus.onResubscribe))
     return
   }
 

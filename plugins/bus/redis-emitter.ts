@@ -34,7 +34,12 @@ export interface RedisBus {
    * or at once when Redis is away) and removes its listeners.
    */
   release (timeout: number): Promise<void>
+  /** See `NotifyBus.onResubscribe`: after every reconnect of the subscribing connection. */
+  onResubscribe (listener: () => void): () => void
 }
+
+/** ioredis (5 and 6) answers PING in subscriber mode, after every command sent before it. */
+type Pingable = RedisConnectionLike & { ping (): Promise<unknown> }
 
 // A SUBSCRIBE made while Redis is away waits for it, however long, instead of being dropped.
 const SUB: RedisConnectionOverrides = { lazyConnect: false, maxRetriesPerRequest: null }
@@ -93,9 +98,28 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
     outage = false
     log.info('notify bus: Redis connection restored')
   }
+  // ioredis emits 'ready' on the next tick after writing its automatic re-SUBSCRIBE, before Redis
+  // has answered it: a PING sent now is answered after it, so its reply means every channel is
+  // live again. The first 'ready' is the initial connection: nothing could be missed before it.
+  const resubscribed = new Set<() => void>()
+  let subscribedOnce = sub.status === 'ready'
+  const onSubReady = (): void => {
+    if (!subscribedOnce) {
+      subscribedOnce = true
+      return
+    }
+    ;(sub as Pingable).ping().then(() => {
+      log.info('notify bus: Redis subscriptions restored; checking for lost messages')
+      for (const listener of resubscribed) listener()
+    }, (err: unknown) => {
+      // Lost again before it was live: the next 'ready' tries again.
+      log.debug({ err }, 'notify bus: Redis subscriber dropped while re-subscribing')
+    })
+  }
   emitter.state.on('error', onError)
   pub.on('ready', onReady)
   sub.on('ready', onReady)
+  sub.on('ready', onSubReady)
 
   return {
     emitter,
@@ -113,6 +137,12 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
       if (!built) emitter.state.removeListener('error', onError)
       pub.removeListener('ready', onReady)
       sub.removeListener('ready', onReady)
+      sub.removeListener('ready', onSubReady)
+      resubscribed.clear()
+    },
+    onResubscribe (listener) {
+      resubscribed.add(listener)
+      return () => { resubscribed.delete(listener) }
     }
   }
 }

@@ -40,14 +40,14 @@ declare module 'fastify' {
 
 function isStore (value: unknown): value is HistoryStore {
   const store = value as HistoryStore
-  return typeof store?.append === 'function' && typeof store.read === 'function' &&
+  return typeof store?.append === 'function' && typeof store.read === 'function' && typeof store.latest === 'function' &&
     typeof store.close === 'function' && typeof store.appendPublishes === 'boolean'
 }
 
 async function fastifyNotifyHistory (app: FastifyInstance, opts: NotifyHistoryOptions): Promise<void> {
   const maxReplay = positiveInteger('maxReplay', opts.maxReplay, 300)
   if (opts.store !== undefined && !isStore(opts.store)) {
-    throw new InvalidOptionError('history store must implement append, read, close and appendPublishes')
+    throw new InvalidOptionError('history store must implement append, read, latest, close and appendPublishes')
   }
   const store = opts.store ?? new MemoryHistoryStore()
   app.decorate('notifyHistory', { store, maxReplay })

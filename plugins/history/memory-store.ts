@@ -94,22 +94,27 @@ export class MemoryHistoryStore implements HistoryStore {
     }
     const { id, ts } = this.#ids.next()
     // The ring's copy of the topic string: equal, and one less string kept per message.
-    const message: BusMessage = { topic: ring.topic, id, frame: messageFrame(template, id, ts) }
+    const message: BusMessage = { topic: ring.topic, id, frame: messageFrame(template, id, ts), prev: ring.last }
     ring.expire(ts)
     ring.push(message, ts)
     return message
   }
 
   async read (topic: string, since: string, _bounds: HistoryBounds, limit: number): Promise<BusMessage[] | null> {
+    if (since !== '' && !isMessageId(since)) return null
     const ring = this.#topics.get(topic)
-    if (ring === undefined || !isMessageId(since)) return null
+    if (ring === undefined) return since === '' ? [] : null
     ring.expire(this.#now())
     const { messages } = ring
-    const first = ring.firstAfter(since)
+    const first = since === '' ? 0 : ring.firstAfter(since)
     if (first === messages.length) return since === ring.last ? [] : null
-    const before = first === 0 ? ring.floor : messages[first - 1].id
+    const before = first === 0 ? ring.floor ?? '' : messages[first - 1].id
     if (before !== since || messages.length - first > limit) return null
     return messages.slice(first)
+  }
+
+  async latest (topic: string): Promise<string> {
+    return this.#topics.get(topic)?.last ?? ''
   }
 
   /** Drops expired messages and forgets topics idle for longer than `metaTtl`. */

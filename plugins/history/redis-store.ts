@@ -3,6 +3,7 @@ import type { BusMessage } from '../bus/index.js'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { isMessageId } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
+import { shardedChannel } from '../topics.js'
 import { positiveInteger, within } from '../util.js'
 import type { HistoryBounds, HistoryStore } from './store.js'
 
@@ -21,12 +22,14 @@ export interface RedisHistoryStoreOptions {
   /** Prefix of every history key. @default 'notify:history:' */
   keyPrefix?: string
   /**
-   * PUBLISH each message from the same script that appends it, in mqemitter-redis's wire format,
-   * so every instance sees a topic's ids in history order. Only right when the bus is
-   * mqemitter-redis on this same Redis (without a pub/sub prefix); otherwise the caller publishes.
+   * Put each message on the bus from the same script that appends it, so every instance sees a
+   * topic's ids in history order: `true` PUBLISHes in mqemitter-redis's wire format (right when
+   * the bus is mqemitter-redis on this same Redis, without a pub/sub prefix); `'sharded'`
+   * SPUBLISHes for the cluster bus (`createClusterEmitter`) on this same Redis Cluster; `false`
+   * leaves publishing to the caller.
    * @default true
    */
-  publish?: boolean
+  publish?: boolean | 'sharded'
   /**
    * How long a topic's latest id is remembered after its last message, in seconds, so that a
    * client that had seen everything resumes without a gap after the messages themselves expired.
@@ -43,12 +46,29 @@ export interface RedisHistoryStoreOptions {
   now?: () => number
 }
 
-// KEYS: stream, latest id. ARGV: channel, frame head, frame tail, size, ttl ms, now ms, meta ttl s, publish.
+// Every entry and the latest-id key remember which Redis wrote them (its replication id, new on
+// every failover and every restart): Redis replicates asynchronously, so a promoted replica or a
+// restarted master may lack the last writes of its predecessor, and nothing else in the data
+// shows they ever existed. An entry written by another Redis than the one before it is marked
+// (`b`), and a read across a mark is a gap: it may be over lost messages.
+const EPOCH = "string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')"
+
+// KEYS: stream, latest id. ARGV: topic, frame head, frame tail, size, ttl ms, now ms, meta ttl s,
+// publish (0: no, 1: PUBLISH for mqemitter-redis, 2: SPUBLISH for the cluster bus), channel.
 // The id is chosen here, from the caller's clock but never below the topic's latest, so the frame
-// can carry it; each entry keeps the id before it (`p`), which is how a read detects a gap.
+// can carry it; each entry keeps the id before it (`p`), which is how a read detects a gap, and
+// so does the published message, which is how a receiver detects a hole in live delivery.
 const APPEND = `
+local epoch = ${EPOCH}
 local last = redis.call('GET', KEYS[2])
-if not last then
+local lastEpoch = nil
+if last then
+  local space = string.find(last, ' ', 1, true)
+  if space then
+    lastEpoch = string.sub(last, space + 1)
+    last = string.sub(last, 1, space - 1)
+  end
+else
   local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
   if top[1] then last = top[1][1] end
 end
@@ -66,22 +86,32 @@ if last then
 end
 local id = string.format('%d-%d', ms, seq)
 local frame = ARGV[2] .. id .. '","ts":' .. string.format('%d', ms) .. ARGV[3]
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], id, 'f', frame, 'p', prev)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('SET', KEYS[2], id, 'EX', ARGV[7])
-if ARGV[8] == '1' then
-  redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ id = ARGV[1] .. ' ' .. id, msg = { topic = ARGV[1], id = id, frame = frame } }))
+if last and lastEpoch ~= epoch then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], id, 'f', frame, 'p', prev, 'b', '1')
+else
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], id, 'f', frame, 'p', prev)
 end
-return id
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('SET', KEYS[2], id .. ' ' .. epoch, 'EX', ARGV[7])
+local message = { topic = ARGV[1], id = id, frame = frame, prev = prev }
+if ARGV[8] == '1' then
+  redis.call('PUBLISH', ARGV[9], cmsgpack.pack({ id = ARGV[9] .. ' ' .. id, msg = message }))
+elseif ARGV[8] == '2' then
+  redis.call('SPUBLISH', ARGV[9], cjson.encode(message))
+end
+return { id, prev }
 `
 
-// KEYS: stream, latest id. ARGV: since, limit, oldest ms kept. Returns id, frame, id, frame…
-// or nil for a gap.
+// KEYS: stream, latest id. ARGV: since ('' for the topic's start), limit, oldest ms kept.
+// Returns id, frame, prev, id, frame, prev… or nil for a gap.
 const READ = `
 local limit = tonumber(ARGV[2])
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', limit + 1)
+local start = '-'
+if ARGV[1] ~= '' then start = '(' .. ARGV[1] end
+local entries = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', limit + 1)
 if #entries == 0 then
-  if redis.call('GET', KEYS[2]) == ARGV[1] then return {} end
+  local latest = redis.call('GET', KEYS[2])
+  if (not latest and ARGV[1] == '') or latest == ARGV[1] .. ' ' .. ${EPOCH} then return {} end
   return false
 end
 if #entries > limit or entries[1][2][4] ~= ARGV[1] then return false end
@@ -89,10 +119,21 @@ local dash = string.find(entries[1][1], '-', 1, true)
 if tonumber(string.sub(entries[1][1], 1, dash - 1)) < tonumber(ARGV[3]) then return false end
 local out = {}
 for _, entry in ipairs(entries) do
+  if entry[2][5] == 'b' then return false end
   out[#out + 1] = entry[1]
   out[#out + 1] = entry[2][2]
+  out[#out + 1] = entry[2][4]
 end
 return out
+`
+
+// KEYS: stream, latest id. The topic's latest id, '' when it has none.
+const LATEST = `
+local latest = redis.call('GET', KEYS[2])
+if not latest then return '' end
+local space = string.find(latest, ' ', 1, true)
+if space then return string.sub(latest, 1, space - 1) end
+return latest
 `
 
 interface Script {
@@ -106,6 +147,7 @@ function script (source: string): Script {
 
 const APPEND_SCRIPT = script(APPEND)
 const READ_SCRIPT = script(READ)
+const LATEST_SCRIPT = script(LATEST)
 
 /**
  * History in Redis Streams, one stream per topic (`XADD … MAXLEN ~ size`, expiring `ttl` after
@@ -115,6 +157,7 @@ const READ_SCRIPT = script(READ)
 export class RedisHistoryStore implements HistoryStore {
   readonly appendPublishes: boolean
   readonly keyPrefix: string
+  readonly #publish: 0 | 1 | 2
   readonly #client: RedisHistoryClient
   readonly #metaTtl: number
   readonly #timeout: number
@@ -127,29 +170,38 @@ export class RedisHistoryStore implements HistoryStore {
     const keyPrefix = opts.keyPrefix ?? 'notify:history:'
     if (typeof keyPrefix !== 'string') throw new InvalidOptionError('keyPrefix must be a string')
     if (opts.now !== undefined && typeof opts.now !== 'function') throw new InvalidOptionError('now must be a function')
+    const publish = opts.publish ?? true
+    if (publish !== true && publish !== false && publish !== 'sharded') throw new InvalidOptionError("publish must be true, false or 'sharded'")
+    // The first {…} of a key is its hash tag: one in the prefix would move the keys off the channel's slot.
+    if (publish === 'sharded' && /[{}]/.test(keyPrefix)) throw new InvalidOptionError('keyPrefix must not hold braces on Redis Cluster')
+    this.#publish = publish === 'sharded' ? 2 : publish ? 1 : 0
     this.#client = opts.client
     this.keyPrefix = keyPrefix
-    this.appendPublishes = opts.publish !== false
+    this.appendPublishes = this.#publish !== 0
     this.#metaTtl = positiveInteger('metaTtl', opts.metaTtl, 86400)
     this.#timeout = positiveInteger('timeout', opts.timeout, 1000)
     this.#now = opts.now ?? Date.now
   }
 
   async append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<BusMessage> {
-    const id = await this.#run(APPEND_SCRIPT, topic, [
+    const [id, prev] = await this.#run(APPEND_SCRIPT, topic, [
       topic, template.head, template.tail, bounds.size, bounds.ttl * 1000, this.#now(),
-      Math.max(this.#metaTtl, bounds.ttl), this.appendPublishes ? 1 : 0
-    ]) as string
-    return { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))) }
+      Math.max(this.#metaTtl, bounds.ttl), this.#publish, this.#publish === 2 ? shardedChannel(topic) : topic
+    ]) as [string, string]
+    return { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))), prev }
   }
 
   async read (topic: string, since: string, bounds: HistoryBounds, limit: number): Promise<BusMessage[] | null> {
-    if (!isMessageId(since)) return null
+    if (since !== '' && !isMessageId(since)) return null
     const reply = await this.#run(READ_SCRIPT, topic, [since, limit, this.#now() - bounds.ttl * 1000]) as string[] | null
     if (reply === null) return null
     const messages: BusMessage[] = []
-    for (let i = 0; i < reply.length; i += 2) messages.push({ topic, id: reply[i], frame: reply[i + 1] })
+    for (let i = 0; i < reply.length; i += 3) messages.push({ topic, id: reply[i], frame: reply[i + 1], prev: reply[i + 2] })
     return messages
+  }
+
+  async latest (topic: string): Promise<string> {
+    return await this.#run(LATEST_SCRIPT, topic, []) as string
   }
 
   async close (): Promise<void> {}

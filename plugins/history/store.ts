@@ -24,10 +24,18 @@ export interface HistoryStore {
    * when the caller publishes it once `append` has resolved (memory).
    */
   readonly appendPublishes: boolean
-  /** Records a message on `topic`, completing `template` with the id it assigns. */
+  /**
+   * Records a message on `topic`, completing `template` with the id it assigns; the message
+   * carries the id before it in the topic as `prev` (`''` for the topic's first).
+   */
   append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<BusMessage>
-  /** The messages after `since`, oldest first, or null for a gap. */
+  /**
+   * The messages after `since`, oldest first, or null for a gap. `since` may be `''`: the
+   * topic's start, complete only while nothing was trimmed from it.
+   */
   read (topic: string, since: string, bounds: HistoryBounds, limit: number): Promise<BusMessage[] | null>
+  /** The topic's latest id, `''` when it has none: where live delivery starts from. */
+  latest (topic: string): Promise<string>
   /** Releases timers and connections the store opened. */
   close (): Promise<void>
 }

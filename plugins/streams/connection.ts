@@ -8,10 +8,11 @@ import { isMessageId } from '../message-id.js'
 import { principalFromJwt, type Principal } from '../principal.js'
 import type { Fanout, Subscriber } from './fanout.js'
 import { Admission, InboundGuard, type AdmissionResult, type Closable, type RouteLimits } from './limits.js'
+import { Missed } from './missed.js'
 import { Resume } from './resume.js'
 import type { RouteStats } from '../recorder.js'
 import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
-import { FrameWriter, type OutboundFrame } from './wire.js'
+import { FrameWriter, OutboundFrame } from './wire.js'
 
 /** What every connection of one streams route shares. */
 export interface RouteContext {
@@ -61,6 +62,8 @@ export class Connection implements Subscriber {
   readonly #writer: FrameWriter
   // Topics whose live messages wait while their history is read; null on the hot path.
   #resuming: Map<string, Resume> | null = null
+  // What this socket missed while over its buffer limit (slowConsumer 'drop'); null on the hot path.
+  #missed: Missed | null = null
   /** Settles once the socket has closed and every subscription it held is released. */
   readonly closed: Promise<void>
 
@@ -95,9 +98,63 @@ export class Connection implements Subscriber {
       }
     }
     const ctx = this.ctx
-    if (this.socket.bufferedAmount > ctx.limits.maxBufferedBytes) return ctx.onSlowConsumer(this)
+    if (this.#missed !== null) {
+      // A backlog under half the limit has drained, even if the TCP socket never needed 'drain'.
+      if (this.socket.bufferedAmount <= ctx.limits.maxBufferedBytes / 2) {
+        this.#catchUp()
+        return this.deliver(outbound, message)
+      }
+      if (this.#missed.topics.has(message.topic)) return this.#drop(message)
+    }
+    if (this.socket.bufferedAmount > ctx.limits.maxBufferedBytes) return this.#drop(message)
     this.#writer.write(outbound)
     if ((++ctx.stats.delivered & (LAG_SAMPLE_EVERY - 1)) === 0) ctx.sampleLag(message)
+  }
+
+  gap (outbound: OutboundFrame): void {
+    this.#writer.write(outbound)
+  }
+
+  #drop (message: BusMessage): void {
+    this.ctx.onSlowConsumer(this)
+    if (this.ctx.limits.slowConsumer !== 'drop' || this.#closed) return
+    this.#missed ??= new Missed(this.socket, () => this.#catchUp())
+    this.#missed.add(message)
+  }
+
+  /**
+   * The socket drained after missing messages: each stream replays them from history, holding its
+   * live messages meanwhile as a resume does, or gets a `gap` when history cannot.
+   */
+  #catchUp (): void {
+    const missed = this.#missed
+    if (missed === null) return
+    this.#missed = null
+    missed.stop()
+    const gaps: string[] = []
+    for (const [topic, since] of missed.topics) {
+      const name = this.#streamOf(topic)
+      if (name === undefined) continue
+      const stream = this.ctx.app.notify.streams.get(name)!
+      if (since === null || stream.history === undefined || this.ctx.history === null || this.#resuming?.has(topic) === true) {
+        gaps.push(name)
+        continue
+      }
+      const resume = new Resume(topic, since)
+      this.#resuming ??= new Map()
+      this.#resuming.set(topic, resume)
+      this.#replay(stream, resume).then(() => {
+        if (this.#closed || this.#resuming?.get(topic) !== resume) return
+        if (resume.replay === null) this.send(frame('gap', { streams: [name] }))
+        if (!resume.finish(this.socket)) this.#endResume(topic)
+      })
+    }
+    if (gaps.length > 0) this.#writer.write(new OutboundFrame(frame('gap', { streams: gaps })))
+  }
+
+  #streamOf (topic: string): string | undefined {
+    for (const [name, subscribed] of this.topics) if (subscribed === topic) return name
+    return undefined
   }
 
   close (code: number, reason: string): void {
@@ -106,6 +163,8 @@ export class Connection implements Subscriber {
 
   async #release (): Promise<void> {
     this.#closed = true
+    this.#missed?.stop()
+    this.#missed = null
     if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer)
     const topics = [...this.topics.values()]
     this.topics.clear()
@@ -212,7 +271,7 @@ export class Connection implements Subscriber {
         const topic = stream.topic(this.#principal.user)
         this.topics.set(name, topic)
         if (since === undefined) {
-          await this.ctx.fanout.add(topic, this)
+          await this.ctx.fanout.add(topic, this, stream)
         } else {
           const resume = await this.#resume(stream, topic, since)
           if (resume.replay === null) gaps.push(name)
@@ -239,18 +298,24 @@ export class Connection implements Subscriber {
     const resume = new Resume(topic, since)
     const history = this.ctx.history
     if (stream.history === undefined || history === null || !isMessageId(since)) {
-      await this.ctx.fanout.add(topic, this)
+      await this.ctx.fanout.add(topic, this, stream)
       return resume
     }
     this.#resuming ??= new Map()
     this.#resuming.set(topic, resume)
-    await this.ctx.fanout.add(topic, this)
+    await this.ctx.fanout.add(topic, this, stream)
+    await this.#replay(stream, resume)
+    return resume
+  }
+
+  /** Reads what `resume` is to replay; a history that cannot be read is a gap. */
+  async #replay (stream: DeclaredStream, resume: Resume): Promise<void> {
+    const history = this.ctx.history!
     try {
-      resume.replay = await history.store.read(topic, since, stream.history, history.maxReplay)
+      resume.replay = await history.store.read(resume.topic, resume.since, stream.history!, history.maxReplay)
     } catch (err) {
       this.ctx.log.warn({ err, connection: this.id, stream: stream.name }, 'notify history read failed: reporting a gap')
     }
-    return resume
   }
 
   async #unsubscribe (requests: StreamRequest[], id: CorrelationId): Promise<void> {

@@ -1,26 +1,54 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { BusMessage, NotifyBus } from '../bus/index.js'
+import type { DeclaredStream } from '../declarations.js'
+import type { NotifyHistory } from '../history/index.js'
+import type { RouteStats } from '../recorder.js'
+import { frame } from './protocol.js'
+import { Repairs } from './repairs.js'
+import { TopicLine } from './topic-line.js'
 import { OutboundFrame } from './wire.js'
 
 /** A local receiver of a topic's messages: one per socket subscription. */
 export interface Subscriber {
   /** Writes an already-framed message; `message` carries its id for de-duplication. */
   deliver (frame: OutboundFrame, message: BusMessage): void
+  /** Writes a `gap` frame: live messages of `stream` were lost and history could not fill the hole. */
+  gap (frame: OutboundFrame, stream: string): void
 }
 
 interface TopicSubscribers {
   subscribers: Set<Subscriber>
   listener: (message: BusMessage) => void
   ready: Promise<void>
+  line: TopicLine
+  stream: DeclaredStream
+}
+
+/** What a route's fan-out needs besides the bus. */
+export interface FanoutContext {
+  /** Null when the history plugin is not registered: every hole is then a gap. */
+  history: NotifyHistory | null
+  log: FastifyBaseLogger
+  stats: RouteStats
 }
 
 /**
  * Maps bus topics to the local sockets that want them. One bus listener per topic, whatever the
  * number of sockets; each message is framed once, and that frame is shared by every socket's write.
+ *
+ * It also keeps each topic's delivery whole: a message whose predecessor is not the last one
+ * delivered, or a re-subscription of the bus, sends the topic to `Repairs`, which reads the hole
+ * from history once for all its sockets (or announces a `gap`) while its live messages wait.
  */
 export class Fanout {
   readonly #topics = new Map<string, TopicSubscribers>()
+  readonly #repairs: Repairs
+  readonly #offResubscribe: () => void
 
-  constructor (private readonly bus: NotifyBus) {}
+  constructor (private readonly bus: NotifyBus, private readonly ctx: FanoutContext) {
+    this.#repairs = new Repairs(ctx.history, ctx.log, ctx.stats)
+    this.#offResubscribe = bus.onResubscribe(() => this.#resubscribed())
+  }
 
   /** Topics with at least one local subscriber. */
   get size (): number {
@@ -28,17 +56,9 @@ export class Fanout {
   }
 
   /** Resolves once the topic is live on the bus. */
-  add (topic: string, subscriber: Subscriber): Promise<void> {
+  add (topic: string, subscriber: Subscriber, stream: DeclaredStream): Promise<void> {
     let entry = this.#topics.get(topic)
-    if (entry === undefined) {
-      const subscribers = new Set<Subscriber>()
-      const listener = (message: BusMessage): void => {
-        const frame = new OutboundFrame(message.frame)
-        for (const subscriber of subscribers) subscriber.deliver(frame, message)
-      }
-      entry = { subscribers, listener, ready: this.bus.subscribe(topic, listener) }
-      this.#topics.set(topic, entry)
-    }
+    if (entry === undefined) entry = this.#open(topic, stream)
     entry.subscribers.add(subscriber)
     return entry.ready
   }
@@ -49,6 +69,52 @@ export class Fanout {
       return Promise.resolve()
     }
     this.#topics.delete(topic)
+    entry.line.closed = true
     return this.bus.unsubscribe(topic, entry.listener)
+  }
+
+  /** Stops listening for re-subscriptions of the bus. */
+  close (): void {
+    this.#offResubscribe()
+  }
+
+  #open (topic: string, stream: DeclaredStream): TopicSubscribers {
+    const subscribers = new Set<Subscriber>()
+    const stats = this.ctx.stats
+    const gapFrame = new OutboundFrame(frame('gap', { streams: [stream.name] }))
+    const line: TopicLine = new TopicLine(topic, stream.history, {
+      deliver (message) {
+        const outbound = new OutboundFrame(message.frame)
+        for (const subscriber of subscribers) subscriber.deliver(outbound, message)
+      },
+      gap () {
+        stats.gaps++
+        for (const subscriber of subscribers) subscriber.gap(gapFrame, stream.name)
+      },
+      repair: (since) => this.#repairs.run(line, since)
+    })
+    const listener = (message: BusMessage): void => line.receive(message)
+    const ready = this.bus.subscribe(topic, listener)
+    const entry = { subscribers, listener, ready, line, stream }
+    this.#topics.set(topic, entry)
+    ready.then(() => this.#start(entry), () => {})
+    return entry
+  }
+
+  /** Once live, learns where the topic's history stands, so a hole before any delivery shows too. */
+  #start (entry: TopicSubscribers): void {
+    const { line, stream } = entry
+    line.live = true
+    const history = this.ctx.history
+    if (stream.history === undefined || history === null || line.closed) return
+    line.starting = true
+    history.store.latest(line.topic).then((latest) => line.started(latest), (err: unknown) => {
+      this.ctx.log.debug({ err, topic: line.topic }, 'notify history: latest id unknown')
+      line.started(null)
+    })
+  }
+
+  #resubscribed (): void {
+    for (const { line } of this.#topics.values()) line.resubscribed()
   }
 }

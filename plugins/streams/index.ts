@@ -92,9 +92,10 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   if (app.notifyStreams.has(path)) throw new InvalidOptionError(`a streams route is already registered at ${path}`)
 
   const connections = new Set<Connection>()
-  const fanout = new Fanout(app.notifyBus)
   const history = app.hasDecorator('notifyHistory') ? app.notifyHistory : null
   const stats = routeStats()
+  const fanout = new Fanout(app.notifyBus, { history, log: app.log, stats })
+  app.addHook('onClose', async () => fanout.close())
   const metrics = metricsOf(app)
   const ctx: RouteContext = {
     app,

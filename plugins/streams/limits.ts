@@ -19,7 +19,11 @@ export interface LimitOptions {
    * @default 1048576 (1 MiB)
    */
   maxBufferedBytes?: number
-  /** `close`: close the socket with 1013; `drop`: drop its messages and count them. @default 'close' */
+  /**
+   * `close`: close the socket with 1013; `drop`: drop its messages (and count them) until it has
+   * drained, then replay them from history in order, or send `gap` for a stream without history.
+   * @default 'close'
+   */
   slowConsumer?: SlowConsumerPolicy
   /**
    * Inbound frame rate; a frame over it is answered with `RATE_LIMITED` and not handled. A client

@@ -63,10 +63,33 @@ export function historyStoreSuite (t: Test, build: HistoryStoreBuilder): void {
     const name = topic()
     const ids = await fill(store, name, 3)
     const [ms] = ids[1].split('-')
-    for (const since of ['1-0', `${Number(ms) + 3_600_000}-0`, `${ms}-999999`, 'not-an-id', '', '01-0', '18446744073709551616-0', `${ms}-99999999999999999999`]) {
+    for (const since of ['1-0', `${Number(ms) + 3_600_000}-0`, `${ms}-999999`, 'not-an-id', '01-0', '18446744073709551616-0', `${ms}-99999999999999999999`]) {
       t.equal(await store.read(name, since, ROOMY, 100), null, `since ${since}`)
     }
     t.equal(await store.read(topic(), ids[0], ROOMY, 100), null, 'a topic without history')
+  })
+
+  t.test('each message names its predecessor in the topic, and the topic knows its latest id', async (t) => {
+    const store = await build(t, new TestClock().now)
+    const name = topic()
+    t.equal(await store.latest(name), '', 'a topic without messages')
+    const appended = []
+    for (let n = 0; n < 4; n++) appended.push(await store.append(name, messageTemplate('s', { n }), ROOMY))
+    t.same(appended.map((m) => m.prev), ['', ...appended.slice(0, 3).map((m) => m.id)])
+    t.same((await store.read(name, appended[0].id, ROOMY, 100))?.map((m) => m.prev), appended.slice(0, 3).map((m) => m.id), 'reads carry it too')
+    t.equal(await store.latest(name), appended[3].id)
+  })
+
+  t.test('reads from the start of a topic with since \'\' while nothing was trimmed', async (t) => {
+    const store = await build(t, new TestClock().now)
+    const name = topic()
+    t.same(await store.read(name, '', ROOMY, 100), [], 'an empty topic')
+    const ids = await fill(store, name, 3)
+    t.same((await store.read(name, '', ROOMY, 100))?.map((m) => m.id), ids)
+    const bounds = { size: 5, ttl: 3600 }
+    const trimmed = topic()
+    await fill(store, trimmed, 250, bounds)
+    t.equal(await store.read(trimmed, '', bounds, 1000), null, 'its first messages are gone')
   })
 
   t.test('keeps topics apart', async (t) => {
