@@ -52,7 +52,12 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     publishApi: { apiKey: config.publishApiKey },
     // Set: Redis bus and tickets, so any number of instances share users and tickets.
     redis,
-    metrics: {}
+    metrics: {},
+    // GET /asyncapi.json; docs/asyncapi.json is a copy (npm run docs:asyncapi).
+    asyncapi: {
+      info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams.' },
+      servers: { local: { host: '127.0.0.1:3000', protocol: 'ws', description: 'npm start' } }
+    }
   })
 
   app.post('/auth/login', {

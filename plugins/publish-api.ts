@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifySchema } from 'fastify'
 import { BadApiKeyError, InvalidOptionError, PayloadTooLargeError } from './errors.js'
 import type { PublishInput } from './typed.js'
+import { errorSchema, publishBodySchema, publishResultSchema } from './schemas.js'
 import { positiveInteger } from './util.js'
 
 export interface NotifyPublishApiOptions {
@@ -39,8 +40,21 @@ async function fastifyNotifyPublishApi (app: FastifyInstance, opts: NotifyPublis
     return match
   }
 
+  // For @fastify/swagger: the body per declared stream, the answers, the key (security scheme `notifyApiKey`).
+  const schema = {
+    summary: 'Publish a notification',
+    tags: ['notify-edge'],
+    security: [{ notifyApiKey: [] }],
+    body: publishBodySchema(app.notify.streams.values()),
+    response: { 202: publishResultSchema, 400: errorSchema, 401: errorSchema, 503: errorSchema }
+  }
   app.post(path, {
     bodyLimit,
+    schema: schema as FastifySchema,
+    // The schema documents; app.notify.publish validates, with the coded errors of the contract,
+    // and the answer goes out whole (fields a later version adds are not filtered out).
+    validatorCompiler: () => (body) => ({ value: body }),
+    serializerCompiler: () => (data) => JSON.stringify(data),
     onRequest: async (request) => {
       if (!keyMatches(request.headers['x-api-key'])) throw new BadApiKeyError()
     },
