@@ -3,18 +3,20 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
-import { notifyEdge, notifyEdgeLoggerOptions, type NotifyEdgeRedisOptions, type StreamDefinition } from '../plugins/index.js'
+import { Type } from 'typebox'
+import { defineStreams, notifyEdge, notifyEdgeLoggerOptions, type NotifyEdgeRedisOptions } from '../plugins/index.js'
 import type { AppConfig } from './config.js'
 import { orderRoutes } from './orders.js'
 
 // History lets a client that reconnects (or lands on another instance) resume with `since`;
 // docs/history.md explains these sizes.
-export const STREAMS: StreamDefinition[] = [
-  { name: 'order', kind: 'private', schema: { type: 'object', required: ['orderId', 'status'] }, history: { size: 100, ttl: 3600 } },
+// The TypeBox schemas validate at run time and type `app.notify.publish` and the client.
+export const STREAMS = defineStreams([
+  { name: 'order', kind: 'private', schema: Type.Object({ orderId: Type.String(), status: Type.String() }), history: { size: 100, ttl: 3600 } },
   { name: 'reward', kind: 'private', history: { size: 100, ttl: 3600 } },
   { name: 'promotional', kind: 'public', history: { size: 100, ttl: 3600 } },
   { name: 'system', kind: 'public', history: { size: 1000, ttl: 3600 } }
-]
+])
 
 /** The first of `candidates` (relative to this file) holding `file`: paths differ between the sources and dist/. */
 function locate (file: string, candidates: string[]): string | undefined {
@@ -55,6 +57,11 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     // queue an e-mail or a push here (docs/presence.md).
     onOffline: (users, message) => {
       for (const user of users) app.log.info({ user, stream: message.stream }, `${user} is offline: would send an e-mail`)
+    },
+    // GET /asyncapi.json; docs/asyncapi.json is a copy (npm run docs:asyncapi).
+    asyncapi: {
+      info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams.' },
+      servers: { local: { host: '127.0.0.1:3000', protocol: 'ws', description: 'npm start' } }
     }
   })
 

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
+import type { Publisher } from '../plugins/index.js'
+import type { STREAMS } from './app.js'
 
 interface Order { orderId: string, status: string }
 
@@ -46,6 +48,8 @@ function redisBook (redis: FastifyInstance['redis']): OrderBook {
  * stream, and `GET /orders` (the user's JWT as Bearer) answers their current state.
  */
 export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number }): Promise<void> {
+  // Typed by the declaration: a misspelt stream or a data shape the schema refuses does not compile.
+  const notify: Publisher<typeof STREAMS> = app.notify
   const book = app.hasDecorator('redis') ? redisBook(app.redis) : memoryBook()
   const pending = new Set<NodeJS.Timeout>()
   app.addHook('onClose', async () => {
@@ -75,10 +79,10 @@ export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number 
     const orderId = randomUUID()
     const update = (status: string) => async () => {
       await book.set(user, { orderId, status })
-      return app.notify.publish({ stream: 'order', user, data: { orderId, status } })
+      return notify.publish({ stream: 'order', user, data: { orderId, status } })
     }
     // `online`: whether the user saw it live; false means the onOffline fallback fired.
-    const placed = await update('placed')() as { online?: boolean }
+    const placed = await update('placed')()
     later(opts.stepMs, update('paid'))
     later(opts.stepMs * 2, update('shipped'))
     return reply.code(202).send({ orderId, online: placed.online })

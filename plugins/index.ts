@@ -14,6 +14,7 @@ import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
+import { notifyAsyncApi, type NotifyAsyncApiOptions } from './asyncapi.js'
 import { endConnection, redisConnection, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 
 export * from './errors.js'
@@ -29,6 +30,8 @@ export * from './socket-auth.js'
 export * from './streams/index.js'
 export * from './publish-api.js'
 export * from './metrics.js'
+export * from './asyncapi.js'
+export { publishBodySchema, publishResultSchema } from './schemas.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /**
@@ -86,6 +89,8 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   publishApi?: NotifyPublishApiOptions
   /** Prometheus metrics and `GET /metrics`; left out when not given. */
   metrics?: NotifyMetricsOptions
+  /** `GET /asyncapi.json`: the AsyncAPI 3 document of the WebSocket routes and declared streams; left out when not given. */
+  asyncapi?: NotifyAsyncApiOptions
 }
 
 /** Presence options, with the timings of the Redis store the edge builds. */
@@ -161,7 +166,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, asyncapi, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) {
@@ -200,10 +205,15 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     await app.register(notifyTickets, { ...tickets, store })
   }
   await app.register(notifySocketAuth, socketAuth ?? {})
-  for (const route of routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]) {
+  const streamRoutes = routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]
+  for (const route of streamRoutes) {
     await app.register(notifyStreams, route)
   }
   if (publishApi !== undefined) await app.register(notifyPublishApi, publishApi)
+  if (asyncapi !== undefined) {
+    const described = streamRoutes.map((route) => ({ path: route.path ?? '/ws', anonymous: route.anonymous === true }))
+    await app.register(notifyAsyncApi, { routes: described, ...asyncapi })
+  }
 }
 
 export const notifyEdge = fp(fastifyNotifyEdge, { fastify: '5.x', name: 'notify-edge' })

@@ -39,27 +39,33 @@ export interface NotifyEdgeStreams {}
 /** The registered streams' type map (`AnyStreams` when nothing is registered). */
 export type RegisteredStreams = NotifyEdgeStreams extends { streams: infer D } ? StreamsOf<D> : AnyStreams
 
+/** The stream names of a declaration or type map. */
+export type StreamName<Streams> = keyof StreamsOf<Streams> & string
+
+/** The `data` type of one stream of a declaration or type map. */
+export type StreamData<Streams, Name extends string> = StreamsOf<Streams>[Name] extends { data: infer D } ? D : unknown
+
 type Names<M> = keyof M & string
 type Kind<M, N extends Names<M>> = M[N] extends { kind: infer K } ? K : never
 type Data<M, N extends Names<M>> = M[N] extends { data: infer D } ? D : never
 
 /** A publish to one user of a private stream. */
-export type UserPublish<M = AnyStreams> = {
+export type UserPublish<Streams = RegisteredStreams, M = StreamsOf<Streams>> = {
   [N in Names<M>]: 'private' extends Kind<M, N> ? { stream: N, user: string, users?: never, data: Data<M, N> } : never
 }[Names<M>]
 
 /** A publish to several users of a private stream. */
-export type UsersPublish<M = AnyStreams> = {
+export type UsersPublish<Streams = RegisteredStreams, M = StreamsOf<Streams>> = {
   [N in Names<M>]: 'private' extends Kind<M, N> ? { stream: N, users: string[], user?: never, data: Data<M, N> } : never
 }[Names<M>]
 
 /** A publish to a public stream: no `user`, no `users`. */
-export type PublicPublish<M = AnyStreams> = {
+export type PublicPublish<Streams = RegisteredStreams, M = StreamsOf<Streams>> = {
   [N in Names<M>]: 'public' extends Kind<M, N> ? { stream: N, user?: never, users?: never, data: Data<M, N> } : never
 }[Names<M>]
 
-/** What `publish` takes (SPEC section 5). */
-export type PublishInput<M = AnyStreams> = UserPublish<M> | UsersPublish<M> | PublicPublish<M>
+/** What `publish` takes (SPEC section 5); an adapter casts what it received to it before publishing. */
+export type PublishInput<Streams = RegisteredStreams, M = StreamsOf<Streams>> = UserPublish<M> | UsersPublish<M> | PublicPublish<M>
 
 /** The answer to a publish on a public stream. */
 export interface PublicPublishResult { id: string }

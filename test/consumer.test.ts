@@ -61,7 +61,7 @@ function program (name: string, options: object, blocks: CodeBlock[]): Program {
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: options, include: ['*.ts'] }))
   const files = new Map<string, CodeBlock>()
   blocks.forEach((block, n) => {
-    const file = `block-${n + 1}.ts`
+    const file = block.file ?? `block-${n + 1}.ts`
     writeFileSync(join(dir, file), block.source)
     files.set(file, block)
   })
@@ -106,9 +106,16 @@ t.test('every TypeScript block compiles under strict with the shipped types chec
     ...checked.filter((block) => block.browser),
     { origin: 'client-import.ts:1', browser: true, run: false, skip: false, source: CLIENT_IMPORT, offset: 0 }
   ])
-  const [serverProblems, browserProblems] = await Promise.all([compile(server), compile(browser)])
+  const types = program('types', { ...NODE_OPTIONS, noEmit: true }, readdirSync(join(root, 'test', 'types')).map((name) => ({
+    origin: `test/types/${name}:1`, browser: false, run: false, skip: false, source: readFileSync(join(root, 'test', 'types', name), 'utf8'), offset: 0
+  })))
+  const [serverProblems, browserProblems, typeProblems] = await Promise.all([compile(server), compile(browser), compile(types)])
   t.same(serverProblems.get(''), undefined, 'the installed package\'s own .d.ts compile')
   t.same(browserProblems.get(''), undefined, 'the client\'s .d.ts compile without Node types')
+  t.same(typeProblems.get(''), undefined)
+  for (const [file, block] of types.files) {
+    t.same(typeProblems.get(file) ?? [], [], `${block.origin.replace(/:1$/, '')}: what must compile does, and every @ts-expect-error line fails to`)
+  }
   for (const [file, block] of [...server.files, ...browser.files]) {
     const problems = (block.browser ? browserProblems : serverProblems).get(file) ?? []
     if (block.origin.startsWith('canary.md')) {

@@ -15,7 +15,7 @@ t.test('reads ts blocks with their flags, prelude and epilogue, and where they s
     'check(app)',
     '-->',
     `${FENCE}ts`, 'plain()', FENCE,
-    '<!-- consumer-test: skip',
+    '<!-- consumer-test: skip, file=part-1.ts',
     '-->',
     `${FENCE}ts`, 'fragment(', FENCE
   ].join('\n')
@@ -27,6 +27,8 @@ t.test('reads ts blocks with their flags, prelude and epilogue, and where they s
   ])
   t.equal(blocks[0].source, 'const app = make()\napp.go()\ncheck(app)\n')
   t.equal(blocks[1].source, 'plain()\n')
+  t.equal(blocks[2].file, 'part-1.ts')
+  t.equal(blocks[0].file, undefined)
 })
 
 t.test('refuses markers it cannot honour', async (t) => {

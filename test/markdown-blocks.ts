@@ -8,7 +8,8 @@
 //   -->
 //
 // `browser`: compiled as a browser bundle would (DOM, no Node types); `run`: also executed with
-// Node once compiled; `skip`: not checked (the comment says why). A `<!-- consumer-test-after`
+// Node once compiled; `skip`: not checked (the comment says why); `file=streams.ts`: the module's
+// file name, so that later blocks of the same document can import it. A `<!-- consumer-test-after`
 // comment right below a `run` block is appended to it: checks of what the running example does.
 import { readFileSync } from 'node:fs'
 
@@ -18,13 +19,15 @@ export interface CodeBlock {
   browser: boolean
   run: boolean
   skip: boolean
+  /** The file name a `file=` flag gave. */
+  file?: string
   /** Prelude, block and epilogue, as one module. */
   source: string
   /** Lines of `source` before the block's first line, to map diagnostics back to the Markdown. */
   offset: number
 }
 
-const MARKER = /^<!-- consumer-test: ?([a-z, ]*)$/
+const MARKER = /^<!-- consumer-test: ?([a-z0-9=., -]*)$/
 const AFTER = /^<!-- consumer-test-after$/
 const FLAGS = new Set(['browser', 'run', 'skip'])
 
@@ -44,7 +47,7 @@ export function codeBlocks (markdown: string, file: string): CodeBlock[] {
     const marker = MARKER.exec(lines[i])
     if (marker !== null) {
       flags = marker[1].split(',').map((flag) => flag.trim()).filter((flag) => flag !== '')
-      const unknown = flags.find((flag) => !FLAGS.has(flag))
+      const unknown = flags.find((flag) => !FLAGS.has(flag) && !/^file=[a-z0-9-]+\.ts$/.test(flag))
       if (unknown !== undefined) throw new Error(`${file}:${i + 1}: unknown consumer-test flag ${unknown}`)
       const { body, end } = comment(lines, i + 1, `${file}:${i + 1}`)
       prelude = body
@@ -70,6 +73,7 @@ export function codeBlocks (markdown: string, file: string): CodeBlock[] {
       browser: flags.includes('browser'),
       run: flags.includes('run'),
       skip: flags.includes('skip'),
+      file: flags.find((flag) => flag.startsWith('file='))?.slice('file='.length),
       source: [...prelude, ...code, ...epilogue].join('\n') + '\n',
       offset: prelude.length
     })

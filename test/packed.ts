@@ -15,8 +15,11 @@ export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 // Outside the repository, so that nothing resolves from the repository's node_modules; one per checkout.
 const cacheDir = join(tmpdir(), `notify-edge-packed-${createHash('sha1').update(root).digest('hex').slice(0, 12)}`)
 
-/** What the consumer project installs besides the tarball: the peer, and Node's types for `process`. */
-const CONSUMER_DEPENDENCIES = ['fastify@5', '@types/node@20']
+/**
+ * What the consumer project installs besides the tarball: the peer, Node's types for `process`,
+ * and @fastify/swagger, which the README's OpenAPI example registers.
+ */
+const CONSUMER_DEPENDENCIES = ['fastify@5', '@types/node@20', '@fastify/swagger@9']
 
 export interface PackedProject {
   /** A directory with package.json (`"type": "module"`) and node_modules holding the package. */
