@@ -27,17 +27,24 @@ export type Scenario = Results['scenarios'][number]
 
 const METRICS: Record<string, Array<[key: string, label: string]>> = {
   fanout: [['cpuPerDeliveryUs', 'server CPU per delivery (µs)'], ['deliveriesPerSecond', 'deliveries/s'], ['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['delivered', 'delivered']],
+  sustained: [
+    ['cpuPerDeliveryUs', 'server CPU per delivery (µs)'], ['deliveriesPerSecond', 'deliveries/s'], ['publishesPerSecond', 'publishes/s'],
+    ['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['p999Ms', 'latency p99.9 (ms)'], ['delivered', 'delivered']
+  ],
   memory: [['rssPerConnectionKB', 'RSS per connection (KB)'], ['heapPerConnectionKB', 'heap per connection (KB)']],
   'cross-instance': [['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['p999Ms', 'latency p99.9 (ms)'], ['cpuPerMessageUs', 'CPU per message, A+B (µs)'], ['delivered', 'delivered']],
-  handshakes: [['perSecond', 'handshakes/s'], ['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerHandshakeUs', 'server CPU per handshake (µs)']]
+  handshakes: [['perSecond', 'handshakes/s'], ['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerHandshakeUs', 'server CPU per handshake (µs)']],
+  presence: [['perSecond', 'handshakes/s'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerHandshakeUs', 'server CPU per handshake (µs)'], ['redisBytesPerOnlineUser', 'Redis bytes per online user']]
 }
 
 function title ({ kind, params: p }: Scenario): string {
   const n = (value: number): string => value.toLocaleString('en-US')
   switch (kind) {
     case 'fanout': return `fan-out, ${n(p.subscribers)} subscribers × ${n(p.messages)} messages`
+    case 'sustained': return `sustained, ${n(p.subscribers)} subscribers, ${p.rate === 0 ? `max msg/s (${p.publishers} publishers)` : `${n(p.rate)} msg/s`} × ${n(p.messages)}`
     case 'memory': return `memory, ${n(p.connections)} idle connections`
     case 'cross-instance': return `cross-instance, ${n(p.users)} users, ${n(p.rate)} msg/s for ${p.seconds} s`
+    case 'presence': return `on Redis, presence ${p.on === 1 ? 'on' : 'off'}: ${n(p.count)} handshakes (${p.concurrency} at once), then ${n(p.users)} users online`
     default: return `handshakes, ${n(p.count)} (${p.concurrency} at once)`
   }
 }
@@ -58,7 +65,7 @@ function ratio (a: number | null, b: number | null): number | null {
   return a === null || b === null || b === 0 ? null : round(a / b, 2)
 }
 
-/** Issue 4's targets, judged on this run's figures. */
+/** Issues 4 and 15's targets, judged on this run's figures. */
 export function judge (results: Results): TargetResult[] {
   const targets: TargetResult[] = []
   const add = (target: string, value: number | null, limit: number, holds: (v: number) => boolean): void => {
@@ -70,6 +77,18 @@ export function judge (results: Results): TargetResult[] {
     add(`${title(s)}: CPU per delivery ≤ 1.5 × ws frame-once`, ratio(edge, metric(s, 'ws-frame', 'cpuPerDeliveryUs')), 1.5, (v) => v <= 1.5)
     add(`${title(s)}: CPU per delivery ≤ 0.3 × Socket.IO`, ratio(edge, metric(s, 'socketio', 'cpuPerDeliveryUs')), 0.3, (v) => v <= 0.3)
   }
+  for (const s of byKind('sustained')) {
+    const edge = metric(s, 'edge', 'cpuPerDeliveryUs')
+    if (s.params.rate === 0) {
+      const burst = results.scenarios.find((b) => b.kind === 'fanout' && b.params.subscribers === s.params.subscribers)
+      add(`${title(s)}: CPU per delivery ≤ 2 × the burst's`, ratio(edge, metric(burst, 'edge', 'cpuPerDeliveryUs')), 2, (v) => v <= 2)
+      add(`${title(s)}: CPU per delivery ≤ 0.3 × Socket.IO`, ratio(edge, metric(s, 'socketio', 'cpuPerDeliveryUs')), 0.3, (v) => v <= 0.3)
+    } else if (s.params.rate <= 100) {
+      const p99 = metric(s, 'edge', 'p99Ms')
+      const base = metric(s, 'edge-flush0', 'p99Ms')
+      add(`${title(s)}: p99 ≤ flushInterval 0's + 2 ms (ms above)`, p99 === null || base === null ? null : round(p99 - base, 3), 2, (v) => v <= 2)
+    }
+  }
   for (const s of byKind('memory')) {
     const edge = metric(s, 'edge', 'rssPerConnectionKB')
     add('memory per idle connection (RSS) ≤ 1.3 × plain ws', ratio(edge, metric(s, 'ws-send', 'rssPerConnectionKB')), 1.3, (v) => v <= 1.3)
@@ -78,6 +97,12 @@ export function judge (results: Results): TargetResult[] {
   for (const s of byKind('cross-instance')) {
     add(`cross-instance p99 ≤ 10 ms at ${s.params.rate} msg/s (ms)`, metric(s, 'edge', 'p99Ms'), 10, (v) => v <= 10)
     add('cross-instance CPU per message < Socket.IO redis adapter', ratio(metric(s, 'edge', 'cpuPerMessageUs'), metric(s, 'socketio', 'cpuPerMessageUs')), 1, (v) => v < 1)
+  }
+  const presence = (on: number): Scenario | undefined => byKind('presence').find((s) => s.params.on === on)
+  const [off, on] = [presence(0), presence(1)]
+  if (off !== undefined && on !== undefined) {
+    add('presence on ÷ off: server CPU per handshake ≤ 1.1', ratio(metric(on, 'edge', 'cpuPerHandshakeUs'), metric(off, 'edge', 'cpuPerHandshakeUs')), 1.1, (v) => v <= 1.1)
+    add('presence on ÷ off: handshakes per second ≥ 0.9', ratio(metric(on, 'edge', 'perSecond'), metric(off, 'edge', 'perSecond')), 0.9, (v) => v >= 0.9)
   }
   for (const s of byKind('handshakes')) {
     add('handshakes per second ≥ 1,000', metric(s, 'edge', 'perSecond'), 1000, (v) => v >= 1000)
@@ -126,7 +151,7 @@ export function report (results: Results): string {
   if (results.quick) {
     lines.push('Targets are judged on full runs only: --quick sizes are too small to compare.', '')
   } else if (results.targets !== undefined) {
-    lines.push('Targets (issue 4):')
+    lines.push('Targets (issues 4 and 15):')
     for (const t of results.targets) {
       const verdict = t.holds === null ? 'not measured' : t.holds ? 'holds' : 'MISSED'
       lines.push(`- ${t.target}: ${format(t.value)} → ${verdict}`)

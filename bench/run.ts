@@ -5,6 +5,7 @@ import { createServer } from 'node:net'
 import os from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
 import { argument, Peer } from './lib/ipc.js'
 import { PRIVATE_STREAM, PUBLIC_STREAM } from './lib/shared.js'
 import { round, type Latency } from './lib/stats.js'
@@ -23,10 +24,19 @@ const outFile = argument('out') ?? join(root, 'bench', 'results', 'latest.json')
 const onlyContenders = argument('contenders')?.split(',')
 const onlySessions = argument('sessions')?.split(',')
 
-interface Contender { id: string, label: string, script: string, args: string[], protocol: 'notify' | 'sio' }
+interface Contender {
+  id: string
+  label: string
+  script: string
+  args: string[]
+  protocol: 'notify' | 'sio'
+  /** Measured in these scenario kinds only; every kind when not given. */
+  only?: string[]
+}
 
 const CONTENDERS: Contender[] = [
   { id: 'edge', label: 'notify-edge', script: 'edge.js', args: [], protocol: 'notify' },
+  { id: 'edge-flush0', label: 'notify-edge flushInterval 0', script: 'edge.js', args: ['--flush-interval', '0'], protocol: 'notify', only: ['sustained'] },
   { id: 'ws-send', label: 'ws send', script: 'ws.js', args: ['--mode', 'send'], protocol: 'notify' },
   { id: 'ws-frame', label: 'ws frame-once', script: 'ws.js', args: ['--mode', 'frame'], protocol: 'notify' },
   { id: 'socketio', label: 'Socket.IO', script: 'socketio.js', args: [], protocol: 'sio' }
@@ -34,25 +44,44 @@ const CONTENDERS: Contender[] = [
 
 /**
  * One fresh server process per contender serves a session: `connections` clients subscribe to the
- * public stream; memory is measured on them while idle, then a fan-out burst goes to them; after
- * they leave, handshakes are timed on the same process.
+ * public stream; memory is measured on them while idle, then a fan-out burst goes to them, then
+ * sustained publishing at each rate; after they leave, handshakes are timed on the same process.
  */
 interface Session {
   id: string
   connections: number
   memory: boolean
   fanoutMessages: number
+  /** Publish rates (msg/s, 0 for as fast as the server answers) and how many messages at each. */
+  sustained: Array<{ rate: number, messages: number }>
   handshakes: { count: number, concurrency: number } | null
 }
 interface CrossInstance { users: number, rate: number, seconds: number }
 
+// Sustained message counts keep what a lagging client can have queued (count × ~170 B per socket)
+// far below the slow-consumer limit, and the run short.
 const SESSIONS: Session[] = quick
-  ? [{ id: 'small', connections: 100, memory: true, fanoutMessages: 10, handshakes: { count: 60, concurrency: 5 } }]
+  ? [{ id: 'small', connections: 100, memory: true, fanoutMessages: 10, sustained: [{ rate: 100, messages: 30 }, { rate: 0, messages: 30 }], handshakes: { count: 60, concurrency: 5 } }]
   : [
-      { id: 'small', connections: 2000, memory: false, fanoutMessages: 200, handshakes: { count: 3000, concurrency: 20 } },
-      { id: 'large', connections: 10000, memory: true, fanoutMessages: 200, handshakes: null }
+      {
+        id: 'small',
+        connections: 2000,
+        memory: false,
+        fanoutMessages: 200,
+        sustained: [{ rate: 100, messages: 300 }, { rate: 1000, messages: 500 }, { rate: 0, messages: 300 }],
+        handshakes: { count: 3000, concurrency: 20 }
+      },
+      { id: 'large', connections: 10000, memory: true, fanoutMessages: 200, sustained: [{ rate: 100, messages: 100 }, { rate: 0, messages: 100 }], handshakes: null }
     ]
+// Requests the feeder keeps outstanding: at rate 0 (the maximum), four publishers that each send
+// the next message once the last was answered; at a fixed rate, a cap on a rate not kept up with.
+const MAX_RATE_IN_FLIGHT = 4
+const FIXED_RATE_IN_FLIGHT = 64
 const CROSS: CrossInstance = quick ? { users: 20, rate: 500, seconds: 0.4 } : { users: 1000, rate: 5000, seconds: 10 }
+/** notify-edge on Redis with presence off, then on: handshakes, then `users` online users held idle. */
+interface PresenceRun { count: number, concurrency: number, users: number }
+const PRESENCE: PresenceRun = quick ? { count: 60, concurrency: 5, users: 100 } : { count: 3000, concurrency: 20, users: 10000 }
+const PRESENCE_KEYS = '{notify:presence}'
 
 // Clients spread over several loopback source addresses, so 10,000 sockets never run short of ports.
 const ADDRESSES = 8
@@ -133,6 +162,40 @@ async function fanout (loadgen: Peer, server: Peer, subscribers: number, message
   }
 }
 
+interface Fed { failures: number, firstError: string | null, ratePerSecond: number }
+
+/** Publishes arrive one per request, from the feeder process, at `rate` (0: the maximum). */
+async function sustained (loadgen: Peer, feeder: Peer, server: Peer, subscribers: number, rate: number, messages: number): Promise<Figures> {
+  const port = server.info.port
+  const inFlight = rate === 0 ? MAX_RATE_IN_FLIGHT : FIXED_RATE_IN_FLIGHT
+  const warmup = Math.min(20, messages)
+  await loadgen.call('arm')
+  await feeder.call('feed', { port, rate: 0, count: warmup, firstSeq: 0, inFlight })
+  await loadgen.call('wait', { expected: warmup * subscribers, perClient: warmup, idleMs: IDLE_MS })
+
+  await loadgen.call('arm')
+  let fed: Fed | null = null
+  const [got, cpu] = await serverCpu([server], async () => {
+    fed = await feeder.call<Fed>('feed', { port, rate, count: messages, firstSeq: warmup, inFlight })
+    return loadgen.call<Received>('wait', { expected: messages * subscribers, perClient: messages, idleMs: IDLE_MS })
+  })
+  const { failures, firstError, ratePerSecond } = fed as unknown as Fed
+  return {
+    cpuPerDeliveryUs: round(cpu.us / got.received, 3),
+    deliveriesPerSecond: round(got.received / (got.spanMs / 1000), 0),
+    publishesPerSecond: ratePerSecond,
+    p50Ms: got.latency.p50,
+    p99Ms: got.latency.p99,
+    p999Ms: got.latency.p999,
+    delivered: got.received,
+    expected: got.expected,
+    // Several publishers at once: the server may take request n + 1 before n, so no order check.
+    complete: got.received === got.expected && got.short === 0 && failures === 0,
+    clientCpuPercent: got.clientCpuPercent,
+    ...(firstError !== null ? { firstError } : {})
+  }
+}
+
 async function handshakes (loadgen: Peer, server: Peer, contender: Contender, count: number, concurrency: number): Promise<Figures> {
   const target = { port: server.info.port, protocol: contender.protocol, stream: PUBLIC_STREAM, concurrency }
   await loadgen.call('handshakes', { ...target, count: Math.min(100, Math.ceil(count / 5)) })
@@ -149,13 +212,14 @@ async function handshakes (loadgen: Peer, server: Peer, contender: Contender, co
   }
 }
 
-async function runSession (loadgen: Peer, contender: Contender, session: Session): Promise<void> {
+async function runSession (loadgen: Peer, feeder: Peer, contender: Contender, session: Session): Promise<void> {
   const server = await spawnServer(contender)
   const n = session.connections
+  const measures = (kind: string): boolean => contender.only?.includes(kind) ?? true
   try {
     const before = await server.call<Memory>('memory')
     await loadgen.call('connect', { port: server.info.port, protocol: contender.protocol, stream: PUBLIC_STREAM, count: n, concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES })
-    if (session.memory && n > 0) {
+    if (session.memory && n > 0 && measures('memory')) {
       const after = await server.call<Memory>('memory')
       const open = await server.call<number>('connections')
       put('memory', 'memory', { connections: n }, contender, {
@@ -165,12 +229,17 @@ async function runSession (loadgen: Peer, contender: Contender, session: Session
         complete: open === n
       })
     }
-    if (n > 0 && session.fanoutMessages > 0) {
+    if (n > 0 && session.fanoutMessages > 0 && measures('fanout')) {
       const params = { subscribers: n, messages: session.fanoutMessages }
       put(`fanout-${n}`, 'fanout', params, contender, await fanout(loadgen, server, n, session.fanoutMessages).catch(failure))
     }
+    for (const { rate, messages } of n > 0 && measures('sustained') ? session.sustained : []) {
+      const figures = await sustained(loadgen, feeder, server, n, rate, messages).catch(failure)
+      const params = { subscribers: n, rate, messages, publishers: rate === 0 ? MAX_RATE_IN_FLIGHT : 1 }
+      put(`sustained-${n}-${rate === 0 ? 'max' : rate}`, 'sustained', params, contender, figures)
+    }
     await loadgen.call('disconnect')
-    if (session.handshakes !== null) {
+    if (session.handshakes !== null && measures('handshakes')) {
       const { count, concurrency } = session.handshakes
       put('handshakes', 'handshakes', { count, concurrency }, contender, await handshakes(loadgen, server, contender, count, concurrency).catch(failure))
     }
@@ -214,6 +283,51 @@ async function crossInstance (loadgen: Peer, contender: Contender, redisUrl: str
   } finally {
     await loadgen.call('disconnect')
     await Promise.all([publisher.stop(), receiver.stop()])
+  }
+}
+
+async function redisUsedMemory (redis: Redis): Promise<number> {
+  return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1])
+}
+
+/** Users in the presence hashes of every instance: what Redis holds once the edge's writes landed. */
+async function presenceUsers (redis: Redis): Promise<number> {
+  const keys = await redis.keys(`${PRESENCE_KEYS}:*:u`)
+  let users = 0
+  for (const key of keys) users += await redis.hlen(key)
+  return users
+}
+
+/** Resolves once `count()` is `expected`, or after 30 s (the figures then say what was reached). */
+async function settled (count: () => Promise<number>, expected: number): Promise<void> {
+  const deadline = Date.now() + 30_000
+  while (await count() !== expected && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+}
+
+/** Handshakes, then Redis memory per online user, on one edge process with presence `on` or off. */
+async function presenceRun (loadgen: Peer, redisUrl: string, on: boolean, { count, concurrency, users }: PresenceRun): Promise<Figures> {
+  const edge = CONTENDERS[0]
+  const server = await spawnServer(edge, ['--redis', redisUrl, ...(on ? [] : ['--presence', 'off'])])
+  const redis = new Redis(redisUrl)
+  try {
+    const shaken = await handshakes(loadgen, server, edge, count, concurrency)
+    await loadgen.call('disconnect')
+    // Sockets leave in the edge's next ticks: wait until Redis holds nobody, then measure from there.
+    if (on) await settled(() => presenceUsers(redis), 0)
+    const before = await redisUsedMemory(redis)
+    await loadgen.call('connect', { port: server.info.port, protocol: 'notify', stream: PUBLIC_STREAM, count: users, concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES })
+    if (on) await settled(() => presenceUsers(redis), users)
+    const online = on ? await presenceUsers(redis) : users
+    return {
+      ...shaken,
+      redisBytesPerOnlineUser: round((await redisUsedMemory(redis) - before) / users, 0),
+      online,
+      complete: shaken.complete === true && online === users
+    }
+  } finally {
+    redis.disconnect()
+    await loadgen.call('disconnect')
+    await server.stop()
   }
 }
 
@@ -264,21 +378,33 @@ async function timed (label: string, run: () => Promise<void>): Promise<void> {
   process.stderr.write(`${((Date.now() - began) / 1000).toFixed(1)} s\n`)
 }
 
+// --flush-interval N runs the `edge` contender with that flushInterval (to choose the default).
+const edgeFlushInterval = argument('flush-interval')
 const contenders = CONTENDERS.filter((c) => onlyContenders?.includes(c.id) ?? true)
-// --fanout 2000x200 and/or --handshakes 1000 replace the sessions with one of that size (for profiling).
+  .map((c) => c.id === 'edge' && edgeFlushInterval !== undefined
+    ? { ...c, label: `${c.label} flushInterval ${edgeFlushInterval}`, args: ['--flush-interval', edgeFlushInterval] }
+    : c)
+// --fanout 2000x200, --sustained 2000 (the rates of a full run at that size) and/or --handshakes 1000
+// replace the sessions with one of that size (for profiling).
 const customFanout = /^(\d+)x(\d+)$/.exec(argument('fanout') ?? '') ?? [0, 0, 0]
+const customSustained = /^(\d+)(?:x(\d+))?$/.exec(argument('sustained') ?? '') ?? [0, 0, 0]
 const customHandshakes = Number(argument('handshakes') ?? 0)
-const custom = customFanout[1] !== 0 || customHandshakes > 0
+const custom = customFanout[1] !== 0 || customSustained[1] !== 0 || customHandshakes > 0
 const sessions = custom
   ? [{
       id: 'custom',
-      connections: Number(customFanout[1]),
+      connections: Math.max(Number(customFanout[1]), Number(customSustained[1])),
       memory: true,
       fanoutMessages: Number(customFanout[2]),
+      sustained: customSustained[1] === 0
+        ? []
+        : (SESSIONS.find((s) => s.connections === Number(customSustained[1]))?.sustained ?? SESSIONS[0].sustained)
+            .map(({ rate, messages }) => ({ rate, messages: Number(customSustained[2] ?? messages) })),
       handshakes: customHandshakes > 0 ? { count: customHandshakes, concurrency: 20 } : null
     }]
   : SESSIONS.filter((s) => onlySessions?.includes(s.id) ?? true)
 const cross = !custom && (onlySessions?.includes('cross') ?? true)
+const presence = !custom && (onlySessions?.includes('presence') ?? true) && contenders.some((c) => c.id === 'edge')
 const startedAt = new Date()
 const results: Results = {
   version: 1,
@@ -300,16 +426,31 @@ const results: Results = {
 }
 
 const loadgen = await Peer.spawn('loadgen', join(here, 'loadgen.js'), [], ['--max-old-space-size=4096'])
+const feeder = await Peer.spawn('feeder', join(here, 'feeder.js'))
 try {
   for (const session of sessions) {
     for (const contender of contenders) {
-      await timed(`${session.connections} connections × ${contender.label}`, () => runSession(loadgen, contender, session))
+      await timed(`${session.connections} connections × ${contender.label}`, () => runSession(loadgen, feeder, contender, session))
+    }
+  }
+  if (presence) {
+    const redis = await startRedis()
+    try {
+      const edge = CONTENDERS[0]
+      for (const on of [false, true]) {
+        await timed(`presence ${on ? 'on' : 'off'} × ${edge.label}`, async () => {
+          const scenario = `presence-${on ? 'on' : 'off'}`
+          put(scenario, 'presence', { ...PRESENCE, on: on ? 1 : 0 }, edge, await presenceRun(loadgen, redis.url, on, PRESENCE).catch(failure))
+        })
+      }
+    } finally {
+      await redis.stop()
     }
   }
   if (cross) {
     const redis = await startRedis()
     try {
-      for (const contender of contenders) {
+      for (const contender of contenders.filter((c) => c.only?.includes('cross-instance') ?? true)) {
         await timed(`cross-instance × ${contender.label}`, async () => {
           put('cross-instance', 'cross-instance', { ...CROSS }, contender, await crossInstance(loadgen, contender, redis.url, CROSS).catch(failure))
         })
@@ -319,10 +460,10 @@ try {
     }
   }
 } finally {
-  await loadgen.stop()
+  await Promise.all([loadgen.stop(), feeder.stop()])
 }
 
-const ORDER = ['fanout', 'memory', 'cross-instance', 'handshakes']
+const ORDER = ['fanout', 'sustained', 'memory', 'cross-instance', 'handshakes', 'presence']
 results.scenarios = [...scenarios.values()].sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind))
 results.durationSeconds = round((Date.now() - startedAt.getTime()) / 1000, 1)
 results.environment.loadAverageAfter = os.loadavg().map((v) => round(v, 2))

@@ -10,6 +10,15 @@ export function positiveInteger (name: string, value: unknown, fallback: number)
   return value
 }
 
+/** An integer option in [min, max], or `fallback` when not given. */
+export function integerBetween (name: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`)
+  }
+  return value
+}
+
 /**
  * Waits for `work` at most `ms`: `{ value }` when it settles in time, null when it does not; a
  * rejection in time rejects. The timer stays ref'd: someone awaits the result, and an unref'd

@@ -89,7 +89,7 @@ t.test('fan-out writes one shared frame to every local subscriber of a topic', a
   t.teardown(() => fanout.close())
   const stream = declareStreams([{ name: 'a', kind: 'public' }], 'notify').get('a')!
   const frames: OutboundFrame[] = []
-  const subscribers: Subscriber[] = [1, 2, 3].map(() => ({ deliver: (frame: OutboundFrame) => { frames.push(frame) }, gap () {} }))
+  const subscribers: Subscriber[] = [1, 2, 3].map(() => ({ deliver: (frame: OutboundFrame) => { frames.push(frame) }, gap () {}, close () {} }))
   await Promise.all(subscribers.map((s) => fanout.add('notify/p/a', s, stream)))
   t.equal(fanout.size, 1)
   t.equal(b.topicCount(), 1, 'one bus listener for three sockets')
@@ -105,6 +105,29 @@ t.test('fan-out writes one shared frame to every local subscriber of a topic', a
   await Promise.all(subscribers.slice(1).map((s) => fanout.remove('notify/p/a', s)))
   t.equal(fanout.size, 0)
   t.equal(b.topicCount(), 0)
+})
+
+t.test('a socket whose delivery throws is closed with 1011, and the others still get the message', async (t) => {
+  const logs = logCapture()
+  const b = await bus(t, mqemitter())
+  const fanout = new Fanout(b, { history: null, log: Fastify({ logger: { level: 'error', stream: logs.stream } }).log, stats: routeStats() })
+  t.teardown(() => fanout.close())
+  const stream = declareStreams([{ name: 'a', kind: 'public' }], 'notify').get('a')!
+  const got: string[] = []
+  const closed: number[] = []
+  const subscriber = (name: string, fail = false): Subscriber => ({
+    deliver () {
+      if (fail) throw new Error('boom')
+      got.push(name)
+    },
+    gap () {},
+    close (code) { closed.push(code) }
+  })
+  for (const s of [subscriber('one'), subscriber('broken', true), subscriber('three')]) await fanout.add('notify/p/a', s, stream)
+  await b.publish(message('notify/p/a', 1))
+  t.same(got, ['one', 'three'])
+  t.same(closed, [1011])
+  t.match(await logs.next('notify delivery to a socket failed'), { level: 50, err: { message: 'boom' } })
 })
 
 t.test('closing an emitter that never answers is abandoned after closeTimeout', async (t) => {

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { logCapture, type LogLine } from './log-capture.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -14,8 +15,8 @@ export interface ExampleProcess {
   child: ChildProcess
   /** SIGTERM, then waits for the exit; resolves with the exit code. */
   stop (): Promise<number | null>
-  /** Resolves with the first output line (already written or still to come) containing `text`. */
-  logged (text: string, timeout?: number): Promise<string>
+  /** Resolves with the first log line (already written or still to come) whose `msg` contains `text`. */
+  logged (text: string, timeout?: number): Promise<LogLine>
 }
 
 const running = new Set<ChildProcess>()
@@ -42,25 +43,8 @@ export async function exampleProcess (t: Test, env: Record<string, string>): Pro
   t.teardown(stop)
 
   let output = ''
-  const waiting = new Set<(line: string) => void>()
+  const log = logCapture()
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const logged = (text: string, timeout = 5000): Promise<string> => {
-    const seen = output.split('\n').find((line) => line.includes(text))
-    if (seen !== undefined) return Promise.resolve(seen)
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        waiting.delete(wake)
-        reject(new Error(`no output line with "${text}" within ${timeout} ms`))
-      }, timeout)
-      const wake = (line: string): void => {
-        if (!line.includes(text)) return
-        clearTimeout(timer)
-        waiting.delete(wake)
-        resolve(line)
-      }
-      waiting.add(wake)
-    })
-  }
   // Fastify logs the address it bound, so PORT=0 works: no port has to be guessed free.
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`example app not listening within ${START_TIMEOUT} ms:\n${output}`)), START_TIMEOUT)
@@ -70,14 +54,15 @@ export async function exampleProcess (t: Test, env: Record<string, string>): Pro
     })
     createInterface({ input: child.stdout }).on('line', (line) => {
       output += `${line}\n`
-      for (const wake of waiting) wake(line)
+      // The app logs JSON lines; anything else (a stack trace) is kept in `output` only.
+      if (line.startsWith('{')) log.stream.write(line)
       const match = /Server listening at (http:\/\/[\d.:]+)/.exec(line)
       if (match === null) return
       clearTimeout(timer)
       resolve(match[1])
     })
   })
-  return { http: address, ws: address.replace(/^http/, 'ws'), pid: child.pid!, child, stop, logged }
+  return { http: address, ws: address.replace(/^http/, 'ws'), pid: child.pid!, child, stop, logged: (text, timeout) => log.next(text, timeout) }
 }
 
 /** A JWT from the example app's demo login. */

@@ -86,6 +86,19 @@ t.test('a message published on one instance reaches each subscribed instance onc
   for (const r of recorders) t.same(r.received.map((m) => m.id), ['1-0', '2-0'])
 })
 
+t.test('two instances publishing one message id on one topic (no history, same millisecond) both reach a subscriber', async (t) => {
+  const { url, prefix } = await sharedRedis(t)
+  const topic = `${prefix}/p/ticker`
+  const apps = await Promise.all([busApp(t, { redis: url }), busApp(t, { redis: url }), busApp(t, { redis: url })])
+  const r = recorder()
+  await apps[2].notifyBus.subscribe(topic, r.listener)
+  await apps[0].notifyBus.publish({ topic, id: '7-0', frame: '{"from":"a"}' })
+  await apps[1].notifyBus.publish({ topic, id: '7-0', frame: '{"from":"b"}' })
+  await apps[0].notifyBus.publish(message(topic, '8-0'))
+  await r.next('8-0')
+  t.same(r.received.map((m) => m.frame), ['{"from":"a"}', '{"from":"b"}', '{"id":"8-0"}'], 'neither is taken for a duplicate of the other')
+})
+
 t.test("a publish resolves with PUBLISH's reply: the instances subscribed to the topic", async (t) => {
   const { url, prefix } = await sharedRedis(t)
   const topic = `${prefix}/u/order/YWxpY2U`

@@ -21,7 +21,7 @@ async function exampleApp (t: Test, env: Record<string, string>): Promise<{ app:
   return { app, ...urls(app) }
 }
 
-interface Publish { n: number, status: number, id?: string, ms: number, startedAt: number }
+interface Publish { n: number, status: number, id?: string, online?: boolean, ms: number, startedAt: number }
 
 /** Publishes numbered messages to alice's `reward` stream at about PER_SECOND, one at a time, until `stop()`. */
 function publisher (http: string): { log: Publish[], stop: () => Promise<void> } {
@@ -34,7 +34,7 @@ function publisher (http: string): { log: Publish[], stop: () => Promise<void> }
       if (due > 0) await new Promise((resolve) => setTimeout(resolve, due))
       const startedAt = Date.now()
       const res = await publish(http, { stream: 'reward', user: 'alice', data: { n } })
-      log.push({ n, status: res.status, id: res.body.id as string | undefined, ms: Date.now() - startedAt, startedAt })
+      log.push({ n, status: res.status, id: res.body.id as string | undefined, online: res.body.online as boolean | undefined, ms: Date.now() - startedAt, startedAt })
     }
   })()
   return { log, stop: async () => { state.stopped = true; await run } }
@@ -77,6 +77,16 @@ t.test('through Sentinel, a SIGKILLed master under 500 msg/s: sockets stay open,
   const live = received.filter((m) => compareMessageIds(m.id, after[0].id!) >= 0)
   t.same(live.map((m) => m.id), after.map((p) => p.id), 'every message accepted after the failover arrived live, in order, once')
   t.ok(received.every((m, i) => i === 0 || compareMessageIds(received[i - 1].id, m.id) < 0), 'ids only increase on the live socket')
+  t.ok(after.every((p) => p.online === true), 'each of them told the publisher that alice was online (PUBLISH\'s reply on the new master)')
+  // Presence follows the master too: rewritten at the next heartbeat if the replica lacked it.
+  await until('presence on the new master', async () => {
+    try {
+      return (await b.app.notify.presence({ user: 'alice' })).users.alice.connections === 1
+    } catch {
+      return false
+    }
+  }, 20_000)
+  t.same(await b.app.notify.presence({ user: 'alice' }), { users: { alice: { connections: 1, streams: ['reward'] } } }, 'presence through Sentinel after the failover')
 
   const statuses = new Set(load.log.map((p) => p.status))
   t.ok([...statuses].every((status) => status === 202 || status === 503), `every publish answered 202 or 503 (${[...statuses]})`)

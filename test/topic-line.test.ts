@@ -1,6 +1,6 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
-import type { BusMessage } from '../plugins/index.js'
+import type { BusMessage, HistoryStore } from '../plugins/index.js'
 import { routeStats } from '../plugins/recorder.js'
 import { REPAIR_CONCURRENCY, Repairs } from '../plugins/streams/repairs.js'
 import { TopicLine, type LineSink } from '../plugins/streams/topic-line.js'
@@ -201,16 +201,88 @@ t.test('repairs read once per topic, at most REPAIR_CONCURRENCY at a time', asyn
   t.equal(stats.repaired, lines.length)
 })
 
-t.test('a history read that fails is a gap', async (t) => {
-  const store = new MemoryHistoryStore()
+/** A memory store whose reads fail `failures` times first. */
+class FlakyStore implements HistoryStore {
+  readonly appendPublishes = false
+  readonly inner = new MemoryHistoryStore()
+  reads = 0
+
+  constructor (private readonly failures: number) {}
+
+  append (...args: Parameters<HistoryStore['append']>): Promise<BusMessage> {
+    return this.inner.append(...args)
+  }
+
+  async read (...args: Parameters<HistoryStore['read']>): Promise<BusMessage[] | null> {
+    if (++this.reads <= this.failures) throw new Error('history is down')
+    return this.inner.read(...args)
+  }
+
+  latest (topic: string): Promise<string> {
+    return this.inner.latest(topic)
+  }
+
+  close (): Promise<void> {
+    return this.inner.close()
+  }
+}
+
+function flaky (t: Test, failures: number): { store: FlakyStore, reads: () => number } {
+  const store = new FlakyStore(failures)
   t.teardown(() => store.close())
-  const failing = Object.assign(Object.create(store) as MemoryHistoryStore, { read: async () => { throw new Error('history is down') } })
-  const repairs = new Repairs({ store: failing, maxReplay: 300 }, Fastify({ logger: false }).log, routeStats())
-  await new Promise<void>((resolve) => {
-    const l: TopicLine = new TopicLine('notify/p/x', BOUNDS, { deliver () {}, gap: resolve, repair: (since) => repairs.run(l, since) })
-    l.live = true
-    l.started('1-0')
-    l.resubscribed()
+  return { store, reads: () => store.reads }
+}
+
+/** A line repaired through `repairs`; resolves with what it was told once the repair is done. */
+function repairedLine (repairs: Repairs, store: HistoryStore, topic: string): Promise<{ delivered: string[], gaps: number }> {
+  return new Promise((resolve) => {
+    const told = { delivered: [] as string[], gaps: 0 }
+    const l: TopicLine = new TopicLine(topic, BOUNDS, {
+      deliver: (message) => { told.delivered.push(message.id) },
+      gap: () => { told.gaps++ },
+      repair: (since) => {
+        repairs.run(l, since)
+        const done = (): void => { if (told.gaps > 0 || told.delivered.length > 0) resolve(told); else setImmediate(done) }
+        done()
+      }
+    })
+    store.latest(topic).then((latest) => {
+      l.live = true
+      l.started(latest)
+      l.resubscribed()
+    })
   })
-  t.pass('gap announced')
+}
+
+t.test('a history read that keeps failing is a gap, after a few attempts', async (t) => {
+  const { store, reads } = flaky(t, Infinity)
+  const repairs = new Repairs({ store, maxReplay: 300 }, Fastify({ logger: false }).log, routeStats(), [1, 1])
+  t.same(await repairedLine(repairs, store, 'notify/p/x'), { delivered: [], gaps: 1 })
+  t.equal(reads(), 3)
+})
+
+t.test('a history read that fails while its client reconnects is tried again, and repairs', async (t) => {
+  const { store, reads } = flaky(t, 2)
+  const first = await store.append('notify/p/y', messageTemplate('y', {}), BOUNDS)
+  const repairs = new Repairs({ store, maxReplay: 300 }, Fastify({ logger: false }).log, routeStats(), [1, 1])
+  const repaired = repairedLine(repairs, store, 'notify/p/y')
+  await store.append('notify/p/y', messageTemplate('y', {}), BOUNDS)
+  const second = (await store.inner.read('notify/p/y', first.id, BOUNDS, 10))![0]
+  t.not(second, undefined)
+  t.same(await repaired, { delivered: [second.id], gaps: 0 })
+  t.equal(reads(), 3)
+})
+
+t.test('closing the repairs ends a pause between attempts, and nothing is delivered', async (t) => {
+  const { store, reads } = flaky(t, Infinity)
+  const repairs = new Repairs({ store, maxReplay: 300 }, Fastify({ logger: false }).log, routeStats(), [60_000])
+  const told: string[] = []
+  const l: TopicLine = new TopicLine('notify/p/z', BOUNDS, { deliver: () => told.push('deliver'), gap: () => told.push('gap'), repair: (since) => repairs.run(l, since) })
+  l.live = true
+  l.started('')
+  l.resubscribed()
+  while (reads() === 0) await new Promise((resolve) => setImmediate(resolve))
+  repairs.close()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(told, [])
 })

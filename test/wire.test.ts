@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import WebSocket, { WebSocketServer } from 'ws'
 import { notifyEdge } from '../plugins/index.js'
-import { FrameWriter, OutboundFrame } from '../plugins/streams/wire.js'
+import { FlushScheduler, FrameWriter, OutboundFrame } from '../plugins/streams/wire.js'
 import { STREAMS } from '../example-app/app.js'
 import { build, connect, connectUser, SECRET, token, urls, type Frame } from './helpers.js'
 
@@ -39,7 +39,7 @@ t.test('the ws internals the direct write relies on are there', async (t) => {
 
 t.test('a burst written in one job reaches the client whole and in order, and counts in bufferedAmount', async (t) => {
   const { server, received } = await socketPair(t)
-  const writer = new FrameWriter(server)
+  const writer = new FrameWriter(server, new FlushScheduler(0, 16384))
   for (let i = 0; i < 100; i++) writer.write(new OutboundFrame(JSON.stringify({ i, pad: 'x'.repeat(i * 10) })))
   t.ok(server.bufferedAmount > 0, 'corked until the current job ends')
   await until(() => received.length === 100)
@@ -49,7 +49,7 @@ t.test('a burst written in one job reaches the client whole and in order, and co
 
 t.test('frames ws still holds are not overtaken: the writer goes through ws.send', async (t) => {
   const { server, received } = await socketPair(t)
-  const writer = new FrameWriter(server)
+  const writer = new FrameWriter(server, new FlushScheduler(0, 16384))
   const sender = (server as unknown as { _sender: { _bufferedBytes: number } })._sender
   let sends = 0
   const send = server.send.bind(server)
@@ -65,7 +65,7 @@ t.test('frames ws still holds are not overtaken: the writer goes through ws.send
 
 t.test('nothing is written once the socket is closing', async (t) => {
   const { server, client, received } = await socketPair(t)
-  const writer = new FrameWriter(server)
+  const writer = new FrameWriter(server, new FlushScheduler(0, 16384))
   server.close(1000, 'bye')
   writer.write(new OutboundFrame('"late"'))
   const [code] = await once(client, 'close')

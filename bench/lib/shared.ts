@@ -52,3 +52,6 @@ export function verifyToken (token: string): string | null {
     return null
   }
 }
+
+/** The key every contender's `POST /notifications` wants in `x-api-key`. */
+export const API_KEY = 'notify-edge-benchmark-api-key'

@@ -7,6 +7,7 @@ import { createAdapter } from '@socket.io/redis-adapter'
 import { argument } from '../lib/ipc.js'
 import { PRIVATE_STREAM, PUBLIC_STREAM, verifyToken, type Notification } from '../lib/shared.js'
 import { control } from './control.js'
+import { handlePublish } from './ingress.js'
 import { TicketDesk } from './tickets.js'
 
 // Contender (d): Socket.IO 4, WebSocket transport only; rooms stand for topics, and
@@ -15,7 +16,7 @@ import { TicketDesk } from './tickets.js'
 const redisUrl = argument('redis')
 const desk = new TicketDesk()
 const server = http.createServer((req, res) => {
-  if (!desk.handle(req, res)) res.writeHead(404).end()
+  if (!desk.handle(req, res) && !handlePublish(req, res, (stream, data) => publish(stream, '', data))) res.writeHead(404).end()
 })
 const io = new Server(server, { transports: ['websocket'], serveClient: false })
 const redis = redisUrl === undefined ? null : [new Redis(redisUrl), new Redis(redisUrl)]
@@ -48,8 +49,10 @@ io.on('connection', (socket) => {
   })
 })
 
-function publish (stream: string, user: string, data: Notification): void {
-  io.to(roomOf(stream, user)).emit('message', { stream, id: `${Date.now()}-${++seq}`, ts: Date.now(), data })
+function publish (stream: string, user: string, data: Notification): string {
+  const id = `${Date.now()}-${++seq}`
+  io.to(roomOf(stream, user)).emit('message', { stream, id, ts: Date.now(), data })
+  return id
 }
 
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

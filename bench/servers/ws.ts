@@ -8,6 +8,7 @@ import WebSocket, { WebSocketServer, type RawData } from 'ws'
 import { argument } from '../lib/ipc.js'
 import { PRIVATE_STREAM, PUBLIC_STREAM, type Notification } from '../lib/shared.js'
 import { control } from './control.js'
+import { handlePublish } from './ingress.js'
 import { TicketDesk } from './tickets.js'
 
 // Contenders (b) and (c): a plain `ws` server speaking the project's protocol.
@@ -71,11 +72,12 @@ function deliver (topic: string, message: Message): void {
   }
 }
 
-function publish (stream: string, user: string | null, data: Notification): void {
+function publish (stream: string, user: string | null, data: Notification): string {
   const message: Message = { stream, id: `${Date.now()}-${++seq}`, ts: Date.now(), data }
   const topic = topicOf(stream, user ?? '')
   if (pub === null) deliver(topic, message)
   else pub.publish(topic, JSON.stringify(message)).catch((err) => console.error('ws: redis', err.message))
+  return message.id
 }
 
 async function subscribe (client: Client, streams: string[], id: unknown): Promise<void> {
@@ -126,7 +128,7 @@ function onConnection (ws: WebSocket, user: string): void {
 
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 65536, clientTracking: false })
 const server = http.createServer((req, res) => {
-  if (!desk.handle(req, res)) res.writeHead(404).end()
+  if (!desk.handle(req, res) && !handlePublish(req, res, (stream, data) => publish(stream, null, data))) res.writeHead(404).end()
 })
 server.on('upgrade', (req, socket, head) => {
   const url = new URL(req.url ?? '/', 'http://localhost')

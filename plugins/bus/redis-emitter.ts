@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
 import mqemitterRedis from 'mqemitter-redis'
 import type { MQEmitter } from 'mqemitter'
@@ -130,12 +131,15 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
   sub.on('ready', onSubReady)
 
   const channelPrefix = typeof emitter._pubSubPrefix === 'string' ? emitter._pubSubPrefix : ''
+  // Receivers drop a packet id seen in the last minute, so it must be unique per message. A
+  // message id alone is not: without history each publisher makes its own, and two instances
+  // publishing to one topic in the same millisecond make the same one. This bus's own id is added.
+  const publisher = randomUUID()
   return {
     emitter,
     publish (message) {
       const channel = channelPrefix + message.topic
-      // The packet id must be unique per message: topic and message id are.
-      const packet = encodePacket({ id: `${channel} ${message.id}`, msg: { ...message, topic: channel } as PacketValue })
+      const packet = encodePacket({ id: `${channel} ${publisher} ${message.id}`, msg: { ...message, topic: channel } as PacketValue })
       return pub.publish(channel, packet)
     },
     status: () => ({ pub: pub.status, sub: sub.status }),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { InvalidOptionError, PresenceUnavailableError } from '../errors.js'
-import { redisScript, runScript, type RedisScriptClient } from '../redis-script.js'
+import { redisScript, runScript, type RedisScript, type RedisScriptClient } from '../redis-script.js'
 import { positiveInteger, within } from '../util.js'
 import type { PresenceStore, StreamPresence, UserPresence } from './store.js'
 import { PresenceTracker, type PresenceChanges } from './tracker.js'
@@ -247,17 +247,19 @@ export class RedisPresenceStore implements PresenceStore {
     return ops
   }
 
-  async #sync (mode: Mode, ops: string[]): Promise<unknown> {
-    const args = [this.#base, this.instance, this.#ttl, mode, this.#streams.size, ...this.#streams, ...ops]
-    const done = await within(this.#timeout, runScript(this.#client, SYNC_SCRIPT, [this.#instances], args))
-    if (done === null) throw new PresenceUnavailableError(`no answer within ${this.#timeout} ms`)
-    return done.value
+  #sync (mode: Mode, ops: string[]): Promise<unknown> {
+    return this.#run(SYNC_SCRIPT, [this.#base, this.instance, this.#ttl, mode, this.#streams.size, ...this.#streams, ...ops])
   }
 
-  async #query (script: typeof USERS_SCRIPT, args: string[]): Promise<unknown> {
+  #query (script: RedisScript, args: string[]): Promise<unknown> {
+    return this.#run(script, [this.#prefix, this.#ttl, ...args])
+  }
+
+  /** Runs a script on the instances key, within the timeout; any failure is `FST_NOTIFY_PRESENCE_UNAVAILABLE`. */
+  async #run (script: RedisScript, args: Array<string | number>): Promise<unknown> {
     let done: { value: unknown } | null
     try {
-      done = await within(this.#timeout, runScript(this.#client, script, [this.#instances], [this.#prefix, this.#ttl, ...args]))
+      done = await within(this.#timeout, runScript(this.#client, script, [this.#instances], args))
     } catch (err) {
       throw new PresenceUnavailableError((err as Error).message)
     }

@@ -13,7 +13,7 @@ import { Missed } from './missed.js'
 import { Resume } from './resume.js'
 import type { RouteStats } from '../recorder.js'
 import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
-import { FrameWriter, OutboundFrame } from './wire.js'
+import { FrameWriter, OutboundFrame, type FlushScheduler } from './wire.js'
 
 /** What every connection of one streams route shares. */
 export interface RouteContext {
@@ -30,6 +30,8 @@ export interface RouteContext {
   onSlowConsumer: (connection: Closable) => void
   /** Sees one delivery in `LAG_SAMPLE_EVERY`, to measure publish-to-write lag. */
   sampleLag: (message: BusMessage) => void
+  /** When the route's corked sockets are written out (`flushInterval`). */
+  flushes: FlushScheduler
   /** Told of connects, subscriptions and disconnects (never of deliveries); null without presence. */
   presence: PresenceReporter | null
 }
@@ -73,7 +75,7 @@ export class Connection implements Subscriber {
   constructor (readonly socket: WebSocket, principal: Principal, private readonly ctx: RouteContext) {
     this.#principal = principal
     this.#guard = new InboundGuard(ctx.limits)
-    this.#writer = new FrameWriter(socket)
+    this.#writer = new FrameWriter(socket, ctx.flushes)
     this.closed = new Promise((resolve) => {
       socket.on('close', () => {
         this.#release().catch((err: unknown) => ctx.log.error({ err }, 'releasing a connection failed')).finally(resolve)
@@ -89,7 +91,9 @@ export class Connection implements Subscriber {
     return this.#principal
   }
 
+  /** Sends a control frame; whatever fan-out holds corked for this socket goes out first. */
   send (text: string): void {
+    this.#writer.flush()
     this.socket.send(text)
   }
 
@@ -161,7 +165,9 @@ export class Connection implements Subscriber {
     return undefined
   }
 
+  /** Closes with `code` once what fan-out holds corked is written (drain and slow consumers too). */
   close (code: number, reason: string): void {
+    this.#writer.flush()
     this.socket.close(code, reason)
   }
 

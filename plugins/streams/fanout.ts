@@ -8,12 +8,16 @@ import { Repairs } from './repairs.js'
 import { TopicLine } from './topic-line.js'
 import { OutboundFrame } from './wire.js'
 
+const INTERNAL_ERROR = 1011
+
 /** A local receiver of a topic's messages: one per socket subscription. */
 export interface Subscriber {
   /** Writes an already-framed message; `message` carries its id for de-duplication. */
   deliver (frame: OutboundFrame, message: BusMessage): void
   /** Writes a `gap` frame: live messages of `stream` were lost and history could not fill the hole. */
   gap (frame: OutboundFrame, stream: string): void
+  /** Closes the socket: used with 1011 when a delivery to it threw, so its client resumes. */
+  close (code: number, reason: string): void
 }
 
 interface TopicSubscribers {
@@ -73,19 +77,28 @@ export class Fanout {
     return this.bus.unsubscribe(topic, entry.listener)
   }
 
-  /** Stops listening for re-subscriptions of the bus. */
+  /** Stops listening for re-subscriptions of the bus, and repairing. */
   close (): void {
     this.#offResubscribe()
+    this.#repairs.close()
   }
 
   #open (topic: string, stream: DeclaredStream): TopicSubscribers {
     const subscribers = new Set<Subscriber>()
-    const stats = this.ctx.stats
+    const { stats, log } = this.ctx
     const gapFrame = new OutboundFrame(frame('gap', { streams: [stream.name] }))
     const line: TopicLine = new TopicLine(topic, stream.history, {
       deliver (message) {
         const outbound = new OutboundFrame(message.frame)
-        for (const subscriber of subscribers) subscriber.deliver(outbound, message)
+        for (const subscriber of subscribers) {
+          // One socket's failure must not cost the others this message, nor pass unnoticed by its client.
+          try {
+            subscriber.deliver(outbound, message)
+          } catch (err) {
+            log.error({ err, topic }, 'notify delivery to a socket failed: closing it')
+            subscriber.close(INTERNAL_ERROR, 'internal error')
+          }
+        }
       },
       gap () {
         stats.gaps++

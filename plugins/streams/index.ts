@@ -4,13 +4,14 @@ import type { FastifyInstance, FastifyRequest, FastifySchema, onRequestHookHandl
 import type { WebSocket } from 'ws'
 import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
 import { metricsOf, routeStats, type RouteStats } from '../recorder.js'
-import { positiveInteger } from '../util.js'
+import { integerBetween, positiveInteger } from '../util.js'
 import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
 import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
 import { releaseUpgrade } from './upgrade.js'
+import { FlushScheduler } from './wire.js'
 
 export type { FrameRateOptions, LimitOptions, SlowConsumerPolicy } from './limits.js'
 
@@ -34,7 +35,19 @@ export interface NotifyStreamsOptions extends LimitOptions {
    * next one is terminated. `false` turns them off. @default 30000
    */
   heartbeatInterval?: number | false
+  /**
+   * Write coalescing, in ms: a socket written to less than this long ago holds later notifications
+   * (up to a quarter of `maxBufferedBytes`, at most 16 KiB) until the route's next flush tick, then
+   * sends them in one write. An idle socket writes at the end of the current event-loop iteration,
+   * so a lone notification waits for no timer; under sustained traffic one waits at most this long.
+   * `0`: every socket is written at the end of each job, as without coalescing. @default 2
+   */
+  flushInterval?: number
 }
+
+// Chosen from `npm run bench` (docs/benchmarks.md, "sustained").
+const DEFAULT_FLUSH_INTERVAL = 2
+const MAX_HOLD_BYTES = 16 * 1024
 
 /** A registration's live state, for health checks, metrics and tests. */
 export interface NotifyStreamsRoute {
@@ -47,6 +60,8 @@ export interface NotifyStreamsRoute {
   readonly stats: Readonly<RouteStats>
   /** How long `app.close()` waits for this route's sockets, in ms. */
   readonly drainTimeout: number
+  /** Sockets whose notifications wait, corked, for the route's next flush tick. */
+  heldSockets (): number
 }
 
 declare module 'fastify' {
@@ -71,6 +86,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const drainTimeout = positiveInteger('drainTimeout', opts.drainTimeout, 5000)
   const maxPayload = positiveInteger('maxPayload', opts.maxPayload, 65536)
   const heartbeatInterval = opts.heartbeatInterval === false ? false : positiveInteger('heartbeatInterval', opts.heartbeatInterval, 30_000)
+  const flushInterval = integerBetween('flushInterval', opts.flushInterval, DEFAULT_FLUSH_INTERVAL, 0, 1000)
   const limits = resolveLimits(opts)
 
   if (!app.hasDecorator('websocketServer')) {
@@ -108,9 +124,12 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     stats,
     onSlowConsumer: slowConsumerPolicy(limits.slowConsumer, stats),
     sampleLag: (message) => metrics.lag(message.id),
+    // Held bytes count toward the slow-consumer limit: hold a fraction of it, so that a socket that
+    // reads is never taken for a slow one because of what coalescing held back.
+    flushes: new FlushScheduler(flushInterval, Math.min(MAX_HOLD_BYTES, Math.floor(limits.maxBufferedBytes / 4))),
     presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null
   }
-  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout })
+  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, heldSockets: () => ctx.flushes.waiting })
   metrics.route(path, {
     stats,
     connections: () => connections.size,
@@ -170,7 +189,10 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     for (const connection of connections) connection.checkExpiry()
   }, EXPIRY_WINDOW_MS / 2)
   expirySweep.unref()
-  app.addHook('onClose', async () => clearInterval(expirySweep))
+  app.addHook('onClose', async () => {
+    clearInterval(expirySweep)
+    ctx.flushes.close()
+  })
 }
 
 export const notifyStreams = fp(fastifyNotifyStreams, {

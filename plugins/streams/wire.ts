@@ -5,8 +5,8 @@ import type { WebSocket } from 'ws'
 // Fan-out writes one frame to many sockets. Going through ws.send() costs a header allocation,
 // an options object and a write syscall per socket and message; on a burst that is most of the
 // server's time. Instead each message is framed once, and written straight to each socket's TCP
-// stream, corked until the current job ends (a microtask) so a burst leaves in one write per socket.
-// Not later: code that runs after the job (a terminate(), say) must find the frames already sent.
+// stream, corked until a FlushScheduler uncorks it: a burst leaves in one write per socket, and so
+// do the messages of consecutive turns under sustained traffic (one write per `flushInterval`).
 // This leans on ws internals (checked in test/wire.test.ts): `_socket`, `_sender._bufferedBytes`
 // and `_extensions`.
 
@@ -22,6 +22,10 @@ const { Sender } = ws as unknown as { Sender: SenderStatic }
 const TEXT_FRAME = { fin: true, opcode: 0x01, mask: false, readOnly: false, rsv1: false }
 const SEND_TEXT = { binary: false }
 const OPEN = 1
+// A FrameWriter's socket: not corked, corked until the end of the job, or held to the next tick.
+const IDLE = 0
+const CORKED = 1
+const HELD = 2
 
 /** A server → client text message, serialized and framed once for every socket that gets it. */
 export class OutboundFrame {
@@ -39,47 +43,163 @@ export class OutboundFrame {
   }
 }
 
-const corked: Socket[] = []
-let uncorkQueued = false
+/**
+ * When corked sockets are written out, for every socket of one route.
+ *
+ * A socket is idle when it was last flushed `interval` ms ago or more, and not during the current
+ * event-loop iteration: what it gets is written at the end of the current job (a microtask), so
+ * a lone notification waits for nothing, and code that runs after the job (a terminate(), say)
+ * finds it sent. A socket flushed more recently holds what it gets until the next tick of a timer
+ * shared by all sockets of the route, and writes it in one go: under sustained traffic a socket
+ * costs one write per tick instead of one per message. The iteration test matters when the
+ * server is busy: fanning one message out can take longer than `interval`, and the publishes the
+ * iteration still has to handle then coalesce instead of each paying a write per socket. With
+ * `interval` 0 every socket is flushed at the end of every job, as before coalescing existed.
+ *
+ * Held frames wait for the tick even when the loop is too busy to run it on time: a busy server
+ * is better off writing less often. Corked bytes count in `bufferedAmount`, so the slow-consumer
+ * limit sees what waits; a socket holding `holdBytes` hands them to the kernel at once.
+ */
+export class FlushScheduler {
+  readonly #soon: FrameWriter[] = []
+  #later: FrameWriter[] = []
+  #soonQueued = false
+  #timer: NodeJS.Timeout | null = null
+  // performance.now() once per job, not once per socket: a fan-out asks for it per socket.
+  #now = -1
+  // Counts event-loop iterations in which something was flushed (a setImmediate ends each).
+  #iteration = 0
+  #iterationEnds = false
+  readonly #flushSoon = (): void => {
+    this.#soonQueued = false
+    const soon = this.#soon
+    for (let i = 0; i < soon.length; i++) soon[i].flush()
+    soon.length = 0
+  }
 
-function uncorkAll (): void {
-  uncorkQueued = false
-  for (let i = 0; i < corked.length; i++) corked[i].uncork()
-  corked.length = 0
+  readonly #flushLater = (): void => {
+    this.#timer = null
+    const later = this.#later
+    this.#later = []
+    for (let i = 0; i < later.length; i++) later[i].flush()
+  }
+
+  readonly #forgetNow = (): void => { this.#now = -1 }
+  readonly #endIteration = (): void => {
+    this.#iteration++
+    this.#iterationEnds = false
+  }
+
+  /**
+   * @param interval ms a flushed socket holds later frames; 0 flushes every job.
+   * @param holdBytes most bytes a socket holds; more are written at once.
+   */
+  constructor (readonly interval: number, readonly holdBytes: number) {}
+
+  /** Sockets queued for the next tick. */
+  get waiting (): number {
+    return this.#later.length
+  }
+
+  now (): number {
+    if (this.#now < 0) {
+      this.#now = performance.now()
+      queueMicrotask(this.#forgetNow)
+    }
+    return this.#now
+  }
+
+  /** The current iteration, for a socket being flushed in it. */
+  iteration (): number {
+    if (!this.#iterationEnds && this.interval > 0) {
+      this.#iterationEnds = true
+      setImmediate(this.#endIteration)
+    }
+    return this.#iteration
+  }
+
+  /** Whether a socket last flushed at `flushedAt`, in iteration `flushedIn`, is idle. */
+  idle (flushedAt: number, flushedIn: number): boolean {
+    return this.interval === 0 || (flushedIn !== this.#iteration && this.now() - flushedAt >= this.interval)
+  }
+
+  /** Adds a writer to flush at the end of the current job. */
+  soon (writer: FrameWriter): void {
+    this.#soon.push(writer)
+    if (this.#soonQueued) return
+    this.#soonQueued = true
+    queueMicrotask(this.#flushSoon)
+  }
+
+  /** Adds a writer that holds its frames to the next tick. */
+  later (writer: FrameWriter): void {
+    this.#later.push(writer)
+    if (this.#timer === null) {
+      this.#timer = setTimeout(this.#flushLater, this.interval)
+      this.#timer.unref()
+    }
+  }
+
+  /** Flushes every waiting socket now and stops the timer (on close). */
+  close (): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#flushLater()
+  }
 }
 
 /** Writes frames to one WebSocket, bypassing ws's sender whenever that keeps frames in order. */
 export class FrameWriter {
-  readonly #socket: WebSocket
-  readonly #internals: WebSocketInternals
+  readonly #socket: WebSocket & WebSocketInternals
+  readonly #scheduler: FlushScheduler
   /** False when an extension (permessage-deflate) rewrites frames: then ws frames every message. */
   readonly #direct: boolean
+  #state = IDLE
+  #flushedAt = -Infinity
+  #flushedIn = -1
 
-  constructor (socket: WebSocket) {
-    this.#socket = socket
-    this.#internals = socket as unknown as WebSocketInternals
-    const { _extensions: extensions, _sender: sender } = this.#internals
+  constructor (socket: WebSocket, scheduler: FlushScheduler) {
+    this.#socket = socket as WebSocket & WebSocketInternals
+    this.#scheduler = scheduler
+    const { _extensions: extensions, _sender: sender } = this.#socket
     this.#direct = extensions !== undefined && Object.keys(extensions).length === 0 && typeof sender?._bufferedBytes === 'number'
   }
 
   /**
    * Queues `frame`. Its bytes count in `socket.bufferedAmount` until the kernel takes them. Falls back
-   * to ws.send() while ws's own sender holds queued frames, so nothing overtakes them.
+   * to ws.send() while ws's own sender holds queued frames, so nothing overtakes them. Whatever ws
+   * itself writes meanwhile (pings, pongs, close frames) goes into the same corked stream, after.
    */
   write (frame: OutboundFrame): void {
-    const { _socket: tcp, _sender: sender } = this.#internals
-    if (!this.#direct || this.#socket.readyState !== OPEN || tcp === null || sender === null || sender._bufferedBytes !== 0) {
-      this.#socket.send(frame.payload, SEND_TEXT)
+    const socket = this.#socket
+    const { _socket: tcp, _sender: sender } = socket
+    if (!this.#direct || socket.readyState !== OPEN || tcp === null || sender === null || sender._bufferedBytes !== 0) {
+      socket.send(frame.payload, SEND_TEXT)
       return
     }
-    if (tcp.writableCorked === 0) {
+    const scheduler = this.#scheduler
+    if (this.#state === IDLE) {
       tcp.cork()
-      corked.push(tcp)
-      if (!uncorkQueued) {
-        uncorkQueued = true
-        queueMicrotask(uncorkAll)
+      if (scheduler.idle(this.#flushedAt, this.#flushedIn)) {
+        this.#state = CORKED
+        scheduler.soon(this)
+      } else {
+        this.#state = HELD
+        scheduler.later(this)
       }
+    } else if (tcp.writableLength >= scheduler.holdBytes) {
+      // Enough waits to be worth a write of its own: hand it to the kernel, keep corking.
+      tcp.uncork()
+      tcp.cork()
     }
     tcp.write(frame.wire)
+  }
+
+  /** Hands what is corked to the kernel now: before a control frame, a close, or when scheduled. */
+  flush (): void {
+    if (this.#state === IDLE) return
+    this.#state = IDLE
+    this.#flushedAt = this.#scheduler.now()
+    this.#flushedIn = this.#scheduler.iteration()
+    this.#socket._socket?.uncork()
   }
 }
