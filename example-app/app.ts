@@ -1,40 +1,14 @@
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyStatic from '@fastify/static'
-import { Type } from 'typebox'
-import { defineStreams, notifyEdge, notifyEdgeLoggerOptions, type NotifyEdgeRedisOptions } from '../plugins/index.js'
+import { notifyEdge, notifyEdgeLoggerOptions } from '../plugins/index.js'
+import { redisOption } from '../bin/env.js'
 import type { AppConfig } from './config.js'
+import { loginRoute } from './login.js'
 import { orderRoutes } from './orders.js'
+import { pageRoutes } from './page.js'
+import { promotionRoute } from './promotion.js'
+import { STREAMS } from './streams.js'
 
-// History lets a client that reconnects (or lands on another instance) resume with `since`;
-// docs/history.md explains these sizes.
-// The TypeBox schemas validate at run time and type `app.notify.publish` and the client.
-export const STREAMS = defineStreams([
-  { name: 'order', kind: 'private', schema: Type.Object({ orderId: Type.String(), status: Type.String() }), history: { size: 100, ttl: 3600 } },
-  { name: 'reward', kind: 'private', history: { size: 100, ttl: 3600 } },
-  { name: 'promotional', kind: 'public', history: { size: 100, ttl: 3600 } },
-  { name: 'system', kind: 'public', history: { size: 1000, ttl: 3600 } }
-])
-
-/** The first of `candidates` (relative to this file) holding `file`: paths differ between the sources and dist/. */
-function locate (file: string, candidates: string[]): string | undefined {
-  return candidates
-    .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
-    .find((dir) => existsSync(join(dir, file)))
-}
-
-// The page sits beside this file in the sources and two levels up from the build output.
-const PUBLIC_DIR = locate('index.html', ['./public/', '../../example-app/public/'])
-// The SDK is served as ES modules from the build output, whether this file runs from the sources or dist/.
-const CLIENT_DIR = locate('index.js', ['../dist/client/', '../client/'])
-
-/** Redis as the environment names it: through Sentinel, a Cluster, a URL, or none. */
-function redisOption (config: AppConfig): NotifyEdgeRedisOptions | undefined {
-  if (config.redisSentinels !== undefined) return { sentinels: config.redisSentinels, name: config.redisSentinelName }
-  return config.redisUrl
-}
+export { STREAMS } from './streams.js'
 
 /**
  * The demo: auth service, order service and notification edge in one Fastify app. `logger` is
@@ -42,7 +16,7 @@ function redisOption (config: AppConfig): NotifyEdgeRedisOptions | undefined {
  */
 export async function buildApp (config: AppConfig, logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
   const app = Fastify({ logger: logger === false ? false : { ...notifyEdgeLoggerOptions(), ...logger } })
-  const redis = redisOption(config)
+  const redis = redisOption({ url: config.redisUrl, sentinels: config.redisSentinels, sentinelName: config.redisSentinelName, cluster: config.redisCluster })
 
   await app.register(notifyEdge, {
     jwt: { secret: config.jwtSecret },
@@ -65,29 +39,11 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     }
   })
 
-  app.post('/auth/login', {
-    schema: {
-      body: {
-        type: 'object',
-        required: ['user'],
-        additionalProperties: false,
-        properties: {
-          user: { type: 'string', minLength: 1, maxLength: 256 },
-          ttl: { type: 'integer', minimum: 1, maximum: 86400, default: 3600 }
-        }
-      }
-    }
-  }, async (request) => {
-    const { user, ttl } = request.body as { user: string, ttl: number }
-    return { token: app.jwt.sign({ sub: user }, { expiresIn: ttl }) }
-  })
+  await app.register(loginRoute)
 
   await app.register(orderRoutes, { stepMs: config.orderStepMs })
 
-  // The page holds no API key; this lets it show a public stream at work.
-  let promotions = 0
-  app.post('/demo/promotion', async (_request, reply) =>
-    reply.code(202).send(await app.notify.publish({ stream: 'promotional', data: { text: `Promotion #${++promotions}: 10% off today` } })))
+  await app.register(promotionRoute)
 
   app.get('/health', async (_request, reply) => {
     const bus = app.notifyBus.health()
@@ -97,11 +53,6 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', redis: state })
   })
 
-  if (PUBLIC_DIR !== undefined) await app.register(fastifyStatic, { root: PUBLIC_DIR })
-  if (CLIENT_DIR !== undefined) {
-    await app.register(fastifyStatic, { root: CLIENT_DIR, prefix: '/client/', decorateReply: false })
-  } else {
-    app.log.warn('dist/client is missing: run `npm run build` for the demo page to load the SDK')
-  }
+  await pageRoutes(app)
   return app
 }

@@ -92,7 +92,8 @@ export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number 
     const header = request.headers.authorization ?? ''
     let user: string
     try {
-      user = app.jwt.verify<{ sub: string }>(header.replace(/^Bearer /, '')).sub
+      // A promise when the key comes from a JWKS (the split example), the claims otherwise.
+      user = (await (app.jwt.verify<{ sub: string }>(header.replace(/^Bearer /, '')) as { sub: string } | Promise<{ sub: string }>)).sub
     } catch {
       return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'a valid Bearer JWT is required' })
     }

@@ -50,6 +50,15 @@ export const TooManyConnectionsError = createError('FST_NOTIFY_TOO_MANY_CONNECTI
 /** Too many ticket requests from one user or address. */
 export const TicketRateLimitedError = createError('FST_NOTIFY_TICKET_RATE_LIMITED', 'Too many ticket requests, retry in %s', 429)
 
+/** The publisher's stream declarations differ from the edge's (a stream it does not know, another kind, schema or history). */
+export const DeclarationMismatchError = createError('FST_NOTIFY_DECLARATION_MISMATCH', 'Stream declarations differ from the edge\'s: %s', 500)
+
+/** The edge refused a publisher's publish for a reason the publisher cannot fix by retrying (a wrong key, a body over its limit). */
+export const EdgeRefusedError = createError('FST_NOTIFY_EDGE_REFUSED', 'The edge refused the publish: %s', 500)
+
+/** The bus cannot carry this topic (Redis Cluster's sharded pub/sub takes exact topics only). */
+export const UnsupportedTopicError = createError('FST_NOTIFY_UNSUPPORTED_TOPIC', 'Topic not supported by this bus: %s', 500)
+
 /** A presence query is malformed: no or several of user/stream, a bad user id, a private stream. */
 export const BadPresenceQueryError = createError('FST_NOTIFY_BAD_PRESENCE_QUERY', 'Bad presence query: %s', 400)
 

@@ -1,10 +1,10 @@
 // Ships in index.d.ts so that @fastify/jwt's `app.jwt` and `request.user` types reach the app.
 /// <reference types="@fastify/jwt" preserve="true" />
 import fp from 'fastify-plugin'
-import jwt, { type JWT, type SignOptions, type SignPayloadType } from '@fastify/jwt'
 import fastifyRedis, { type FastifyRedisPluginOptions } from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
+import { notifyJwt, type NotifyJwtOptions } from './jwt.js'
 import { notifyBus, type NotifyBusOptions } from './bus/index.js'
 import { notifyHistory, RedisHistoryStore, type NotifyHistoryOptions, type RedisHistoryClient } from './history/index.js'
 import { notify, type NotifyOptions } from './notify.js'
@@ -15,14 +15,20 @@ import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { notifyAsyncApi, type NotifyAsyncApiOptions } from './asyncapi.js'
-import { endConnection, redisConnection, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
+import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
+import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
+import { isClusterOptions } from './bus/redis-emitter.js'
+import { FAIL_FAST, redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
 
 export * from './errors.js'
 export * from './bus/index.js'
 export * from './history/index.js'
 export * from './declarations.js'
 export type * from './typed.js'
+export { JwksKeySet, type JwksAlgorithm, type JwksOptions } from './jwks.js'
+export * from './jwt.js'
 export * from './notify.js'
+export * from './publisher/index.js'
 export * from './presence/index.js'
 export { compareMessageIds, isMessageId } from './message-id.js'
 export * from './tickets/index.js'
@@ -34,20 +40,8 @@ export * from './asyncapi.js'
 export { publishBodySchema, publishResultSchema } from './schemas.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
-/**
- * How JWTs are verified: an HS256 secret, or an RS256/ES256 public key. With a secret,
- * `app.jwt.sign()` also signs, and puts an `exp` in every token (the edge refuses tokens without).
- */
-export type NotifyJwtOptions =
-  | {
-    secret: string
-    /** Lifetime of the tokens `app.jwt.sign()` makes without its own `expiresIn`: seconds, or `'30m'`, `'1h'`, `'7d'`. @default '1h' */
-    expiresIn?: number | string
-  }
-  | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
-
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
-export type NotifyEdgeRedisOptions = RedisConnectionOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient }
+export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient }
 
 export interface NotifyEdgeOptions extends NotifyOptions {
   /**
@@ -93,71 +87,26 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   asyncapi?: NotifyAsyncApiOptions
 }
 
+type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient
+
 /** Presence options, with the timings of the Redis store the edge builds. */
 export type NotifyEdgePresenceOptions = NotifyPresenceOptions & Pick<RedisPresenceStoreOptions, 'heartbeatInterval' | 'ttl'>
 
-const MIN_SECRET_LENGTH = 32
-const DURATION = /^[1-9][0-9]*(s|m|h|d)$/
-
-function expiresIn (value: unknown): number | string {
-  if (value === undefined) return '1h'
-  if (typeof value === 'string' && DURATION.test(value)) return value
-  if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value
-  throw new InvalidOptionError('jwt.expiresIn must be a positive number of seconds or a duration such as \'30m\', \'1h\', \'7d\'')
-}
-
-function jwtPluginOptions (opts: NotifyJwtOptions): Parameters<typeof jwt>[1] {
-  if ('secret' in opts) {
-    if (typeof opts.secret !== 'string' || opts.secret.length < MIN_SECRET_LENGTH) {
-      throw new InvalidOptionError(`jwt.secret must be at least ${MIN_SECRET_LENGTH} characters`)
-    }
-    return { secret: opts.secret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } }
-  }
-  if ('expiresIn' in opts) throw new InvalidOptionError('jwt.expiresIn needs jwt.secret: with a public key the edge only verifies')
-  if (opts.algorithm !== 'RS256' && opts.algorithm !== 'ES256') {
-    throw new InvalidOptionError('jwt.algorithm must be RS256 or ES256')
-  }
-  if (typeof opts.publicKey !== 'string' && !Buffer.isBuffer(opts.publicKey)) {
-    throw new InvalidOptionError('jwt.publicKey must be a PEM string or Buffer')
-  }
-  return { secret: { public: opts.publicKey }, verify: { algorithms: [opts.algorithm] } }
-}
-
 /**
- * `app.jwt.sign()` with a default lifetime, since the edge refuses tokens without `exp`. Not as
- * @fastify/jwt's `sign.expiresIn`, which would replace an `exp` the payload sets itself.
+ * The given client, or a new one registered as `app.redis` and closed on app close; `onReady`
+ * runs whenever a client built here (re)connects.
  */
-function signWithExpiry (jwt: JWT, lifetime: number | string): void {
-  type Sign = (payload: SignPayloadType, options?: Partial<SignOptions>, callback?: unknown) => string | undefined
-  const sign = jwt.sign.bind(jwt) as Sign
-  const withExpiry: Sign = (payload, options, callback) => {
-    if (typeof options === 'function') return withExpiry(payload, {}, options)
-    const own = (typeof payload === 'object' && 'exp' in payload) || options?.expiresIn !== undefined
-    const signOptions = own ? options : { ...options, expiresIn: lifetime }
-    return callback === undefined ? sign(payload, signOptions) : sign(payload, signOptions ?? {}, callback)
-  }
-  jwt.sign = withExpiry as JWT['sign']
-}
-
-/** The given client, or a new one registered as `app.redis` and closed on app close. */
-async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions, closeTimeout: number): Promise<RedisTicketClient & RedisHistoryClient> {
+async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions, closeTimeout: number, onReady: () => void): Promise<EdgeRedisClient> {
   if (typeof redis === 'object' && redis !== null && 'client' in redis) return redis.client
   if (app.hasDecorator('redis')) {
     throw new InvalidOptionError('app.redis is registered already: pass redis: { client: app.redis }')
   }
-  const options = typeof redis === 'string' ? { url: redis } : redis
-  const client = redisConnection({ enableOfflineQueue: false, ...options }, {})
-  // Without an 'error' listener ioredis prints every failed reconnect to stderr; log once per outage.
-  let outage = false
-  client.on('error', (err) => {
-    if (outage) return
-    outage = true
-    app.log.warn({ err }, 'notify edge: Redis connection lost; tickets and history answer 503 until it is back')
-  })
-  client.on('ready', () => {
-    if (outage) app.log.info('notify edge: Redis connection restored')
-    outage = false
-  })
+  const client = isClusterOptions(redis)
+    ? redisCluster(redis, FAIL_FAST)
+    // As the bus: no offline queue (503 at once while Redis is away), and a command in flight when
+    // the connection drops is not resent after the reconnect, when its caller has had its 503.
+    : redisConnection({ enableOfflineQueue: false, autoResendUnfulfilledCommands: false, ...(typeof redis === 'string' ? { url: redis } : redis) }, {})
+  watchOutages(client, app.log, 'notify edge (tickets and history answer 503 until it is back)', onReady)
   app.addHook('onClose', () => endConnection(client, closeTimeout))
   // @fastify/redis types its client as ioredis 6; ours is ioredis 5 with the same API.
   await app.register(fastifyRedis, { client, closeClient: false } as unknown as FastifyRedisPluginOptions)
@@ -169,19 +118,24 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, asyncapi, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
-  if (jwtOptions !== undefined) {
-    const lifetime = 'secret' in jwtOptions ? expiresIn(jwtOptions.expiresIn) : null
-    await app.register(jwt, jwtPluginOptions(jwtOptions))
-    if (lifetime !== null) signWithExpiry(app.jwt, lifetime)
-  }
+  if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
   const busOnRedis = redis !== undefined && bus.emitter === undefined && bus.redis === undefined
   await app.register(notifyBus, busOnRedis ? { ...bus, redis } : bus)
-  const client = redis === undefined ? null : await redisClient(app, redis, bus.closeTimeout ?? 2000)
   const prefix = core.topicPrefix ?? 'notify'
+  // Publishers on the same Redis check their declarations against this (SPEC section 11); it is
+  // written when the edge is ready and again after every reconnect (Redis may have lost it).
+  let manifest: StreamManifest | null = null
+  let announced: Promise<void> = Promise.resolve()
+  const announce = (): void => {
+    if (manifest === null || client === null) return
+    announced = writeManifest(client, prefix, manifest, bus.publishTimeout ?? 1000)
+      .catch((err: unknown) => app.log.warn({ err }, 'notify edge: stream manifest not written; publishers cannot check their declarations'))
+  }
+  const client = redis === undefined ? null : await redisClient(app, redis, bus.closeTimeout ?? 2000, announce)
   const historyStore = history?.store ?? (client === null
     ? undefined
     // Append and PUBLISH in one script only onto the mqemitter-redis bus built here, whose channels are the topics.
-    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis, timeout: bus.publishTimeout }))
+    : new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: busOnRedis && (isClusterOptions(redis) ? 'sharded' : true), timeout: bus.publishTimeout }))
   await app.register(notifyHistory, { ...history, store: historyStore })
   if (presence !== false) {
     const { heartbeatInterval, ttl, ...rest } = presence
@@ -198,6 +152,13 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     await app.register(notifyPresence, { ...rest, store, closeStore: presence.store === undefined || presence.closeStore === true })
   }
   await app.register(notify, core)
+  if (client !== null) {
+    manifest = streamManifest(app.notify.streams)
+    app.addHook('onReady', async () => {
+      announce()
+      await announced
+    })
+  }
   if (tickets !== false) {
     const store = tickets?.store ?? (client === null
       ? undefined

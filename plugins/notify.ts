@@ -1,20 +1,23 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import {
-  BadPresenceQueryError, BadPublishError, PresenceDisabledError, DataRequiredError, InvalidDataError, InvalidOptionError, InvalidUserError,
-  UnknownStreamError, UserNotAllowedError, UserRequiredError
-} from './errors.js'
+import { BadPresenceQueryError, InvalidOptionError, PresenceDisabledError, UnknownStreamError } from './errors.js'
 import { declareStreams, type DeclaredStream, type StreamDefinition } from './declarations.js'
 import { MessageIdGenerator } from './message-id.js'
 import { metricsOf } from './recorder.js'
-import { messageFrame, messageTemplate, type MessageTemplate } from './message.js'
-import type { StreamPresence, UserPresence } from './presence/index.js'
-import { TOPIC_PREFIX, userIdProblem } from './topics.js'
-import type { PublishInput, PublishResult, Publisher } from './typed.js'
+import { messageFrame, type MessageTemplate } from './message.js'
+import {
+  offlineHook, perTopic, publisherOf,
+  type Notify, type OnOffline, type PresenceQuery, type PublicStreamPresence, type Sent, type UsersPresence
+} from './publishing.js'
+import { topicPrefixOption, userIdProblem } from './topics.js'
 import { positiveInteger } from './util.js'
 
+export type {
+  Notify, OfflineMessage, OnOffline, PresenceQuery, PublicStreamPresence, PublishInput, PublishResult, UsersPresence
+} from './publishing.js'
+
 export interface NotifyOptions {
-  /** The declared streams (see `defineStreams`). */
+  /** The declared streams. */
   streams: readonly StreamDefinition[]
   /** Prefix of every bus topic, so deployments can share one Redis. @default 'notify' */
   topicPrefix?: string
@@ -26,95 +29,22 @@ export interface NotifyOptions {
    * or push. Not awaited (the publish has succeeded already); a throw or a rejection is logged.
    * Not called when the bus cannot tell (a given emitter other than mqemitter-redis).
    */
-  onOffline?: (users: string[], message: OfflineMessage) => unknown
+  onOffline?: OnOffline
 }
 
-/** What `onOffline` is told about the message the offline users missed live. */
-export interface OfflineMessage {
-  stream: string
-  data: unknown
-  /** The id of each offline user's copy, in the order of `users`. */
-  ids: string[]
-}
-
-/** Who to ask about: users (private and public streams alike), or a public stream's audience. */
-export type PresenceQuery = { user: string } | { users: string[] } | { stream: string }
-
-/** Each user asked about, whether connected or not. */
-export interface UsersPresence {
-  users: Record<string, UserPresence>
-}
-
-/** A public stream's audience, in counts. */
-export interface PublicStreamPresence extends StreamPresence {
-  stream: string
-}
-
-/**
- * `app.notify`: the declared streams, in-process publishing and presence. `publish` resolves with
- * `{ id }` or, for `users`, `{ ids }` in the same order (see `PublishResult`), and is typed by the
- * streams registered in `NotifyEdgeStreams`.
- */
-export interface Notify extends Publisher {
-  readonly streams: ReadonlyMap<string, DeclaredStream>
-  /**
-   * Who is connected across all instances, now: `FST_NOTIFY_BAD_PRESENCE_QUERY` (400) for a bad
-   * query, `FST_NOTIFY_PRESENCE_UNAVAILABLE` (503) when Redis does not answer in time,
-   * `FST_NOTIFY_PRESENCE_DISABLED` (501) without the presence plugin.
-   */
-  presence (query: { stream: string }): Promise<PublicStreamPresence>
-  presence (query: { user: string } | { users: string[] }): Promise<UsersPresence>
-  presence (query: PresenceQuery): Promise<UsersPresence | PublicStreamPresence>
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** Declared streams and `publish()` (see `Notify`). */
-    notify: Notify
-  }
-}
-
-const PUBLISH_KEYS = new Set(['stream', 'user', 'users', 'data'])
 const PRESENCE_KEYS = new Set(['stream', 'user', 'users'])
 
 async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promise<void> {
-  const prefix = opts.topicPrefix ?? 'notify'
-  if (typeof prefix !== 'string' || !TOPIC_PREFIX.test(prefix)) {
-    throw new InvalidOptionError(`topicPrefix must match ${TOPIC_PREFIX}`)
-  }
+  const prefix = topicPrefixOption(opts.topicPrefix)
   const maxUsers = positiveInteger('maxUsersPerPublish', opts.maxUsersPerPublish, 1000)
-  const onOffline = opts.onOffline
-  if (onOffline !== undefined && typeof onOffline !== 'function') throw new InvalidOptionError('onOffline must be a function')
+  const offline = offlineHook(opts.onOffline, app.log)
   const streams = declareStreams(opts.streams, prefix)
   const ids = new MessageIdGenerator()
   const bus = app.notifyBus
-  const metrics = metricsOf(app)
   const withHistory = [...streams.values()].filter((stream) => stream.history !== undefined)
   if (withHistory.length > 0 && !app.hasDecorator('notifyHistory')) {
     throw new InvalidOptionError(`stream ${withHistory[0].name} keeps history: register the history plugin first`)
   }
-
-  function recipients (stream: DeclaredStream, input: Record<string, unknown>): Array<string | null> | string[] {
-    const hasUser = input.user !== undefined
-    const hasUsers = input.users !== undefined
-    if (stream.kind === 'public') {
-      if (hasUser || hasUsers) throw new UserNotAllowedError(stream.name)
-      return [null]
-    }
-    if (hasUser === hasUsers) throw new UserRequiredError(stream.name)
-    const users = hasUser ? [input.user] : input.users
-    if (!Array.isArray(users) || users.length === 0 || users.length > maxUsers) {
-      throw new BadPublishError(`users must be an array of 1 to ${maxUsers} user ids`)
-    }
-    for (const user of users) {
-      const problem = userIdProblem(user)
-      if (problem !== null) throw new InvalidUserError(problem)
-    }
-    return users as string[]
-  }
-
-  /** The id, and how many instances subscribe to the topic (null when the bus cannot tell). */
-  interface Sent { id: string, receivers: number | null }
 
   async function send (stream: DeclaredStream, topic: string, template: MessageTemplate): Promise<Sent> {
     if (stream.history === undefined) {
@@ -126,59 +56,6 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     const { receivers, ...message } = await store.append(topic, template, stream.history)
     if (!store.appendPublishes) return { id: message.id, receivers: await bus.publish(message) }
     return { id: message.id, receivers: receivers ?? null }
-  }
-
-  async function counted (stream: DeclaredStream, sending: Promise<Sent>): Promise<Sent> {
-    try {
-      const sent = await sending
-      metrics.published(stream.name)
-      return sent
-    } catch (err) {
-      metrics.publishFailed(stream.name)
-      throw err
-    }
-  }
-
-  async function publish (input: PublishInput): Promise<PublishResult> {
-    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-      throw new BadPublishError('body must be a JSON object')
-    }
-    const body = input as Record<string, unknown>
-    for (const key of Object.keys(body)) {
-      if (!PUBLISH_KEYS.has(key)) throw new BadPublishError(`unexpected property ${key}`)
-    }
-    const stream = typeof body.stream === 'string' ? streams.get(body.stream) : undefined
-    if (stream === undefined) throw new UnknownStreamError(String(body.stream).slice(0, 64))
-    const users = recipients(stream, body)
-    if (body.data === undefined) throw new DataRequiredError()
-    const problem = stream.dataProblem(body.data)
-    if (problem !== null) throw new InvalidDataError(stream.name, problem)
-    // The data is serialized once; each recipient's frame only adds its id.
-    let template: MessageTemplate
-    try {
-      template = messageTemplate(stream.name, body.data)
-    } catch (err) {
-      throw new InvalidDataError(stream.name, (err as Error).message)
-    }
-    const sent = await Promise.all(users.map((user) => counted(stream, send(stream, stream.topic(user), template))))
-    if (stream.kind === 'public') return { id: sent[0].id }
-    // PUBLISH's receivers are the instances holding a socket subscribed to this user's topic.
-    const known = sent.every((s) => s.receivers !== null)
-    const offline = known ? (users as string[]).filter((_, i) => sent[i].receivers === 0) : []
-    if (offline.length > 0) fallBack(stream.name, body.data, offline, sent.flatMap((s) => s.receivers === 0 ? [s.id] : []))
-    if (body.users === undefined) return known ? { id: sent[0].id, online: offline.length === 0 } : { id: sent[0].id }
-    const result = { ids: sent.map((s) => s.id) }
-    return known ? { ...result, offline } : result
-  }
-
-  function fallBack (stream: string, data: unknown, users: string[], messageIds: string[]): void {
-    if (onOffline === undefined) return
-    const failed = (err: unknown): void => { app.log.error({ err, stream }, 'notify onOffline hook failed') }
-    try {
-      Promise.resolve(onOffline(users, { stream, data, ids: messageIds })).catch(failed)
-    } catch (err) {
-      failed(err)
-    }
   }
 
   async function presence (query: PresenceQuery): Promise<UsersPresence | PublicStreamPresence> {
@@ -207,7 +84,7 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     return { users: Object.fromEntries(unique.map((user, i) => [user, found[i]])) }
   }
 
-  // One implementation behind the typed overloads: the checks above hold whatever the types said.
+  const publish = publisherOf(streams, maxUsers, perTopic(send, metricsOf(app)), offline)
   app.decorate('notify', { streams, publish, presence } as Notify)
 }
 

@@ -17,12 +17,14 @@ export const ANONYMOUS: Principal = Object.freeze({ user: null, expiresAt: null,
 
 /**
  * Verifies a JWT with the app's `@fastify/jwt` and turns it into a principal. A token needs a
- * usable `sub` and an `exp`: a connection must know when it expires.
+ * usable `sub` and an `exp`: a connection must know when it expires. Asynchronous because a key
+ * may have to be fetched (JWKS: a key id not seen yet).
  */
-export function principalFromJwt (app: FastifyInstance, token: string): Principal {
+export async function principalFromJwt (app: FastifyInstance, token: string): Promise<Principal> {
   let claims: Record<string, unknown>
   try {
-    claims = app.jwt.verify<Record<string, unknown>>(token)
+    // A promise when @fastify/jwt's key is a function (JWKS), the claims otherwise.
+    claims = await (app.jwt.verify<Record<string, unknown>>(token) as Record<string, unknown> | Promise<Record<string, unknown>>)
   } catch (err) {
     throw new UnauthorizedError((err as { code?: string }).code ?? 'invalid token')
   }

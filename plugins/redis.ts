@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis'
+import type { FastifyBaseLogger } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { within } from './util.js'
 
@@ -22,6 +23,7 @@ export interface RedisConnectionLike {
 export interface RedisConnectionOverrides {
   lazyConnect?: boolean
   enableOfflineQueue?: boolean
+  autoResendUnfulfilledCommands?: boolean
   enableAutoPipelining?: boolean
   maxRetriesPerRequest?: number | null
   commandTimeout?: number
@@ -87,4 +89,22 @@ export async function endConnection (connection: RedisConnectionLike, timeout: n
   // disconnect() alone only half-closes the socket, which a frozen Redis never completes.
   connection.disconnect()
   connection.stream?.destroy()
+}
+
+/**
+ * Logs a connection's outages once each (without an 'error' listener ioredis prints every failed
+ * reconnect to stderr) and their end; `onReady` runs on every 'ready', the first included.
+ */
+export function watchOutages (connection: RedisConnectionLike, log: FastifyBaseLogger, what: string, onReady: () => void = () => {}): void {
+  let outage = false
+  connection.on('error', (err) => {
+    if (outage) return
+    outage = true
+    log.warn({ err }, `${what}: Redis connection lost`)
+  })
+  connection.on('ready', () => {
+    if (outage) log.info(`${what}: Redis connection restored`)
+    outage = false
+    onReady()
+  })
 }

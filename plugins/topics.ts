@@ -2,6 +2,8 @@
 // authenticated. The user id is base64url-encoded, so no id can contain a separator or a
 // wildcard, and two different ids never share a topic.
 
+import { InvalidOptionError } from './errors.js'
+
 export const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/
 export const TOPIC_PREFIX = /^[A-Za-z0-9_-]{1,64}$/
 export const MAX_USER_LENGTH = 256
@@ -22,6 +24,15 @@ export function publicTopic (prefix: string, stream: string): string {
 
 export function privateTopic (prefix: string, stream: string, user: string): string {
   return `${prefix}/u/${stream}/${Buffer.from(user, 'utf8').toString('base64url')}`
+}
+
+/** The `topicPrefix` option, checked: the same for the edge and the publisher. */
+export function topicPrefixOption (prefix: unknown): string {
+  if (prefix === undefined) return 'notify'
+  if (typeof prefix !== 'string' || !TOPIC_PREFIX.test(prefix)) {
+    throw new InvalidOptionError(`topicPrefix must match ${TOPIC_PREFIX}`)
+  }
+  return prefix
 }
 
 /**

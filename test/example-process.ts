@@ -13,6 +13,8 @@ export interface ExampleProcess {
   ws: string
   pid: number
   child: ChildProcess
+  /** Everything it wrote so far, stdout and stderr. */
+  output (): string
   /** SIGTERM, then waits for the exit; resolves with the exit code. */
   stop (): Promise<number | null>
   /** Resolves with the first log line (already written or still to come) whose `msg` contains `text`. */
@@ -28,9 +30,14 @@ const START_TIMEOUT = 30_000
 
 /** Starts `example-app/server.ts` with `env` (PORT defaults to 0) and waits until it listens. */
 export async function exampleProcess (t: Test, env: Record<string, string>): Promise<ExampleProcess> {
-  const child = spawn(process.execPath, ['--import', '@tapjs/typescript/import', 'example-app/server.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+  return serverProcess(t, process.execPath, ['--import', '@tapjs/typescript/import', 'example-app/server.ts'], { TS_NODE_TRANSPILE_ONLY: '1', ...env })
+}
+
+/** Starts `command` (a Fastify server logging at info) with `env`, PORT 0 by default, and waits until it listens. */
+export async function serverProcess (t: Test, command: string, args: string[], env: Record<string, string>, cwd = ROOT): Promise<ExampleProcess> {
+  const child = spawn(command, args, {
+    cwd,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   running.add(child)
@@ -47,10 +54,10 @@ export async function exampleProcess (t: Test, env: Record<string, string>): Pro
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
   // Fastify logs the address it bound, so PORT=0 works: no port has to be guessed free.
   const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`example app not listening within ${START_TIMEOUT} ms:\n${output}`)), START_TIMEOUT)
+    const timer = setTimeout(() => reject(new Error(`${command} ${args.join(' ')} not listening within ${START_TIMEOUT} ms:\n${output}`)), START_TIMEOUT)
     exited.then(([code]) => {
       clearTimeout(timer)
-      reject(new Error(`example app exited (${code}) before listening:\n${output}`))
+      reject(new Error(`${command} ${args.join(' ')} exited (${code}) before listening:\n${output}`))
     })
     createInterface({ input: child.stdout }).on('line', (line) => {
       output += `${line}\n`
@@ -62,7 +69,7 @@ export async function exampleProcess (t: Test, env: Record<string, string>): Pro
       resolve(match[1])
     })
   })
-  return { http: address, ws: address.replace(/^http/, 'ws'), pid: child.pid!, child, stop, logged: (text, timeout) => log.next(text, timeout) }
+  return { http: address, ws: address.replace(/^http/, 'ws'), pid: child.pid!, child, stop, output: () => output, logged: (text, timeout) => log.next(text, timeout) }
 }
 
 /** A JWT from the example app's demo login. */

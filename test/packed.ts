@@ -26,6 +26,19 @@ export interface PackedProject {
   dir: string
   /** The installed package: `<dir>/node_modules/fastify-notify-edge`. */
   packageDir: string
+  /** The tarball's path. */
+  tarball: string
+  /** Path of an installed bin, e.g. `fastify-notify-edge`. */
+  bin (name: string): string
+}
+
+function project (dir: string, filename: string): PackedProject {
+  return {
+    dir,
+    packageDir: join(dir, 'node_modules', 'fastify-notify-edge'),
+    tarball: join(dir, filename),
+    bin: (name) => join(dir, 'node_modules', '.bin', name)
+  }
 }
 
 /** `npm` with the output kept; a failure carries npm's stderr. */
@@ -54,15 +67,15 @@ export async function packedProject (): Promise<PackedProject> {
   // --ignore-scripts: prepack would rebuild dist/ under the feet of other test files.
   const [packed] = JSON.parse(await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', staging], root)) as Array<{ filename: string, shasum: string }>
   const dir = join(cacheDir, packed.shasum)
-  const packageDir = join(dir, 'node_modules', 'fastify-notify-edge')
   if (existsSync(join(dir, '.installed'))) {
     rmSync(staging, { recursive: true, force: true })
-    return { dir, packageDir }
+    return project(dir, packed.filename)
   }
   const work = join(cacheDir, `install-${process.pid}-${Date.now()}`)
   mkdirSync(work)
   writeFileSync(join(work, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
   await npm(['install', '--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock', join(staging, packed.filename), ...CONSUMER_DEPENDENCIES], work)
+  renameSync(join(staging, packed.filename), join(work, packed.filename))
   writeFileSync(join(work, '.installed'), packed.shasum)
   rmSync(staging, { recursive: true, force: true })
   for (const old of readdirSync(cacheDir)) {
@@ -75,5 +88,5 @@ export async function packedProject (): Promise<PackedProject> {
     rmSync(work, { recursive: true, force: true })
     if (!existsSync(join(dir, '.installed'))) throw err
   }
-  return { dir, packageDir }
+  return project(dir, packed.filename)
 }

@@ -14,6 +14,11 @@ function setState (state, detail = '') {
   $('state-detail').textContent = detail
 }
 
+// Where the auth and order services are: on this origin when one process runs them all, on their
+// own when the edge is split out (`npm run start:split`).
+const services = await fetch('/demo/services').then((res) => res.ok ? res.json() : {}, () => ({}))
+const at = (service, path) => `${services[service] ?? ''}${path}`
+
 async function post (path, body, headers = {}) {
   const res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
   const json = await res.json()
@@ -23,7 +28,7 @@ async function post (path, body, headers = {}) {
 
 // Demo auth: logging in again stands in for a real token refresh.
 async function login () {
-  ;({ token } = await post('/auth/login', { user, ttl: 3600 }))
+  ;({ token } = await post(at('auth', '/auth/login'), { user, ttl: 3600 }))
   return token
 }
 
@@ -66,7 +71,7 @@ function showOrder (message) {
 
 // After a gap, the order cards are rebuilt from the order service: some updates never arrived.
 async function refetchOrders () {
-  const get = () => fetch('/orders', { headers: { authorization: `Bearer ${token}` } })
+  const get = () => fetch(at('orders', '/orders'), { headers: { authorization: `Bearer ${token}` } })
   let res = await get()
   if (res.status === 401) {
     await login()
@@ -156,8 +161,8 @@ const act = (button, path, body, then = () => {}) => async () => {
 }
 // An order for someone with no live connection answers `online: false`: the order service's
 // offline fallback (an e-mail, in a real service) fired, and the page says so.
-$('order').addEventListener('click', act($('order'), '/orders', () => ({ user: $('order-user').value.trim() || user }), (reply, body) => {
+$('order').addEventListener('click', act($('order'), at('orders', '/orders'), () => ({ user: $('order-user').value.trim() || user }), (reply, body) => {
   if (reply.online === false) notification('fallback', null, `${body.user} is offline: the order service would send an e-mail`)
   else if (body.user !== user) notification('fallback', null, `${body.user} saw order ${reply.orderId.slice(0, 8)} live`)
 }))
-$('promo').addEventListener('click', act($('promo'), '/demo/promotion', () => ({})))
+$('promo').addEventListener('click', act($('promo'), at('orders', '/demo/promotion'), () => ({})))

@@ -7,6 +7,7 @@ import { positiveInteger, within, withTimeout } from '../util.js'
 import { createRedisBus, isMQEmitterRedis, watchRedisEmitter, type NotifyBusRedisOptions, type RedisBus } from './redis-emitter.js'
 
 export type { NotifyBusRedisOptions } from './redis-emitter.js'
+export { ClusterEmitter, createClusterEmitter, type RedisClusterOptions } from './cluster-emitter.js'
 export type { RedisClientLike, RedisConnectionLike, RedisConnectionOptions, RedisConnectionOverrides } from '../redis.js'
 
 /** What travels on the bus: the client frame is serialized once, by the publisher. */

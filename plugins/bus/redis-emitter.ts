@@ -9,13 +9,16 @@ import {
   type RedisClientLike, type RedisConnectionLike, type RedisConnectionOptions, type RedisConnectionOverrides
 } from '../redis.js'
 import { within } from '../util.js'
+import { ClusterEmitter, createClusterEmitter, type RedisClusterOptions } from './cluster-emitter.js'
 import { encodePacket, type PacketValue } from './packet.js'
 
 /**
  * How the bus reaches Redis: a URL (`redis://`, `rediss://` for TLS), ioredis options (with an
- * optional `url`), or `{ client }` to duplicate an existing client's connection settings.
+ * optional `url`; with `sentinels` and `name` through Sentinel), `{ client }` to duplicate an
+ * existing client's connection settings, or `{ cluster: [{ host, port }, …], …ClusterOptions }`
+ * for Redis Cluster with sharded pub/sub (`ClusterEmitter`).
  */
-export type NotifyBusRedisOptions = RedisConnectionOptions | { client: RedisClientLike }
+export type NotifyBusRedisOptions = RedisConnectionOptions | { client: RedisClientLike } | RedisClusterOptions
 
 /** mqemitter-redis as this file uses it: its typings leave out `state` and the connections. */
 interface MQEmitterRedis extends MQEmitter {
@@ -56,9 +59,16 @@ const SUB: RedisConnectionOverrides = { lazyConnect: false, maxRetriesPerRequest
 // No auto-pipelining: it keeps one batch in flight and holds every later PUBLISH until that
 // batch's reply, so on a busy machine publishes queued for seconds (bench, 5,000 msg/s: p50
 // 1.5-3 s and timed-out publishes with it, under 60 ms without; docs/benchmarks.md).
-const PUB: RedisConnectionOverrides = { lazyConnect: false, enableOfflineQueue: false, enableAutoPipelining: false }
+// A PUBLISH in flight when the connection drops is not resent after the reconnect: its caller had
+// its 503 (the timeout) long before, and would retry a message that then also went out late.
+const PUB: RedisConnectionOverrides = { lazyConnect: false, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, enableAutoPipelining: false }
 
-function connections (opts: NotifyBusRedisOptions): { sub: RedisConnectionLike, pub: RedisConnectionLike } {
+/** Whether `options` name a Redis Cluster. */
+export function isClusterOptions (options: unknown): options is RedisClusterOptions {
+  return typeof options === 'object' && options !== null && 'cluster' in options
+}
+
+function connections (opts: RedisConnectionOptions | { client: RedisClientLike }): { sub: RedisConnectionLike, pub: RedisConnectionLike } {
   if (typeof opts === 'object' && opts !== null && 'client' in opts) {
     if (typeof opts.client?.duplicate !== 'function') throw new InvalidOptionError('redis.client must be an ioredis client')
     return { sub: opts.client.duplicate(SUB), pub: opts.client.duplicate(PUB) }
@@ -74,6 +84,7 @@ export function isMQEmitterRedis (emitter: MQEmitter): boolean {
 
 /** mqemitter-redis over two connections built from `options` (never from `connectionString`, which drops every other option). */
 export function createRedisBus (options: NotifyBusRedisOptions, log: FastifyBaseLogger): RedisBus {
+  if (isClusterOptions(options)) return watch(createClusterEmitter(options) as unknown as MQEmitterRedis, log, true, true)
   const { sub, pub } = connections(options)
   // The connections are ioredis 5 or 6; mqemitter-redis only calls what RedisConnectionLike names.
   const emitter = mqemitterRedis({ subConn: sub, pubConn: pub } as unknown as Parameters<typeof mqemitterRedis>[0])
@@ -125,10 +136,18 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
       log.debug({ err }, 'notify bus: Redis subscriber dropped while re-subscribing')
     })
   }
+  // The cluster emitter announces its re-subscriptions itself: a shard's failover never makes the
+  // cluster client 'ready' again.
+  const announces = emitter instanceof ClusterEmitter
+  const onResubscribed = (): void => {
+    log.info('notify bus: Redis Cluster subscriptions restored; checking for lost messages')
+    for (const listener of resubscribed) listener()
+  }
   emitter.state.on('error', onError)
   pub.on('ready', onReady)
   sub.on('ready', onReady)
-  sub.on('ready', onSubReady)
+  if (announces) emitter.state.on('resubscribed', onResubscribed)
+  else sub.on('ready', onSubReady)
 
   const channelPrefix = typeof emitter._pubSubPrefix === 'string' ? emitter._pubSubPrefix : ''
   // Receivers drop a packet id seen in the last minute, so it must be unique per message. A
@@ -138,6 +157,7 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
   return {
     emitter,
     publish (message) {
+      if (announces) return (emitter as unknown as ClusterEmitter).publish(message)
       const channel = channelPrefix + message.topic
       const packet = encodePacket({ id: `${channel} ${publisher} ${message.id}`, msg: { ...message, topic: channel } as PacketValue })
       return pub.publish(channel, packet)
@@ -157,6 +177,7 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
       pub.removeListener('ready', onReady)
       sub.removeListener('ready', onReady)
       sub.removeListener('ready', onSubReady)
+      emitter.state.removeListener('resubscribed', onResubscribed)
       resubscribed.clear()
     },
     onResubscribe (listener) {

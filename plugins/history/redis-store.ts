@@ -43,6 +43,20 @@ export interface RedisHistoryStoreOptions {
   now?: () => number
 }
 
+// Puts a message on the bus the way the store was told to (ARGV[8]: 0 no, 1 PUBLISH in
+// mqemitter-redis's wire format, msgpack `{ id, msg }` with a unique `id` for its de-duplication,
+// 2 SPUBLISH for the cluster bus) on the channel ARGV[9]; the message's topic is ARGV[1].
+// `receivers`: how many subscribers got it (-1 when not published here).
+const PUT_ON_BUS = `
+local message = { topic = ARGV[1], id = id, frame = frame, prev = prev }
+local receivers = -1
+if ARGV[8] == '1' then
+  receivers = redis.call('PUBLISH', ARGV[9], cmsgpack.pack({ id = ARGV[9] .. ' ' .. id, msg = message }))
+elseif ARGV[8] == '2' then
+  receivers = redis.call('SPUBLISH', ARGV[9], cjson.encode(message))
+end
+`
+
 // Every entry and the latest-id key remember which Redis wrote them (its replication id, new on
 // every failover and every restart): Redis replicates asynchronously, so a promoted replica or a
 // restarted master may lack the last writes of its predecessor, and nothing else in the data
@@ -89,15 +103,16 @@ else
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], id, 'f', frame, 'p', prev)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('SET', KEYS[2], id .. ' ' .. epoch, 'EX', ARGV[7])
-local message = { topic = ARGV[1], id = id, frame = frame, prev = prev }
-local receivers = -1
-if ARGV[8] == '1' then
-  receivers = redis.call('PUBLISH', ARGV[9], cmsgpack.pack({ id = ARGV[9] .. ' ' .. id, msg = message }))
-elseif ARGV[8] == '2' then
-  receivers = redis.call('SPUBLISH', ARGV[9], cjson.encode(message))
-end
-return { id, prev, receivers }
+redis.call('SET', KEYS[2], id .. ' ' .. epoch, 'EX', ARGV[7])${PUT_ON_BUS}return { id, prev, receivers }
+`
+
+// KEYS: as APPEND's, for the hash slot only. ARGV: topic, id, frame, four unused, publish,
+// channel (APPEND's places). A message that keeps no history (so no `prev`), put on the bus as
+// the append does.
+const PUBLISH = `
+local id = ARGV[2]
+local frame = ARGV[3]
+local prev = nil${PUT_ON_BUS}return receivers
 `
 
 // KEYS: stream, latest id. ARGV: since ('' for the topic's start), limit, oldest ms kept.
@@ -137,6 +152,7 @@ return latest
 const APPEND_SCRIPT = redisScript(APPEND)
 const READ_SCRIPT = redisScript(READ)
 const LATEST_SCRIPT = redisScript(LATEST)
+const PUBLISH_SCRIPT = redisScript(PUBLISH)
 
 /**
  * History in Redis Streams, one stream per topic (`XADD … MAXLEN ~ size`, expiring `ttl` after
@@ -175,7 +191,7 @@ export class RedisHistoryStore implements HistoryStore {
   async append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<AppendedMessage> {
     const [id, prev, receivers] = await this.#run(APPEND_SCRIPT, topic, [
       topic, template.head, template.tail, bounds.size, bounds.ttl * 1000, this.#now(),
-      Math.max(this.#metaTtl, bounds.ttl), this.#publish, this.#publish === 2 ? shardedChannel(topic) : topic
+      Math.max(this.#metaTtl, bounds.ttl), this.#publish, this.#channel(topic)
     ]) as [string, string, number]
     const message: AppendedMessage = { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))), prev }
     if (receivers >= 0) message.receivers = receivers
@@ -191,11 +207,26 @@ export class RedisHistoryStore implements HistoryStore {
     return messages
   }
 
+  /**
+   * Puts a message of a stream without history on the bus as `append` does (the same channel and
+   * wire format), for a publisher that writes to the edges' Redis without a bus of its own.
+   * Resolves with how many instances subscribe to the topic (null when not published here).
+   */
+  async publish (message: BusMessage): Promise<number | null> {
+    const { topic, id, frame } = message
+    const receivers = await this.#run(PUBLISH_SCRIPT, topic, [topic, id, frame, '', '', '', '', this.#publish, this.#channel(topic)]) as number
+    return receivers >= 0 ? receivers : null
+  }
+
   async latest (topic: string): Promise<string> {
     return await this.#run(LATEST_SCRIPT, topic, []) as string
   }
 
   async close (): Promise<void> {}
+
+  #channel (topic: string): string {
+    return this.#publish === 2 ? shardedChannel(topic) : topic
+  }
 
   /** Runs a script on a topic's two keys (one hash slot, for Redis Cluster), within the timeout. */
   async #run (script: RedisScript, topic: string, args: Array<string | number>): Promise<unknown> {

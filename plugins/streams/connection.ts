@@ -358,18 +358,20 @@ export class Connection implements Subscriber {
     return this.ctx.app.notify.streams.get(name)?.kind === 'public'
   }
 
-  #refresh (token: string, id: CorrelationId): void {
+  async #refresh (token: string, id: CorrelationId): Promise<void> {
     if (this.#principal.user === null) {
       this.send(errorFrame('UNAUTHORIZED', 'anonymous connections cannot refresh', { id }))
       return
     }
     let next: Principal
     try {
-      next = principalFromJwt(this.ctx.app, token)
+      next = await principalFromJwt(this.ctx.app, token)
     } catch {
       this.send(errorFrame('UNAUTHORIZED', 'invalid or expired token', { id }))
       return
     }
+    // The key may have been fetched meanwhile: the socket may be gone.
+    if (this.#closed) return
     if (next.user !== this.#principal.user) {
       this.send(errorFrame('UNAUTHORIZED', 'token is for another user', { id }))
       this.close(CLOSE.FORBIDDEN, 'token is for another user')

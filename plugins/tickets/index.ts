@@ -89,11 +89,11 @@ async function fastifyNotifyTickets (app: FastifyInstance, opts: NotifyTicketsOp
   app.decorate('notifyTickets', tickets)
 
   const metrics = metricsOf(app)
-  function authenticate (request: FastifyRequest): Principal {
+  async function authenticate (request: FastifyRequest): Promise<Principal> {
     try {
       const token = bearerToken(request.headers.authorization)
       if (token === null) throw new UnauthorizedError('missing bearer token')
-      return principalFromJwt(app, token)
+      return await principalFromJwt(app, token)
     } catch (err) {
       metrics.authFailure('ticket', err)
       throw err
@@ -113,10 +113,10 @@ async function fastifyNotifyTickets (app: FastifyInstance, opts: NotifyTicketsOp
       onRequest.push(scope.rateLimit({
         max,
         timeWindow,
-        keyGenerator: (request) => {
+        keyGenerator: async (request) => {
           const token = bearerToken(request.headers.authorization)
           try {
-            if (token !== null) return `user:${principalFromJwt(app, token).user}`
+            if (token !== null) return `user:${(await principalFromJwt(app, token)).user}`
           } catch {}
           return `ip:${request.ip}`
         },
@@ -145,7 +145,7 @@ async function fastifyNotifyTickets (app: FastifyInstance, opts: NotifyTicketsOp
         }
       } as FastifySchema
     }, async (request) => {
-      const principal = authenticate(request)
+      const principal = await authenticate(request)
       return tickets.issue({ user: principal.user as string, expiresAt: principal.expiresAt as number })
     })
   })

@@ -1,0 +1,92 @@
+// The dedicated edge's settings (SPEC sections 7 and 11), from the environment.
+import { readFile } from 'node:fs/promises'
+import { extname, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { NotifyEdgeRedisOptions, NotifyJwtOptions, StreamDefinition } from '../plugins/index.js'
+import { DEV_API_KEY, DEV_JWT_SECRET, EnvReader, SettingError, redisOption } from './env.js'
+
+export interface EdgeConfig {
+  port: number
+  host: string
+  redis: NotifyEdgeRedisOptions | undefined
+  jwt: NotifyJwtOptions
+  publishApiKey: string
+  ticketTtl: number
+  allowedOrigins: string[] | undefined
+  logLevel: string
+  topicPrefix: string
+  /** Path of the streams module or JSON file; undefined: the example's streams. */
+  streamsConfig: string | undefined
+}
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+
+/** JWT_SECRET (HS256), JWT_PUBLIC_KEY (PEM or a path to one) or JWKS_URL; the latter two with JWT_ALGORITHM. */
+async function jwtSetting (read: EnvReader): Promise<NotifyJwtOptions> {
+  const given = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWKS_URL'].filter((name) => read.get(name) !== undefined)
+  if (given.length > 1) throw new SettingError(`set one of JWT_SECRET, JWT_PUBLIC_KEY and JWKS_URL, not ${given.join(' and ')}`)
+  const algorithm = read.get('JWT_ALGORITHM')
+  if (given.length === 0 || given[0] === 'JWT_SECRET') {
+    if (algorithm !== undefined && algorithm !== 'HS256') throw new SettingError(`JWT_ALGORITHM=${algorithm} needs JWT_PUBLIC_KEY or JWKS_URL`)
+    return { secret: read.secret('JWT_SECRET', DEV_JWT_SECRET) }
+  }
+  if (algorithm !== 'RS256' && algorithm !== 'ES256') {
+    throw new SettingError(`JWT_ALGORITHM must be RS256 or ES256 with ${given[0]}, got ${algorithm ?? 'nothing'}`)
+  }
+  const jwksUrl = read.get('JWKS_URL')
+  if (jwksUrl !== undefined) return { jwksUrl, algorithm }
+  let publicKey = read.get('JWT_PUBLIC_KEY')!.replaceAll('\\n', '\n')
+  if (!publicKey.includes('-----BEGIN')) {
+    try {
+      publicKey = await readFile(publicKey, 'utf8')
+    } catch (err) {
+      throw new SettingError(`JWT_PUBLIC_KEY is neither a PEM key nor a readable file: ${(err as Error).message}`)
+    }
+  }
+  return { publicKey, algorithm }
+}
+
+/** Reads the edge's settings; `warnings` lists development defaults that stood in for secrets. */
+export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Promise<{ config: EdgeConfig, warnings: string[] }> {
+  const read = new EnvReader(env)
+  const redis = read.redis()
+  const logLevel = read.get('LOG_LEVEL') ?? 'info'
+  if (!LOG_LEVELS.has(logLevel)) throw new SettingError(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}, got ${logLevel}`)
+  const config: EdgeConfig = {
+    port: read.integer('PORT', 3000, 0, 65535),
+    host: read.get('HOST') ?? '127.0.0.1',
+    redis: redisOption(redis),
+    jwt: await jwtSetting(read),
+    publishApiKey: read.secret('PUBLISH_API_KEY', DEV_API_KEY),
+    ticketTtl: read.integer('TICKET_TTL', 30, 1, 3600),
+    allowedOrigins: read.list('ALLOWED_ORIGINS'),
+    logLevel,
+    topicPrefix: read.get('TOPIC_PREFIX') ?? 'notify',
+    streamsConfig: read.get('STREAMS_CONFIG')
+  }
+  if (config.redis === undefined) read.warnings.push('REDIS_URL is not set: in-process bus and memory stores, one instance only')
+  return { config, warnings: read.warnings }
+}
+
+/**
+ * The streams that STREAMS_CONFIG names: a JSON file (an array), or a module whose default
+ * export, `streams` or `STREAMS` is the array (a module may carry `authorize` hooks). Unset: the
+ * example's streams. The definitions themselves are checked when the edge registers them.
+ */
+export async function loadStreams (path: string | undefined): Promise<readonly StreamDefinition[]> {
+  if (path === undefined) return (await import('../example-app/streams.js')).STREAMS
+  const file = resolve(path)
+  let streams: unknown
+  try {
+    if (extname(file) === '.json') {
+      streams = JSON.parse(await readFile(file, 'utf8'))
+    } else {
+      const module = await import(pathToFileURL(file).href) as Record<string, unknown>
+      streams = module.default ?? module.streams ?? module.STREAMS
+    }
+  } catch (err) {
+    throw new SettingError(`STREAMS_CONFIG ${path}: ${(err as Error).message.split('\n')[0]}`)
+  }
+  if (!Array.isArray(streams)) throw new SettingError(`STREAMS_CONFIG ${path} must hold an array of streams (default export, \`streams\` or \`STREAMS\`)`)
+  return streams as readonly StreamDefinition[]
+}

@@ -1,0 +1,39 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { notifyEdge, notifyEdgeLoggerOptions, type StreamDefinition } from '../plugins/index.js'
+import type { EdgeConfig } from './config.js'
+
+/**
+ * The dedicated edge: tickets, `/ws` and `/public`, `POST /notifications`, `/metrics`, and
+ * `GET /health` (alive, with Redis's state) and `GET /ready` (take traffic: Redis reachable; 503
+ * while it is not, and while the edge drains).
+ */
+export async function buildEdge (config: EdgeConfig, streams: readonly StreamDefinition[], logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
+  const app = Fastify({ logger: logger === false ? false : { ...notifyEdgeLoggerOptions(), ...logger } })
+  await app.register(notifyEdge, {
+    jwt: config.jwt,
+    streams,
+    topicPrefix: config.topicPrefix,
+    tickets: { ttl: config.ticketTtl },
+    socketAuth: { allowedOrigins: config.allowedOrigins },
+    publishApi: { apiKey: config.publishApiKey },
+    redis: config.redis,
+    metrics: {}
+  })
+
+  function redisState (): { healthy: boolean, redis?: Record<string, unknown> } {
+    if (config.redis === undefined) return { healthy: true }
+    const bus = app.notifyBus.health()
+    const redis = { bus: bus.redis, tickets: app.redis.status }
+    return { healthy: bus.healthy && redis.tickets === 'ready', redis }
+  }
+  app.get('/health', async (_request, reply) => {
+    const { healthy, redis } = redisState()
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', redis })
+  })
+  // While the app closes Fastify answers 503 to every new request (return503OnClosing), this one included.
+  app.get('/ready', async (_request, reply) => {
+    const { healthy } = redisState()
+    return reply.code(healthy ? 200 : 503).send({ ready: healthy })
+  })
+  return app
+}

@@ -1,0 +1,12 @@
+import type { FastifyInstance } from 'fastify'
+import type { EdgeConfig } from '../../bin/config.js'
+import { buildEdge } from '../../bin/edge.js'
+import { pageRoutes, type PageServices } from '../page.js'
+import { STREAMS } from '../streams.js'
+
+/** The dedicated edge the package's bin runs, plus the demo page, told where the other two services are. */
+export async function buildDemoEdge (config: EdgeConfig, services: PageServices): Promise<FastifyInstance> {
+  const app = await buildEdge(config, STREAMS)
+  await pageRoutes(app, services)
+  return app
+}

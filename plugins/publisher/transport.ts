@@ -1,0 +1,10 @@
+import type { Deliver } from '../publishing.js'
+
+/** How a publisher's checked publishes reach the edges. */
+export interface PublisherTransport {
+  deliver: Deliver
+  /** At start-up: connects and checks the declarations against the edge's where it can. */
+  ready (): Promise<void>
+  /** Ends what the transport opened. */
+  close (): Promise<void>
+}

@@ -1,0 +1,186 @@
+// The publish rules of SPEC section 5, in one place: the edge's notify plugin and the publisher
+// validate and encode the same way, and differ only in how a checked message travels.
+import type { FastifyBaseLogger } from 'fastify'
+import {
+  BadPublishError, DataRequiredError, InvalidDataError, InvalidOptionError, InvalidUserError,
+  UnknownStreamError, UserNotAllowedError, UserRequiredError
+} from './errors.js'
+import type { DeclaredStream } from './declarations.js'
+import { messageTemplate, type MessageTemplate } from './message.js'
+import type { NotifyMetricsRecorder } from './recorder.js'
+import type { StreamPresence, UserPresence } from './presence/store.js'
+import { userIdProblem } from './topics.js'
+import type { PublishInput, PublishResult, Publisher } from './typed.js'
+
+// The publish types come from the typed layer (typed.ts), so that a declaration types them.
+export type { PublishInput, PublishResult } from './typed.js'
+
+/** Who to ask about: users (private and public streams alike), or a public stream's audience. */
+export type PresenceQuery = { user: string } | { users: string[] } | { stream: string }
+
+/** Each user asked about, whether connected or not. */
+export interface UsersPresence {
+  users: Record<string, UserPresence>
+}
+
+/** A public stream's audience, in counts. */
+export interface PublicStreamPresence extends StreamPresence {
+  stream: string
+}
+
+/** What `onOffline` is told about the message the offline users missed live. */
+export interface OfflineMessage {
+  stream: string
+  data: unknown
+  /** The id of each offline user's copy, in the order of `users`. */
+  ids: string[]
+}
+
+/** Called with the users of a private publish who had no subscribed connection anywhere. */
+export type OnOffline = (users: string[], message: OfflineMessage) => unknown
+
+/** A publish that passed every check: what a transport sends. */
+export interface CheckedPublish {
+  readonly stream: DeclaredStream
+  /** The recipients in the caller's order; `[null]` on a public stream. */
+  readonly users: Array<string | null>
+  /** The caller's input, as checked (a remote transport forwards it). */
+  readonly input: PublishInput
+  /** The `message` frame without its id and ts, serialized once for every recipient. */
+  readonly template: MessageTemplate
+}
+
+/** One message sent: its id, and how many instances subscribe to its topic (null when the bus cannot tell). */
+export interface Sent { id: string, receivers: number | null }
+
+/** Sends a checked publish; resolves with one `Sent` per recipient, in order. */
+export type Deliver = (publish: CheckedPublish) => Promise<Sent[]>
+
+/** Sends one message to one topic. */
+export type SendToTopic = (stream: DeclaredStream, topic: string, template: MessageTemplate) => Promise<Sent>
+
+/**
+ * `app.notify`: the declared streams, publishing and presence, whether the edge is here or
+ * elsewhere. `publish` resolves with `{id}` or, for `users`, `{ids}` in the same order (see
+ * `PublishResult`), typed by the streams registered in `NotifyEdgeStreams`.
+ */
+export interface Notify extends Publisher {
+  readonly streams: ReadonlyMap<string, DeclaredStream>
+  /**
+   * Who is connected across all instances, now: `FST_NOTIFY_BAD_PRESENCE_QUERY` (400) for a bad
+   * query, `FST_NOTIFY_PRESENCE_UNAVAILABLE` (503) when Redis does not answer in time,
+   * `FST_NOTIFY_PRESENCE_DISABLED` (501) without the presence plugin (and from a publisher).
+   */
+  presence (query: { stream: string }): Promise<PublicStreamPresence>
+  presence (query: { user: string } | { users: string[] }): Promise<UsersPresence>
+  presence (query: PresenceQuery): Promise<UsersPresence | PublicStreamPresence>
+}
+
+// Declared here rather than beside one decorator: the edge's notify plugin and the publisher
+// both decorate `app.notify`, and only one of them is ever registered in an app.
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Declared streams, `publish()` and `presence()` (see `Notify`). */
+    notify: Notify
+  }
+}
+
+const PUBLISH_KEYS = new Set(['stream', 'user', 'users', 'data'])
+
+function recipients (stream: DeclaredStream, input: Record<string, unknown>, maxUsers: number): Array<string | null> {
+  const hasUser = input.user !== undefined
+  const hasUsers = input.users !== undefined
+  if (stream.kind === 'public') {
+    if (hasUser || hasUsers) throw new UserNotAllowedError(stream.name)
+    return [null]
+  }
+  if (hasUser === hasUsers) throw new UserRequiredError(stream.name)
+  const users = hasUser ? [input.user] : input.users
+  if (!Array.isArray(users) || users.length === 0 || users.length > maxUsers) {
+    throw new BadPublishError(`users must be an array of 1 to ${maxUsers} user ids`)
+  }
+  for (const user of users) {
+    const problem = userIdProblem(user)
+    if (problem !== null) throw new InvalidUserError(problem)
+  }
+  return users as string[]
+}
+
+/** Checks `input` against the declared streams; throws the coded 400 errors of SPEC section 5. */
+export function checkPublish (streams: ReadonlyMap<string, DeclaredStream>, maxUsers: number, input: unknown): CheckedPublish {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new BadPublishError('body must be a JSON object')
+  }
+  const body = input as Record<string, unknown>
+  for (const key of Object.keys(body)) {
+    if (!PUBLISH_KEYS.has(key)) throw new BadPublishError(`unexpected property ${key}`)
+  }
+  const stream = typeof body.stream === 'string' ? streams.get(body.stream) : undefined
+  if (stream === undefined) throw new UnknownStreamError(String(body.stream).slice(0, 64))
+  const users = recipients(stream, body, maxUsers)
+  if (body.data === undefined) throw new DataRequiredError()
+  const problem = stream.dataProblem(body.data)
+  if (problem !== null) throw new InvalidDataError(stream.name, problem)
+  let template: MessageTemplate
+  try {
+    template = messageTemplate(stream.name, body.data)
+  } catch (err) {
+    throw new InvalidDataError(stream.name, (err as Error).message)
+  }
+  return { stream, users, input: input as PublishInput, template }
+}
+
+/**
+ * `publish()` over `deliver`: checks, sends, and answers `{id}` or `{ids}`, with who was offline
+ * on a private stream when the bus could tell (then `offline` hears about them).
+ */
+export function publisherOf (
+  streams: ReadonlyMap<string, DeclaredStream>, maxUsers: number, deliver: Deliver, offline: (users: string[], message: OfflineMessage) => void
+): Notify['publish'] {
+  // One implementation behind the typed overloads: the checks hold whatever the types said.
+  async function publish (input: PublishInput): Promise<PublishResult> {
+    const checked = checkPublish(streams, maxUsers, input)
+    const sent = await deliver(checked)
+    const { stream, users } = checked
+    const data = (input as { data: unknown }).data
+    if (stream.kind === 'public') return { id: sent[0].id }
+    // PUBLISH's receivers are the instances holding a socket subscribed to this user's topic.
+    const known = sent.every((s) => s.receivers !== null)
+    const missed = known ? (users as string[]).filter((_, i) => sent[i].receivers === 0) : []
+    if (missed.length > 0) offline(missed, { stream: stream.name, data, ids: sent.flatMap((s) => s.receivers === 0 ? [s.id] : []) })
+    if ((input as { users?: unknown }).users === undefined) return known ? { id: sent[0].id, online: missed.length === 0 } : { id: sent[0].id }
+    const result = { ids: sent.map((s) => s.id) }
+    return known ? { ...result, offline: missed } : result
+  }
+  return publish as Notify['publish']
+}
+
+/** Calls `onOffline` without awaiting it (the publish has succeeded already); a throw or a rejection is logged. */
+export function offlineHook (onOffline: OnOffline | undefined, log: FastifyBaseLogger): (users: string[], message: OfflineMessage) => void {
+  if (onOffline !== undefined && typeof onOffline !== 'function') throw new InvalidOptionError('onOffline must be a function')
+  return (users, message) => {
+    if (onOffline === undefined) return
+    const failed = (err: unknown): void => { log.error({ err, stream: message.stream }, 'notify onOffline hook failed') }
+    try {
+      Promise.resolve(onOffline(users, message)).catch(failed)
+    } catch (err) {
+      failed(err)
+    }
+  }
+}
+
+/** A `Deliver` that sends to each recipient's topic at once, counting each message in `metrics`. */
+export function perTopic (send: SendToTopic, metrics: NotifyMetricsRecorder): Deliver {
+  async function counted (stream: DeclaredStream, sending: Promise<Sent>): Promise<Sent> {
+    try {
+      const sent = await sending
+      metrics.published(stream.name)
+      return sent
+    } catch (err) {
+      metrics.publishFailed(stream.name)
+      throw err
+    }
+  }
+  return ({ stream, users, template }) =>
+    Promise.all(users.map((user) => counted(stream, send(stream, stream.topic(user), template))))
+}

@@ -1,0 +1,170 @@
+import { createServer, type Socket } from 'node:net'
+import { once } from 'node:events'
+import t from 'tap'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import { notifyEdge, notifyPublisher, type NotifyPublisherOptions, type PublishInput } from '../plugins/index.js'
+import { STREAMS } from '../example-app/app.js'
+import { API_KEY, SECRET, build } from './helpers.js'
+import { redisServer, sharedRedis } from './redis-server.js'
+import { cleanUpKeys, publisherApp } from './split-helpers.js'
+
+async function registrationError (opts: Record<string, unknown>): Promise<{ code?: string } | null> {
+  const app = Fastify({ logger: false })
+  try {
+    await app.register(notifyPublisher, { streams: STREAMS, ...opts } as NotifyPublisherOptions)
+    await app.ready()
+    return null
+  } catch (err) {
+    return err as { code?: string }
+  } finally {
+    await app.close()
+  }
+}
+
+/** A TCP server that accepts connections and never answers: a frozen edge. */
+async function silentServer (t: { teardown: (fn: () => unknown) => void }): Promise<number> {
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => { sockets.add(socket) })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    server.close()
+  })
+  return (server.address() as { port: number }).port
+}
+
+t.test('refuses bad options with coded errors', async (t) => {
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['no transport', {}],
+    ['two transports', { redis: 'redis://127.0.0.1:1', http: { url: 'http://127.0.0.1:1', apiKey: API_KEY } }],
+    ['http without an object', { http: 'http://127.0.0.1:1' }],
+    ['http with a relative url', { http: { url: '/edge', apiKey: API_KEY } }],
+    ['http with another protocol', { http: { url: 'ftp://edge', apiKey: API_KEY } }],
+    ['http with a short key', { http: { url: 'http://127.0.0.1:1', apiKey: 'short' } }],
+    ['a bad timeout', { http: { url: 'http://127.0.0.1:1', apiKey: API_KEY }, timeout: 0 }],
+    ['a bad topic prefix', { http: { url: 'http://127.0.0.1:1', apiKey: API_KEY }, topicPrefix: 'a/b' }],
+    ['bad streams', { http: { url: 'http://127.0.0.1:1', apiKey: API_KEY }, streams: [] }]
+  ]
+  for (const [what, opts] of cases) t.equal((await registrationError(opts))?.code, 'FST_NOTIFY_INVALID_OPTION', what)
+})
+
+t.test('refuses to register beside an edge: one app.notify per app', async (t) => {
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await app.register(notifyEdge, { jwt: { secret: SECRET }, streams: STREAMS })
+  await t.rejects(async () => { await app.register(notifyPublisher, { streams: STREAMS, http: { url: 'http://127.0.0.1:1', apiKey: API_KEY } }) }, { code: 'FST_NOTIFY_INVALID_OPTION' })
+})
+
+t.test('checks a publish exactly as the edge does, before anything travels', async (t) => {
+  const edge = await build(t)
+  const { app } = await publisherApp(t, { http: { url: 'http://127.0.0.1:1', apiKey: API_KEY } })
+  const bad: unknown[] = [
+    null, [], { stream: 'order', user: 'a', data: {}, extra: 1 }, { stream: 'nope', data: {} },
+    { stream: 'order', data: { orderId: 1, status: 'x' } }, { stream: 'promotional', user: 'a', data: {} },
+    { stream: 'order', users: [], data: {} }, { stream: 'order', user: '', data: {} }, { stream: 'order', user: 'a' },
+    { stream: 'order', user: 'a', data: {} }, { stream: 'reward', user: 'a', data: 1n }
+  ]
+  for (const input of bad) {
+    const expected = await edge.app.notify.publish(input as PublishInput).then(() => null, (err: { code: string }) => err.code)
+    t.ok(expected, `the edge refuses ${String(JSON.stringify(input, (_k, v) => typeof v === 'bigint' ? 'bigint' : v))}`)
+    await t.rejects(app.notify.publish(input as PublishInput), { code: expected, statusCode: 400 })
+  }
+  t.same([...app.notify.streams.keys()], [...edge.app.notify.streams.keys()])
+})
+
+t.test('over HTTP, the edge\'s answers map onto the same coded errors', async (t) => {
+  const edge = await build(t, { streams: STREAMS.filter((s) => s.name !== 'reward') })
+  const good = await publisherApp(t, { http: { url: edge.http, apiKey: API_KEY } })
+  await t.rejects(good.app.notify.publish({ stream: 'reward', user: 'a', data: {} }), { code: 'FST_NOTIFY_DECLARATION_MISMATCH', statusCode: 500 },
+    'a stream the edge does not declare')
+  t.match(await good.app.notify.publish({ stream: 'order', users: ['a', 'b'], data: { orderId: '1', status: 'placed' } }), { ids: [String, String] })
+
+  const wrongKey = await publisherApp(t, { http: { url: edge.http, apiKey: 'another-key-0123456789' } })
+  await t.rejects(wrongKey.app.notify.publish({ stream: 'promotional', data: {} }), { code: 'FST_NOTIFY_EDGE_REFUSED' })
+
+  const notAnEdge = Fastify({ logger: false })
+  t.teardown(() => notAnEdge.close())
+  notAnEdge.post('/notifications', async (_request, reply) => reply.code(202).send('not json'))
+  notAnEdge.post('/broken', async (_request, reply) => reply.code(502).send({ message: 'bad gateway' }))
+  await notAnEdge.listen({ port: 0, host: '127.0.0.1' })
+  const url = `http://127.0.0.1:${(notAnEdge.server.address() as { port: number }).port}`
+  const odd = await publisherApp(t, { http: { url, apiKey: API_KEY } })
+  await t.rejects(odd.app.notify.publish({ stream: 'promotional', data: {} }), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' }, '202 without ids')
+  const broken = await publisherApp(t, { http: { url, apiKey: API_KEY, path: '/broken' } })
+  await t.rejects(broken.app.notify.publish({ stream: 'promotional', data: {} }), { code: 'FST_NOTIFY_BUS_UNAVAILABLE', statusCode: 503 }, 'a 5xx')
+})
+
+t.test('an unreachable or frozen edge answers 503, never hangs', async (t) => {
+  const closed = await publisherApp(t, { http: { url: 'http://127.0.0.1:1', apiKey: API_KEY } })
+  await t.rejects(closed.app.notify.publish({ stream: 'promotional', data: {} }), { code: 'FST_NOTIFY_BUS_UNAVAILABLE', statusCode: 503 })
+  const port = await silentServer(t)
+  const frozen = await publisherApp(t, { http: { url: `http://127.0.0.1:${port}`, apiKey: API_KEY }, timeout: 300 })
+  await t.rejects(frozen.app.notify.publish({ stream: 'promotional', data: {} }), { code: 'FST_NOTIFY_BUS_UNAVAILABLE', statusCode: 503 })
+})
+
+t.test('over Redis, a publisher whose streams differ from the edge\'s fails at start-up', async (t) => {
+  const { url, prefix } = await sharedRedis(t)
+  cleanUpKeys(t, url, prefix)
+  await build(t, { redis: url, topicPrefix: prefix })
+  const extra = [...STREAMS, { name: 'extra', kind: 'public' as const }]
+  t.match(await registrationError({ redis: url, topicPrefix: prefix, streams: extra }), { code: 'FST_NOTIFY_DECLARATION_MISMATCH' }, 'an unknown stream')
+  const otherKind = STREAMS.map((s) => s.name === 'reward' ? { ...s, kind: 'public' as const } : s)
+  t.match(await registrationError({ redis: url, topicPrefix: prefix, streams: otherKind }), { code: 'FST_NOTIFY_DECLARATION_MISMATCH' }, 'another kind')
+  const noHistory = STREAMS.map((s) => ({ ...s, history: undefined }))
+  t.match(await registrationError({ redis: url, topicPrefix: prefix, streams: noHistory }), { code: 'FST_NOTIFY_DECLARATION_MISMATCH' }, 'no history')
+  const otherSchema = STREAMS.map((s) => s.name === 'order' ? { ...s, schema: { type: 'object' } } : s)
+  t.match(await registrationError({ redis: url, topicPrefix: prefix, streams: otherSchema }), { code: 'FST_NOTIFY_DECLARATION_MISMATCH' }, 'another schema')
+  t.equal(await registrationError({ redis: url, topicPrefix: prefix, streams: STREAMS.slice(0, 2) }), null, 'a subset is fine')
+})
+
+t.test('over Redis, a publisher that starts before any edge checks at its publishes', async (t) => {
+  const { url, prefix } = await sharedRedis(t)
+  cleanUpKeys(t, url, prefix)
+  const extra = [...STREAMS, { name: 'extra', kind: 'public' as const }]
+  const { app } = await publisherApp(t, { redis: url, topicPrefix: prefix, streams: extra })
+  t.match(await app.notify.publish({ stream: 'extra', data: 1 }), { id: String }, 'no edge yet: nothing to check against')
+  await build(t, { redis: url, topicPrefix: prefix })
+  await t.rejects(app.notify.publish({ stream: 'extra', data: 1 }), { code: 'FST_NOTIFY_DECLARATION_MISMATCH' })
+})
+
+t.test('over Redis, a lost or frozen Redis answers 503 and the publisher recovers', async (t) => {
+  const server = await redisServer(t)
+  const edge = await build(t, { redis: server.url })
+  const { app } = await publisherApp(t, { redis: server.url, timeout: 300 })
+  t.match(await app.notify.publish({ stream: 'promotional', data: 1 }), { id: String })
+  server.pause()
+  await t.rejects(app.notify.publish({ stream: 'promotional', data: 2 }), { code: 'FST_NOTIFY_BUS_UNAVAILABLE', statusCode: 503 }, 'frozen')
+  server.resume()
+  await server.stop()
+  await t.rejects(app.notify.publish({ stream: 'promotional', data: 3 }), { code: 'FST_NOTIFY_BUS_UNAVAILABLE', statusCode: 503 }, 'down')
+  await server.start()
+  await edge.app.ready()
+  const publishes = async (): Promise<boolean> => app.notify.publish({ stream: 'system', data: 4 }).then(() => true, () => false)
+  while (!await publishes()) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.pass('publishes again once Redis is back')
+})
+
+t.test('over Redis, a publisher that cannot reach Redis still starts, answers 503, and closes', async (t) => {
+  const { app } = await publisherApp(t, { redis: 'redis://127.0.0.1:1', readyTimeout: 100 })
+  await t.rejects(app.notify.publish({ stream: 'promotional', data: 1 }), { code: 'FST_NOTIFY_BUS_UNAVAILABLE', statusCode: 503 })
+  await app.close()
+})
+
+t.test('the publisher closes the connection it opened, never a client it was given', async (t) => {
+  const { url, prefix } = await sharedRedis(t)
+  cleanUpKeys(t, url, prefix)
+  const connectionName = `${prefix}-own`
+  const own = await publisherApp(t, { redis: { url, connectionName }, topicPrefix: prefix })
+  const given = new Redis(url)
+  t.teardown(() => given.quit())
+  const borrowed = await publisherApp(t, { redis: { client: given }, topicPrefix: prefix })
+  await borrowed.app.notify.publish({ stream: 'system', data: 1 })
+  await borrowed.app.close()
+  t.equal(given.status, 'ready')
+  const named = async (): Promise<boolean> => (await given.client('LIST') as string).includes(`name=${connectionName} `)
+  t.ok(await named(), 'the publisher\'s own connection is open')
+  await own.app.close()
+  t.notOk(await named(), 'and closed with the app')
+})
