@@ -19,6 +19,8 @@ export interface Results {
   contenders: Array<{ id: string, label: string }>
   scenarios: Array<{ id: string, kind: string, params: Record<string, number>, results: Record<string, Record<string, unknown>> }>
   targets?: TargetResult[]
+  /** RabbitMQ, HTTP and gRPC ingress of notify-edge, next to a bare consumer (bench/ingress.ts). */
+  ingress?: { params: Record<string, number>, results: Record<string, Record<string, unknown>> }
 }
 
 export interface TargetResult { target: string, value: number | null, limit: number, holds: boolean | null }
@@ -34,6 +36,7 @@ const METRICS: Record<string, Array<[key: string, label: string]>> = {
   memory: [['rssPerConnectionKB', 'RSS per connection (KB)'], ['heapPerConnectionKB', 'heap per connection (KB)']],
   'cross-instance': [['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['p999Ms', 'latency p99.9 (ms)'], ['cpuPerMessageUs', 'CPU per message, A+B (µs)'], ['delivered', 'delivered']],
   handshakes: [['perSecond', 'handshakes/s'], ['p50Ms', 'latency p50 (ms)'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerHandshakeUs', 'server CPU per handshake (µs)']],
+  'redis-scale': [['ratePerSecond', 'publishes/s reached'], ['delivered', 'delivered'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerMessageUs', 'CPU per message, A+B (µs)'], ['redisCpuPerMessageUs', 'Redis CPU per message, all nodes (µs)'], ['redisBusiestNodePercent', 'busiest Redis node CPU (%)']],
   presence: [['perSecond', 'handshakes/s'], ['p99Ms', 'latency p99 (ms)'], ['cpuPerHandshakeUs', 'server CPU per handshake (µs)'], ['redisBytesPerOnlineUser', 'Redis bytes per online user']]
 }
 
@@ -44,6 +47,7 @@ function title ({ kind, params: p }: Scenario): string {
     case 'sustained': return `sustained, ${n(p.subscribers)} subscribers, ${p.rate === 0 ? `max msg/s (${p.publishers} publishers)` : `${n(p.rate)} msg/s`} × ${n(p.messages)}`
     case 'memory': return `memory, ${n(p.connections)} idle connections`
     case 'cross-instance': return `cross-instance, ${n(p.users)} users, ${n(p.rate)} msg/s for ${p.seconds} s`
+    case 'redis-scale': return `cross-instance on ${p.masters === 1 ? 'one Redis' : `a ${p.masters}-master cluster`}, ${n(p.users)} users, ${n(p.rate)} msg/s for ${p.seconds} s`
     case 'presence': return `on Redis, presence ${p.on === 1 ? 'on' : 'off'}: ${n(p.count)} handshakes (${p.concurrency} at once), then ${n(p.users)} users online`
     default: return `handshakes, ${n(p.count)} (${p.concurrency} at once)`
   }
@@ -108,7 +112,41 @@ export function judge (results: Results): TargetResult[] {
     add('handshakes per second ≥ 1,000', metric(s, 'edge', 'perSecond'), 1000, (v) => v >= 1000)
     add('handshake p99 < 50 ms (ms)', metric(s, 'edge', 'p99Ms'), 50, (v) => v < 50)
   }
+  if (results.ingress !== undefined) judgeIngress(results.ingress, add)
   return targets
+}
+
+/** Issue 11's targets, judged on the ingress figures. */
+function judgeIngress (ingress: NonNullable<Results['ingress']>, add: (target: string, value: number | null, limit: number, holds: (v: number) => boolean) => void): void {
+  const r = ingress.results
+  const get = (id: string, key: string): number | null => typeof r[id]?.[key] === 'number' ? r[id][key] as number : null
+  const rate = get('amqp-flood', 'messagesPerSecond')
+  add(`RabbitMQ → ${ingress.params.users} private subscribers: msg/s ≥ 10,000`, rate, 10000, (v) => v >= 10000)
+  add('… or ≥ 0.8 × the bare consumer where the broker saturates first', ratio(rate, get('bare-consumer', 'messagesPerSecond')), 0.8, (v) => v >= 0.8)
+  add(`RabbitMQ → socket p99 ≤ 20 ms at ${ingress.params.rate} msg/s (ms)`, get(`amqp-${ingress.params.rate}`, 'p99Ms'), 20, (v) => v <= 20)
+  add('gRPC CPU per publish ≤ HTTP', ratio(get('cpu-grpc', 'cpuPerPublishUs'), get('cpu-http', 'cpuPerPublishUs')), 1, (v) => v <= 1)
+}
+
+const INGRESS_ROWS: Array<[id: string, key: string, label: string]> = [
+  ['bare-consumer', 'messagesPerSecond', 'bare consumer (rabbitmq-client, ack only): msg/s'],
+  ['amqp-flood', 'messagesPerSecond', 'RabbitMQ → edge → sockets: msg/s'],
+  ['amqp-flood', 'cpuPerMessageUs', 'edge CPU per message at that rate (µs)'],
+  ['cpu-http', 'cpuPerPublishUs', 'edge CPU per publish, POST /notifications (µs)'],
+  ['cpu-grpc', 'cpuPerPublishUs', 'edge CPU per publish, gRPC (µs)'],
+  ['cpu-amqp', 'cpuPerPublishUs', 'edge CPU per publish, RabbitMQ (µs)']
+]
+
+function ingressLines (ingress: NonNullable<Results['ingress']>): string[] {
+  const { params: p, results: r } = ingress
+  const lines = [`Ingress: ${p.users.toLocaleString('en-US')} private subscribers; flood of ${p.flood.toLocaleString('en-US')} messages; CPU at ${p.cpuRate} msg/s`, '', '| measure | value |', '| --- | ---: |']
+  for (const [id, key, label] of INGRESS_ROWS) lines.push(`| ${label} | ${format(r[id]?.[key])}${r[id]?.complete === false ? ' !' : ''} |`)
+  const steady = r[`amqp-${p.rate}`]
+  lines.push(`| RabbitMQ → socket latency p50 / p99 at ${p.rate} msg/s (ms) | ${format(steady?.p50Ms)} / ${format(steady?.p99Ms)}${steady?.complete === false ? ' !' : ''} |`, '')
+  for (const [id, result] of Object.entries(r)) {
+    if (result.error !== undefined) lines.push(`- ${id}: ${String(result.error)}`)
+    else if (result.complete === false) lines.push(`- ${id}: incomplete (${JSON.stringify(result)})`)
+  }
+  return lines
 }
 
 /** The run as text: a Markdown table with notify-edge's ratio to each contender, then the targets. */
@@ -147,11 +185,12 @@ export function report (results: Results): string {
     ''
   ]
   if (problems.length > 0) lines.push('Problems (! in the table):', ...problems.map((p) => `- ${p}`), '')
+  if (results.ingress !== undefined) lines.push(...ingressLines(results.ingress), '')
   if (hasEdge) results.targets = judge(results)
   if (results.quick) {
     lines.push('Targets are judged on full runs only: --quick sizes are too small to compare.', '')
   } else if (results.targets !== undefined) {
-    lines.push('Targets (issues 4 and 15):')
+    lines.push('Targets (issues 4, 11 and 15):')
     for (const t of results.targets) {
       const verdict = t.holds === null ? 'not measured' : t.holds ? 'holds' : 'MISSED'
       lines.push(`- ${t.target}: ${format(t.value)} → ${verdict}`)

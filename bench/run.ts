@@ -1,7 +1,4 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,7 +6,9 @@ import { Redis } from 'ioredis'
 import { argument, Peer } from './lib/ipc.js'
 import { PRIVATE_STREAM, PUBLIC_STREAM } from './lib/shared.js'
 import { round, type Latency } from './lib/stats.js'
+import { processCpuUs, startCluster, startRedis, type BenchRedis } from './lib/redis.js'
 import { report, type Results, type Scenario } from './report.js'
+import { ingress, INGRESS_FULL, INGRESS_QUICK } from './ingress.js'
 
 // The bench driver: runs every scenario against every contender, each server in its own
 // process, the clients in a separate load-generator process; then prints and saves the figures.
@@ -78,6 +77,12 @@ const SESSIONS: Session[] = quick
 const MAX_RATE_IN_FLIGHT = 4
 const FIXED_RATE_IN_FLIGHT = 64
 const CROSS: CrossInstance = quick ? { users: 20, rate: 500, seconds: 0.4 } : { users: 1000, rate: 5000, seconds: 10 }
+/**
+ * notify-edge's cross-instance run on one Redis, then on a three-master Redis Cluster (sharded
+ * pub/sub), at rising publish rates: where each saturates, and Redis's CPU per message and per node.
+ */
+const SCALE_RATES = quick ? [500] : [2500, 5000, 10000, 20000]
+const SCALE: Omit<CrossInstance, 'rate'> = quick ? { users: 20, seconds: 0.4 } : { users: 1000, seconds: 5 }
 /** notify-edge on Redis with presence off, then on: handshakes, then `users` online users held idle. */
 interface PresenceRun { count: number, concurrency: number, users: number }
 const PRESENCE: PresenceRun = quick ? { count: 60, concurrency: 5, users: 100 } : { count: 3000, concurrency: 20, users: 10000 }
@@ -249,8 +254,9 @@ async function runSession (loadgen: Peer, feeder: Peer, contender: Contender, se
   }
 }
 
-async function crossInstance (loadgen: Peer, contender: Contender, redisUrl: string, { users, rate, seconds }: CrossInstance): Promise<Figures> {
-  const [publisher, receiver] = await Promise.all([spawnServer(contender, ['--redis', redisUrl]), spawnServer(contender, ['--redis', redisUrl])])
+/** Two instances on `redis` (one Redis or a cluster); with `redisPids`, Redis's CPU in the window too. */
+async function crossInstance (loadgen: Peer, contender: Contender, redis: Pick<BenchRedis, 'serverArgs' | 'pids'>, { users, rate, seconds }: CrossInstance): Promise<Figures> {
+  const [publisher, receiver] = await Promise.all([spawnServer(contender, redis.serverArgs), spawnServer(contender, redis.serverArgs)])
   try {
     await loadgen.call('connect', { port: receiver.info.port, protocol: contender.protocol, stream: PRIVATE_STREAM, count: users, concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES })
     const warmup = Math.round(rate / 4)
@@ -261,11 +267,15 @@ async function crossInstance (loadgen: Peer, contender: Contender, redisUrl: str
     const count = Math.round(rate * seconds)
     await loadgen.call('arm')
     let publishSeconds = 0
+    let redisUs: number[] = []
     const [got, a, b] = await serverCpu([publisher, receiver], async () => {
+      const redisBefore = redis.pids.map(processCpuUs)
       const start = process.hrtime.bigint()
       await publisher.call('rate', { count, rate, users, firstSeq: warmup })
       publishSeconds = Number(process.hrtime.bigint() - start) / 1e9
-      return loadgen.call<Received>('wait', { expected: count, perClient: 0, idleMs: IDLE_MS })
+      const received = await loadgen.call<Received>('wait', { expected: count, perClient: 0, idleMs: IDLE_MS })
+      redisUs = redis.pids.map((pid, i) => processCpuUs(pid) - redisBefore[i])
+      return received
     })
     return {
       p50Ms: got.latency.p50,
@@ -275,6 +285,8 @@ async function crossInstance (loadgen: Peer, contender: Contender, redisUrl: str
       publisherCpuPerMessageUs: round(a.us / count, 2),
       receiverCpuPerMessageUs: round(b.us / count, 2),
       ratePerSecond: round(count / publishSeconds, 0),
+      redisCpuPerMessageUs: round(redisUs.reduce((sum, us) => sum + us, 0) / count, 2),
+      redisBusiestNodePercent: round(Math.max(...redisUs) / 1e4 / (got.spanMs / 1000), 1),
       delivered: got.received,
       expected: got.expected,
       complete: complete(got) && a.failures === 0,
@@ -335,38 +347,6 @@ function failure (err: Error): Figures {
   return { error: err.message.split('\n')[0] }
 }
 
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
-
-/** A private, throwaway redis-server: the shared one is never touched. */
-async function startRedis (): Promise<{ url: string, stop: () => Promise<void> }> {
-  const port = await freePort()
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const exited = once(child, 'exit')
-  process.once('exit', () => child.kill('SIGKILL'))
-  await new Promise<void>((resolve, reject) => {
-    let output = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      if (output.includes('Ready to accept connections')) resolve()
-    })
-    exited.then(() => reject(new Error(`redis-server exited: ${output.slice(-500)}`)))
-  })
-  child.stdout.resume()
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    stop: async () => {
-      child.kill('SIGTERM')
-      await exited
-    }
-  }
-}
-
 function packageVersion (name: string): string {
   return JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version
 }
@@ -404,7 +384,11 @@ const sessions = custom
     }]
   : SESSIONS.filter((s) => onlySessions?.includes(s.id) ?? true)
 const cross = !custom && (onlySessions?.includes('cross') ?? true)
+const ingressWanted = !custom && (onlySessions?.includes('ingress') ?? true) && (onlyContenders?.includes('edge') ?? true)
+const amqpUrl = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672'
 const presence = !custom && (onlySessions?.includes('presence') ?? true) && contenders.some((c) => c.id === 'edge')
+// Not in --quick runs unless asked for: a cluster takes seconds to start.
+const scale = !custom && (onlySessions?.includes('redis-scale') ?? !quick) && contenders.some((c) => c.id === 'edge')
 const startedAt = new Date()
 const results: Results = {
   version: 1,
@@ -417,7 +401,7 @@ const results: Results = {
     memoryGB: round(os.totalmem() / 2 ** 30, 1),
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     node: process.version,
-    packages: Object.fromEntries(['fastify', 'ws', 'socket.io', '@socket.io/redis-adapter', 'mqemitter-redis', 'ioredis'].map((name) => [name, packageVersion(name)])),
+    packages: Object.fromEntries(['fastify', 'ws', 'socket.io', '@socket.io/redis-adapter', 'mqemitter-redis', 'ioredis', 'rabbitmq-client', '@grpc/grpc-js'].map((name) => [name, packageVersion(name)])),
     loadAverageBefore: os.loadavg().map((v) => round(v, 2)),
     loadAverageAfter: []
   },
@@ -452,18 +436,45 @@ try {
     try {
       for (const contender of contenders.filter((c) => c.only?.includes('cross-instance') ?? true)) {
         await timed(`cross-instance × ${contender.label}`, async () => {
-          put('cross-instance', 'cross-instance', { ...CROSS }, contender, await crossInstance(loadgen, contender, redis.url, CROSS).catch(failure))
+          put('cross-instance', 'cross-instance', { ...CROSS }, contender, await crossInstance(loadgen, contender, redis, CROSS).catch(failure))
         })
       }
     } finally {
       await redis.stop()
     }
   }
+  if (ingressWanted) {
+    const params = quick ? INGRESS_QUICK : INGRESS_FULL
+    const edge = CONTENDERS[0]
+    await timed('ingress (RabbitMQ, HTTP, gRPC) × notify-edge', async () => {
+      const hooks = {
+        loadgen,
+        idleMs: IDLE_MS,
+        spawnEdge: (extra: string[]) => spawnServer(edge, extra),
+        spawn: (name: string, script: string, args: string[]) => Peer.spawn(name, join(here, script), args)
+      }
+      results.ingress = { params: { ...params }, results: await ingress(hooks, amqpUrl, params).catch((err: Error) => ({ run: failure(err) })) }
+    })
+  }
+  if (scale) {
+    for (const [masters, start] of [[1, startRedis], [3, startCluster]] as const) {
+      const redis = await start()
+      try {
+        for (const rate of SCALE_RATES) {
+          await timed(`redis-scale × ${masters === 1 ? 'one Redis' : `${masters}-master cluster`} at ${rate} msg/s`, async () => {
+            put(`redis-scale-${masters}-${rate}`, 'redis-scale', { masters, rate, ...SCALE }, CONTENDERS[0], await crossInstance(loadgen, CONTENDERS[0], redis, { rate, ...SCALE }).catch(failure))
+          })
+        }
+      } finally {
+        await redis.stop()
+      }
+    }
+  }
 } finally {
   await Promise.all([loadgen.stop(), feeder.stop()])
 }
 
-const ORDER = ['fanout', 'sustained', 'memory', 'cross-instance', 'handshakes', 'presence']
+const ORDER = ['fanout', 'sustained', 'memory', 'cross-instance', 'handshakes', 'presence', 'redis-scale']
 results.scenarios = [...scenarios.values()].sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind))
 results.durationSeconds = round((Date.now() - startedAt.getTime()) / 1000, 1)
 results.environment.loadAverageAfter = os.loadavg().map((v) => round(v, 2))

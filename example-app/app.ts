@@ -32,6 +32,9 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     onOffline: (users, message) => {
       for (const user of users) app.log.info({ user, stream: message.stream }, `${user} is offline: would send an e-mail`)
     },
+    // Set: producers may publish through RabbitMQ (SPEC section 9), as the order service below does.
+    amqp: config.amqpUrl === undefined ? undefined : { url: config.amqpUrl, exchange: config.amqpExchange, queue: config.amqpQueue },
+    grpc: config.grpcPort === undefined ? undefined : { apiKey: config.publishApiKey, port: config.grpcPort, host: config.host },
     // GET /asyncapi.json; docs/asyncapi.json is a copy (npm run docs:asyncapi).
     asyncapi: {
       info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams.' },
@@ -41,16 +44,19 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
 
   await app.register(loginRoute)
 
-  await app.register(orderRoutes, { stepMs: config.orderStepMs })
+  await app.register(orderRoutes, { stepMs: config.orderStepMs, amqp: config.amqpUrl !== undefined })
 
   await app.register(promotionRoute)
 
+  // 503 only when this instance cannot serve (Redis away); a broker outage is every instance's,
+  // and sockets and HTTP still work, so it shows as degraded with 200.
   app.get('/health', async (_request, reply) => {
     const bus = app.notifyBus.health()
-    if (redis === undefined) return { status: 'ok' }
-    const state = { bus: bus.redis, tickets: app.redis.status }
-    const healthy = bus.healthy && state.tickets === 'ready'
-    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', redis: state })
+    const amqp = config.amqpUrl === undefined ? undefined : app.notifyAmqp.health()
+    const state = redis === undefined ? undefined : { bus: bus.redis, tickets: app.redis.status }
+    const serving = state === undefined || (bus.healthy && state.tickets === 'ready')
+    const ok = serving && (amqp === undefined || amqp.state === 'consuming')
+    return reply.code(serving ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', redis: state, amqp })
   })
 
   await pageRoutes(app)

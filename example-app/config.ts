@@ -19,6 +19,12 @@ export interface AppConfig {
   logLevel: string
   /** Pause between an order's status updates, in ms. */
   orderStepMs: number
+  /** Set: consume the RabbitMQ ingress, and the order service publishes through it. */
+  amqpUrl: string | undefined
+  amqpExchange: string
+  amqpQueue: string
+  /** Set: serve the gRPC ingress on this port. */
+  grpcPort: number | undefined
 }
 
 /** Reads the config; `warnings` lists development defaults that stood in for missing secrets. */
@@ -38,7 +44,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       ticketTtl: read.integer('TICKET_TTL', 30, 1, 3600),
       allowedOrigins: read.list('ALLOWED_ORIGINS'),
       logLevel: read.get('LOG_LEVEL') ?? 'info',
-      orderStepMs: read.integer('ORDER_STEP_MS', 1000, 0, 60000)
+      orderStepMs: read.integer('ORDER_STEP_MS', 1000, 0, 60000),
+      amqpUrl: read.get('AMQP_URL'),
+      amqpExchange: read.get('AMQP_EXCHANGE') ?? 'notifications',
+      amqpQueue: read.get('AMQP_QUEUE') ?? 'notify-edge',
+      grpcPort: read.get('GRPC_PORT') === undefined ? undefined : read.integer('GRPC_PORT', 0, 0, 65535)
     },
     warnings: read.warnings
   }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import type { Publisher } from '../plugins/index.js'
-import type { STREAMS } from './app.js'
+import { routingKey, type PublishInput, type PublishResult } from '../plugins/index.js'
 
 interface Order { orderId: string, status: string }
 
@@ -45,17 +44,34 @@ function redisBook (redis: FastifyInstance['redis']): OrderBook {
 
 /**
  * The demo order service: each order publishes placed → paid → shipped to its user's `order`
- * stream, and `GET /orders` (the user's JWT as Bearer) answers their current state.
+ * stream, and `GET /orders` (the user's JWT as Bearer) answers their current state. With `amqp`,
+ * it publishes as a separate order service would, to the RabbitMQ exchange (with a `messageId`, so
+ * a retried send is shown once), and the edge consumes it from there.
  */
-export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number }): Promise<void> {
-  // Typed by the declaration: a misspelt stream or a data shape the schema refuses does not compile.
-  const notify: Publisher<typeof STREAMS> = app.notify
+export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number, amqp?: boolean }): Promise<void> {
   const book = app.hasDecorator('redis') ? redisBook(app.redis) : memoryBook()
   const pending = new Set<NodeJS.Timeout>()
+  const publisher = opts.amqp === true
+    ? app.notifyAmqp.connection.createPublisher({ confirm: true, maxAttempts: 3, exchanges: [{ exchange: app.notifyAmqp.exchange, type: 'topic', durable: true }] })
+    : null
   app.addHook('onClose', async () => {
     for (const timer of pending) clearTimeout(timer)
     pending.clear()
+    await publisher?.close()
   })
+
+  /** The publish's answer in-process; through RabbitMQ the edge publishes later, and no answer comes back. */
+  async function send (user: string, orderId: string, status: string): Promise<PublishResult | Record<string, never>> {
+    const data = { orderId, status }
+    if (publisher === null) return app.notify.publish({ stream: 'order', user, data } satisfies PublishInput)
+    await publisher.send({
+      exchange: app.notifyAmqp.exchange,
+      routingKey: routingKey({ stream: 'order', user }),
+      messageId: `${orderId}:${status}`,
+      durable: true
+    }, data)
+    return {}
+  }
 
   function later (ms: number, fn: () => Promise<unknown>): void {
     const timer = setTimeout(() => {
@@ -79,10 +95,10 @@ export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number 
     const orderId = randomUUID()
     const update = (status: string) => async () => {
       await book.set(user, { orderId, status })
-      return notify.publish({ stream: 'order', user, data: { orderId, status } })
+      return send(user, orderId, status)
     }
     // `online`: whether the user saw it live; false means the onOffline fallback fired.
-    const placed = await update('placed')()
+    const placed = await update('placed')() as { online?: boolean }
     later(opts.stepMs, update('paid'))
     later(opts.stepMs * 2, update('shipped'))
     return reply.code(202).send({ orderId, online: placed.online })

@@ -36,7 +36,7 @@ export const InvalidDataError = createError('FST_NOTIFY_INVALID_DATA', 'data for
 export const BadPublishError = createError('FST_NOTIFY_BAD_PUBLISH', 'Bad publish request: %s', 400)
 
 /** The body is over the publish API's limit. */
-export const PayloadTooLargeError = createError('FST_NOTIFY_PAYLOAD_TOO_LARGE', 'Body is over the limit of %d bytes', 400)
+export const PayloadTooLargeError = createError('FST_NOTIFY_PAYLOAD_TOO_LARGE', 'Body is over the limit of %d bytes', 413)
 
 /** The bus could not take the message in time (e.g. Redis is down). */
 export const BusUnavailableError = createError('FST_NOTIFY_BUS_UNAVAILABLE', 'Notification bus unavailable: %s', 503)
@@ -49,6 +49,15 @@ export const TooManyConnectionsError = createError('FST_NOTIFY_TOO_MANY_CONNECTI
 
 /** Too many ticket requests from one user or address. */
 export const TicketRateLimitedError = createError('FST_NOTIFY_TICKET_RATE_LIMITED', 'Too many ticket requests, retry in %s', 429)
+
+/** The `Idempotency-Key` (or AMQP `messageId`, gRPC `idempotency_key`) is not 1 to 128 printable characters. */
+export const BadIdempotencyKeyError = createError('FST_NOTIFY_BAD_IDEMPOTENCY_KEY', 'Idempotency key must be 1 to 128 printable ASCII characters', 400)
+
+/** A publish with the same idempotency key is still under way elsewhere; retry later. */
+export const IdempotencyInProgressError = createError('FST_NOTIFY_IDEMPOTENCY_IN_PROGRESS', 'A publish with this idempotency key is in progress', 409)
+
+/** The idempotency store could not be reached, so the publish was not attempted. */
+export const IdempotencyStoreUnavailableError = createError('FST_NOTIFY_IDEMPOTENCY_STORE_UNAVAILABLE', 'Idempotency store unavailable: %s', 503)
 
 /** The publisher's stream declarations differ from the edge's (a stream it does not know, another kind, schema or history). */
 export const DeclarationMismatchError = createError('FST_NOTIFY_DECLARATION_MISMATCH', 'Stream declarations differ from the edge\'s: %s', 500)

@@ -13,8 +13,11 @@ import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisT
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
+import { notifyIdempotency, RedisIdempotencyStore, type NotifyIdempotencyOptions, type RedisIdempotencyClient } from './idempotency/index.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { notifyAsyncApi, type NotifyAsyncApiOptions } from './asyncapi.js'
+import { notifyAmqp, type NotifyAmqpOptions } from './amqp/index.js'
+import { notifyGrpc, type NotifyGrpcOptions } from './grpc/index.js'
 import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
 import { isClusterOptions } from './bus/redis-emitter.js'
@@ -35,13 +38,16 @@ export * from './tickets/index.js'
 export * from './socket-auth.js'
 export * from './streams/index.js'
 export * from './publish-api.js'
+export * from './idempotency/index.js'
 export * from './metrics.js'
 export * from './asyncapi.js'
 export { publishBodySchema, publishResultSchema } from './schemas.js'
+export * from './amqp/index.js'
+export * from './grpc/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
-export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient }
+export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient }
 
 export interface NotifyEdgeOptions extends NotifyOptions {
   /**
@@ -79,15 +85,25 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   socketAuth?: NotifySocketAuthOptions
   /** WebSocket routes. @default [{ path: '/ws' }, { path: '/public', anonymous: true }] */
   routes?: NotifyStreamsOptions[]
+  /**
+   * Idempotency keys of every ingress (`Idempotency-Key`, AMQP `messageId`, gRPC
+   * `idempotency_key`): memory, or a `RedisIdempotencyStore` under `<topicPrefix>:idempotency:`
+   * with `redis`. @default {}
+   */
+  idempotency?: NotifyIdempotencyOptions
   /** `POST /notifications`; left out when not given. */
   publishApi?: NotifyPublishApiOptions
+  /** The RabbitMQ ingress (SPEC section 9): consume the exchange's messages into `app.notify.publish`; left out when not given. */
+  amqp?: NotifyAmqpOptions
+  /** The gRPC ingress (SPEC section 9, `proto/notify/v1/notify.proto`); left out when not given. */
+  grpc?: NotifyGrpcOptions
   /** Prometheus metrics and `GET /metrics`; left out when not given. */
   metrics?: NotifyMetricsOptions
   /** `GET /asyncapi.json`: the AsyncAPI 3 document of the WebSocket routes and declared streams; left out when not given. */
   asyncapi?: NotifyAsyncApiOptions
 }
 
-type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient
+type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient
 
 /** Presence options, with the timings of the Redis store the edge builds. */
 export type NotifyEdgePresenceOptions = NotifyPresenceOptions & Pick<RedisPresenceStoreOptions, 'heartbeatInterval' | 'ttl'>
@@ -115,7 +131,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, asyncapi, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -152,6 +168,10 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     await app.register(notifyPresence, { ...rest, store, closeStore: presence.store === undefined || presence.closeStore === true })
   }
   await app.register(notify, core)
+  const idempotencyStore = idempotency?.store ?? (client === null
+    ? undefined
+    : new RedisIdempotencyStore({ client, keyPrefix: `${prefix}:idempotency:` }))
+  await app.register(notifyIdempotency, { ...idempotency, store: idempotencyStore })
   if (client !== null) {
     manifest = streamManifest(app.notify.streams)
     app.addHook('onReady', async () => {
@@ -175,6 +195,8 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     const described = streamRoutes.map((route) => ({ path: route.path ?? '/ws', anonymous: route.anonymous === true }))
     await app.register(notifyAsyncApi, { routes: described, ...asyncapi })
   }
+  if (amqp !== undefined) await app.register(notifyAmqp, amqp)
+  if (grpc !== undefined) await app.register(notifyGrpc, grpc)
 }
 
 export const notifyEdge = fp(fastifyNotifyEdge, { fastify: '5.x', name: 'notify-edge' })

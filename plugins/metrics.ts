@@ -19,6 +19,8 @@ export interface NotifyMetricsOptions {
 
 export interface NotifyMetrics extends NotifyMetricsRecorder {
   readonly registry: Registry
+  /** Prefix of every metric name, for plugins that add metrics of their own (the ingresses). */
+  readonly prefix: string
 }
 
 declare module 'fastify' {
@@ -130,6 +132,7 @@ async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOp
 
   const metrics: NotifyMetrics = {
     registry,
+    prefix,
     published: (stream) => published.inc({ stream }),
     publishFailed: (stream) => publishFailures.inc({ stream }),
     authFailure: (stage, err) => authFailures.inc({ stage, reason: authFailureReason(err) }),

@@ -1,7 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyRequest, FastifySchema } from 'fastify'
+import { apiKeyMatcher } from './api-key.js'
 import { BadApiKeyError, BadPresenceQueryError, InvalidOptionError, PayloadTooLargeError } from './errors.js'
+import { ensureIdempotency } from './idempotency/index.js'
 import type { PresenceQuery, PublishInput } from './publishing.js'
 import { errorSchema, presenceSchema, publishBodySchema, publishResultSchema } from './schemas.js'
 import { positiveInteger } from './util.js'
@@ -11,7 +12,7 @@ export interface NotifyPublishApiOptions {
   apiKey: string | string[]
   /** Route. @default '/notifications' */
   path?: string
-  /** Largest body, in bytes; over it the answer is 400. @default 65536 */
+  /** Largest body, in bytes; over it the answer is 413. @default 65536 */
   bodyLimit?: number
   /**
    * Route of `GET /presence?user=…&user=…` and `GET /presence?stream=<public stream>` (same key);
@@ -32,30 +33,12 @@ function presenceQuery (query: Record<string, unknown>): PresenceQuery {
   return { stream: stream as string }
 }
 
-const MIN_KEY_LENGTH = 16
-
-function digest (value: string): Buffer {
-  return createHash('sha256').update(value).digest()
-}
-
 async function fastifyNotifyPublishApi (app: FastifyInstance, opts: NotifyPublishApiOptions): Promise<void> {
-  const keys = Array.isArray(opts.apiKey) ? opts.apiKey : [opts.apiKey]
-  if (keys.length === 0 || !keys.every((key) => typeof key === 'string' && key.length >= MIN_KEY_LENGTH)) {
-    throw new InvalidOptionError(`apiKey must be a string of at least ${MIN_KEY_LENGTH} characters, or an array of them`)
-  }
+  const keyMatches = apiKeyMatcher(opts.apiKey)
   const path = opts.path ?? '/notifications'
   if (typeof path !== 'string' || !path.startsWith('/')) throw new InvalidOptionError('path must start with /')
   const bodyLimit = positiveInteger('bodyLimit', opts.bodyLimit, 65536)
-  // Comparing fixed-length digests keeps the compare constant-time whatever the key's length.
-  const digests = keys.map(digest)
-
-  function keyMatches (given: unknown): boolean {
-    if (typeof given !== 'string') return false
-    const candidate = digest(given)
-    let match = false
-    for (const key of digests) match = timingSafeEqual(candidate, key) || match
-    return match
-  }
+  await ensureIdempotency(app)
 
   const authenticate = async (request: FastifyRequest): Promise<void> => {
     if (!keyMatches(request.headers['x-api-key'])) throw new BadApiKeyError()
@@ -87,11 +70,14 @@ async function fastifyNotifyPublishApi (app: FastifyInstance, opts: NotifyPublis
     } as FastifySchema,
     onRequest: authenticate,
     errorHandler: (error: FastifyError, _request, reply) => {
-      // The contract answers every bad body with 400, an oversized one included.
+      // Fastify's own error for it carries no FST_NOTIFY_ code; ours does.
       reply.send(error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? new PayloadTooLargeError(bodyLimit) : error)
     }
   }, async (request, reply) => {
-    const result = await app.notify.publish(request.body as PublishInput)
+    // Node types every header loosely; the key check refuses anything but 1 to 128 printable characters.
+    const key = request.headers['idempotency-key'] as string | undefined
+    const { result, replayed } = await app.notifyIdempotency.publish(key, request.body as PublishInput)
+    if (replayed) reply.header('idempotent-replayed', 'true')
     return reply.code(202).send(result)
   })
 }

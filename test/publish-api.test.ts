@@ -72,15 +72,16 @@ t.test('POST /notifications answers 400 with a code for every body SPEC refuses'
   t.equal(edge.app.notifyBus.topicCount(), 0)
 })
 
-t.test('a body over the limit answers 400, checked before it is parsed', async (t) => {
+t.test('a body over the limit answers 413, checked before it is parsed', async (t) => {
   const edge = await build(t, { publishApi: { apiKey: API_KEY, bodyLimit: 1024 } })
   const res = await publish(edge.http, { stream: 'promotional', data: { text: 'x'.repeat(2000) } })
-  t.equal(res.status, 400)
+  t.equal(res.status, 413)
   t.equal(res.body.code, 'FST_NOTIFY_PAYLOAD_TOO_LARGE')
   t.equal((await publish(edge.http, { stream: 'promotional', data: { text: 'x'.repeat(900) } })).status, 202, 'just under it is fine')
 
   const defaults = await build(t)
   const big = await publish(defaults.http, { stream: 'promotional', data: { text: 'x'.repeat(70_000) } })
+  t.equal(big.status, 413)
   t.equal(big.body.code, 'FST_NOTIFY_PAYLOAD_TOO_LARGE', 'the default limit is 64 KiB')
 })
 

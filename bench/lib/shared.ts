@@ -53,5 +53,5 @@ export function verifyToken (token: string): string | null {
   }
 }
 
-/** The key every contender's `POST /notifications` wants in `x-api-key`. */
+/** The key every contender's `POST /notifications` (and the edge's gRPC ingress) wants in `x-api-key`. */
 export const API_KEY = 'notify-edge-benchmark-api-key'

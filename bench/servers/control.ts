@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
-import { argument, serve } from '../lib/ipc.js'
+import { argument, serve, type Handlers } from '../lib/ipc.js'
 import { notification, nowUs, userName, type Notification } from '../lib/shared.js'
 
 /** What each contender's server process implements for the driver. */
@@ -52,8 +52,8 @@ async function stopProfile (): Promise<void> {
   writeFileSync(join(profileDir!, `${process.pid}-${++profiles}.cpuprofile`), JSON.stringify(profile))
 }
 
-/** Serves the driver's commands for `contender`; CPU is counted from `cpu-start` to `cpu`. */
-export function control (contender: Contender): void {
+/** Serves the driver's commands for `contender` (and `extra` ones); CPU is counted from `cpu-start` to `cpu`. */
+export function control (contender: Contender, extra: Handlers = {}): void {
   let cpuStart = process.cpuUsage()
   let failures = 0
   const failed = (): void => { failures++ }
@@ -88,6 +88,7 @@ export function control (contender: Contender): void {
     close: async () => {
       await contender.close()
       setImmediate(() => process.exit(0))
-    }
+    },
+    ...extra
   }, { port: contender.port })
 }

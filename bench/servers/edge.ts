@@ -11,10 +11,15 @@ import { control } from './control.js'
 // docs/history.md measures what it adds. Its `POST /notifications` feeds the sustained scenario;
 // --flush-interval sets the /ws route's write coalescing; `--presence off` leaves presence out,
 // to measure its cost.
+// With --amqp <url> --exchange --queue it also runs the RabbitMQ and gRPC ingresses (gRPC on a
+// free port) for the ingress scenario.
 
-const redis = argument('redis')
+// --redis-cluster host:port,… runs it on Redis Cluster (sharded pub/sub) instead.
+const cluster = argument('redis-cluster')?.split(',').map((node) => ({ host: node.split(':')[0], port: Number(node.split(':')[1]) }))
+const redis = cluster !== undefined ? { cluster } : argument('redis')
 const flushInterval = argument('flush-interval')
 const presence = argument('presence') === 'off' ? false : undefined
+const amqp = argument('amqp')
 const app = Fastify({ logger: false })
 await app.register(notifyEdge, {
   jwt: { secret: SECRET },
@@ -22,7 +27,13 @@ await app.register(notifyEdge, {
   redis,
   publishApi: { apiKey: API_KEY },
   ...(flushInterval === undefined ? {} : { routes: [{ path: '/ws', flushInterval: Number(flushInterval) }, { path: '/public', anonymous: true }] }),
-  presence
+  presence,
+  ...(amqp === undefined
+    ? {}
+    : {
+        amqp: { url: amqp, exchange: argument('exchange'), queue: argument('queue') },
+        grpc: { apiKey: API_KEY, port: 0 }
+      })
 })
 await app.listen({ port: 0, host: '127.0.0.1' })
 
@@ -32,4 +43,13 @@ control({
   publishPrivate: (user, data) => app.notify.publish({ stream: PRIVATE_STREAM, user, data }),
   connections: () => app.notifyStreams.get('/ws')!.connections.size,
   close: () => app.close()
+}, {
+  ingress: async () => {
+    if (amqp !== undefined) await until(() => app.notifyAmqp.health().state === 'consuming')
+    return { grpcPort: amqp === undefined ? null : app.notifyGrpc.port }
+  }
 })
+
+async function until (check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 20))
+}

@@ -1,0 +1,95 @@
+import { credentials, Metadata, type Client } from '@grpc/grpc-js'
+import { Connection } from 'rabbitmq-client'
+import { notificationsService, routingKey } from '../plugins/index.js'
+import { serve } from './lib/ipc.js'
+import { API_KEY, notification, nowUs, PRIVATE_STREAM, userName } from './lib/shared.js'
+
+// The ingress scenario's producer service, in a process of its own: publishes private
+// notifications through RabbitMQ, POST /notifications or gRPC, as fast as it can or at a rate.
+
+interface Batch { count: number, users: number, firstSeq: number }
+type Send = (user: string, seq: number) => Promise<unknown>
+
+let connection: Connection | null = null
+const publishers = new Map<string, Send>()
+let grpc: (Client & { Publish: (req: unknown, md: Metadata, cb: (err: Error | null) => void) => void }) | null = null
+
+function amqpSender (url: string, exchange: string): Send {
+  if (connection === null) {
+    connection = new Connection(url)
+    connection.on('error', () => {})
+  }
+  let send = publishers.get(exchange)
+  if (send === undefined) {
+    const publisher = connection.createPublisher({ exchanges: [{ exchange, type: 'topic', durable: true }] })
+    send = (user, seq) => publisher.send({ exchange, routingKey: routingKey({ stream: PRIVATE_STREAM, user }) }, notification(seq))
+    publishers.set(exchange, send)
+  }
+  return send
+}
+
+function httpSender (port: number): Send {
+  return async (user, seq) => {
+    const res = await fetch(`http://127.0.0.1:${port}/notifications`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': API_KEY },
+      body: JSON.stringify({ stream: PRIVATE_STREAM, user, data: notification(seq) })
+    })
+    await res.arrayBuffer()
+    if (res.status !== 202) throw new Error(`POST /notifications answered ${res.status}`)
+  }
+}
+
+const Notifications = await notificationsService()
+
+function grpcSender (port: number): Send {
+  grpc ??= new Notifications(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as typeof grpc
+  const metadata = new Metadata()
+  metadata.set('x-api-key', API_KEY)
+  return (user, seq) => new Promise<void>((resolve, reject) => grpc!.Publish(
+    { stream: PRIVATE_STREAM, users: [user], dataJson: JSON.stringify(notification(seq)) }, metadata, (err) => err === null ? resolve() : reject(err)))
+}
+
+/** `count` sends, `window` at a time: as fast as the receiving side takes them. */
+async function flood (send: Send, { count, users, firstSeq }: Batch, window = 200): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: window }, async () => {
+    while (next < count) {
+      const i = next++
+      await send(userName(i % users), firstSeq + i)
+    }
+  }))
+}
+
+/** `count` sends at `rate` per second from a 1 ms timer; resolves once every send settled. */
+async function steady (send: Send, { count, users, firstSeq }: Batch, rate: number): Promise<void> {
+  const start = nowUs()
+  const sends: Array<Promise<unknown>> = []
+  let sent = 0
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const due = Math.min(count, Math.floor((nowUs() - start) * rate / 1e6) + 1)
+      while (sent < due) { const i = sent++; sends.push(send(userName(i % users), firstSeq + i)) }
+      if (sent >= count) resolve()
+      else setTimeout(tick, 1)
+    }
+    tick()
+  })
+  await Promise.all(sends)
+}
+
+function sender (args: { via: string, url: string, exchange: string, port: number }): Send {
+  if (args.via === 'amqp') return amqpSender(args.url, args.exchange)
+  if (args.via === 'http') return httpSender(args.port)
+  return grpcSender(args.port)
+}
+
+serve({
+  flood: (args: Batch & { via: string, url: string, exchange: string, port: number }) => flood(sender(args), args),
+  steady: (args: Batch & { via: string, url: string, exchange: string, port: number, rate: number }) => steady(sender(args), args, args.rate),
+  close: async () => {
+    grpc?.close()
+    await connection?.close()
+    setImmediate(() => process.exit(0))
+  }
+}, {})

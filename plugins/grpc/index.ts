@@ -1,0 +1,124 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { sendUnaryData, Server, ServerCredentials, ServerUnaryCall, ServiceError } from '@grpc/grpc-js'
+import { apiKeyMatcher } from '../api-key.js'
+import { BadApiKeyError, BadPublishError, DataRequiredError, InvalidOptionError } from '../errors.js'
+import { ensureIdempotency } from '../idempotency/index.js'
+import type { PublishInput, PublishResult } from '../notify.js'
+import { positiveInteger, within } from '../util.js'
+import { notificationsService, type GrpcPublishReply, type GrpcPublishRequest } from './proto.js'
+
+export * from './proto.js'
+
+export interface NotifyGrpcOptions {
+  /** Key (or keys, while rotating) that callers send in metadata `x-api-key`. Required. */
+  apiKey: string | string[]
+  /** Port to serve on; 0 picks a free one (read `app.notifyGrpc.port`). @default 50051 */
+  port?: number
+  /** Address to bind. @default '127.0.0.1' */
+  host?: string
+  /** TLS and the like (`ServerCredentials.createSsl(...)`). @default ServerCredentials.createInsecure() */
+  credentials?: ServerCredentials
+  /** Largest request message, in bytes; over it the call fails with RESOURCE_EXHAUSTED. @default 65536 */
+  maxMessageBytes?: number
+  /** Milliseconds `app.close()` lets calls in flight finish before cancelling them. @default 5000 */
+  closeTimeout?: number
+}
+
+/** `app.notifyGrpc`: the server, and the port it listens on once the app is ready. */
+export interface NotifyGrpc {
+  readonly server: Server
+  readonly port: number | null
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The gRPC ingress (see `NotifyGrpc`). */
+    notifyGrpc: NotifyGrpc
+  }
+}
+
+function input (request: GrpcPublishRequest): PublishInput {
+  if (request.dataJson === '') throw new DataRequiredError()
+  let data: unknown
+  try {
+    data = JSON.parse(request.dataJson)
+  } catch {
+    throw new BadPublishError('data_json is not JSON')
+  }
+  return request.users.length === 0 ? { stream: request.stream, data } : { stream: request.stream, users: request.users, data }
+}
+
+function reply (result: PublishResult): GrpcPublishReply {
+  const ids = 'ids' in result ? result.ids : [result.id]
+  // Presence fills `offline` in (SPEC section 8); without it the list stays empty.
+  const offline = 'offline' in result && Array.isArray(result.offline) ? result.offline as string[] : []
+  return { ids, offline }
+}
+
+async function fastifyNotifyGrpc (app: FastifyInstance, opts: NotifyGrpcOptions): Promise<void> {
+  // Loaded here, not at import: an app without the gRPC ingress does not pay for it.
+  const { Metadata, Server, ServerCredentials, status } = await import('@grpc/grpc-js')
+  // HTTP statuses of our coded errors, as the gRPC codes SPEC section 9 names.
+  const CODES: Record<number, number> = {
+    400: status.INVALID_ARGUMENT,
+    401: status.UNAUTHENTICATED,
+    409: status.ABORTED,
+    413: status.RESOURCE_EXHAUSTED,
+    503: status.UNAVAILABLE
+  }
+  const keyMatches = apiKeyMatcher(opts.apiKey)
+  const port = opts.port ?? 50051
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidOptionError('port must be an integer from 0 to 65535')
+  const host = opts.host ?? '127.0.0.1'
+  if (typeof host !== 'string' || host === '') throw new InvalidOptionError('host must be a non-empty string')
+  if (opts.credentials !== undefined && !(opts.credentials instanceof ServerCredentials)) {
+    throw new InvalidOptionError('credentials must be @grpc/grpc-js ServerCredentials')
+  }
+  const credentials = opts.credentials ?? ServerCredentials.createInsecure()
+  const maxMessageBytes = positiveInteger('maxMessageBytes', opts.maxMessageBytes, 65536)
+  const closeTimeout = positiveInteger('closeTimeout', opts.closeTimeout, 5000)
+  await ensureIdempotency(app)
+
+  function fail (callback: sendUnaryData<GrpcPublishReply>, err: unknown): void {
+    const { statusCode, code, message } = err as { statusCode?: number, code?: string, message: string }
+    const grpcCode = statusCode === undefined ? undefined : CODES[statusCode]
+    if (grpcCode === undefined) app.log.error({ err }, 'notify edge: gRPC publish failed')
+    const metadata = new Metadata()
+    if (code !== undefined) metadata.set('x-error-code', code)
+    callback({ code: grpcCode ?? status.INTERNAL, details: grpcCode === undefined ? 'internal error' : message, metadata } as ServiceError)
+  }
+
+  async function publish (call: ServerUnaryCall<GrpcPublishRequest, GrpcPublishReply>, callback: sendUnaryData<GrpcPublishReply>): Promise<void> {
+    try {
+      if (!keyMatches(call.metadata.get('x-api-key')[0])) throw new BadApiKeyError()
+      const key = call.request.idempotencyKey === '' ? undefined : call.request.idempotencyKey
+      const { result } = await app.notifyIdempotency.publish(key, input(call.request))
+      callback(null, reply(result))
+    } catch (err) {
+      fail(callback, err)
+    }
+  }
+
+  const server = new Server({ 'grpc.max_receive_message_length': maxMessageBytes })
+  server.addService((await notificationsService()).service, { Publish: publish })
+  const state: { server: Server, port: number | null } = { server, port: null }
+  app.decorate('notifyGrpc', state)
+
+  app.addHook('onReady', async () => {
+    state.port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, credentials, (err, bound) => err === null ? resolve(bound) : reject(err)))
+    app.log.info({ port: state.port }, 'notify edge: gRPC ingress listening')
+  })
+  app.addHook('onClose', async () => {
+    const stopped = new Promise<void>((resolve) => server.tryShutdown(() => resolve()))
+    if (await within(closeTimeout, stopped) === null) server.forceShutdown()
+  })
+}
+
+export const notifyGrpc = fp(fastifyNotifyGrpc, {
+  fastify: '5.x',
+  name: 'notify-edge-grpc',
+  dependencies: ['notify-edge-notify']
+})
+export default notifyGrpc

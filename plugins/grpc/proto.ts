@@ -1,0 +1,46 @@
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { GrpcObject, ServiceClientConstructor } from '@grpc/grpc-js'
+
+// Where the shipped proto file is, and the service it defines: one leaf for the gRPC ingress and
+// for TypeScript producers (the publisher plugin) that call it.
+
+const PROTO = 'proto/notify/v1/notify.proto'
+
+/** The nearest `proto/notify/v1/notify.proto` above this module: the sources, `dist/`, or a build cache. */
+function locate (): string {
+  let dir = new URL('.', import.meta.url)
+  for (let up = 0; up < 6; up++, dir = new URL('..', dir)) {
+    const path = fileURLToPath(new URL(PROTO, dir))
+    if (existsSync(path)) return path
+  }
+  return fileURLToPath(new URL(`../../../${PROTO}`, import.meta.url))
+}
+
+/** Absolute path of the shipped `proto/notify/v1/notify.proto`. */
+export const NOTIFY_PROTO_PATH: string = locate()
+
+/** `notify.v1.PublishRequest` as @grpc/proto-loader presents it (camelCase, defaults filled in). */
+export interface GrpcPublishRequest {
+  stream: string
+  users: string[]
+  dataJson: string
+  idempotencyKey: string
+}
+
+/** `notify.v1.PublishReply`. */
+export interface GrpcPublishReply {
+  ids: string[]
+  offline: string[]
+}
+
+/**
+ * The `notify.v1.Notifications` service, loaded from the shipped proto file (clients are built
+ * from it too). @grpc/grpc-js and @grpc/proto-loader load on the first call, not at import.
+ */
+export async function notificationsService (): Promise<ServiceClientConstructor> {
+  const [{ loadSync }, { loadPackageDefinition }] = await Promise.all([import('@grpc/proto-loader'), import('@grpc/grpc-js')])
+  const definition = loadSync(NOTIFY_PROTO_PATH, { keepCase: false, defaults: true, arrays: true })
+  const v1 = (loadPackageDefinition(definition).notify as GrpcObject).v1 as GrpcObject
+  return v1.Notifications as ServiceClientConstructor
+}

@@ -1,0 +1,83 @@
+import t from 'tap'
+import { Redis } from 'ioredis'
+import Fastify from 'fastify'
+import fastifyRedis from '@fastify/redis'
+import { MemoryIdempotencyStore, RedisIdempotencyStore } from '../plugins/index.js'
+import { idempotencyStoreSuite } from './abstract/idempotency-store.js'
+import { scanKeys, sharedRedis } from './redis-server.js'
+
+t.test('MemoryIdempotencyStore', async (t) => {
+  idempotencyStoreSuite({
+    test: t.test.bind(t),
+    async builder () {
+      let now = 1_000_000
+      return { store: new MemoryIdempotencyStore({ now: () => now }), async elapse (seconds) { now += seconds * 1000 } }
+    }
+  })
+})
+
+t.test('the memory store is bounded: the oldest keys go first, expired ones are swept', async (t) => {
+  let now = 0
+  const store = new MemoryIdempotencyStore({ maxKeys: 3, now: () => now })
+  for (let i = 0; i < 10; i++) await store.claim(`k${i}`, 't', 10)
+  t.equal(store.size, 3)
+  t.equal(await store.claim('k9', 't', 10) !== null, true, 'the newest is kept')
+  now += 11_000
+  await store.claim('fresh', 't', 10)
+  t.equal(store.size, 1, 'expired markers are swept on the next write')
+})
+
+t.test('the memory store refuses bad options with a code', async (t) => {
+  for (const maxKeys of [0, -1, 1.5, '10']) {
+    t.throws(() => new MemoryIdempotencyStore({ maxKeys: maxKeys as number }), { code: 'FST_NOTIFY_INVALID_OPTION' })
+  }
+  t.throws(() => new MemoryIdempotencyStore({ now: 42 as never }), { code: 'FST_NOTIFY_INVALID_OPTION' })
+})
+
+/** Lets time pass in Redis by taking `seconds` off every key's remaining TTL under `prefix`. */
+async function elapse (redis: Redis, prefix: string, seconds: number): Promise<void> {
+  for (const key of await scanKeys(redis, prefix)) {
+    const left = await redis.pttl(key) - seconds * 1000
+    if (left > 0) await redis.pexpire(key, left)
+    else await redis.del(key)
+  }
+}
+
+t.test('RedisIdempotencyStore', async (t) => {
+  const { url, prefix } = await sharedRedis(t)
+  const redis = new Redis(url)
+  t.teardown(() => redis.quit())
+  let stores = 0
+
+  idempotencyStoreSuite({
+    test: t.test.bind(t),
+    async builder () {
+      const keyPrefix = `${prefix}:${++stores}:idem:`
+      return { store: new RedisIdempotencyStore({ client: redis, keyPrefix }), elapse: (seconds) => elapse(redis, keyPrefix, seconds) }
+    }
+  })
+
+  t.test('keeps each key under its prefix with a TTL: short while pending, long once done', async (t) => {
+    const keyPrefix = `${prefix}:ttl:`
+    const store = new RedisIdempotencyStore({ client: redis, keyPrefix })
+    await store.claim('k', 'tok', 10)
+    t.same(await scanKeys(redis, keyPrefix), [`${keyPrefix}k`])
+    t.ok(await redis.ttl(`${keyPrefix}k`) <= 10)
+    await store.complete('k', { id: '1-0' }, 600)
+    t.ok(await redis.ttl(`${keyPrefix}k`) > 590)
+  })
+
+  t.test("works on @fastify/redis's ioredis 6 client", async (t) => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(fastifyRedis, { url })
+    const store = new RedisIdempotencyStore({ client: app.redis, keyPrefix: `${prefix}:v6:` })
+    t.equal(await store.claim('k', 'a', 10), null)
+    t.same(await store.claim('k', 'b', 10), { state: 'pending' })
+  })
+
+  t.test('rejects a client that is not an ioredis client', async (t) => {
+    t.throws(() => new RedisIdempotencyStore({ client: {} as never }), { code: 'FST_NOTIFY_INVALID_OPTION' })
+    t.throws(() => new RedisIdempotencyStore({ client: redis, keyPrefix: 42 as never }), { code: 'FST_NOTIFY_INVALID_OPTION' })
+  })
+})
