@@ -73,7 +73,7 @@ export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Pro
  * export, `streams` or `STREAMS` is the array (a module may carry `authorize` hooks). Unset: the
  * example's streams. The definitions themselves are checked when the edge registers them.
  */
-export async function loadStreams (path: string | undefined): Promise<StreamDefinition[]> {
+export async function loadStreams (path: string | undefined): Promise<readonly StreamDefinition[]> {
   if (path === undefined) return (await import('../example-app/streams.js')).STREAMS
   const file = resolve(path)
   let streams: unknown
@@ -88,5 +88,5 @@ export async function loadStreams (path: string | undefined): Promise<StreamDefi
     throw new SettingError(`STREAMS_CONFIG ${path}: ${(err as Error).message.split('\n')[0]}`)
   }
   if (!Array.isArray(streams)) throw new SettingError(`STREAMS_CONFIG ${path} must hold an array of streams (default export, \`streams\` or \`STREAMS\`)`)
-  return streams as StreamDefinition[]
+  return streams as readonly StreamDefinition[]
 }

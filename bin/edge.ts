@@ -7,7 +7,7 @@ import type { EdgeConfig } from './config.js'
  * `GET /health` (alive, with Redis's state) and `GET /ready` (take traffic: Redis reachable; 503
  * while it is not, and while the edge drains).
  */
-export async function buildEdge (config: EdgeConfig, streams: StreamDefinition[], logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
+export async function buildEdge (config: EdgeConfig, streams: readonly StreamDefinition[], logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
   const app = Fastify({ logger: logger === false ? false : { ...notifyEdgeLoggerOptions(), ...logger } })
   await app.register(notifyEdge, {
     jwt: config.jwt,

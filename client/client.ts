@@ -1,3 +1,4 @@
+import type { AnyStreams, StreamData, StreamName } from '../plugins/typed.js'
 import { backoffDelay } from './backoff.js'
 import { CLOSE, retryDelay } from './close-codes.js'
 import { Emitter } from './emitter.js'
@@ -68,8 +69,11 @@ async function credential (source: CredentialSource, name: string): Promise<stri
   return value
 }
 
-/** A notify-edge connection that reconnects, resubscribes and resumes by itself. */
-export class NotifyClient {
+/**
+ * A notify-edge connection that reconnects, resubscribes and resumes by itself. `Streams` is the
+ * server's declaration (`typeof streams`, type only): it types stream names and each one's data.
+ */
+export class NotifyClient<Streams = AnyStreams> {
   readonly #opts: ResolvedOptions
   readonly #events = new Emitter<NotifyClientEvents>()
   readonly #subscriptions = new Subscriptions()
@@ -105,11 +109,11 @@ export class NotifyClient {
   }
 
   /** Calls `handler` with each new message of `stream`, across reconnects; returns the unsubscribe function. */
-  subscribe<T = unknown> (stream: string, handler: MessageHandler<T>): () => void {
+  subscribe<Name extends StreamName<Streams>> (stream: Name, handler: MessageHandler<StreamData<Streams, Name>>): () => void {
     if (typeof stream !== 'string' || stream.length === 0) throw new NotifyClientError('NOTIFY_CLIENT_INVALID_ARGUMENT', 'stream must be a non-empty string')
     if (typeof handler !== 'function') throw new NotifyClientError('NOTIFY_CLIENT_INVALID_ARGUMENT', 'handler must be a function')
     // A wrapper per call, so that subscribing the same function twice needs two unsubscribes.
-    const entry = (message: NotifyMessage<T>): void => handler(message)
+    const entry = (message: NotifyMessage<StreamData<Streams, Name>>): void => handler(message)
     if (this.#subscriptions.add(stream, entry) && this.#welcome !== null) {
       this.#send({ event: 'subscribe', streams: [stream], id: this.#nextId('s') })
     }

@@ -1,6 +1,7 @@
 // A browser and Node client for notify-edge, with no runtime dependency.
 import { NotifyClient } from './client.js'
 import type { NotifyClientOptions } from './options.js'
+import type { AnyStreams } from '../plugins/typed.js'
 
 export { NotifyClient } from './client.js'
 export type { ConnectedEvent, ConnectionState, DisconnectedEvent, NotifyClientEvents } from './client.js'
@@ -9,8 +10,13 @@ export type { BackoffOptions } from './backoff.js'
 export type { CredentialSource, NotifyClientOptions } from './options.js'
 export type { WebSocketConstructor, WebSocketLike } from './socket.js'
 export type { MessageHandler, NotifyMessage } from './subscriptions.js'
+export type { AnyStreams, StreamData, StreamName, StreamTypeMap, StreamTypes } from '../plugins/typed.js'
 
-/** Opens a connection that keeps itself alive; see docs/client.md. */
-export function connect (options: NotifyClientOptions): NotifyClient {
-  return new NotifyClient(options)
+/**
+ * Opens a connection that keeps itself alive; see docs/client.md. `connect<typeof streams>()`
+ * types it from the server's stream declaration (imported with `import type`, so nothing of the
+ * server reaches the bundle).
+ */
+export function connect<Streams = AnyStreams> (options: NotifyClientOptions): NotifyClient<Streams> {
+  return new NotifyClient<Streams>(options)
 }

@@ -34,7 +34,12 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     },
     // Set: producers may publish through RabbitMQ (SPEC section 9), as the order service below does.
     amqp: config.amqpUrl === undefined ? undefined : { url: config.amqpUrl, exchange: config.amqpExchange, queue: config.amqpQueue },
-    grpc: config.grpcPort === undefined ? undefined : { apiKey: config.publishApiKey, port: config.grpcPort, host: config.host }
+    grpc: config.grpcPort === undefined ? undefined : { apiKey: config.publishApiKey, port: config.grpcPort, host: config.host },
+    // GET /asyncapi.json; docs/asyncapi.json is a copy (npm run docs:asyncapi).
+    asyncapi: {
+      info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams.' },
+      servers: { local: { host: '127.0.0.1:3000', protocol: 'ws', description: 'npm start' } }
+    }
   })
 
   await app.register(loginRoute)

@@ -5,9 +5,8 @@ import { InvalidOptionError } from './errors.js'
 import type { HistoryBounds } from './history/store.js'
 import type { Principal } from './principal.js'
 import { STREAM_NAME, privateTopic, publicTopic } from './topics.js'
+import type { StreamKind } from './typed.js'
 import { positiveInteger } from './util.js'
-
-export type StreamKind = 'public' | 'private'
 
 /** A stream the server declares. */
 export interface StreamDefinition {
@@ -17,8 +16,8 @@ export interface StreamDefinition {
   kind: StreamKind
   /** Decides whether a principal may subscribe; false → `FORBIDDEN`. @default everyone (private: own topic only) */
   authorize?: (principal: Principal, stream: string) => boolean | Promise<boolean>
-  /** JSON schema that a published message's `data` must satisfy. */
-  schema?: Record<string, unknown>
+  /** JSON schema that a published message's `data` must satisfy; a TypeBox schema also types `data`. */
+  schema?: object
   /**
    * Keep this stream's messages (per topic: per user for a private stream) so that clients can
    * resume with `since`. Needs the history plugin. @default no history
@@ -34,6 +33,14 @@ export interface DeclaredStream extends Readonly<StreamDefinition> {
   dataProblem (data: unknown): string | null
 }
 
+/**
+ * Declares streams once, for the server, remote publishers and the client: the names, kinds and
+ * TypeBox schemas are kept as types (`typeof streams`), without `as const`.
+ */
+export function defineStreams<const Declaration extends readonly StreamDefinition[]> (streams: Declaration): Declaration {
+  return streams
+}
+
 function historyBounds (stream: string, bounds: unknown): HistoryBounds | undefined {
   if (bounds === undefined) return undefined
   if (bounds === null || typeof bounds !== 'object') throw new InvalidOptionError(`stream ${stream}: history must be { size, ttl }`)
@@ -45,7 +52,7 @@ function historyBounds (stream: string, bounds: unknown): HistoryBounds | undefi
   })
 }
 
-function dataCheck (ajv: Ajv, stream: string, schema: Record<string, unknown> | undefined): (data: unknown) => string | null {
+function dataCheck (ajv: Ajv, stream: string, schema: object | undefined): (data: unknown) => string | null {
   if (schema === undefined) return () => null
   let validate: ValidateFunction
   try {

@@ -1,3 +1,5 @@
+// Ships in index.d.ts so that @fastify/jwt's `app.jwt` and `request.user` types reach the app.
+/// <reference types="@fastify/jwt" preserve="true" />
 import fp from 'fastify-plugin'
 import fastifyRedis, { type FastifyRedisPluginOptions } from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
@@ -13,6 +15,7 @@ import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
 import { notifyIdempotency, RedisIdempotencyStore, type NotifyIdempotencyOptions, type RedisIdempotencyClient } from './idempotency/index.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
+import { notifyAsyncApi, type NotifyAsyncApiOptions } from './asyncapi.js'
 import { notifyAmqp, type NotifyAmqpOptions } from './amqp/index.js'
 import { notifyGrpc, type NotifyGrpcOptions } from './grpc/index.js'
 import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
@@ -24,6 +27,7 @@ export * from './errors.js'
 export * from './bus/index.js'
 export * from './history/index.js'
 export * from './declarations.js'
+export type * from './typed.js'
 export { JwksKeySet, type JwksAlgorithm, type JwksOptions } from './jwks.js'
 export * from './jwt.js'
 export * from './notify.js'
@@ -36,6 +40,8 @@ export * from './streams/index.js'
 export * from './publish-api.js'
 export * from './idempotency/index.js'
 export * from './metrics.js'
+export * from './asyncapi.js'
+export { publishBodySchema, publishResultSchema } from './schemas.js'
 export * from './amqp/index.js'
 export * from './grpc/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
@@ -93,6 +99,8 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   grpc?: NotifyGrpcOptions
   /** Prometheus metrics and `GET /metrics`; left out when not given. */
   metrics?: NotifyMetricsOptions
+  /** `GET /asyncapi.json`: the AsyncAPI 3 document of the WebSocket routes and declared streams; left out when not given. */
+  asyncapi?: NotifyAsyncApiOptions
 }
 
 type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient
@@ -123,7 +131,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -178,10 +186,15 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     await app.register(notifyTickets, { ...tickets, store })
   }
   await app.register(notifySocketAuth, socketAuth ?? {})
-  for (const route of routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]) {
+  const streamRoutes = routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]
+  for (const route of streamRoutes) {
     await app.register(notifyStreams, route)
   }
   if (publishApi !== undefined) await app.register(notifyPublishApi, publishApi)
+  if (asyncapi !== undefined) {
+    const described = streamRoutes.map((route) => ({ path: route.path ?? '/ws', anonymous: route.anonymous === true }))
+    await app.register(notifyAsyncApi, { routes: described, ...asyncapi })
+  }
   if (amqp !== undefined) await app.register(notifyAmqp, amqp)
   if (grpc !== undefined) await app.register(notifyGrpc, grpc)
 }

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifySchema } from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { InvalidOptionError } from './errors.js'
 import type { NotifyMetricsRecorder, RouteGauges, RouteStats } from './recorder.js'
@@ -146,7 +146,7 @@ async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOp
   app.decorate('notifyMetrics', metrics)
 
   if (path !== false) {
-    app.get(path, { logLevel: 'warn' }, async (_request, reply) =>
+    app.get(path, { logLevel: 'warn', schema: { hide: true } as FastifySchema }, async (_request, reply) =>
       reply.type(registry.contentType).send(await registry.metrics()))
   }
 }

@@ -18,7 +18,7 @@ export type {
 
 export interface NotifyOptions {
   /** The declared streams. */
-  streams: StreamDefinition[]
+  streams: readonly StreamDefinition[]
   /** Prefix of every bus topic, so deployments can share one Redis. @default 'notify' */
   topicPrefix?: string
   /** Most users one publish may address (and one presence query may ask about). @default 1000 */

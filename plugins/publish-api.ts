@@ -1,9 +1,10 @@
 import fp from 'fastify-plugin'
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyRequest, FastifySchema } from 'fastify'
 import { apiKeyMatcher } from './api-key.js'
 import { BadApiKeyError, BadPresenceQueryError, InvalidOptionError, PayloadTooLargeError } from './errors.js'
 import { ensureIdempotency } from './idempotency/index.js'
 import type { PresenceQuery, PublishInput } from './publishing.js'
+import { errorSchema, presenceSchema, publishBodySchema, publishResultSchema } from './schemas.js'
 import { positiveInteger } from './util.js'
 
 export interface NotifyPublishApiOptions {
@@ -42,16 +43,31 @@ async function fastifyNotifyPublishApi (app: FastifyInstance, opts: NotifyPublis
   const authenticate = async (request: FastifyRequest): Promise<void> => {
     if (!keyMatches(request.headers['x-api-key'])) throw new BadApiKeyError()
   }
+  // The request schemas document (for @fastify/swagger): app.notify validates, with the coded
+  // errors of the contract. The response schemas serialize, so they list every field answered.
+  const documentOnly = { validatorCompiler: () => (value: unknown) => ({ value }) }
 
   if (app.hasDecorator('notifyPresence')) {
     const presencePath = opts.presencePath ?? '/presence'
     if (typeof presencePath !== 'string' || !presencePath.startsWith('/')) throw new InvalidOptionError('presencePath must start with /')
-    app.get(presencePath, { onRequest: authenticate }, async (request) =>
+    app.get(presencePath, {
+      ...documentOnly,
+      schema: presenceSchema as FastifySchema,
+      onRequest: authenticate
+    }, async (request) =>
       app.notify.presence(presenceQuery(request.query as Record<string, unknown>)))
   }
 
   app.post(path, {
     bodyLimit,
+    ...documentOnly,
+    schema: {
+      summary: 'Publish a notification',
+      tags: ['notify-edge'],
+      security: [{ notifyApiKey: [] }],
+      body: publishBodySchema(app.notify.streams.values()),
+      response: { 202: publishResultSchema, 400: errorSchema, 401: errorSchema, 503: errorSchema }
+    } as FastifySchema,
     onRequest: authenticate,
     errorHandler: (error: FastifyError, _request, reply) => {
       // Fastify's own error for it carries no FST_NOTIFY_ code; ours does.

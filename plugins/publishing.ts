@@ -10,18 +10,10 @@ import { messageTemplate, type MessageTemplate } from './message.js'
 import type { NotifyMetricsRecorder } from './recorder.js'
 import type { StreamPresence, UserPresence } from './presence/store.js'
 import { userIdProblem } from './topics.js'
+import type { PublishInput, PublishResult, Publisher } from './typed.js'
 
-export type PublishInput =
-  | { stream: string, user: string, data: unknown }
-  | { stream: string, users: string[], data: unknown }
-  | { stream: string, data: unknown }
-
-/**
- * `{id}` for a public stream. For a private stream, `online` (one `user`) or `offline` (the
- * `users` with no subscribed connection on any instance, possibly `[]`): left out only when the
- * bus cannot tell (a given emitter other than mqemitter-redis).
- */
-export type PublishResult = { id: string, online?: boolean } | { ids: string[], offline?: string[] }
+// The publish types come from the typed layer (typed.ts), so that a declaration types them.
+export type { PublishInput, PublishResult } from './typed.js'
 
 /** Who to ask about: users (private and public streams alike), or a public stream's audience. */
 export type PresenceQuery = { user: string } | { users: string[] } | { stream: string }
@@ -67,11 +59,13 @@ export type Deliver = (publish: CheckedPublish) => Promise<Sent[]>
 /** Sends one message to one topic. */
 export type SendToTopic = (stream: DeclaredStream, topic: string, template: MessageTemplate) => Promise<Sent>
 
-/** `app.notify`: the declared streams, publishing and presence, whether the edge is here or elsewhere. */
-export interface Notify {
+/**
+ * `app.notify`: the declared streams, publishing and presence, whether the edge is here or
+ * elsewhere. `publish` resolves with `{id}` or, for `users`, `{ids}` in the same order (see
+ * `PublishResult`), typed by the streams registered in `NotifyEdgeStreams`.
+ */
+export interface Notify extends Publisher {
   readonly streams: ReadonlyMap<string, DeclaredStream>
-  /** Publishes on SPEC rules; resolves with `{id}` or, for `users`, `{ids}` in the same order (see `PublishResult`). */
-  publish (input: PublishInput): Promise<PublishResult>
   /**
    * Who is connected across all instances, now: `FST_NOTIFY_BAD_PRESENCE_QUERY` (400) for a bad
    * query, `FST_NOTIFY_PRESENCE_UNAVAILABLE` (503) when Redis does not answer in time,
@@ -143,7 +137,8 @@ export function checkPublish (streams: ReadonlyMap<string, DeclaredStream>, maxU
 export function publisherOf (
   streams: ReadonlyMap<string, DeclaredStream>, maxUsers: number, deliver: Deliver, offline: (users: string[], message: OfflineMessage) => void
 ): Notify['publish'] {
-  return async function publish (input) {
+  // One implementation behind the typed overloads: the checks hold whatever the types said.
+  async function publish (input: PublishInput): Promise<PublishResult> {
     const checked = checkPublish(streams, maxUsers, input)
     const sent = await deliver(checked)
     const { stream, users } = checked
@@ -157,6 +152,7 @@ export function publisherOf (
     const result = { ids: sent.map((s) => s.id) }
     return known ? { ...result, offline: missed } : result
   }
+  return publish as Notify['publish']
 }
 
 /** Calls `onOffline` without awaiting it (the publish has succeeded already); a throw or a rejection is logged. */

@@ -48,3 +48,32 @@ t.test('an HS256 setup accepts only HS256 tokens signed with its secret', async 
   t.same(await accepted(edge, signJwt(claims('alice'), 'RS256', privateKey)), [401, 401], 'RS256')
   t.same(await accepted(edge, signJwt(claims('alice'), 'none')), [401, 401], 'alg none')
 })
+
+t.test('app.jwt.sign() puts an exp in every token: one hour by default, jwt.expiresIn otherwise', async (t) => {
+  const lifetime = (edge: Edge, token: string): number => {
+    const { iat, exp } = edge.app.jwt.decode<{ iat: number, exp: number }>(token) as { iat: number, exp: number }
+    return exp - iat
+  }
+  const edge = await build(t)
+  const token = edge.app.jwt.sign({ sub: 'alice' })
+  t.equal(lifetime(edge, token), 3600)
+  t.same(await accepted(edge, token), [200, 101], 'a token signed without expiresIn is accepted')
+  t.equal(lifetime(edge, edge.app.jwt.sign({ sub: 'alice' }, { expiresIn: 60 })), 60, 'a call\'s own expiresIn wins')
+  const exp = Math.floor(Date.now() / 1000) - 60
+  const expired = edge.app.jwt.sign({ sub: 'alice', exp })
+  t.equal(edge.app.jwt.decode<{ exp: number }>(expired)?.exp, exp, 'a payload\'s own exp wins')
+  t.same(await accepted(edge, expired), [401, 401])
+  const viaCallback = await new Promise<string>((resolve, reject) => {
+    edge.app.jwt.sign({ sub: 'alice' }, (err: Error | null, signed?: string) => err === null ? resolve(signed as string) : reject(err))
+  })
+  t.equal(lifetime(edge, viaCallback), 3600, 'the callback form too')
+  const withOptions = await new Promise<string>((resolve, reject) => {
+    edge.app.jwt.sign({ sub: 'alice' }, { expiresIn: '2m' }, (err: Error | null, signed?: string) => err === null ? resolve(signed as string) : reject(err))
+  })
+  t.equal(lifetime(edge, withOptions), 120)
+
+  const shorter = await build(t, { jwt: { secret: 'a-test-secret-that-is-long-enough-for-hs256', expiresIn: '30m' } })
+  t.equal(lifetime(shorter, shorter.app.jwt.sign({ sub: 'alice' })), 1800)
+  const seconds = await build(t, { jwt: { secret: 'a-test-secret-that-is-long-enough-for-hs256', expiresIn: 90 } })
+  t.equal(lifetime(seconds, seconds.app.jwt.sign({ sub: 'alice' })), 90)
+})

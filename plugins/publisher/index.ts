@@ -15,7 +15,7 @@ export type { NotifyPublisherRedisOptions, PublisherRedisClient } from './redis-
 
 export interface NotifyPublisherOptions {
   /** The streams, declared as the edge declares them (share the module). */
-  streams: StreamDefinition[]
+  streams: readonly StreamDefinition[]
   /** The edge's topic prefix (Redis transport). @default 'notify' */
   topicPrefix?: string
   /** Most users one publish may address. @default 1000 */

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyRequest, FastifySchema, onRequestHookHandler } from 'fastify'
 import type { WebSocket } from 'ws'
 import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
 import { metricsOf, routeStats, type RouteStats } from '../recorder.js'
@@ -166,7 +166,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     })
   }
 
-  app.get(path, { websocket: true, onRequest, logSerializers: { req: redactedRequest } }, (socket: WebSocket, request: FastifyRequest) => {
+  // Not an HTTP API: OpenAPI leaves it out (`hide`, read by @fastify/swagger); AsyncAPI describes it.
+  app.get(path, { websocket: true, onRequest, logSerializers: { req: redactedRequest }, schema: { hide: true } as FastifySchema }, (socket: WebSocket, request: FastifyRequest) => {
     releaseUpgrade(socket, onSocketError)
     const { user } = request.notifyPrincipal!
     const connection = new Connection(socket, request.notifyPrincipal!, ctx)

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyRequest, FastifySchema, onRequestHookHandler } from 'fastify'
 import { InvalidOptionError, TicketRateLimitedError, TicketStoreUnavailableError, UnauthorizedError } from '../errors.js'
 import { metricsOf } from '../recorder.js'
 import { bearerToken, principalFromJwt, type Principal } from '../principal.js'
+import { errorSchema } from '../schemas.js'
 import { positiveInteger } from '../util.js'
 import { MemoryTicketStore } from './memory-store.js'
 import type { TicketRecord, TicketStore } from './store.js'
@@ -124,14 +125,25 @@ async function fastifyNotifyTickets (app: FastifyInstance, opts: NotifyTicketsOp
     }
     scope.post(path, {
       onRequest,
+      // Read by @fastify/swagger: the JWT goes in as a Bearer token (security scheme `notifyBearer`).
       schema: {
+        summary: 'Get a one-time WebSocket ticket',
+        tags: ['notify-edge'],
+        security: [{ notifyBearer: [] }],
         response: {
           200: {
             type: 'object',
-            properties: { ticket: { type: 'string' }, expiresIn: { type: 'integer' } }
-          }
+            required: ['ticket', 'expiresIn'],
+            properties: {
+              ticket: { type: 'string', description: 'redeem once, as ?ticket= on the WebSocket handshake' },
+              expiresIn: { type: 'integer', description: 'seconds the ticket can wait to be redeemed' }
+            }
+          },
+          401: errorSchema,
+          429: errorSchema,
+          503: errorSchema
         }
-      }
+      } as FastifySchema
     }, async (request) => {
       const principal = await authenticate(request)
       return tickets.issue({ user: principal.user as string, expiresAt: principal.expiresAt as number })
