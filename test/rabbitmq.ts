@@ -5,12 +5,13 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { chownSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer, Socket } from 'node:net'
+import { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { Connection, type Envelope, type Publisher } from 'rabbitmq-client'
+import { freePort } from './redis-server.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -92,16 +93,6 @@ function killGroup (child: ChildProcess): void {
   try {
     process.kill(-child.pid!, 'SIGKILL')
   } catch {}
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
 }
 
 async function portOpen (port: number): Promise<boolean> {
