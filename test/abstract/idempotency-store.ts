@@ -1,24 +1,11 @@
 // One suite for every IdempotencyStore, as test/abstract/ticket-store.ts does for tickets.
-import type tap from 'tap'
 import type { IdempotencyStore } from '../../plugins/index.js'
-
-type Test = Parameters<Parameters<typeof tap.test>[0]>[0]
-
-export interface IdempotencyStoreFixture {
-  store: IdempotencyStore
-  /** Lets `seconds` pass for the store's keys. */
-  elapse (seconds: number): Promise<void>
-}
-
-export interface IdempotencyStoreSuite {
-  builder (t: Test): Promise<IdempotencyStoreFixture>
-  test: typeof tap.test
-}
+import type { StoreSuite } from './store-suite.js'
 
 let n = 0
 const key = (): string => `key-${++n} with spaces/and:colons`
 
-export function idempotencyStoreSuite ({ builder, test }: IdempotencyStoreSuite): void {
+export function idempotencyStoreSuite ({ builder, test }: StoreSuite<IdempotencyStore>): void {
   test('the first claim takes the key; later claims see it pending, then done with the result', async (t) => {
     const { store } = await builder(t)
     const k = key()

@@ -1,29 +1,14 @@
 // One suite for every TicketStore, in the style of mqemitter's abstractTest: each backend's test
 // file calls it with a builder.
-import type tap from 'tap'
 import type { TicketRecord, TicketStore } from '../../plugins/index.js'
-
-// The last overload of `test` is `(cb)`: its parameter is the subtest type.
-type Test = Parameters<Parameters<typeof tap.test>[0]>[0]
-
-export interface TicketStoreFixture {
-  store: TicketStore
-  /** Lets `seconds` pass for the store's tickets. */
-  elapse (seconds: number): Promise<void>
-}
-
-export interface TicketStoreSuite {
-  /** Builds a fresh, empty store; anything it opens is closed by the builder through `t.teardown`. */
-  builder (t: Test): Promise<TicketStoreFixture>
-  test: typeof tap.test
-}
+import type { StoreSuite } from './store-suite.js'
 
 const alice: TicketRecord = { user: 'alice', expiresAt: 1767225600000 }
 let n = 0
 // Stores are called by the tickets plugin with 43-character tickets; these are shaped alike.
 const ticket = (): string => `${String(++n).padStart(4, '0')}${'x'.repeat(39)}`
 
-export function ticketStoreSuite ({ builder, test }: TicketStoreSuite): void {
+export function ticketStoreSuite ({ builder, test }: StoreSuite<TicketStore>): void {
   test('redeems an issued ticket once, with the record it was issued for', async (t) => {
     const { store } = await builder(t)
     const one = ticket()
