@@ -34,6 +34,77 @@ export async function within<T> (ms: number, work: Promise<T>): Promise<{ value:
   }
 }
 
+interface Pending {
+  readonly at: number
+  settled: boolean
+  readonly expire: () => void
+}
+
+/**
+ * `within` for a hot path with one fixed `ms`: calls expire in the order they started, so one
+ * timer (for the oldest pending call) serves them all, where `within` costs a timer and a race
+ * per call (about 5 µs, measured: a fifth of a bus publish at 5,000 msg/s).
+ */
+export class Deadlines {
+  readonly #ms: number
+  readonly #queue: Pending[] = []
+  #head = 0
+  #pending = 0
+  #timer: NodeJS.Timeout | undefined
+
+  constructor (ms: number) {
+    this.#ms = ms
+  }
+
+  /** As `within(ms, work)`. */
+  race<T> (work: Promise<T>): Promise<{ value: T } | null> {
+    return new Promise((resolve, reject) => {
+      const entry: Pending = { at: performance.now() + this.#ms, settled: false, expire: () => resolve(null) }
+      this.#queue.push(entry)
+      // Ref'd, as `within`'s: someone awaits the answer.
+      if (++this.#pending === 1) this.#timer = setTimeout(this.#expire, this.#ms)
+      work.then((value) => {
+        if (this.#settle(entry)) resolve({ value })
+      }, (err: unknown) => {
+        if (this.#settle(entry)) reject(err)
+      })
+    })
+  }
+
+  #settle (entry: Pending): boolean {
+    if (entry.settled) return false
+    entry.settled = true
+    // Nothing left to wait for: no timer may outlive the work.
+    if (--this.#pending === 0) this.#reset()
+    return true
+  }
+
+  #reset (): void {
+    clearTimeout(this.#timer)
+    this.#queue.length = 0
+    this.#head = 0
+  }
+
+  readonly #expire = (): void => {
+    const now = performance.now()
+    const queue = this.#queue
+    while (this.#head < queue.length && (queue[this.#head].settled || queue[this.#head].at <= now)) {
+      const entry = queue[this.#head++]
+      if (!entry.settled) {
+        entry.settled = true
+        this.#pending--
+        entry.expire()
+      }
+    }
+    if (this.#pending === 0) return this.#reset()
+    if (this.#head > 1024 && this.#head * 2 > queue.length) {
+      queue.splice(0, this.#head)
+      this.#head = 0
+    }
+    this.#timer = setTimeout(this.#expire, Math.max(1, queue[this.#head].at - now))
+  }
+}
+
 /** Runs `start(callback)`: true when the callback fires within `ms`, false when it does not. */
 export async function withTimeout (ms: number, start: (callback: (err?: Error | null) => void) => void): Promise<boolean> {
   const done = new Promise<void>((resolve, reject) => start((err) => err ? reject(err) : resolve()))

@@ -3,7 +3,7 @@ import mqemitter from 'mqemitter'
 import type { FastifyInstance } from 'fastify'
 import type { MQEmitter, Message } from 'mqemitter'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
-import { positiveInteger, within, withTimeout } from '../util.js'
+import { Deadlines, positiveInteger, withTimeout } from '../util.js'
 import { createRedisBus, isMQEmitterRedis, watchRedisEmitter, type NotifyBusRedisOptions, type RedisBus } from './redis-emitter.js'
 
 export type { NotifyBusRedisOptions } from './redis-emitter.js'
@@ -120,6 +120,7 @@ const NEVER: ResubscribeSource = () => () => {}
 
 function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, health: () => BusHealth, log: FastifyInstance['log'], onResubscribe = NEVER): NotifyBus {
   const topics = new Map<string, TopicEntry>()
+  const deadlines = new Deadlines(publishTimeout)
 
   function createEntry (topic: string): TopicEntry {
     const listeners = new Set<BusListener>()
@@ -166,7 +167,7 @@ function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, heal
       }
       let sent: { value: number | null } | null
       try {
-        sent = await within(publishTimeout, send(message, topics))
+        sent = await deadlines.race(send(message, topics))
       } catch (err) {
         throw new BusUnavailableError((err as Error).message)
       }

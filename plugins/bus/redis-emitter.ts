@@ -5,7 +5,7 @@ import type { MQEmitter } from 'mqemitter'
 import type { FastifyBaseLogger } from 'fastify'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import {
-  connectionReady, endConnection, redisConnection,
+  connectionReady, corkForTick, endConnection, redisConnection,
   type RedisClientLike, type RedisConnectionLike, type RedisConnectionOptions, type RedisConnectionOverrides
 } from '../redis.js'
 import { within } from '../util.js'
@@ -160,6 +160,7 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
       if (announces) return (emitter as unknown as ClusterEmitter).publish(message)
       const channel = channelPrefix + message.topic
       const packet = encodePacket({ id: `${channel} ${publisher} ${message.id}`, msg: { ...message, topic: channel } as PacketValue })
+      corkForTick(pub)
       return pub.publish(channel, packet)
     },
     status: () => ({ pub: pub.status, sub: sub.status }),

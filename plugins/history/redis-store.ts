@@ -2,9 +2,10 @@ import type { BusMessage } from '../bus/index.js'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { isMessageId } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
+import { corkForTick } from '../redis.js'
 import { redisScript, runScript, type RedisScript, type RedisScriptClient } from '../redis-script.js'
 import { shardedChannel } from '../topics.js'
-import { positiveInteger, within } from '../util.js'
+import { Deadlines, positiveInteger } from '../util.js'
 import type { AppendedMessage, HistoryBounds, HistoryStore } from './store.js'
 
 /**
@@ -166,6 +167,7 @@ export class RedisHistoryStore implements HistoryStore {
   readonly #client: RedisHistoryClient
   readonly #metaTtl: number
   readonly #timeout: number
+  readonly #deadlines: Deadlines
   readonly #now: () => number
 
   constructor (opts: RedisHistoryStoreOptions) {
@@ -185,6 +187,7 @@ export class RedisHistoryStore implements HistoryStore {
     this.appendPublishes = this.#publish !== 0
     this.#metaTtl = positiveInteger('metaTtl', opts.metaTtl, 86400)
     this.#timeout = positiveInteger('timeout', opts.timeout, 1000)
+    this.#deadlines = new Deadlines(this.#timeout)
     this.#now = opts.now ?? Date.now
   }
 
@@ -232,8 +235,10 @@ export class RedisHistoryStore implements HistoryStore {
   async #run (script: RedisScript, topic: string, args: Array<string | number>): Promise<unknown> {
     const stream = `${this.keyPrefix}{${topic}}`
     let result: { value: unknown } | null
+    // Appends made together (a burst of publishes) go to Redis in one write.
+    corkForTick(this.#client)
     try {
-      result = await within(this.#timeout, runScript(this.#client, script, [stream, `${stream}:last`], args))
+      result = await this.#deadlines.race(runScript(this.#client, script, [stream, `${stream}:last`], args))
     } catch (err) {
       throw new BusUnavailableError(`history: ${(err as Error).message}`)
     }
