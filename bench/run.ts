@@ -36,6 +36,7 @@ interface Contender {
 const CONTENDERS: Contender[] = [
   { id: 'edge', label: 'notify-edge', script: 'edge.js', args: [], protocol: 'notify' },
   { id: 'edge-flush0', label: 'notify-edge flushInterval 0', script: 'edge.js', args: ['--flush-interval', '0'], protocol: 'notify', only: ['sustained'] },
+  { id: 'edge-lean', label: 'notify-edge lean emitter', script: 'edge.js', args: ['--emitter', 'lean'], protocol: 'notify', only: ['cross-instance'] },
   { id: 'ws-send', label: 'ws send', script: 'ws.js', args: ['--mode', 'send'], protocol: 'notify' },
   { id: 'ws-frame', label: 'ws frame-once', script: 'ws.js', args: ['--mode', 'frame'], protocol: 'notify' },
   { id: 'socketio', label: 'Socket.IO', script: 'socketio.js', args: [], protocol: 'sio' }

@@ -28,3 +28,11 @@ t.test('Redis bus', async (t) => {
     t.same((await bus(t, { redis: url })).health(), { healthy: true, backend: 'redis', redis: { pub: 'ready', sub: 'ready' } })
   })
 })
+
+t.test('Redis bus on the lean emitter', async (t) => {
+  const { url, prefix } = await sharedRedis(t)
+  busSuite({ test: t.test.bind(t), prefix, builder: (t) => bus(t, { redis: url, redisEmitter: 'lean' }) })
+  t.test('names its backend and its connections', async (t) => {
+    t.same((await bus(t, { redis: url, redisEmitter: 'lean' })).health(), { healthy: true, backend: 'redis', redis: { pub: 'ready', sub: 'ready' } })
+  })
+})

@@ -1,10 +1,10 @@
 import { createRequire } from 'node:module'
 import t from 'tap'
-import { encodePacket } from '../plugins/bus/packet.js'
+import { decodePacket, encodePacket } from '../plugins/bus/packet.js'
 
 // The receiving side is mqemitter-redis, which decodes with msgpack-lite: every encoding the bus
 // writes must come back as it went in.
-const msgpack = createRequire(import.meta.url)('msgpack-lite') as { decode (buffer: Buffer): unknown }
+const msgpack = createRequire(import.meta.url)('msgpack-lite') as { decode (buffer: Buffer): unknown, encode (value: unknown): Buffer }
 
 t.test('msgpack-lite decodes every packet the bus encodes as it went in', async (t) => {
   const values: Array<[string, Record<string, unknown>]> = [
@@ -17,4 +17,36 @@ t.test('msgpack-lite decodes every packet the bus encodes as it went in', async 
   ]
   for (const [what, value] of values) t.same(msgpack.decode(encodePacket(value as never)), value, what)
   t.same(msgpack.decode(encodePacket({ kept: 'yes', dropped: undefined })), { kept: 'yes' }, 'undefined fields are left out')
+})
+
+// The lean emitter decodes itself, what this encoder and msgpack-lite (mqemitter-redis's emit) write.
+t.test('decodePacket reads what encodePacket and msgpack-lite write', async (t) => {
+  const values: Array<[string, unknown]> = [
+    ['a message as the bus sends it', { id: 'notify/p/x a 1-0', msg: { topic: 'notify/p/x', id: '1-0', frame: '{"event":"message"}', prev: '' } }],
+    ['strings of each length class, unicode', { a: 'x'.repeat(31), b: 'é'.repeat(40), c: 'x'.repeat(255), d: 'x'.repeat(256), e: 'x'.repeat(65_536), u: '漢字 👋' }],
+    ['integers of each width', { a: 0, b: 127, c: 128, d: 255, e: 256, f: 65_535, g: 65_536, h: 2 ** 32, i: -1, j: -32, k: -33, l: -128, m: -129, n: -32_768, o: -32_769, p: -(2 ** 31) - 1 }],
+    ['floats, booleans and null', { f: -1.5, g: 1e300, yes: true, no: false, none: null }],
+    ['maps of 16 and more', Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`k${i}`, i % 3]))],
+    ['arrays of each size class', { a: [1, 'two', null], b: Array.from({ length: 20 }, (_, i) => i), c: Array.from({ length: 70_000 }, () => 0) }]
+  ]
+  for (const [what, value] of values) {
+    t.same(decodePacket(msgpack.encode(value)), value, `${what}, from msgpack-lite`)
+    if (!JSON.stringify(value).includes('[')) t.same(decodePacket(encodePacket(value as never)), value, `${what}, from encodePacket`)
+  }
+  t.same(decodePacket(msgpack.encode(Buffer.from('bin'))), Buffer.from('bin'), 'binary (bin 8)')
+  t.same(decodePacket(Buffer.concat([Buffer.of(0xc5, 0x00, 0x02), Buffer.from('ab')])), Buffer.from('ab'), 'bin 16')
+  t.same(decodePacket(Buffer.concat([Buffer.of(0xc6, 0, 0, 0, 0x01), Buffer.from('a')])), Buffer.from('a'), 'bin 32')
+  t.equal(decodePacket(Buffer.of(0xca, 0x3f, 0xc0, 0, 0)), 1.5, 'float 32')
+  t.equal(decodePacket(Buffer.of(0xcf, 0, 0, 0, 0, 0, 0, 0, 7)), 7, 'uint 64')
+  t.equal(decodePacket(Buffer.of(0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf9)), -7, 'int 64')
+})
+
+t.test('decodePacket refuses what is not one whole packet', async (t) => {
+  t.throws(() => decodePacket(Buffer.alloc(0)), RangeError, 'empty')
+  t.throws(() => decodePacket(Buffer.of(0x82, 0xa1, 0x61)), RangeError, 'a map cut short')
+  t.throws(() => decodePacket(Buffer.of(0xa5, 0x61)), RangeError, 'a string cut short')
+  t.throws(() => decodePacket(Buffer.of(0xcb, 0x00)), RangeError, 'a float cut short')
+  t.throws(() => decodePacket(Buffer.of(0xc0, 0xc0)), RangeError, 'bytes after the packet')
+  t.throws(() => decodePacket(Buffer.of(0xd4, 0x01, 0x02)), TypeError, 'ext types')
+  t.throws(() => decodePacket(Buffer.of(0xc1)), TypeError, 'the never-used code')
 })

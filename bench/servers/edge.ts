@@ -20,11 +20,14 @@ const redis = cluster !== undefined ? { cluster } : argument('redis')
 const flushInterval = argument('flush-interval')
 const presence = argument('presence') === 'off' ? false : undefined
 const amqp = argument('amqp')
+// --emitter lean runs the bus on LeanRedisEmitter instead of mqemitter-redis.
+const redisEmitter = argument('emitter') as 'lean' | undefined
 const app = Fastify({ logger: false })
 await app.register(notifyEdge, {
   jwt: { secret: SECRET },
   streams: STREAMS.map(({ history: _history, ...stream }) => stream),
   redis,
+  bus: { redisEmitter },
   publishApi: { apiKey: API_KEY },
   ...(flushInterval === undefined ? {} : { routes: [{ path: '/ws', flushInterval: Number(flushInterval) }, { path: '/public', anonymous: true }] }),
   presence,

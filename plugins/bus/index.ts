@@ -4,9 +4,10 @@ import type { FastifyInstance } from 'fastify'
 import type { MQEmitter, Message } from 'mqemitter'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { Deadlines, positiveInteger, withTimeout } from '../util.js'
-import { createRedisBus, isMQEmitterRedis, watchRedisEmitter, type NotifyBusRedisOptions, type RedisBus } from './redis-emitter.js'
+import { createRedisBus, isMQEmitterRedis, watchRedisEmitter, type NotifyBusRedisOptions, type RedisBus, type RedisEmitterKind } from './redis-emitter.js'
 
-export type { NotifyBusRedisOptions } from './redis-emitter.js'
+export type { NotifyBusRedisOptions, RedisEmitterKind } from './redis-emitter.js'
+export { LeanRedisEmitter } from './lean-emitter.js'
 export { ClusterEmitter, createClusterEmitter, type RedisClusterOptions } from './cluster-emitter.js'
 export type { RedisClientLike, RedisConnectionLike, RedisConnectionOptions, RedisConnectionOverrides } from '../redis.js'
 
@@ -80,6 +81,13 @@ export interface NotifyBusOptions {
    * Not with `emitter`.
    */
   redis?: NotifyBusRedisOptions
+  /**
+   * On one Redis (not a Cluster, which has its own), what carries the bus: `'mqemitter-redis'`,
+   * or `'lean'`, this package's `LeanRedisEmitter`: the same wire format (instances on either
+   * read each other), exact topics only, and less work per received message
+   * (docs/benchmarks.md). @default 'mqemitter-redis'
+   */
+  redisEmitter?: RedisEmitterKind
   /** On Redis, how long registration waits for both connections before failing with `FST_NOTIFY_BUS_UNAVAILABLE`, in ms. @default 5000 */
   readyTimeout?: number
   /** How long a publish may wait for the emitter before answering 503, in ms. @default 1000 */
@@ -192,7 +200,9 @@ async function fastifyNotifyBus (app: FastifyInstance, opts: NotifyBusOptions): 
   }
 
   let redis: RedisBus | null = null
-  if (opts.redis !== undefined) redis = createRedisBus(opts.redis, app.log)
+  const redisEmitter = opts.redisEmitter ?? 'mqemitter-redis'
+  if (redisEmitter !== 'mqemitter-redis' && redisEmitter !== 'lean') throw new InvalidOptionError(`redisEmitter must be 'mqemitter-redis' or 'lean', got ${String(redisEmitter)}`)
+  if (opts.redis !== undefined) redis = createRedisBus(opts.redis, app.log, redisEmitter)
   else if (opts.emitter !== undefined && isMQEmitterRedis(opts.emitter)) redis = watchRedisEmitter(opts.emitter, app.log, opts.closeEmitter === true)
 
   if (redis !== null) {

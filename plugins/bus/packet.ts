@@ -85,3 +85,93 @@ export function encodePacket (value: { [key: string]: Value }): Buffer {
   writeValue(out, 0, value)
   return out
 }
+
+/** A msgpack value as decoded here: the encoder's types, plus arrays and binary. */
+export type DecodedValue = PacketValue | DecodedValue[] | Buffer | { [key: string]: DecodedValue }
+
+/** Reads msgpack (every type but ext), as msgpack-lite and `encodePacket` write it. */
+class Reader {
+  at = 0
+  constructor (readonly bytes: Buffer) {}
+
+  value (): DecodedValue {
+    const { bytes } = this
+    if (this.at >= bytes.length) throw new RangeError('msgpack: truncated packet')
+    const code = bytes[this.at++]
+    if (code < 0x80) return code
+    if (code < 0x90) return this.map(code & 0x0f)
+    if (code < 0xa0) return this.array(code & 0x0f)
+    if (code < 0xc0) return this.str(code & 0x1f)
+    if (code >= 0xe0) return code - 0x100
+    switch (code) {
+      case 0xc0: return null
+      case 0xc2: return false
+      case 0xc3: return true
+      case 0xc4: return this.bin(this.uint(1))
+      case 0xc5: return this.bin(this.uint(2))
+      case 0xc6: return this.bin(this.uint(4))
+      case 0xca: return bytes.readFloatBE(this.#take(4))
+      case 0xcb: return bytes.readDoubleBE(this.#take(8))
+      case 0xcc: return this.uint(1)
+      case 0xcd: return this.uint(2)
+      case 0xce: return this.uint(4)
+      case 0xcf: return Number(bytes.readBigUInt64BE(this.#take(8)))
+      case 0xd0: return bytes.readInt8(this.#take(1))
+      case 0xd1: return bytes.readInt16BE(this.#take(2))
+      case 0xd2: return bytes.readInt32BE(this.#take(4))
+      case 0xd3: return Number(bytes.readBigInt64BE(this.#take(8)))
+      case 0xd9: return this.str(this.uint(1))
+      case 0xda: return this.str(this.uint(2))
+      case 0xdb: return this.str(this.uint(4))
+      case 0xdc: return this.array(this.uint(2))
+      case 0xdd: return this.array(this.uint(4))
+      case 0xde: return this.map(this.uint(2))
+      case 0xdf: return this.map(this.uint(4))
+      default: throw new TypeError(`msgpack: unsupported type 0x${code.toString(16)}`)
+    }
+  }
+
+  #take (size: number): number {
+    const start = this.at
+    if (start + size > this.bytes.length) throw new RangeError('msgpack: truncated packet')
+    this.at += size
+    return start
+  }
+
+  uint (size: number): number {
+    return this.bytes.readUIntBE(this.#take(size), size)
+  }
+
+  str (size: number): string {
+    const start = this.#take(size)
+    return this.bytes.toString('utf8', start, start + size)
+  }
+
+  bin (size: number): Buffer {
+    const start = this.#take(size)
+    return this.bytes.subarray(start, start + size)
+  }
+
+  array (size: number): DecodedValue[] {
+    const items: DecodedValue[] = []
+    for (let i = 0; i < size; i++) items.push(this.value())
+    return items
+  }
+
+  map (size: number): { [key: string]: DecodedValue } {
+    const map: { [key: string]: DecodedValue } = {}
+    for (let i = 0; i < size; i++) {
+      const key = this.value()
+      map[String(key)] = this.value()
+    }
+    return map
+  }
+}
+
+/** Decodes one msgpack value that fills `bytes`; throws on a truncated or unsupported packet. */
+export function decodePacket (bytes: Buffer): DecodedValue {
+  const reader = new Reader(bytes)
+  const value = reader.value()
+  if (reader.at !== bytes.length) throw new RangeError('msgpack: bytes after the packet')
+  return value
+}

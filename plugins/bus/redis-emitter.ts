@@ -10,6 +10,7 @@ import {
 } from '../redis.js'
 import { within } from '../util.js'
 import { ClusterEmitter, createClusterEmitter, type RedisClusterOptions } from './cluster-emitter.js'
+import { LeanRedisEmitter, type LeanRedisConnection } from './lean-emitter.js'
 import { encodePacket, type PacketValue } from './packet.js'
 
 /**
@@ -82,10 +83,17 @@ export function isMQEmitterRedis (emitter: MQEmitter): boolean {
   return typeof candidate.state?.on === 'function' && candidate.pubConn !== undefined && candidate.subConn !== undefined
 }
 
-/** mqemitter-redis over two connections built from `options` (never from `connectionString`, which drops every other option). */
-export function createRedisBus (options: NotifyBusRedisOptions, log: FastifyBaseLogger): RedisBus {
+/** Which emitter carries the bus on one Redis (see `NotifyBusOptions.redisEmitter`). */
+export type RedisEmitterKind = 'mqemitter-redis' | 'lean'
+
+/**
+ * mqemitter-redis (or, with `kind` 'lean', `LeanRedisEmitter`) over two connections built from
+ * `options` (never from `connectionString`, which drops every other option).
+ */
+export function createRedisBus (options: NotifyBusRedisOptions, log: FastifyBaseLogger, kind: RedisEmitterKind = 'mqemitter-redis'): RedisBus {
   if (isClusterOptions(options)) return watch(createClusterEmitter(options) as unknown as MQEmitterRedis, log, true, true)
   const { sub, pub } = connections(options)
+  if (kind === 'lean') return watch(new LeanRedisEmitter(pub as LeanRedisConnection, sub as LeanRedisConnection) as unknown as MQEmitterRedis, log, true, true)
   // The connections are ioredis 5 or 6; mqemitter-redis only calls what RedisConnectionLike names.
   const emitter = mqemitterRedis({ subConn: sub, pubConn: pub } as unknown as Parameters<typeof mqemitterRedis>[0])
   return watch(emitter as unknown as MQEmitterRedis, log, true, true)
