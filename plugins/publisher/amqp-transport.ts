@@ -56,10 +56,7 @@ export async function amqpTransport (opts: NotifyPublisherAmqpOptions, timeout: 
         return { id: messageId, receivers: null }
       }, (err: Error) => { throw new BusUnavailableError(`RabbitMQ: ${err.message}`) })
     const done = await within(timeout, confirmed)
-    if (done === null) {
-      confirmed.catch(() => {})
-      throw new BusUnavailableError(`RabbitMQ did not confirm within ${timeout} ms`)
-    }
+    if (done === null) throw new BusUnavailableError(`RabbitMQ did not confirm within ${timeout} ms`)
     return done.value
   }
 
