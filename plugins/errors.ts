@@ -74,5 +74,5 @@ export const BadPresenceQueryError = createError('FST_NOTIFY_BAD_PRESENCE_QUERY'
 /** Presence could not be read in time (e.g. Redis is down). */
 export const PresenceUnavailableError = createError('FST_NOTIFY_PRESENCE_UNAVAILABLE', 'Presence unavailable: %s', 503)
 
-/** `app.notify.presence()` was called on an edge registered with `presence: false`. */
-export const PresenceDisabledError = createError('FST_NOTIFY_PRESENCE_DISABLED', 'Presence is not enabled on this edge', 501)
+/** `app.notify.presence()` has nothing to ask: an edge registered with `presence: false`, a publisher over gRPC or AMQP. */
+export const PresenceDisabledError = createError('FST_NOTIFY_PRESENCE_DISABLED', 'Presence is not available: %s', 501)

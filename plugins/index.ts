@@ -8,7 +8,7 @@ import { notifyJwt, type NotifyJwtOptions } from './jwt.js'
 import { notifyBus, type NotifyBusOptions } from './bus/index.js'
 import { notifyHistory, RedisHistoryStore, type NotifyHistoryOptions, type RedisHistoryClient } from './history/index.js'
 import { notify, type NotifyOptions } from './notify.js'
-import { notifyPresence, RedisPresenceStore, type NotifyPresenceOptions, type RedisPresenceStoreOptions } from './presence/index.js'
+import { notifyPresence, presenceKeyPrefix, RedisPresenceStore, type NotifyPresenceOptions, type RedisPresenceStoreOptions } from './presence/index.js'
 import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisTicketClient } from './tickets/index.js'
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
@@ -159,7 +159,7 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
       ? undefined
       : new RedisPresenceStore({
         client,
-        keyPrefix: `${prefix}:presence`,
+        keyPrefix: presenceKeyPrefix(prefix),
         heartbeatInterval,
         ttl,
         timeout: bus.publishTimeout,

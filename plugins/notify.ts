@@ -1,19 +1,16 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { BadPresenceQueryError, InvalidOptionError, PresenceDisabledError, UnknownStreamError } from './errors.js'
+import { InvalidOptionError } from './errors.js'
 import { declareStreams, type DeclaredStream, type StreamDefinition } from './declarations.js'
 import { MessageIdGenerator } from './message-id.js'
 import { metricsOf } from './recorder.js'
 import { messageFrame, type MessageTemplate } from './message.js'
-import {
-  offlineHook, perTopic, publisherOf,
-  type Notify, type OnOffline, type PresenceQuery, type PublicStreamPresence, type Sent, type UsersPresence
-} from './publishing.js'
-import { topicPrefixOption, userIdProblem } from './topics.js'
+import { noPresence, offlineHook, perTopic, presenceOf, publisherOf, type Notify, type OnOffline, type Sent } from './publishing.js'
+import { topicPrefixOption } from './topics.js'
 import { positiveInteger } from './util.js'
 
 export type {
-  Notify, OfflineMessage, OnOffline, PresenceQuery, PublicStreamPresence, PublishInput, PublishResult, UsersPresence
+  Notify, OfflineMessage, OnOffline, PresenceQuery, PresenceSource, PublicStreamPresence, PublishInput, PublishResult, UsersPresence
 } from './publishing.js'
 
 export interface NotifyOptions {
@@ -31,8 +28,6 @@ export interface NotifyOptions {
    */
   onOffline?: OnOffline
 }
-
-const PRESENCE_KEYS = new Set(['stream', 'user', 'users'])
 
 async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promise<void> {
   const prefix = topicPrefixOption(opts.topicPrefix)
@@ -58,32 +53,8 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     return { id: message.id, receivers: receivers ?? null }
   }
 
-  async function presence (query: PresenceQuery): Promise<UsersPresence | PublicStreamPresence> {
-    if (query === null || typeof query !== 'object' || Array.isArray(query)) throw new BadPresenceQueryError('the query must be an object')
-    const keys = Object.keys(query)
-    if (keys.length !== 1 || !PRESENCE_KEYS.has(keys[0])) throw new BadPresenceQueryError('give exactly one of user, users or stream')
-    if (!app.hasDecorator('notifyPresence')) throw new PresenceDisabledError()
-    const store = app.notifyPresence
-    if ('stream' in query) {
-      const stream = typeof query.stream === 'string' ? streams.get(query.stream) : undefined
-      if (stream === undefined) throw new UnknownStreamError(String(query.stream).slice(0, 64))
-      // A private stream's audience is its users: ask about them.
-      if (stream.kind === 'private') throw new BadPresenceQueryError(`stream ${stream.name} is private: ask about users`)
-      return { stream: stream.name, ...await store.stream(stream.name) }
-    }
-    const users = 'user' in query ? [query.user] : query.users
-    if (!Array.isArray(users) || users.length === 0 || users.length > maxUsers) {
-      throw new BadPresenceQueryError(`users must be an array of 1 to ${maxUsers} user ids`)
-    }
-    for (const user of users) {
-      const problem = userIdProblem(user)
-      if (problem !== null) throw new BadPresenceQueryError(`user ${problem}`)
-    }
-    const unique = [...new Set(users)]
-    const found = await store.users(unique)
-    return { users: Object.fromEntries(unique.map((user, i) => [user, found[i]])) }
-  }
-
+  const presence = presenceOf(streams, maxUsers, () =>
+    app.hasDecorator('notifyPresence') ? app.notifyPresence : noPresence('the edge was registered with presence: false'))
   const publish = publisherOf(streams, maxUsers, perTopic(send, metricsOf(app)), offline)
   app.decorate('notify', { streams, publish, presence } as Notify)
 }

@@ -2,13 +2,13 @@
 // validate and encode the same way, and differ only in how a checked message travels.
 import type { FastifyBaseLogger } from 'fastify'
 import {
-  BadPublishError, DataRequiredError, InvalidDataError, InvalidOptionError, InvalidUserError,
-  UnknownStreamError, UserNotAllowedError, UserRequiredError
+  BadPresenceQueryError, BadPublishError, DataRequiredError, InvalidDataError, InvalidOptionError, InvalidUserError,
+  PresenceDisabledError, UnknownStreamError, UserNotAllowedError, UserRequiredError
 } from './errors.js'
 import type { DeclaredStream } from './declarations.js'
 import { messageTemplate, type MessageTemplate } from './message.js'
 import type { NotifyMetricsRecorder } from './recorder.js'
-import type { StreamPresence, UserPresence } from './presence/store.js'
+import type { PresenceStore, StreamPresence, UserPresence } from './presence/store.js'
 import { userIdProblem } from './topics.js'
 import type { PublishInput, PublishResult, Publisher } from './typed.js'
 
@@ -17,6 +17,9 @@ export type { PublishInput, PublishResult } from './typed.js'
 
 /** Who to ask about: users (private and public streams alike), or a public stream's audience. */
 export type PresenceQuery = { user: string } | { users: string[] } | { stream: string }
+
+/** Where `presence()` reads, once the query is checked: a presence store, or an edge asked remotely. */
+export type PresenceSource = Pick<PresenceStore, 'users' | 'stream'>
 
 /** Each user asked about, whether connected or not. */
 export interface UsersPresence {
@@ -69,7 +72,8 @@ export interface Notify extends Publisher {
   /**
    * Who is connected across all instances, now: `FST_NOTIFY_BAD_PRESENCE_QUERY` (400) for a bad
    * query, `FST_NOTIFY_PRESENCE_UNAVAILABLE` (503) when Redis does not answer in time,
-   * `FST_NOTIFY_PRESENCE_DISABLED` (501) without the presence plugin (and from a publisher).
+   * `FST_NOTIFY_PRESENCE_DISABLED` (501) without the presence plugin (and from a publisher over
+   * gRPC or AMQP).
    */
   presence (query: { stream: string }): Promise<PublicStreamPresence>
   presence (query: { user: string } | { users: string[] }): Promise<UsersPresence>
@@ -183,4 +187,43 @@ export function perTopic (send: SendToTopic, metrics: NotifyMetricsRecorder): De
   }
   return ({ stream, users, template }) =>
     Promise.all(users.map((user) => counted(stream, send(stream, stream.topic(user), template))))
+}
+
+const PRESENCE_KEYS = new Set(['stream', 'user', 'users'])
+
+/** A source with nothing to tell: every read fails with `FST_NOTIFY_PRESENCE_DISABLED` (501), saying why. */
+export function noPresence (why: string): PresenceSource {
+  const disabled = async (): Promise<never> => { throw new PresenceDisabledError(why) }
+  return { users: disabled, stream: disabled }
+}
+
+/**
+ * `presence()` over `source`: checks the query as SPEC section 8 says (the coded 400s), then asks.
+ * The edge and the publisher share it, so a publisher refuses exactly what an edge would.
+ */
+export function presenceOf (streams: ReadonlyMap<string, DeclaredStream>, maxUsers: number, source: () => PresenceSource): Notify['presence'] {
+  async function presence (query: PresenceQuery): Promise<UsersPresence | PublicStreamPresence> {
+    if (query === null || typeof query !== 'object' || Array.isArray(query)) throw new BadPresenceQueryError('the query must be an object')
+    const keys = Object.keys(query)
+    if (keys.length !== 1 || !PRESENCE_KEYS.has(keys[0])) throw new BadPresenceQueryError('give exactly one of user, users or stream')
+    if ('stream' in query) {
+      const stream = typeof query.stream === 'string' ? streams.get(query.stream) : undefined
+      if (stream === undefined) throw new UnknownStreamError(String(query.stream).slice(0, 64))
+      // A private stream's audience is its users: ask about them.
+      if (stream.kind === 'private') throw new BadPresenceQueryError(`stream ${stream.name} is private: ask about users`)
+      return { stream: stream.name, ...await source().stream(stream.name) }
+    }
+    const users = 'user' in query ? [query.user] : query.users
+    if (!Array.isArray(users) || users.length === 0 || users.length > maxUsers) {
+      throw new BadPresenceQueryError(`users must be an array of 1 to ${maxUsers} user ids`)
+    }
+    for (const user of users) {
+      const problem = userIdProblem(user)
+      if (problem !== null) throw new BadPresenceQueryError(`user ${problem}`)
+    }
+    const unique = [...new Set(users)]
+    const found = await source().users(unique)
+    return { users: Object.fromEntries(unique.map((user, i) => [user, found[i]])) }
+  }
+  return presence as Notify['presence']
 }

@@ -1,5 +1,3 @@
-import { createServer, type Socket } from 'node:net'
-import { once } from 'node:events'
 import t from 'tap'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
@@ -7,7 +5,7 @@ import { notifyEdge, notifyPublisher, type NotifyPublisherOptions, type PublishI
 import { STREAMS } from '../example-app/app.js'
 import { API_KEY, SECRET, build } from './helpers.js'
 import { redisServer, sharedRedis } from './redis-server.js'
-import { cleanUpKeys, publisherApp } from './split-helpers.js'
+import { cleanUpKeys, publisherApp, silentServer } from './split-helpers.js'
 
 async function registrationError (opts: Record<string, unknown>): Promise<{ code?: string } | null> {
   const app = Fastify({ logger: false })
@@ -22,19 +20,6 @@ async function registrationError (opts: Record<string, unknown>): Promise<{ code
   }
 }
 
-/** A TCP server that accepts connections and never answers: a frozen edge. */
-async function silentServer (t: { teardown: (fn: () => unknown) => void }): Promise<number> {
-  const sockets = new Set<Socket>()
-  const server = createServer((socket) => { sockets.add(socket) })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy()
-    server.close()
-  })
-  return (server.address() as { port: number }).port
-}
-
 t.test('refuses bad options with coded errors', async (t) => {
   const cases: Array<[string, Record<string, unknown>]> = [
     ['no transport', {}],
@@ -45,7 +30,17 @@ t.test('refuses bad options with coded errors', async (t) => {
     ['http with a short key', { http: { url: 'http://127.0.0.1:1', apiKey: 'short' } }],
     ['a bad timeout', { http: { url: 'http://127.0.0.1:1', apiKey: API_KEY }, timeout: 0 }],
     ['a bad topic prefix', { http: { url: 'http://127.0.0.1:1', apiKey: API_KEY }, topicPrefix: 'a/b' }],
-    ['bad streams', { http: { url: 'http://127.0.0.1:1', apiKey: API_KEY }, streams: [] }]
+    ['bad streams', { http: { url: 'http://127.0.0.1:1', apiKey: API_KEY }, streams: [] }],
+    ['http with a relative presencePath', { http: { url: 'http://127.0.0.1:1', apiKey: API_KEY, presencePath: 'ftp://x' } }],
+    ['gRPC and AMQP', { grpc: { address: '127.0.0.1:1', apiKey: API_KEY }, amqp: { url: 'amqp://127.0.0.1:1' } }],
+    ['all four', { redis: 'redis://127.0.0.1:1', http: { url: 'http://127.0.0.1:1', apiKey: API_KEY }, grpc: { address: '127.0.0.1:1', apiKey: API_KEY }, amqp: { url: 'amqp://127.0.0.1:1' } }],
+    ['grpc without an object', { grpc: '127.0.0.1:1' }],
+    ['grpc without an address', { grpc: { address: '', apiKey: API_KEY } }],
+    ['grpc with a short key', { grpc: { address: '127.0.0.1:1', apiKey: 'short' } }],
+    ['grpc with other credentials', { grpc: { address: '127.0.0.1:1', apiKey: API_KEY, credentials: { secure: true } } }],
+    ['amqp without an object', { amqp: 'amqp://127.0.0.1:1' }],
+    ['amqp with a bad url', { amqp: { url: 5 } }],
+    ['amqp with a bad exchange', { amqp: { url: 'amqp://127.0.0.1:1', exchange: 'a b' } }]
   ]
   for (const [what, opts] of cases) t.equal((await registrationError(opts))?.code, 'FST_NOTIFY_INVALID_OPTION', what)
 })

@@ -1,6 +1,8 @@
 // An order service (the example's `orderRoutes`, unchanged) in a Fastify app of its own, with
 // `app.notify` from the publisher: the split-out shape of SPEC section 11.
 
+import { once } from 'node:events'
+import { createServer, type Socket } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { notifyPublisher, type NotifyPublisherOptions } from '../plugins/index.js'
@@ -35,4 +37,17 @@ export async function placeOrder (http: string, user: string): Promise<string> {
   const res = await fetch(`${http}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) })
   if (res.status !== 202) throw new Error(`POST /orders: ${res.status} ${await res.text()}`)
   return ((await res.json()) as { orderId: string }).orderId
+}
+
+/** A TCP server that accepts connections and never answers: a frozen edge. */
+export async function silentServer (t: Test): Promise<number> {
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => { sockets.add(socket) })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    server.close()
+  })
+  return (server.address() as { port: number }).port
 }

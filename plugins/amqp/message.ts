@@ -33,7 +33,8 @@ function parseJson (text: string): unknown {
 /** The body as data. rabbitmq-client has parsed it already when it says `application/json` and parses. */
 function bodyData (msg: AsyncMessage, maxBytes: number): unknown {
   const { body } = msg
-  const parsed = !Buffer.isBuffer(body) && typeof body !== 'string'
+  // Parsed JSON may be a string itself (`"hi"`); only a `text/plain` string is still JSON text.
+  const parsed = !Buffer.isBuffer(body) && (typeof body !== 'string' || msg.contentType === 'application/json')
   const bytes = parsed ? Buffer.byteLength(JSON.stringify(body) ?? '') : Buffer.byteLength(body)
   if (bytes > maxBytes) throw new Rejection('too_large', `body is over ${maxBytes} bytes`)
   if (parsed) return body

@@ -6,7 +6,7 @@ import { BadApiKeyError, BadPublishError, DataRequiredError, InvalidOptionError 
 import { ensureIdempotency } from '../idempotency/index.js'
 import type { PublishInput, PublishResult } from '../notify.js'
 import { positiveInteger, within } from '../util.js'
-import { notificationsService, type GrpcPublishReply, type GrpcPublishRequest } from './proto.js'
+import { grpcCodes, notificationsService, type GrpcPublishReply, type GrpcPublishRequest } from './proto.js'
 
 export * from './proto.js'
 
@@ -59,14 +59,7 @@ function reply (result: PublishResult): GrpcPublishReply {
 async function fastifyNotifyGrpc (app: FastifyInstance, opts: NotifyGrpcOptions): Promise<void> {
   // Loaded here, not at import: an app without the gRPC ingress does not pay for it.
   const { Metadata, Server, ServerCredentials, status } = await import('@grpc/grpc-js')
-  // HTTP statuses of our coded errors, as the gRPC codes SPEC section 9 names.
-  const CODES: Record<number, number> = {
-    400: status.INVALID_ARGUMENT,
-    401: status.UNAUTHENTICATED,
-    409: status.ABORTED,
-    413: status.RESOURCE_EXHAUSTED,
-    503: status.UNAVAILABLE
-  }
+  const CODES = grpcCodes(status)
   const keyMatches = apiKeyMatcher(opts.apiKey)
   const port = opts.port ?? 50051
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidOptionError('port must be an integer from 0 to 65535')

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { GrpcObject, ServiceClientConstructor } from '@grpc/grpc-js'
+import type { GrpcObject, ServiceClientConstructor, status as GrpcStatus } from '@grpc/grpc-js'
 
 // Where the shipped proto file is, and the service it defines: one leaf for the gRPC ingress and
 // for TypeScript producers (the publisher plugin) that call it.
@@ -43,4 +43,19 @@ export async function notificationsService (): Promise<ServiceClientConstructor>
   const definition = loadSync(NOTIFY_PROTO_PATH, { keepCase: false, defaults: true, arrays: true })
   const v1 = (loadPackageDefinition(definition).notify as GrpcObject).v1 as GrpcObject
   return v1.Notifications as ServiceClientConstructor
+}
+
+/**
+ * The HTTP statuses of the coded errors as the gRPC codes SPEC section 9 names: the edge answers
+ * with them, a publisher maps them back. `status` is @grpc/grpc-js's enum, passed in so that
+ * importing this file loads nothing.
+ */
+export function grpcCodes (status: typeof GrpcStatus): Record<number, GrpcStatus> {
+  return {
+    400: status.INVALID_ARGUMENT,
+    401: status.UNAUTHENTICATED,
+    409: status.ABORTED,
+    413: status.RESOURCE_EXHAUSTED,
+    503: status.UNAVAILABLE
+  }
 }

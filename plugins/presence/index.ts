@@ -7,7 +7,10 @@ import type { PresenceStore } from './store.js'
 export type { PresenceStore, StreamPresence, UserPresence } from './store.js'
 export { PresenceTracker, type PresenceReporter } from './tracker.js'
 export { MemoryPresenceStore } from './memory-store.js'
-export { RedisPresenceStore, type RedisPresenceClient, type RedisPresenceStoreOptions } from './redis-store.js'
+export {
+  presenceKeyPrefix, RedisPresenceReader, RedisPresenceStore,
+  type RedisPresenceClient, type RedisPresenceReaderOptions, type RedisPresenceStoreOptions
+} from './redis-store.js'
 
 export interface NotifyPresenceOptions {
   /**

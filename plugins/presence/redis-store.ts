@@ -105,49 +105,57 @@ const FULL_SLICE = 3000
 
 type Mode = 'full' | 'delta' | 'leave'
 
+/** The key prefix of a deployment's presence, from its topic prefix: what edges write and readers read. */
+export function presenceKeyPrefix (topicPrefix: string): string {
+  return `${topicPrefix}:presence`
+}
+
+function instancesKey (prefix: string): string {
+  return `${prefix}instances`
+}
+
+/** Runs a script on the instances key within `timeout`; any failure is `FST_NOTIFY_PRESENCE_UNAVAILABLE`. */
+async function runWithin (client: RedisPresenceClient, timeout: number, script: RedisScript, instances: string, args: Array<string | number>): Promise<unknown> {
+  let done: { value: unknown } | null
+  try {
+    done = await within(timeout, runScript(client, script, [instances], args))
+  } catch (err) {
+    throw new PresenceUnavailableError((err as Error).message)
+  }
+  if (done === null) throw new PresenceUnavailableError(`no answer within ${timeout} ms`)
+  return done.value
+}
+
+export interface RedisPresenceReaderOptions extends Pick<RedisPresenceStoreOptions, 'client' | 'keyPrefix' | 'timeout'> {
+  /**
+   * Instances heard from within this long count, in ms. @default unbounded: each instance's keys
+   * expire `ttl` after its last heartbeat on their own, so a reader that does not know the edges'
+   * `ttl` (a publisher) still counts live instances only.
+   */
+  ttl?: number
+}
+
 /**
- * Presence across instances: each instance keeps its share under keys of its own that expire
- * `ttl` after its last heartbeat, and a query sums the shares of the instances heard from within
- * `ttl`. Connection events are coalesced per tick into one script call; a Redis that lost the
- * share (restart, expiry after a stall) is rewritten from memory, with no client reconnecting.
+ * The read side of `RedisPresenceStore`, alone: answers for every edge on the Redis without
+ * writing a share of its own (a publisher's `app.notify.presence()`).
  */
-export class RedisPresenceStore implements PresenceStore {
-  readonly tracker = new PresenceTracker()
-  readonly instance = randomUUID()
+export class RedisPresenceReader {
+  /** `{<keyPrefix>}:` */
+  readonly prefix: string
   readonly #client: RedisPresenceClient
-  readonly #instances: string
-  readonly #prefix: string
-  readonly #base: string
   readonly #ttl: number
   readonly #timeout: number
-  readonly #onError: (err: Error) => void
-  /** Public streams this instance ever wrote members of: their keys are refreshed and removed with it. */
-  readonly #streams = new Set<string>()
-  readonly #heartbeat: NodeJS.Timeout
-  #scheduled = false
-  #needsFull = true
-  #closed = false
-  readonly #writing = new Set<Promise<void>>()
 
-  constructor (opts: RedisPresenceStoreOptions) {
+  constructor (opts: RedisPresenceReaderOptions) {
     if (typeof opts?.client?.evalsha !== 'function' || typeof opts.client.eval !== 'function') {
       throw new InvalidOptionError('presence client must be an ioredis client')
     }
-    const keyPrefix = opts.keyPrefix ?? 'notify:presence'
+    const keyPrefix = opts.keyPrefix ?? presenceKeyPrefix('notify')
     if (typeof keyPrefix !== 'string' || keyPrefix.length === 0) throw new InvalidOptionError('presence keyPrefix must be a non-empty string')
-    const heartbeatInterval = positiveInteger('presence.heartbeatInterval', opts.heartbeatInterval, 5000)
-    this.#ttl = positiveInteger('presence.ttl', opts.ttl, 20_000)
-    if (this.#ttl < 2 * heartbeatInterval) throw new InvalidOptionError('presence.ttl must be at least twice presence.heartbeatInterval')
-    this.#timeout = positiveInteger('presence.timeout', opts.timeout, 1000)
     this.#client = opts.client
-    this.#onError = opts.onError ?? (() => {})
-    this.#prefix = `{${keyPrefix}}:`
-    this.#instances = `${this.#prefix}instances`
-    this.#base = `${this.#prefix}${this.instance}`
-    this.tracker.watch(() => this.#schedule())
-    this.#heartbeat = setInterval(() => this.#flush(), heartbeatInterval)
-    this.#heartbeat.unref()
-    this.#schedule()
+    this.#ttl = positiveInteger('presence.ttl', opts.ttl, Number.MAX_SAFE_INTEGER)
+    this.#timeout = positiveInteger('presence.timeout', opts.timeout, 1000)
+    this.prefix = `{${keyPrefix}}:`
   }
 
   async users (users: string[]): Promise<UserPresence[]> {
@@ -169,6 +177,61 @@ export class RedisPresenceStore implements PresenceStore {
   async stream (stream: string): Promise<StreamPresence> {
     const [connections, users] = await this.#query(STREAM_SCRIPT, [stream]) as [number, number]
     return { connections, users }
+  }
+
+  #query (script: RedisScript, args: string[]): Promise<unknown> {
+    return runWithin(this.#client, this.#timeout, script, instancesKey(this.prefix), [this.prefix, this.#ttl, ...args])
+  }
+}
+
+/**
+ * Presence across instances: each instance keeps its share under keys of its own that expire
+ * `ttl` after its last heartbeat, and a query sums the shares of the instances heard from within
+ * `ttl`. Connection events are coalesced per tick into one script call; a Redis that lost the
+ * share (restart, expiry after a stall) is rewritten from memory, with no client reconnecting.
+ */
+export class RedisPresenceStore implements PresenceStore {
+  readonly tracker = new PresenceTracker()
+  readonly instance = randomUUID()
+  readonly #client: RedisPresenceClient
+  readonly #instances: string
+  readonly #prefix: string
+  readonly #base: string
+  readonly #ttl: number
+  readonly #timeout: number
+  readonly #onError: (err: Error) => void
+  readonly #reader: RedisPresenceReader
+  /** Public streams this instance ever wrote members of: their keys are refreshed and removed with it. */
+  readonly #streams = new Set<string>()
+  readonly #heartbeat: NodeJS.Timeout
+  #scheduled = false
+  #needsFull = true
+  #closed = false
+  readonly #writing = new Set<Promise<void>>()
+
+  constructor (opts: RedisPresenceStoreOptions) {
+    const heartbeatInterval = positiveInteger('presence.heartbeatInterval', opts.heartbeatInterval, 5000)
+    this.#ttl = positiveInteger('presence.ttl', opts.ttl, 20_000)
+    if (this.#ttl < 2 * heartbeatInterval) throw new InvalidOptionError('presence.ttl must be at least twice presence.heartbeatInterval')
+    this.#timeout = positiveInteger('presence.timeout', opts.timeout, 1000)
+    this.#reader = new RedisPresenceReader({ ...opts, ttl: this.#ttl, timeout: this.#timeout })
+    this.#client = opts.client
+    this.#onError = opts.onError ?? (() => {})
+    this.#prefix = this.#reader.prefix
+    this.#instances = instancesKey(this.#prefix)
+    this.#base = `${this.#prefix}${this.instance}`
+    this.tracker.watch(() => this.#schedule())
+    this.#heartbeat = setInterval(() => this.#flush(), heartbeatInterval)
+    this.#heartbeat.unref()
+    this.#schedule()
+  }
+
+  users (users: string[]): Promise<UserPresence[]> {
+    return this.#reader.users(users)
+  }
+
+  stream (stream: string): Promise<StreamPresence> {
+    return this.#reader.stream(stream)
   }
 
   /** Settles once every write issued so far has been answered (or has failed). */
@@ -251,19 +314,7 @@ export class RedisPresenceStore implements PresenceStore {
     return this.#run(SYNC_SCRIPT, [this.#base, this.instance, this.#ttl, mode, this.#streams.size, ...this.#streams, ...ops])
   }
 
-  #query (script: RedisScript, args: string[]): Promise<unknown> {
-    return this.#run(script, [this.#prefix, this.#ttl, ...args])
-  }
-
-  /** Runs a script on the instances key, within the timeout; any failure is `FST_NOTIFY_PRESENCE_UNAVAILABLE`. */
-  async #run (script: RedisScript, args: Array<string | number>): Promise<unknown> {
-    let done: { value: unknown } | null
-    try {
-      done = await within(this.#timeout, runScript(this.#client, script, [this.#instances], args))
-    } catch (err) {
-      throw new PresenceUnavailableError((err as Error).message)
-    }
-    if (done === null) throw new PresenceUnavailableError(`no answer within ${this.#timeout} ms`)
-    return done.value
+  #run (script: RedisScript, args: Array<string | number>): Promise<unknown> {
+    return runWithin(this.#client, this.#timeout, script, this.#instances, args)
   }
 }

@@ -1,7 +1,9 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
-import { BusUnavailableError, DeclarationMismatchError, EdgeRefusedError, InvalidOptionError } from '../errors.js'
-import type { CheckedPublish, Deliver, Sent } from '../publishing.js'
+import { BusUnavailableError, InvalidOptionError, PresenceDisabledError, PresenceUnavailableError } from '../errors.js'
+import type { Deliver, PresenceSource } from '../publishing.js'
+import type { StreamPresence, UserPresence } from '../presence/store.js'
+import { refusal, sentFrom, type EdgeAnswer } from './edge-answer.js'
 import type { PublisherTransport } from './transport.js'
 
 /** Publishing through an edge's `POST /notifications` (SPEC section 5). */
@@ -12,14 +14,17 @@ export interface NotifyPublisherHttpOptions {
   apiKey: string
   /** The publish route on the edge. @default '/notifications' */
   path?: string
+  /** The edge's presence route, asked by `app.notify.presence()` (SPEC section 8). @default '/presence' */
+  presencePath?: string
 }
 
-interface EdgeAnswer { status: number, body: Record<string, unknown> }
+// A presence query for many users goes in several GETs, each URL well under Node's 16 KB header limit.
+const MAX_QUERY_CHARS = 8000
 
-function parseUrl (opts: NotifyPublisherHttpOptions): URL {
+function parseUrl (opts: NotifyPublisherHttpOptions, path: string | undefined, fallback: string): URL {
   let url: URL
   try {
-    url = new URL(opts.path ?? '/notifications', opts.url)
+    url = new URL(path ?? fallback, opts.url)
   } catch {
     throw new InvalidOptionError(`http.url must be an absolute http(s) URL, got ${String(opts.url)}`)
   }
@@ -37,64 +42,88 @@ async function readJson (res: IncomingMessage): Promise<Record<string, unknown>>
   }
 }
 
-/** How many instances had a subscriber, as far as the edge's answer tells (its `online`/`offline`). */
-function receivers (body: Record<string, unknown>, user: string | null): number | null {
-  if (typeof body.online === 'boolean') return body.online ? 1 : 0
-  if (Array.isArray(body.offline)) return body.offline.includes(user) ? 0 : 1
-  return null
-}
-
-/** The edge's answer mapped onto the publisher's coded errors: the caller sees what an embedded edge would throw. */
-function outcome ({ status, body }: EdgeAnswer, users: Array<string | null>): Sent[] {
-  if (status === 202) {
-    const ids = Array.isArray(body.ids) ? body.ids as string[] : [body.id as string]
-    if (ids.length === users.length && ids.every((id) => typeof id === 'string')) {
-      return ids.map((id, i) => ({ id, receivers: receivers(body, users[i]) }))
+/** `?user=a&user=b…` in as few queries as fit the URL limit. */
+function userQueries (users: string[]): Array<{ users: string[], query: URLSearchParams }> {
+  const batches: Array<{ users: string[], query: URLSearchParams }> = []
+  let batch = { users: [] as string[], query: new URLSearchParams() }
+  for (const user of users) {
+    const added = `&${new URLSearchParams({ user })}`.length
+    if (batch.users.length > 0 && batch.query.toString().length + added > MAX_QUERY_CHARS) {
+      batches.push(batch)
+      batch = { users: [], query: new URLSearchParams() }
     }
-    throw new BusUnavailableError(`the edge answered 202 without ${users.length} id(s)`)
+    batch.users.push(user)
+    batch.query.append('user', user)
   }
-  const reason = `${status} ${String(body.code ?? '')} ${String(body.message ?? '')}`.trim()
-  // The publish passed the same checks here: a 400 there means the edge declares the stream otherwise.
-  if (status === 400) throw new DeclarationMismatchError(reason)
-  if (status >= 500) throw new BusUnavailableError(`edge answered ${reason}`)
-  throw new EdgeRefusedError(reason)
+  return [...batches, batch]
 }
 
 /** Publishes over HTTP to an edge, one request per publish, on a keep-alive agent closed with the app. */
 export function httpTransport (opts: NotifyPublisherHttpOptions, timeout: number): PublisherTransport {
   if (opts === null || typeof opts !== 'object') throw new InvalidOptionError('http must be { url, apiKey }')
-  const url = parseUrl(opts)
+  const url = parseUrl(opts, opts.path, '/notifications')
+  const presenceUrl = parseUrl(opts, opts.presencePath, '/presence')
   if (typeof opts.apiKey !== 'string' || opts.apiKey.length < 16) throw new InvalidOptionError('http.apiKey must be a string of at least 16 characters')
   const https = url.protocol === 'https:'
   const agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true })
   const request = https ? httpsRequest : httpRequest
 
-  function post ({ input }: CheckedPublish): Promise<EdgeAnswer> {
-    const body = JSON.stringify(input)
+  /** The edge's answer; rejects only when there was none (unreachable, no answer within `timeout`). */
+  function call (target: URL, body?: string): Promise<EdgeAnswer> {
+    const headers: Record<string, string | number> = { 'x-api-key': opts.apiKey }
+    if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
     return new Promise((resolve, reject) => {
-      const req = request(url, {
-        method: 'POST',
-        agent,
-        signal: AbortSignal.timeout(timeout),
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-api-key': opts.apiKey }
-      }, (res) => { readJson(res).then((json) => resolve({ status: res.statusCode ?? 0, body: json }), reject) })
+      const req = request(target, { method: body === undefined ? 'GET' : 'POST', agent, signal: AbortSignal.timeout(timeout), headers },
+        (res) => { readJson(res).then((json) => resolve({ status: res.statusCode ?? 0, body: json }), reject) })
       req.once('error', reject)
       req.end(body)
     })
   }
 
-  const deliver: Deliver = async (checked) => {
+  const deliver: Deliver = async ({ input, users }) => {
     let answer: EdgeAnswer
     try {
-      answer = await post(checked)
+      answer = await call(url, JSON.stringify(input))
     } catch (err) {
       throw new BusUnavailableError(`edge unreachable: ${(err as Error).message}`)
     }
-    return outcome(answer, checked.users)
+    return sentFrom(answer, users)
+  }
+
+  /** GET /presence?…: the body of a 200, or the coded error the edge's answer amounts to. */
+  async function ask (query: URLSearchParams): Promise<Record<string, unknown>> {
+    const target = new URL(presenceUrl)
+    target.search = query.toString()
+    let answer: EdgeAnswer
+    try {
+      answer = await call(target)
+    } catch (err) {
+      throw new PresenceUnavailableError(`edge unreachable: ${(err as Error).message}`)
+    }
+    if (answer.status === 200) return answer.body
+    // The edge registers the route only with presence.
+    if (answer.status === 404) throw new PresenceDisabledError(`the edge has no ${presenceUrl.pathname} (presence: false?)`)
+    throw refusal(answer, PresenceUnavailableError)
+  }
+
+  const presence: PresenceSource = {
+    async users (users) {
+      const answers = await Promise.all(userQueries(users).map(async (batch) => ({ batch, body: await ask(batch.query) })))
+      const found = new Map<string, UserPresence>()
+      for (const { batch, body } of answers) {
+        for (const user of batch.users) found.set(user, (body.users as Record<string, UserPresence>)?.[user])
+      }
+      return users.map((user) => found.get(user) ?? { connections: 0, streams: [] })
+    },
+    async stream (stream) {
+      const { connections, users } = await ask(new URLSearchParams({ stream })) as unknown as StreamPresence
+      return { connections, users }
+    }
   }
 
   return {
     deliver,
+    presence,
     async ready () {},
     async close () { agent.destroy() }
   }

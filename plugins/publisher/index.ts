@@ -1,15 +1,19 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { declareStreams, type StreamDefinition } from '../declarations.js'
-import { InvalidOptionError, PresenceDisabledError } from '../errors.js'
-import { offlineHook, publisherOf, type Notify, type OnOffline } from '../publishing.js'
+import { InvalidOptionError } from '../errors.js'
+import { offlineHook, presenceOf, publisherOf, type Notify, type OnOffline } from '../publishing.js'
 import { metricsOf } from '../recorder.js'
 import { topicPrefixOption } from '../topics.js'
 import { positiveInteger } from '../util.js'
+import { amqpTransport, type NotifyPublisherAmqpOptions } from './amqp-transport.js'
+import { grpcTransport, type NotifyPublisherGrpcOptions } from './grpc-transport.js'
 import { httpTransport, type NotifyPublisherHttpOptions } from './http-transport.js'
 import { redisTransport, type NotifyPublisherRedisOptions } from './redis-transport.js'
 import type { PublisherTransport } from './transport.js'
 
+export type { NotifyPublisherAmqpOptions } from './amqp-transport.js'
+export type { NotifyPublisherGrpcOptions } from './grpc-transport.js'
 export type { NotifyPublisherHttpOptions } from './http-transport.js'
 export type { NotifyPublisherRedisOptions, PublisherRedisClient } from './redis-transport.js'
 
@@ -22,12 +26,20 @@ export interface NotifyPublisherOptions {
   maxUsersPerPublish?: number
   /**
    * Publish straight onto the edges' Redis, bus and history, as an edge would (no HTTP hop): a
-   * URL, ioredis options, or `{ client }`. Give this or `http`.
+   * URL, ioredis options, or `{ client }`. Give exactly one of `redis`, `http`, `grpc`, `amqp`.
    */
   redis?: NotifyPublisherRedisOptions
-  /** Publish through an edge's `POST /notifications`. Give this or `redis`. */
+  /** Publish through an edge's `POST /notifications` (presence: its `GET /presence`). */
   http?: NotifyPublisherHttpOptions
-  /** How long a publish may take before it fails with `FST_NOTIFY_BUS_UNAVAILABLE` (503), in ms. @default 1000 */
+  /** Publish through an edge's gRPC `Publish` (no presence: the proto has no call for it). */
+  grpc?: NotifyPublisherGrpcOptions
+  /**
+   * Publish to the edges' RabbitMQ exchange, confirmed by the broker. Nothing answers back: the
+   * result's `id`/`ids` are the AMQP `messageId`s, not message ids, with no `online`/`offline`,
+   * and presence answers 501.
+   */
+  amqp?: NotifyPublisherAmqpOptions
+  /** How long a publish (or a presence query) may take before it fails with 503, in ms. @default 1000 */
   timeout?: number
   /** How long start-up waits for Redis before leaving the declaration check to the first publish, in ms. @default 5000 */
   readyTimeout?: number
@@ -35,9 +47,11 @@ export interface NotifyPublisherOptions {
   onOffline?: OnOffline
 }
 
+const TRANSPORTS = ['redis', 'http', 'grpc', 'amqp'] as const
+
 /**
- * `app.notify` without an edge in this process: the same `publish()`, checked against the same
- * declarations, sent to the edges over Redis or HTTP (SPEC section 11).
+ * `app.notify` without an edge in this process: the same `publish()` and `presence()`, checked
+ * against the same declarations, sent to the edges over Redis, HTTP, gRPC or AMQP (SPEC section 11).
  */
 async function fastifyNotifyPublisher (app: FastifyInstance, opts: NotifyPublisherOptions): Promise<void> {
   const prefix = topicPrefixOption(opts.topicPrefix)
@@ -45,19 +59,25 @@ async function fastifyNotifyPublisher (app: FastifyInstance, opts: NotifyPublish
   const timeout = positiveInteger('timeout', opts.timeout, 1000)
   const readyTimeout = positiveInteger('readyTimeout', opts.readyTimeout, 5000)
   const streams = declareStreams(opts.streams, prefix)
-  if ((opts.redis === undefined) === (opts.http === undefined)) {
-    throw new InvalidOptionError('give the publisher one transport: redis or http')
-  }
+  const given = TRANSPORTS.filter((name) => opts[name] !== undefined)
+  if (given.length !== 1) throw new InvalidOptionError(`give the publisher exactly one transport of ${TRANSPORTS.join(', ')}; got ${given.length}`)
   if (app.hasDecorator('notify')) throw new InvalidOptionError('app.notify exists: register the edge or the publisher, not both')
+  const offline = offlineHook(opts.onOffline, app.log)
 
-  const transport: PublisherTransport = opts.redis !== undefined
-    ? redisTransport({ redis: opts.redis, prefix, streams, timeout, readyTimeout, log: app.log, metrics: metricsOf(app) })
-    : httpTransport(opts.http!, timeout)
+  let transport: PublisherTransport
+  if (opts.redis !== undefined) {
+    transport = redisTransport({ redis: opts.redis, prefix, streams, timeout, readyTimeout, log: app.log, metrics: metricsOf(app) })
+  } else if (opts.http !== undefined) {
+    transport = httpTransport(opts.http, timeout)
+  } else if (opts.grpc !== undefined) {
+    transport = await grpcTransport(opts.grpc, timeout)
+  } else {
+    transport = await amqpTransport(opts.amqp!, timeout, app.log)
+  }
   app.addHook('onClose', () => transport.close())
   app.addHook('onReady', () => transport.ready())
-  const publish = publisherOf(streams, maxUsers, transport.deliver, offlineHook(opts.onOffline, app.log))
-  // Presence lives in the edges' Redis under the edge's own store: ask an edge (GET /presence).
-  const presence = async (): Promise<never> => { throw new PresenceDisabledError() }
+  const publish = publisherOf(streams, maxUsers, transport.deliver, offline)
+  const presence = presenceOf(streams, maxUsers, () => transport.presence)
   app.decorate('notify', { streams, publish, presence } as Notify)
 }
 

@@ -5,6 +5,7 @@ import { RedisHistoryStore, type RedisHistoryClient } from '../history/redis-sto
 import { MessageIdGenerator } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
 import { perTopic, type Deliver, type Sent } from '../publishing.js'
+import { presenceKeyPrefix, RedisPresenceReader, type RedisPresenceClient } from '../presence/redis-store.js'
 import type { NotifyMetricsRecorder } from '../recorder.js'
 import { connectionReady, endConnection, redisConnection, watchOutages, type RedisConnectionOptions } from '../redis.js'
 import { manifestMismatch, readManifest, streamManifest, type ManifestClient } from '../stream-manifest.js'
@@ -12,7 +13,7 @@ import { within } from '../util.js'
 import type { PublisherTransport } from './transport.js'
 
 /** The client the Redis transport may be given, e.g. `app.redis`: scripts, GET and SET. */
-export type PublisherRedisClient = RedisHistoryClient & ManifestClient
+export type PublisherRedisClient = RedisHistoryClient & ManifestClient & RedisPresenceClient
 
 /**
  * The edges' Redis: a URL (`rediss://` for TLS), ioredis options with an optional `url` (one
@@ -46,6 +47,8 @@ export function redisTransport (opts: RedisTransportOptions): PublisherTransport
   const client: PublisherRedisClient = given ? redis.client : connection!
   if (connection !== null) watchOutages(connection, log, 'notify publisher (publishes answer 503 until it is back)')
   const store = new RedisHistoryStore({ client, keyPrefix: `${prefix}:history:`, publish: true, timeout })
+  // Presence is read where the edges write it, as they read it, without adding a share of its own.
+  const presence = new RedisPresenceReader({ client, keyPrefix: presenceKeyPrefix(prefix), timeout })
   const ids = new MessageIdGenerator()
   const mine = streamManifest(opts.streams)
   let verifiedAt = -Infinity
@@ -82,6 +85,7 @@ export function redisTransport (opts: RedisTransportOptions): PublisherTransport
 
   return {
     deliver,
+    presence,
     async ready () {
       if (connection !== null && await within(opts.readyTimeout, connectionReady(connection)) === null) {
         log.warn({ readyTimeout: opts.readyTimeout }, 'notify publisher: Redis not reachable; declarations are checked at the first publish')

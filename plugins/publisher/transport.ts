@@ -1,8 +1,10 @@
-import type { Deliver } from '../publishing.js'
+import type { Deliver, PresenceSource } from '../publishing.js'
 
 /** How a publisher's checked publishes reach the edges. */
 export interface PublisherTransport {
   deliver: Deliver
+  /** Where `app.notify.presence()` reads once its query is checked (`noPresence(why)` where nothing can be asked). */
+  presence: PresenceSource
   /** At start-up: connects and checks the declarations against the edge's where it can. */
   ready (): Promise<void>
   /** Ends what the transport opened. */
