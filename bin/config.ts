@@ -2,13 +2,15 @@
 import { readFile } from 'node:fs/promises'
 import { extname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { NotifyEdgeRedisOptions, NotifyJwtOptions, StreamDefinition } from '../plugins/index.js'
+import type { NotifyEdgeRedisOptions, NotifyJwtOptions, RedisEmitterKind, StreamDefinition } from '../plugins/index.js'
 import { DEV_API_KEY, DEV_JWT_SECRET, EnvReader, SettingError, redisOption } from './env.js'
 
 export interface EdgeConfig {
   port: number
   host: string
   redis: NotifyEdgeRedisOptions | undefined
+  /** What carries the bus on one Redis: mqemitter-redis, or the lean emitter. */
+  redisEmitter: RedisEmitterKind
   jwt: NotifyJwtOptions
   publishApiKey: string
   ticketTtl: number
@@ -46,6 +48,14 @@ async function jwtSetting (read: EnvReader): Promise<NotifyJwtOptions> {
   return { publicKey, algorithm }
 }
 
+const REDIS_EMITTERS: readonly RedisEmitterKind[] = ['mqemitter-redis', 'lean']
+
+function redisEmitterSetting (read: EnvReader): RedisEmitterKind {
+  const value = read.get('REDIS_BUS_EMITTER') ?? 'mqemitter-redis'
+  if (!REDIS_EMITTERS.includes(value as RedisEmitterKind)) throw new SettingError(`REDIS_BUS_EMITTER must be mqemitter-redis or lean, got ${value}`)
+  return value as RedisEmitterKind
+}
+
 /** Reads the edge's settings; `warnings` lists development defaults that stood in for secrets. */
 export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Promise<{ config: EdgeConfig, warnings: string[] }> {
   const read = new EnvReader(env)
@@ -56,6 +66,7 @@ export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Pro
     port: read.integer('PORT', 3000, 0, 65535),
     host: read.get('HOST') ?? '127.0.0.1',
     redis: redisOption(redis),
+    redisEmitter: redisEmitterSetting(read),
     jwt: await jwtSetting(read),
     publishApiKey: read.secret('PUBLISH_API_KEY', DEV_API_KEY),
     ticketTtl: read.integer('TICKET_TTL', 30, 1, 3600),

@@ -17,6 +17,7 @@ export async function buildEdge (config: EdgeConfig, streams: readonly StreamDef
     socketAuth: { allowedOrigins: config.allowedOrigins },
     publishApi: { apiKey: config.publishApiKey },
     redis: config.redis,
+    bus: { redisEmitter: config.redisEmitter },
     metrics: {}
   })
 
