@@ -7,30 +7,15 @@ import { LeanRedisEmitter, notifyBus, type NotifyBusOptions } from '../plugins/i
 import { encodePacket } from '../plugins/bus/packet.js'
 import { RedisHistoryStore } from '../plugins/history/redis-store.js'
 import { messageTemplate } from '../plugins/message.js'
-import { recorder } from './abstract/bus.js'
-import { logCapture, type LogCapture } from './log-capture.js'
+import { admin, busApp, recorder } from './abstract/bus.js'
+import { logCapture } from './log-capture.js'
 import { redisServer, sharedRedis, until } from './redis-server.js'
 
 // The lean emitter's own promises, beyond the bus suite (bus-backends.test.ts): it reads and is
 // read by mqemitter-redis instances, survives bad packets and Redis going away, and keeps the
 // bus's publish outcome and re-subscription signal.
 
-type Test = { teardown: (fn: () => unknown) => void }
 const LEAN: Pick<NotifyBusOptions, 'redisEmitter'> = { redisEmitter: 'lean' }
-
-async function busApp (t: Test, opts: NotifyBusOptions, log: LogCapture = logCapture()): Promise<ReturnType<typeof Fastify>> {
-  const app = Fastify({ logger: { level: 'debug', stream: log.stream } })
-  t.teardown(() => app.close())
-  await app.register(notifyBus, opts)
-  await app.ready()
-  return app
-}
-
-function admin (t: Test, url: string): Redis {
-  const redis = new Redis(url)
-  t.teardown(() => redis.disconnect())
-  return redis
-}
 
 const message = (topic: string, id: string): { topic: string, id: string, frame: string, prev: string } => ({ topic, id, frame: `{"id":"${id}"}`, prev: '' })
 

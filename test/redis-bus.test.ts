@@ -5,29 +5,13 @@ import fastifyRedis from '@fastify/redis'
 import mqemitterRedis from 'mqemitter-redis'
 import type { MQEmitter } from 'mqemitter'
 import { notifyBus, type NotifyBusOptions } from '../plugins/index.js'
-import { recorder } from './abstract/bus.js'
-import { logCapture, type LogCapture } from './log-capture.js'
+import { admin, busApp, recorder } from './abstract/bus.js'
+import { logCapture } from './log-capture.js'
 import { redisServer, sharedRedis, until } from './redis-server.js'
-
-type Test = { teardown: (fn: () => unknown) => void }
-
-async function busApp (t: Test, opts: NotifyBusOptions, log: LogCapture = logCapture()): Promise<ReturnType<typeof Fastify>> {
-  const app = Fastify({ logger: { level: 'debug', stream: log.stream } })
-  t.teardown(() => app.close())
-  await app.register(notifyBus, opts)
-  await app.ready()
-  return app
-}
 
 async function register (app: ReturnType<typeof Fastify>, opts: NotifyBusOptions): Promise<void> {
   await app.register(notifyBus, opts)
   await app.ready()
-}
-
-function admin (t: Test, url: string): Redis {
-  const redis = new Redis(url)
-  t.teardown(() => redis.disconnect())
-  return redis
 }
 
 const message = (topic: string, id: string): { topic: string, id: string, frame: string } => ({ topic, id, frame: `{"id":"${id}"}` })

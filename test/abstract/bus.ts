@@ -1,6 +1,9 @@
 // One suite for every bus backend, in the style of mqemitter's abstractTest.
 import type tap from 'tap'
-import type { BusMessage, NotifyBus } from '../../plugins/index.js'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import { notifyBus, type BusMessage, type NotifyBus, type NotifyBusOptions } from '../../plugins/index.js'
+import { logCapture, type LogCapture } from '../log-capture.js'
 
 // The last overload of `test` is `(cb)`: its parameter is the subtest type.
 type Test = Parameters<Parameters<typeof tap.test>[0]>[0]
@@ -11,6 +14,24 @@ export interface BusSuite {
   /** Makes topics unique to a run when backends share state (e.g. one Redis). */
   prefix: string
   test: typeof tap.test
+}
+
+type Teardown = { teardown: (fn: () => unknown) => void }
+
+/** A Fastify app with only the bus, closed at the end of `t`; it logs into `log` (debug level). */
+export async function busApp (t: Teardown, opts: NotifyBusOptions, log: LogCapture = logCapture()): Promise<ReturnType<typeof Fastify>> {
+  const app = Fastify({ logger: { level: 'debug', stream: log.stream } })
+  t.teardown(() => app.close())
+  await app.register(notifyBus, opts)
+  await app.ready()
+  return app
+}
+
+/** A plain client of the test's Redis, to look at or prod it; disconnected at the end of `t`. */
+export function admin (t: Teardown, url: string): Redis {
+  const redis = new Redis(url)
+  t.teardown(() => redis.disconnect())
+  return redis
 }
 
 /** A listener that records what it receives and lets a test wait for a given message. */
