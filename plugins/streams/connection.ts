@@ -34,6 +34,8 @@ export interface RouteContext {
   flushes: FlushScheduler
   /** Told of connects, subscriptions and disconnects (never of deliveries); null without presence. */
   presence: PresenceReporter | null
+  /** Called once a connection's socket has closed and its subscriptions are released. */
+  released: (connection: Connection) => void
 }
 
 /** One delivery in this many is sampled for lag (a power of two: the test is a mask). */
@@ -43,6 +45,11 @@ export const LAG_SAMPLE_EVERY = 64
 // long-lived credential then costs no timer. The route calls checkExpiry() more often than this.
 export const EXPIRY_WINDOW_MS = 60_000
 const SETTLED = Promise.resolve()
+
+// Idle connections are what an edge holds most of, so each keeps as little as it can: its socket's
+// listeners are functions shared by every connection that find it here, not closures of its own
+// (a closure and its context per listener cost more than an entry of this map).
+const bySocket = new WeakMap<WebSocket, Connection>()
 
 export const CLOSE = {
   GOING_AWAY: 1001,
@@ -61,27 +68,26 @@ export class Connection implements Subscriber {
   #principal: Principal
   #expiryTimer: NodeJS.Timeout | null = null
   // Frames are handled one after another, so a subscribe is answered before a later unsubscribe.
+  // Back to SETTLED once the queue is empty, so that an idle connection holds no promise.
   #queue: Promise<void> = SETTLED
   #closed = false
+  // `closed`, made only once asked for (the drain, tests): most connections never are.
+  #released: Promise<void> | null = null
+  #resolveReleased: (() => void) | null = null
   readonly #guard: InboundGuard
   readonly #writer: FrameWriter
   // Topics whose live messages wait while their history is read; null on the hot path.
   #resuming: Map<string, Resume> | null = null
   // What this socket missed while over its buffer limit (slowConsumer 'drop'); null on the hot path.
   #missed: Missed | null = null
-  /** Settles once the socket has closed and every subscription it held is released. */
-  readonly closed: Promise<void>
 
   constructor (readonly socket: WebSocket, principal: Principal, private readonly ctx: RouteContext) {
     this.#principal = principal
     this.#guard = new InboundGuard(ctx.limits)
     this.#writer = new FrameWriter(socket, ctx.flushes)
-    this.closed = new Promise((resolve) => {
-      socket.on('close', () => {
-        this.#release().catch((err: unknown) => ctx.log.error({ err }, 'releasing a connection failed')).finally(resolve)
-      })
-    })
-    socket.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(data, isBinary))
+    bySocket.set(socket, this)
+    socket.on('close', Connection.#onSocketClose)
+    socket.on('message', Connection.#onSocketMessage)
     this.send(frame('welcome', { connection: this.id, user: principal.user, expiresAt: principal.expiresAt }))
     ctx.presence?.connected(principal.user)
     this.#armExpiry()
@@ -89,6 +95,29 @@ export class Connection implements Subscriber {
 
   get principal (): Principal {
     return this.#principal
+  }
+
+  /** Settles once the socket has closed and every subscription it held is released. */
+  get closed (): Promise<void> {
+    this.#released ??= new Promise((resolve) => { this.#resolveReleased = resolve })
+    return this.#released
+  }
+
+  static readonly #onSocketClose = function (this: WebSocket): void {
+    bySocket.get(this)!.#onClose()
+  }
+
+  static readonly #onSocketMessage = function (this: WebSocket, data: RawData, isBinary: boolean): void {
+    bySocket.get(this)!.#onMessage(data, isBinary)
+  }
+
+  /** Releases what the connection holds, then tells the route and whoever waits on `closed`. */
+  #onClose (): void {
+    this.#release().catch((err: unknown) => this.ctx.log.error({ err }, 'releasing a connection failed')).finally(() => {
+      this.ctx.released(this)
+      if (this.#released === null) this.#released = SETTLED
+      else this.#resolveReleased!()
+    })
   }
 
   /** Sends a control frame; whatever fan-out holds corked for this socket goes out first. */
@@ -220,10 +249,13 @@ export class Connection implements Subscriber {
       if (this.#guard.badFrame()) this.#policyClose('too many bad frames')
       return
     }
-    this.#queue = this.#queue.then(() => this.#handle(parsed)).catch((err: unknown) => {
+    const queue: Promise<void> = this.#queue.then(() => this.#handle(parsed)).catch((err: unknown) => {
       this.ctx.log.error({ err, connection: this.id }, 'notify frame handling failed')
       this.close(CLOSE.INTERNAL, 'internal error')
+    }).finally(() => {
+      if (this.#queue === queue) this.#queue = SETTLED
     })
+    this.#queue = queue
   }
 
   #refuse (admission: AdmissionResult): void {
@@ -285,8 +317,9 @@ export class Connection implements Subscriber {
           continue
         }
         const topic = stream.topic(this.#principal.user)
-        this.topics.set(name, topic)
-        this.ctx.presence?.subscribed(this.#principal.user, name, stream.kind === 'public')
+        // The declared name, not the frame's copy of it: one string for every connection.
+        this.topics.set(stream.name, topic)
+        this.ctx.presence?.subscribed(this.#principal.user, stream.name, stream.kind === 'public')
         if (since === undefined) {
           await this.ctx.fanout.add(topic, this, stream)
         } else {

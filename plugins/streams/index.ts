@@ -127,7 +127,11 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     // Held bytes count toward the slow-consumer limit: hold a fraction of it, so that a socket that
     // reads is never taken for a slow one because of what coalescing held back.
     flushes: new FlushScheduler(flushInterval, Math.min(MAX_HOLD_BYTES, Math.floor(limits.maxBufferedBytes / 4))),
-    presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null
+    presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null,
+    released (connection) {
+      connections.delete(connection)
+      users.delete(connection.principal.user)
+    }
   }
   app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, heldSockets: () => ctx.flushes.waiting })
   metrics.route(path, {
@@ -175,10 +179,6 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     users.add(user)
     heartbeat?.watch(socket)
     metrics.handshake(path, (performance.now() - started.get(request)!) / 1000)
-    connection.closed.then(() => {
-      connections.delete(connection)
-      users.delete(user)
-    })
     // Two handshakes of one user can pass the check at once; the later one goes.
     if (users.count(user) > limits.maxConnectionsPerUser) {
       connection.close(CLOSE.TRY_AGAIN_LATER, 'too many connections')
