@@ -50,6 +50,7 @@ const SETTLED = Promise.resolve()
 // listeners are functions shared by every connection that find it here, not closures of its own
 // (a closure and its context per listener cost more than an entry of this map).
 const bySocket = new WeakMap<WebSocket, Connection>()
+const NONE: readonly string[] = []
 
 export const CLOSE = {
   GOING_AWAY: 1001,
@@ -63,8 +64,9 @@ export const CLOSE = {
 /** One open socket: its principal, its subscriptions and the protocol it speaks. */
 export class Connection implements Subscriber {
   readonly id = randomUUID()
-  /** Subscribed stream name → bus topic. */
-  readonly topics = new Map<string, string>()
+  // Subscribed streams as [name, topic, name, topic, …], replaced on change: a connection holds a
+  // few, and a Map costs about 180 bytes even with one entry.
+  #subscribed = NONE
   #principal: Principal
   #expiryTimer: NodeJS.Timeout | null = null
   // Frames are handled one after another, so a subscribe is answered before a later unsubscribe.
@@ -95,6 +97,29 @@ export class Connection implements Subscriber {
 
   get principal (): Principal {
     return this.#principal
+  }
+
+  /** Subscribed stream name → bus topic (a copy, for inspection). */
+  get topics (): ReadonlyMap<string, string> {
+    const topics = new Map<string, string>()
+    for (let i = 0; i < this.#subscribed.length; i += 2) topics.set(this.#subscribed[i], this.#subscribed[i + 1])
+    return topics
+  }
+
+  /** How many streams this connection subscribes to. */
+  get subscriptions (): number {
+    return this.#subscribed.length / 2
+  }
+
+  #topicOf (name: string): string | undefined {
+    const at = this.#indexOf(name, 0)
+    return at < 0 ? undefined : this.#subscribed[at + 1]
+  }
+
+  /** Where `value` is as a name (`side` 0) or a topic (1): the index of its pair, or -1. */
+  #indexOf (value: string, side: 0 | 1): number {
+    for (let i = 0; i < this.#subscribed.length; i += 2) if (this.#subscribed[i + side] === value) return i
+    return -1
   }
 
   /** Settles once the socket has closed and every subscription it held is released. */
@@ -190,8 +215,8 @@ export class Connection implements Subscriber {
   }
 
   #streamOf (topic: string): string | undefined {
-    for (const [name, subscribed] of this.topics) if (subscribed === topic) return name
-    return undefined
+    const at = this.#indexOf(topic, 1)
+    return at < 0 ? undefined : this.#subscribed[at]
   }
 
   /** Closes with `code` once what fan-out holds corked is written (drain and slow consumers too). */
@@ -205,15 +230,17 @@ export class Connection implements Subscriber {
     this.#missed?.stop()
     this.#missed = null
     if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer)
-    const topics = [...this.topics.values()]
+    const subscribed = this.#subscribed
+    this.#subscribed = NONE
     const { presence } = this.ctx
-    if (presence !== null) {
-      const { user } = this.#principal
-      for (const name of this.topics.keys()) presence.unsubscribed(user, name, this.#isPublic(name))
-      presence.disconnected(user)
+    const { user } = this.#principal
+    const released: Array<Promise<void>> = []
+    for (let i = 0; i < subscribed.length; i += 2) {
+      presence?.unsubscribed(user, subscribed[i], this.#isPublic(subscribed[i]))
+      released.push(this.ctx.fanout.remove(subscribed[i + 1], this))
     }
-    this.topics.clear()
-    await Promise.all(topics.map((topic) => this.ctx.fanout.remove(topic, this)))
+    presence?.disconnected(user)
+    await Promise.all(released)
   }
 
   /** Arms the expiry timer if the credential expires within the window and none is armed yet. */
@@ -306,19 +333,20 @@ export class Connection implements Subscriber {
       if (stream === undefined) continue
       if (since !== undefined) resuming = true
       // A stream this connection already receives live has nothing to resume: `since` is ignored.
-      if (!this.topics.has(name)) {
+      if (this.#topicOf(name) === undefined) {
         if (stream.authorize !== undefined && !(await stream.authorize(this.#principal, name))) {
           this.send(errorFrame('FORBIDDEN', 'not allowed to subscribe', { stream: name, id }))
           continue
         }
         if (this.#closed) return
-        if (this.topics.size >= this.ctx.maxSubscriptions) {
+        if (this.subscriptions >= this.ctx.maxSubscriptions) {
           this.send(errorFrame('TOO_MANY_SUBSCRIPTIONS', `at most ${this.ctx.maxSubscriptions} subscriptions`, { stream: name, id }))
           continue
         }
         const topic = stream.topic(this.#principal.user)
         // The declared name, not the frame's copy of it: one string for every connection.
-        this.topics.set(stream.name, topic)
+        // concat() and toSpliced() make arrays of the exact size; spreading over-allocates.
+        this.#subscribed = this.#subscribed.concat(stream.name, topic)
         this.ctx.presence?.subscribed(this.#principal.user, stream.name, stream.kind === 'public')
         if (since === undefined) {
           await this.ctx.fanout.add(topic, this, stream)
@@ -375,9 +403,10 @@ export class Connection implements Subscriber {
         this.send(errorFrame('UNKNOWN_STREAM', 'unknown stream', { stream: name.slice(0, 64), id }))
         continue
       }
-      const topic = this.topics.get(name)
-      if (topic !== undefined) {
-        this.topics.delete(name)
+      const at = this.#indexOf(name, 0)
+      if (at >= 0) {
+        const topic = this.#subscribed[at + 1]
+        this.#subscribed = this.#subscribed.toSpliced(at, 2)
         this.ctx.presence?.unsubscribed(this.#principal.user, name, this.#isPublic(name))
         this.#endResume(topic)
         await this.ctx.fanout.remove(topic, this)

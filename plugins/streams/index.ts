@@ -139,7 +139,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     connections: () => connections.size,
     subscriptions () {
       let count = 0
-      for (const connection of connections) count += connection.topics.size
+      for (const connection of connections) count += connection.subscriptions
       return count
     }
   })
