@@ -87,8 +87,10 @@ export function declareStreams (definitions: unknown, prefix: string): Map<strin
     const dataProblem = dataCheck(ajv, def.name, def.schema)
     const history = historyBounds(def.name, def.history)
     const name = def.name
+    // Built once: every connection to a public stream then holds the same string.
+    const shared = def.kind === 'public' ? publicTopic(prefix, name) : ''
     const topic = def.kind === 'public'
-      ? () => publicTopic(prefix, name)
+      ? () => shared
       : (user: string | null) => privateTopic(prefix, name, user as string)
     streams.set(name, Object.freeze({ ...def, history, topic, dataProblem }))
   }

@@ -13,7 +13,10 @@ export interface Principal {
   claims: Readonly<Record<string, unknown>>
 }
 
-export const ANONYMOUS: Principal = Object.freeze({ user: null, expiresAt: null, claims: Object.freeze({}) })
+/** The claims of a principal that has none (anonymous, or authenticated by ticket): one object for all. */
+export const NO_CLAIMS: Readonly<Record<string, unknown>> = Object.freeze({})
+
+export const ANONYMOUS: Principal = Object.freeze({ user: null, expiresAt: null, claims: NO_CLAIMS })
 
 /**
  * Verifies a JWT with the app's `@fastify/jwt` and turns it into a principal. A token needs a

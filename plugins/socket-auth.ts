@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import { ForbiddenOriginError, InvalidOptionError, UnauthorizedError } from './errors.js'
 import { metricsOf } from './recorder.js'
-import { ANONYMOUS, bearerToken, principalFromJwt, type Principal } from './principal.js'
+import { ANONYMOUS, NO_CLAIMS, bearerToken, principalFromJwt, type Principal } from './principal.js'
 
 export type { Principal } from './principal.js'
 
@@ -53,7 +53,7 @@ async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocket
       const record = await app.notifyTickets?.redeem(ticket)
       if (record == null) throw new UnauthorizedError('unknown, expired or used ticket')
       if (record.expiresAt <= Date.now()) throw new UnauthorizedError('token expired')
-      return { user: record.user, expiresAt: record.expiresAt, claims: {} }
+      return { user: record.user, expiresAt: record.expiresAt, claims: NO_CLAIMS }
     }
     const token = queryString(query.token) ?? bearerToken(queryString(query.auth_header) ?? undefined) ??
       queryString(query.auth_header) ?? bearerToken(request.headers.authorization)

@@ -46,6 +46,13 @@ t.test('a private message reaches only its user, once on every connection that u
   for (const c of [alice1, alice2]) t.same(await nothingElse(c), [], 'and alice never sees bob\'s')
 })
 
+t.test('a plain GET of a WebSocket route is answered 404, and its keep-alive connection still serves', async (t) => {
+  const edge = await build(t)
+  const url = `${edge.http}/ws?token=${token(edge.app, 'alice')}`
+  t.equal((await fetch(url, { signal: AbortSignal.timeout(5000) })).status, 404)
+  t.equal((await fetch(url, { signal: AbortSignal.timeout(5000) })).status, 404, 'the second request on the same connection')
+})
+
 t.test('subscribing is idempotent: twice, or twice in one frame, delivers once', async (t) => {
   const edge = await build(t)
   const alice = await connectUser(t, edge, 'alice')

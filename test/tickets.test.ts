@@ -21,6 +21,20 @@ t.test('a ticket taken with a JWT opens a socket that receives its user\'s messa
   t.equal((await client.event('message')).id, sent.body.id)
 })
 
+t.test('a ticket request verifies its JWT once, for the rate limiter and the ticket both', async (t) => {
+  const edge = await build(t)
+  const jwt = token(edge.app, 'alice')
+  const verify = edge.app.jwt.verify
+  let calls = 0
+  edge.app.jwt.verify = ((...args: Parameters<typeof verify>) => {
+    calls++
+    return verify(...args)
+  }) as typeof verify
+  const issued = await ticket(edge.http, jwt)
+  t.equal(calls, 1)
+  t.equal((await connect(t, `${edge.ws}/ws?ticket=${issued}`)).welcome.user, 'alice')
+})
+
 t.test('every ticket is different', async (t) => {
   const edge = await build(t)
   const jwt = token(edge.app, 'alice')

@@ -1,5 +1,5 @@
 import type { PresenceStore, StreamPresence, UserPresence } from './store.js'
-import { PresenceTracker } from './tracker.js'
+import { PresenceTracker, userStreams } from './tracker.js'
 
 /** Presence of this process alone: the answer is a map lookup. */
 export class MemoryPresenceStore implements PresenceStore {
@@ -8,7 +8,7 @@ export class MemoryPresenceStore implements PresenceStore {
   async users (users: string[]): Promise<UserPresence[]> {
     return users.map((user) => {
       const local = this.tracker.users.get(user)
-      return { connections: local?.connections ?? 0, streams: local === undefined ? [] : [...local.streams.keys()].sort() }
+      return { connections: local?.connections ?? 0, streams: local === undefined ? [] : userStreams(local) }
     })
   }
 

@@ -3,7 +3,7 @@ import { InvalidOptionError, PresenceUnavailableError } from '../errors.js'
 import { redisScript, runScript, type RedisScript, type RedisScriptClient } from '../redis-script.js'
 import { positiveInteger, within } from '../util.js'
 import type { PresenceStore, StreamPresence, UserPresence } from './store.js'
-import { PresenceTracker, type PresenceChanges } from './tracker.js'
+import { PresenceTracker, userStreams, type PresenceChanges } from './tracker.js'
 
 export type RedisPresenceClient = RedisScriptClient
 
@@ -297,7 +297,7 @@ export class RedisPresenceStore implements PresenceStore {
     const ops: string[] = []
     for (const user of users) {
       const local = this.tracker.users.get(user)
-      ops.push('u', user, local === undefined ? '' : `${local.connections}|${[...local.streams.keys()].join(',')}`)
+      ops.push('u', user, local === undefined ? '' : `${local.connections}|${userStreams(local).join(',')}`)
     }
     for (const stream of streams) {
       this.#streams.add(stream)

@@ -3,10 +3,19 @@
 // written out, and because each write sets local truth rather than adding to a counter, writes
 // coalesce, and after a Redis restart the whole state can simply be written again.
 
-/** A user's connections on this instance and the streams they subscribe to (stream → connections). */
+/**
+ * A user's connections on this instance and the streams they subscribe to: a stream appears once
+ * per connection of the user that subscribes to it. Users are many and their streams few, so a
+ * short array, replaced on change, instead of a Map (about 180 bytes even with one entry).
+ */
 export interface LocalUser {
   connections: number
-  streams: Map<string, number>
+  streams: readonly string[]
+}
+
+/** The distinct streams of a user, sorted. */
+export function userStreams (local: LocalUser): string[] {
+  return [...new Set(local.streams)].sort()
 }
 
 /** A public stream's subscribed connections on this instance (anonymous ones included) and users. */
@@ -44,6 +53,20 @@ function bump<K> (map: Map<K, number>, key: K, by: 1 | -1): boolean {
   return count === (by === 1 ? 1 : 0)
 }
 
+/** Adds or removes one occurrence of `stream`; true when it was the user's first or last. */
+function changeStreams (local: LocalUser, stream: string, by: 1 | -1): boolean {
+  const { streams } = local
+  const at = streams.indexOf(stream)
+  // concat() and toSpliced() make arrays of the exact size; spreading over-allocates.
+  if (by === 1) {
+    local.streams = streams.concat(stream)
+    return at < 0
+  }
+  if (at < 0) return false
+  local.streams = streams.toSpliced(at, 1)
+  return !local.streams.includes(stream)
+}
+
 export class PresenceTracker implements PresenceReporter {
   readonly users = new Map<string, LocalUser>()
   readonly streams = new Map<string, LocalStream>()
@@ -70,7 +93,7 @@ export class PresenceTracker implements PresenceReporter {
     if (user === null) return
     let local = this.users.get(user)
     if (local === undefined) {
-      local = { connections: 0, streams: new Map() }
+      local = { connections: 0, streams: [] }
       this.users.set(user, local)
     }
     local.connections++
@@ -94,7 +117,7 @@ export class PresenceTracker implements PresenceReporter {
 
   #subscription (user: string | null, stream: string, isPublic: boolean, by: 1 | -1): void {
     const local = user === null ? undefined : this.users.get(user)
-    if (local !== undefined && bump(local.streams, stream, by)) this.#userChanged(user!)
+    if (local !== undefined && changeStreams(local, stream, by)) this.#userChanged(user!)
     if (!isPublic) return
     let entry = this.streams.get(stream)
     if (entry === undefined) {

@@ -34,6 +34,8 @@ export interface RouteContext {
   flushes: FlushScheduler
   /** Told of connects, subscriptions and disconnects (never of deliveries); null without presence. */
   presence: PresenceReporter | null
+  /** Called once a connection's socket has closed and its subscriptions are released. */
+  released: (connection: Connection) => void
 }
 
 /** One delivery in this many is sampled for lag (a power of two: the test is a mask). */
@@ -43,6 +45,12 @@ export const LAG_SAMPLE_EVERY = 64
 // long-lived credential then costs no timer. The route calls checkExpiry() more often than this.
 export const EXPIRY_WINDOW_MS = 60_000
 const SETTLED = Promise.resolve()
+
+// Idle connections are what an edge holds most of, so each keeps as little as it can: its socket's
+// listeners are functions shared by every connection that find it here, not closures of its own
+// (a closure and its context per listener cost more than an entry of this map).
+const bySocket = new WeakMap<WebSocket, Connection>()
+const NONE: readonly string[] = []
 
 export const CLOSE = {
   GOING_AWAY: 1001,
@@ -56,32 +64,32 @@ export const CLOSE = {
 /** One open socket: its principal, its subscriptions and the protocol it speaks. */
 export class Connection implements Subscriber {
   readonly id = randomUUID()
-  /** Subscribed stream name → bus topic. */
-  readonly topics = new Map<string, string>()
+  // Subscribed streams as [name, topic, name, topic, …], replaced on change: a connection holds a
+  // few, and a Map costs about 180 bytes even with one entry.
+  #subscribed = NONE
   #principal: Principal
   #expiryTimer: NodeJS.Timeout | null = null
   // Frames are handled one after another, so a subscribe is answered before a later unsubscribe.
+  // Back to SETTLED once the queue is empty, so that an idle connection holds no promise.
   #queue: Promise<void> = SETTLED
   #closed = false
+  // `closed`, made only once asked for (the drain, tests): most connections never are.
+  #released: Promise<void> | null = null
+  #resolveReleased: (() => void) | null = null
   readonly #guard: InboundGuard
   readonly #writer: FrameWriter
   // Topics whose live messages wait while their history is read; null on the hot path.
   #resuming: Map<string, Resume> | null = null
   // What this socket missed while over its buffer limit (slowConsumer 'drop'); null on the hot path.
   #missed: Missed | null = null
-  /** Settles once the socket has closed and every subscription it held is released. */
-  readonly closed: Promise<void>
 
   constructor (readonly socket: WebSocket, principal: Principal, private readonly ctx: RouteContext) {
     this.#principal = principal
     this.#guard = new InboundGuard(ctx.limits)
     this.#writer = new FrameWriter(socket, ctx.flushes)
-    this.closed = new Promise((resolve) => {
-      socket.on('close', () => {
-        this.#release().catch((err: unknown) => ctx.log.error({ err }, 'releasing a connection failed')).finally(resolve)
-      })
-    })
-    socket.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(data, isBinary))
+    bySocket.set(socket, this)
+    socket.on('close', Connection.#onSocketClose)
+    socket.on('message', Connection.#onSocketMessage)
     this.send(frame('welcome', { connection: this.id, user: principal.user, expiresAt: principal.expiresAt }))
     ctx.presence?.connected(principal.user)
     this.#armExpiry()
@@ -89,6 +97,52 @@ export class Connection implements Subscriber {
 
   get principal (): Principal {
     return this.#principal
+  }
+
+  /** Subscribed stream name → bus topic (a copy, for inspection). */
+  get topics (): ReadonlyMap<string, string> {
+    const topics = new Map<string, string>()
+    for (let i = 0; i < this.#subscribed.length; i += 2) topics.set(this.#subscribed[i], this.#subscribed[i + 1])
+    return topics
+  }
+
+  /** How many streams this connection subscribes to. */
+  get subscriptions (): number {
+    return this.#subscribed.length / 2
+  }
+
+  #topicOf (name: string): string | undefined {
+    const at = this.#indexOf(name, 0)
+    return at < 0 ? undefined : this.#subscribed[at + 1]
+  }
+
+  /** Where `value` is as a name (`side` 0) or a topic (1): the index of its pair, or -1. */
+  #indexOf (value: string, side: 0 | 1): number {
+    for (let i = 0; i < this.#subscribed.length; i += 2) if (this.#subscribed[i + side] === value) return i
+    return -1
+  }
+
+  /** Settles once the socket has closed and every subscription it held is released. */
+  get closed (): Promise<void> {
+    this.#released ??= new Promise((resolve) => { this.#resolveReleased = resolve })
+    return this.#released
+  }
+
+  static readonly #onSocketClose = function (this: WebSocket): void {
+    bySocket.get(this)!.#onClose()
+  }
+
+  static readonly #onSocketMessage = function (this: WebSocket, data: RawData, isBinary: boolean): void {
+    bySocket.get(this)!.#onMessage(data, isBinary)
+  }
+
+  /** Releases what the connection holds, then tells the route and whoever waits on `closed`. */
+  #onClose (): void {
+    this.#release().catch((err: unknown) => this.ctx.log.error({ err }, 'releasing a connection failed')).finally(() => {
+      this.ctx.released(this)
+      if (this.#released === null) this.#released = SETTLED
+      else this.#resolveReleased!()
+    })
   }
 
   /** Sends a control frame; whatever fan-out holds corked for this socket goes out first. */
@@ -161,8 +215,8 @@ export class Connection implements Subscriber {
   }
 
   #streamOf (topic: string): string | undefined {
-    for (const [name, subscribed] of this.topics) if (subscribed === topic) return name
-    return undefined
+    const at = this.#indexOf(topic, 1)
+    return at < 0 ? undefined : this.#subscribed[at]
   }
 
   /** Closes with `code` once what fan-out holds corked is written (drain and slow consumers too). */
@@ -176,15 +230,17 @@ export class Connection implements Subscriber {
     this.#missed?.stop()
     this.#missed = null
     if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer)
-    const topics = [...this.topics.values()]
+    const subscribed = this.#subscribed
+    this.#subscribed = NONE
     const { presence } = this.ctx
-    if (presence !== null) {
-      const { user } = this.#principal
-      for (const name of this.topics.keys()) presence.unsubscribed(user, name, this.#isPublic(name))
-      presence.disconnected(user)
+    const { user } = this.#principal
+    const released: Array<Promise<void>> = []
+    for (let i = 0; i < subscribed.length; i += 2) {
+      presence?.unsubscribed(user, subscribed[i], this.#isPublic(subscribed[i]))
+      released.push(this.ctx.fanout.remove(subscribed[i + 1], this))
     }
-    this.topics.clear()
-    await Promise.all(topics.map((topic) => this.ctx.fanout.remove(topic, this)))
+    presence?.disconnected(user)
+    await Promise.all(released)
   }
 
   /** Arms the expiry timer if the credential expires within the window and none is armed yet. */
@@ -220,10 +276,13 @@ export class Connection implements Subscriber {
       if (this.#guard.badFrame()) this.#policyClose('too many bad frames')
       return
     }
-    this.#queue = this.#queue.then(() => this.#handle(parsed)).catch((err: unknown) => {
+    const queue: Promise<void> = this.#queue.then(() => this.#handle(parsed)).catch((err: unknown) => {
       this.ctx.log.error({ err, connection: this.id }, 'notify frame handling failed')
       this.close(CLOSE.INTERNAL, 'internal error')
+    }).finally(() => {
+      if (this.#queue === queue) this.#queue = SETTLED
     })
+    this.#queue = queue
   }
 
   #refuse (admission: AdmissionResult): void {
@@ -274,19 +333,21 @@ export class Connection implements Subscriber {
       if (stream === undefined) continue
       if (since !== undefined) resuming = true
       // A stream this connection already receives live has nothing to resume: `since` is ignored.
-      if (!this.topics.has(name)) {
+      if (this.#topicOf(name) === undefined) {
         if (stream.authorize !== undefined && !(await stream.authorize(this.#principal, name))) {
           this.send(errorFrame('FORBIDDEN', 'not allowed to subscribe', { stream: name, id }))
           continue
         }
         if (this.#closed) return
-        if (this.topics.size >= this.ctx.maxSubscriptions) {
+        if (this.subscriptions >= this.ctx.maxSubscriptions) {
           this.send(errorFrame('TOO_MANY_SUBSCRIPTIONS', `at most ${this.ctx.maxSubscriptions} subscriptions`, { stream: name, id }))
           continue
         }
         const topic = stream.topic(this.#principal.user)
-        this.topics.set(name, topic)
-        this.ctx.presence?.subscribed(this.#principal.user, name, stream.kind === 'public')
+        // The declared name, not the frame's copy of it: one string for every connection.
+        // concat() and toSpliced() make arrays of the exact size; spreading over-allocates.
+        this.#subscribed = this.#subscribed.concat(stream.name, topic)
+        this.ctx.presence?.subscribed(this.#principal.user, stream.name, stream.kind === 'public')
         if (since === undefined) {
           await this.ctx.fanout.add(topic, this, stream)
         } else {
@@ -342,9 +403,10 @@ export class Connection implements Subscriber {
         this.send(errorFrame('UNKNOWN_STREAM', 'unknown stream', { stream: name.slice(0, 64), id }))
         continue
       }
-      const topic = this.topics.get(name)
-      if (topic !== undefined) {
-        this.topics.delete(name)
+      const at = this.#indexOf(name, 0)
+      if (at >= 0) {
+        const topic = this.#subscribed[at + 1]
+        this.#subscribed = this.#subscribed.toSpliced(at, 2)
         this.ctx.presence?.unsubscribed(this.#principal.user, name, this.#isPublic(name))
         this.#endResume(topic)
         await this.ctx.fanout.remove(topic, this)

@@ -10,7 +10,7 @@ import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
-import { releaseUpgrade } from './upgrade.js'
+import { corkUpgrade, openedUpgrade, releaseUpgrade } from './upgrade.js'
 import { FlushScheduler } from './wire.js'
 
 export type { FrameRateOptions, LimitOptions, SlowConsumerPolicy } from './limits.js'
@@ -127,7 +127,11 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     // Held bytes count toward the slow-consumer limit: hold a fraction of it, so that a socket that
     // reads is never taken for a slow one because of what coalescing held back.
     flushes: new FlushScheduler(flushInterval, Math.min(MAX_HOLD_BYTES, Math.floor(limits.maxBufferedBytes / 4))),
-    presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null
+    presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null,
+    released (connection) {
+      connections.delete(connection)
+      users.delete(connection.principal.user)
+    }
   }
   app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, heldSockets: () => ctx.flushes.waiting })
   metrics.route(path, {
@@ -135,7 +139,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     connections: () => connections.size,
     subscriptions () {
       let count = 0
-      for (const connection of connections) count += connection.topics.size
+      for (const connection of connections) count += connection.subscriptions
       return count
     }
   })
@@ -155,11 +159,11 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     })
   app.addHook('preClose', () => heartbeat?.stop())
 
+  // Handshake durations are timed only for the metrics plugin.
+  const timed = app.hasDecorator('notifyMetrics')
   const started = new WeakMap<FastifyRequest, number>()
-  const onRequest: onRequestHookHandler[] = [
-    (request, _reply, done) => { started.set(request, performance.now()); done() },
-    app.notifySocketAuth({ anonymous }) as onRequestHookHandler
-  ]
+  const onRequest: onRequestHookHandler[] = [app.notifySocketAuth({ anonymous }) as onRequestHookHandler]
+  if (timed) onRequest.unshift((request, _reply, done) => { started.set(request, performance.now()); done() })
   if (limits.maxConnectionsPerUser !== Infinity) {
     onRequest.push((request, _reply, done) => {
       done(users.full(request.notifyPrincipal!.user) ? new TooManyConnectionsError(limits.maxConnectionsPerUser) : undefined)
@@ -167,21 +171,22 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   }
 
   // Not an HTTP API: OpenAPI leaves it out (`hide`, read by @fastify/swagger); AsyncAPI describes it.
-  app.get(path, { websocket: true, onRequest, logSerializers: { req: redactedRequest }, schema: { hide: true } as FastifySchema }, (socket: WebSocket, request: FastifyRequest) => {
-    releaseUpgrade(socket, onSocketError)
-    const { user } = request.notifyPrincipal!
-    const connection = new Connection(socket, request.notifyPrincipal!, ctx)
-    connections.add(connection)
-    users.add(user)
-    heartbeat?.watch(socket)
-    metrics.handshake(path, (performance.now() - started.get(request)!) / 1000)
-    connection.closed.then(() => {
-      connections.delete(connection)
-      users.delete(user)
-    })
-    // Two handshakes of one user can pass the check at once; the later one goes.
-    if (users.count(user) > limits.maxConnectionsPerUser) {
-      connection.close(CLOSE.TRY_AGAIN_LATER, 'too many connections')
+  const routeOptions = { websocket: true as const, onRequest, preHandler: corkUpgrade, logSerializers: { req: redactedRequest }, schema: { hide: true } as FastifySchema }
+  app.get(path, routeOptions, (socket: WebSocket, request: FastifyRequest) => {
+    try {
+      releaseUpgrade(socket, onSocketError)
+      const { user } = request.notifyPrincipal!
+      const connection = new Connection(socket, request.notifyPrincipal!, ctx)
+      connections.add(connection)
+      users.add(user)
+      heartbeat?.watch(socket)
+      if (timed) metrics.handshake(path, (performance.now() - started.get(request)!) / 1000)
+      // Two handshakes of one user can pass the check at once; the later one goes.
+      if (users.count(user) > limits.maxConnectionsPerUser) {
+        connection.close(CLOSE.TRY_AGAIN_LATER, 'too many connections')
+      }
+    } finally {
+      openedUpgrade(request)
     }
   })
 
