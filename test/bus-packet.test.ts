@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import t from 'tap'
-import { decodePacket, encodePacket } from '../plugins/bus/packet.js'
+import { decodePacket, encodeBusPacket, encodePacket } from '../plugins/bus/packet.js'
 
 // The receiving side is mqemitter-redis, which decodes with msgpack-lite: every encoding the bus
 // writes must come back as it went in.
@@ -49,4 +49,16 @@ t.test('decodePacket refuses what is not one whole packet', async (t) => {
   t.throws(() => decodePacket(Buffer.of(0xc0, 0xc0)), RangeError, 'bytes after the packet')
   t.throws(() => decodePacket(Buffer.of(0xd4, 0x01, 0x02)), TypeError, 'ext types')
   t.throws(() => decodePacket(Buffer.of(0xc1)), TypeError, 'the never-used code')
+})
+
+t.test('encodeBusPacket writes the bytes encodePacket writes for a bus message', async (t) => {
+  const messages = [
+    { topic: 'notify/u/order/YWxpY2U', id: '1732900000000-0', frame: '{"event":"message","data":{"é":"ü"}}', prev: '' },
+    { topic: 'notify/p/system', id: '1-0', frame: '{"event":"message"}' },
+    { topic: 't'.repeat(40), id: 'i'.repeat(300), frame: 'f'.repeat(70_000), prev: 'p'.repeat(31) }
+  ]
+  for (const message of messages) {
+    const id = `${message.topic} 5f0c 0b1e ${message.id}`
+    t.same(encodeBusPacket(id, message), encodePacket({ id, msg: message }), message.topic.slice(0, 20))
+  }
 })

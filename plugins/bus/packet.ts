@@ -86,6 +86,51 @@ export function encodePacket (value: { [key: string]: Value }): Buffer {
   return out
 }
 
+/** What the bus carries (BusMessage's fields), for `encodeBusPacket`. */
+export interface BusPacketMessage { topic: string, id: string, frame: string, prev?: string }
+
+function fixstr (key: string): Buffer {
+  return Buffer.concat([Buffer.of(0xa0 | key.length), Buffer.from(key)])
+}
+const KEYS = { id: fixstr('id'), msg: fixstr('msg'), topic: fixstr('topic'), frame: fixstr('frame'), prev: fixstr('prev') }
+
+function writeKey (out: Buffer, at: number, key: Buffer): number {
+  return at + key.copy(out, at)
+}
+
+function writeString (out: Buffer, at: number, value: string, bytes: number): number {
+  at = writeHeader(out, at, bytes, 0xa0, 32, STR)
+  return at + out.write(value, at)
+}
+
+/**
+ * `encodePacket({ id, msg: message })` for the one shape every publish sends, without walking an
+ * object's keys: the same bytes, in a fraction of the time (it runs once per publish).
+ */
+export function encodeBusPacket (id: string, message: BusPacketMessage): Buffer {
+  const { topic, frame, prev } = message
+  const idBytes = Buffer.byteLength(id)
+  const topicBytes = Buffer.byteLength(topic)
+  const messageIdBytes = Buffer.byteLength(message.id)
+  const frameBytes = Buffer.byteLength(frame)
+  const prevBytes = prev === undefined ? -1 : Buffer.byteLength(prev)
+  const out = Buffer.allocUnsafe(
+    2 + KEYS.id.length * 2 + KEYS.msg.length + KEYS.topic.length + KEYS.frame.length +
+    headerBytes(idBytes, 32, true) + idBytes + headerBytes(topicBytes, 32, true) + topicBytes +
+    headerBytes(messageIdBytes, 32, true) + messageIdBytes + headerBytes(frameBytes, 32, true) + frameBytes +
+    (prevBytes < 0 ? 0 : KEYS.prev.length + headerBytes(prevBytes, 32, true) + prevBytes)
+  )
+  out[0] = 0x82
+  let at = writeString(out, writeKey(out, 1, KEYS.id), id, idBytes)
+  at = writeKey(out, at, KEYS.msg)
+  out[at++] = 0x80 | (prevBytes < 0 ? 3 : 4)
+  at = writeString(out, writeKey(out, at, KEYS.topic), topic, topicBytes)
+  at = writeString(out, writeKey(out, at, KEYS.id), message.id, messageIdBytes)
+  at = writeString(out, writeKey(out, at, KEYS.frame), frame, frameBytes)
+  if (prevBytes >= 0) writeString(out, writeKey(out, at, KEYS.prev), prev!, prevBytes)
+  return out
+}
+
 /** A msgpack value as decoded here: the encoder's types, plus arrays and binary. */
 export type DecodedValue = PacketValue | DecodedValue[] | Buffer | { [key: string]: DecodedValue }
 

@@ -11,7 +11,7 @@ import {
 import { within } from '../util.js'
 import { ClusterEmitter, createClusterEmitter, type RedisClusterOptions } from './cluster-emitter.js'
 import { LeanRedisEmitter, type LeanRedisConnection } from './lean-emitter.js'
-import { encodePacket, type PacketValue } from './packet.js'
+import { encodeBusPacket, type BusPacketMessage } from './packet.js'
 
 /**
  * How the bus reaches Redis: a URL (`redis://`, `rediss://` for TLS), ioredis options (with an
@@ -37,7 +37,7 @@ export interface RedisBus {
    * PUBLISHes in mqemitter-redis's format and resolves with Redis's reply: how many connections
    * (with exact topics: instances) subscribe to the channel.
    */
-  publish (message: { topic: string, id: string }): Promise<number>
+  publish (message: BusPacketMessage): Promise<number>
   /** ioredis status of the publishing and the subscribing connection. */
   status (): { pub: string, sub: string }
   /** Resolves once both connections are ready; rejects with `FST_NOTIFY_BUS_UNAVAILABLE` after `timeout` ms. */
@@ -167,7 +167,7 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
     publish (message) {
       if (announces) return (emitter as unknown as ClusterEmitter).publish(message)
       const channel = channelPrefix + message.topic
-      const packet = encodePacket({ id: `${channel} ${publisher} ${message.id}`, msg: { ...message, topic: channel } as PacketValue })
+      const packet = encodeBusPacket(`${channel} ${publisher} ${message.id}`, channelPrefix === '' ? message : { ...message, topic: channel })
       corkForTick(pub)
       return pub.publish(channel, packet)
     },
