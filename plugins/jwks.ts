@@ -73,12 +73,18 @@ export class JwksKeySet {
       return key
     }
     // A rotated-in key: fetch, but at most once per cooldown whatever the callers send; until a
-    // first fetch succeeds (the edge started before the auth service), once a second.
+    // first fetch succeeds (the edge started before the auth service), once a second, and a
+    // caller waits for that next try instead of being refused (the first users of an edge that
+    // came up a moment before its auth service would otherwise get 401s).
     const wait = this.#fetchedAt === -Infinity ? Math.min(NO_KEYS_RETRY, this.#cooldown) : this.#cooldown
-    if (this.#fetching !== null || now - this.#triedAt >= wait) {
-      await this.#refresh().catch(() => {})
-      key = this.#keys.get(header.kid)
+    const since = now - this.#triedAt
+    if (this.#fetchedAt === -Infinity && this.#fetching === null && since < wait) {
+      await new Promise((resolve) => setTimeout(resolve, wait - since))
     }
+    if (this.#fetching !== null || Date.now() - this.#triedAt >= wait) {
+      await this.#refresh().catch(() => {})
+    }
+    key = this.#keys.get(header.kid)
     if (key === undefined) throw new UnauthorizedError('unknown key id')
     return key
   }

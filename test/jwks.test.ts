@@ -103,6 +103,22 @@ t.test('starts without the auth service and accepts tokens once it is up, withou
   t.ok(auth.fetches < 15, `fetches: ${auth.fetches}`)
 })
 
+t.test('a token that arrives just after a failed first fetch waits for the next try instead of a 401', async (t) => {
+  const key = signingKey()
+  const auth = await jwksServer(t, [key])
+  auth.mode = 'failing'
+  const edge = await edgeOn(t, auth.url, 'RS256', { cooldown: 600_000 })
+  const token = signWith(key, 'alice')
+  t.equal((await requestTicket(edge.http, bearer(token))).status, 401, 'no key yet: refused after waiting for one more try')
+  auth.mode = 'up'
+  const started = Date.now()
+  t.equal((await requestTicket(edge.http, bearer(token))).status, 200, 'the auth service is up by the next try')
+  t.ok(Date.now() - started < 1500, `answered in ${Date.now() - started} ms`)
+  const concurrent = await Promise.all(Array.from({ length: 20 }, async () => (await requestTicket(edge.http, bearer(token))).status))
+  t.same(new Set(concurrent), new Set([200]))
+  t.ok(auth.fetches <= 4, `fetches: ${auth.fetches}`)
+})
+
 t.test('refuses bad JWKS options with coded errors', async (t) => {
   const cases: Array<Record<string, unknown>> = [
     { jwksUrl: 'not a url', algorithm: 'RS256' },

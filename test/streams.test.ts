@@ -16,7 +16,7 @@ t.test('the first frame is welcome, with the connection id, the user and the exp
   const jwt = token(edge.app, 'alice', '10m')
   const { welcome } = await connect(t, `${edge.ws}/ws?token=${jwt}`)
   t.same(Object.keys(welcome).sort(), ['connection', 'event', 'expiresAt', 'user'])
-  t.match(welcome.connection, /^[0-9a-f-]{36}$/)
+  t.match(welcome.connection, /^[0-9a-f]{8}-[0-9a-f]{4}[0-9a-z]+$/, 'a random prefix for the process, then a serial')
   t.equal(welcome.user, 'alice')
   t.equal(welcome.expiresAt, (edge.app.jwt.decode(jwt) as { exp: number }).exp * 1000)
   const [connection] = edge.app.notifyStreams.get('/ws')!.connections

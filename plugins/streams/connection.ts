@@ -50,6 +50,10 @@ const SETTLED = Promise.resolve()
 // listeners are functions shared by every connection that find it here, not closures of its own
 // (a closure and its context per listener cost more than an entry of this map).
 const bySocket = new WeakMap<WebSocket, Connection>()
+// Connection ids are this process's random prefix and a serial number, made when asked for (the
+// welcome frame, a log line): a connection keeps a small integer instead of a 36-character string.
+const PROCESS = randomUUID().slice(0, 13)
+let serials = 0
 const NONE: readonly string[] = []
 
 export const CLOSE = {
@@ -63,7 +67,10 @@ export const CLOSE = {
 
 /** One open socket: its principal, its subscriptions and the protocol it speaks. */
 export class Connection implements Subscriber {
-  readonly id = randomUUID()
+  /** Unique across processes: the welcome frame's `connection`. */
+  get id (): string { return `${PROCESS}${this.#serial.toString(36)}` }
+
+  readonly #serial = ++serials
   // Subscribed streams as [name, topic, name, topic, …], replaced on change: a connection holds a
   // few, and a Map costs about 180 bytes even with one entry.
   #subscribed = NONE

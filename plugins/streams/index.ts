@@ -10,7 +10,7 @@ import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
-import { corkUpgrade, openedUpgrade, releaseUpgrade } from './upgrade.js'
+import { releaseUpgrade } from './upgrade.js'
 import { FlushScheduler } from './wire.js'
 
 export type { FrameRateOptions, LimitOptions, SlowConsumerPolicy } from './limits.js'
@@ -171,22 +171,18 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   }
 
   // Not an HTTP API: OpenAPI leaves it out (`hide`, read by @fastify/swagger); AsyncAPI describes it.
-  const routeOptions = { websocket: true as const, onRequest, preHandler: corkUpgrade, logSerializers: { req: redactedRequest }, schema: { hide: true } as FastifySchema }
+  const routeOptions = { websocket: true as const, onRequest, logSerializers: { req: redactedRequest }, schema: { hide: true } as FastifySchema }
   app.get(path, routeOptions, (socket: WebSocket, request: FastifyRequest) => {
-    try {
-      releaseUpgrade(socket, onSocketError)
-      const { user } = request.notifyPrincipal!
-      const connection = new Connection(socket, request.notifyPrincipal!, ctx)
-      connections.add(connection)
-      users.add(user)
-      heartbeat?.watch(socket)
-      if (timed) metrics.handshake(path, (performance.now() - started.get(request)!) / 1000)
-      // Two handshakes of one user can pass the check at once; the later one goes.
-      if (users.count(user) > limits.maxConnectionsPerUser) {
-        connection.close(CLOSE.TRY_AGAIN_LATER, 'too many connections')
-      }
-    } finally {
-      openedUpgrade(request)
+    releaseUpgrade(socket, onSocketError)
+    const { user } = request.notifyPrincipal!
+    const connection = new Connection(socket, request.notifyPrincipal!, ctx)
+    connections.add(connection)
+    users.add(user)
+    heartbeat?.watch(socket)
+    if (timed) metrics.handshake(path, (performance.now() - started.get(request)!) / 1000)
+    // Two handshakes of one user can pass the check at once; the later one goes.
+    if (users.count(user) > limits.maxConnectionsPerUser) {
+      connection.close(CLOSE.TRY_AGAIN_LATER, 'too many connections')
     }
   })
 

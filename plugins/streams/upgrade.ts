@@ -1,6 +1,5 @@
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { WebSocket } from 'ws'
 
 type UpgradedSocket = Socket & { _httpMessage?: ServerResponse | null }
@@ -18,19 +17,4 @@ export function releaseUpgrade (socket: WebSocket, onError: (this: WebSocket, er
   const tcp = (socket as unknown as { _socket: UpgradedSocket | null })._socket
   const response = tcp?._httpMessage
   if (tcp != null && response != null) response.detachSocket(tcp)
-}
-
-/**
- * The last hook before an upgrade: corks its TCP socket, so that ws's 101 response and the frames
- * the handler sends (welcome) leave in one write instead of one each. `openedUpgrade` uncorks; a
- * handshake that ws refuses is ended, which uncorks too. A plain GET is left alone.
- */
-export function corkUpgrade (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-  if (request.ws) request.raw.socket.cork()
-  done()
-}
-
-/** Sends what the upgrade's handler wrote, with the 101 response. */
-export function openedUpgrade (request: FastifyRequest): void {
-  request.raw.socket.uncork()
 }
