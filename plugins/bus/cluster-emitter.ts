@@ -34,7 +34,7 @@ interface ShardedSubscriberGroup {
 export class ClusterEmitter implements MQEmitter {
   readonly pubConn: Cluster
   readonly subConn: Cluster
-  readonly state = new EventEmitter()
+  readonly state: EventEmitter = new EventEmitter()
   readonly #local = mqemitter()
   readonly #topics = new Map<string, number>()
   #closed = false

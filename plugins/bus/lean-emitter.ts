@@ -31,7 +31,7 @@ const done = (): void => {}
 export class LeanRedisEmitter implements MQEmitter {
   readonly pubConn: LeanRedisConnection
   readonly subConn: LeanRedisConnection
-  readonly state = new EventEmitter()
+  readonly state: EventEmitter = new EventEmitter()
   readonly #topics = new Map<string, Listener[]>()
   #closed = false
 
