@@ -7,10 +7,10 @@ import { within } from './util.js'
 // @fastify/redis uses ioredis 6, and their types do not mix. Everything here is typed by what
 // we call, so a client of either version fits. Not exported from the package entry except types.
 
-/** The calls the edge makes on a Redis connection it manages. */
 /** The socket under an ioredis connection, as far as the edge touches it. */
 interface RedisStream { destroy (): void, cork?: () => void, uncork?: () => void, writableCorked?: number }
 
+/** The calls the edge makes on a Redis connection it manages. */
 export interface RedisConnectionLike {
   /** ioredis status: 'wait', 'connecting', 'connect', 'ready', 'reconnecting', 'close', 'end'. */
   readonly status: string
@@ -72,7 +72,6 @@ export function redisConnection (options: RedisConnectionOptions, overrides: Red
   return new Redis(url, { ...rest, ...overrides })
 }
 
-/** Resolves once `connection` is ready. */
 /**
  * Holds `connection`'s writes until the current tick's callbacks and microtasks have run, then
  * sends them in one syscall: commands issued together (a burst of publishes) cost one write, and
@@ -87,6 +86,7 @@ export function corkForTick (connection: object): void {
   process.nextTick(() => stream.uncork!())
 }
 
+/** Resolves once `connection` is ready. */
 export function connectionReady (connection: RedisConnectionLike): Promise<void> {
   if (connection.status === 'ready') return Promise.resolve()
   return new Promise((resolve) => connection.once('ready', () => resolve()))

@@ -34,6 +34,11 @@ function writeHeader (out: Buffer, at: number, size: number, fix: number, fixLim
   return at + 5
 }
 
+/** Bytes of a msgpack string whose UTF-8 is `bytes` long, header included. */
+function stringSize (bytes: number): number {
+  return headerBytes(bytes, 32, true) + bytes
+}
+
 const STR = [0xd9, 0xda, 0xdb] as const
 const MAP = [0, 0xde, 0xdf] as const
 
@@ -42,10 +47,7 @@ function defined (value: { [key: string]: Value }): string[] {
 }
 
 function sizeOf (value: Value): number {
-  if (typeof value === 'string') {
-    const bytes = Buffer.byteLength(value)
-    return headerBytes(bytes, 32, true) + bytes
-  }
+  if (typeof value === 'string') return stringSize(Buffer.byteLength(value))
   if (typeof value === 'number') return 9
   if (typeof value !== 'object' || value === null) return 1
   const keys = defined(value)
@@ -54,12 +56,13 @@ function sizeOf (value: Value): number {
   return size
 }
 
+function writeString (out: Buffer, at: number, value: string, bytes: number): number {
+  at = writeHeader(out, at, bytes, 0xa0, 32, STR)
+  return at + out.write(value, at)
+}
+
 function writeValue (out: Buffer, at: number, value: Value): number {
-  if (typeof value === 'string') {
-    const bytes = Buffer.byteLength(value)
-    at = writeHeader(out, at, bytes, 0xa0, 32, STR)
-    return at + out.write(value, at)
-  }
+  if (typeof value === 'string') return writeString(out, at, value, Buffer.byteLength(value))
   if (typeof value === 'number') {
     out[at] = 0xcb
     out.writeDoubleBE(value, at + 1)
@@ -98,11 +101,6 @@ function writeKey (out: Buffer, at: number, key: Buffer): number {
   return at + key.copy(out, at)
 }
 
-function writeString (out: Buffer, at: number, value: string, bytes: number): number {
-  at = writeHeader(out, at, bytes, 0xa0, 32, STR)
-  return at + out.write(value, at)
-}
-
 /**
  * `encodePacket({ id, msg: message })` for the one shape every publish sends, without walking an
  * object's keys: the same bytes, in a fraction of the time (it runs once per publish).
@@ -116,9 +114,8 @@ export function encodeBusPacket (id: string, message: BusPacketMessage): Buffer 
   const prevBytes = prev === undefined ? -1 : Buffer.byteLength(prev)
   const out = Buffer.allocUnsafe(
     2 + KEYS.id.length * 2 + KEYS.msg.length + KEYS.topic.length + KEYS.frame.length +
-    headerBytes(idBytes, 32, true) + idBytes + headerBytes(topicBytes, 32, true) + topicBytes +
-    headerBytes(messageIdBytes, 32, true) + messageIdBytes + headerBytes(frameBytes, 32, true) + frameBytes +
-    (prevBytes < 0 ? 0 : KEYS.prev.length + headerBytes(prevBytes, 32, true) + prevBytes)
+    stringSize(idBytes) + stringSize(topicBytes) + stringSize(messageIdBytes) + stringSize(frameBytes) +
+    (prevBytes < 0 ? 0 : KEYS.prev.length + stringSize(prevBytes))
   )
   out[0] = 0x82
   let at = writeString(out, writeKey(out, 1, KEYS.id), id, idBytes)
