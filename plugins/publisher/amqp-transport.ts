@@ -17,7 +17,7 @@ export interface NotifyPublisherAmqpOptions {
 
 const EXCHANGE = /^[A-Za-z0-9_.:-]{1,255}$/
 
-const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 /**
  * Publishes each recipient's message to the exchange, routed as the edge's consumer parses it, with
@@ -50,8 +50,8 @@ export async function amqpTransport (opts: NotifyPublisherAmqpOptions, timeout: 
     const messageId = randomUUID()
     const confirmed = publisher.send({ exchange, routingKey: routing, messageId, durable: true, mandatory: true, contentType: 'application/json' }, body)
       .then(async () => {
-        // The broker sends basic.return before the ack, and rabbitmq-client emits it a tick later.
-        await nextTick()
+        // The broker sends basic.return before the ack, and rabbitmq-client emits it a turn later.
+        await nextTurn()
         if (returned.delete(messageId)) throw new BusUnavailableError(`no queue is bound to exchange ${exchange}: is an edge consuming it?`)
         return { id: messageId, receivers: null }
       }, (err: Error) => { throw new BusUnavailableError(`RabbitMQ: ${err.message}`) })

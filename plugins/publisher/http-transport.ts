@@ -46,14 +46,18 @@ async function readJson (res: IncomingMessage): Promise<Record<string, unknown>>
 function userQueries (users: string[]): Array<{ users: string[], query: URLSearchParams }> {
   const batches: Array<{ users: string[], query: URLSearchParams }> = []
   let batch = { users: [] as string[], query: new URLSearchParams() }
+  // The query's length so far, counted as it grows rather than serialized again for each user.
+  let length = 0
   for (const user of users) {
     const added = `&${new URLSearchParams({ user })}`.length
-    if (batch.users.length > 0 && batch.query.toString().length + added > MAX_QUERY_CHARS) {
+    if (batch.users.length > 0 && length + added > MAX_QUERY_CHARS) {
       batches.push(batch)
       batch = { users: [], query: new URLSearchParams() }
+      length = 0
     }
     batch.users.push(user)
     batch.query.append('user', user)
+    length += added
   }
   return [...batches, batch]
 }
