@@ -16,10 +16,11 @@ export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const cacheDir = join(tmpdir(), `notify-edge-packed-${createHash('sha1').update(root).digest('hex').slice(0, 12)}`)
 
 /**
- * What the consumer project installs besides the tarball: the peer, Node's types for `process`,
- * and @fastify/swagger, which the README's OpenAPI example registers.
+ * What the consumer project installs besides the tarball: the peer, Node's types for `process`
+ * (the newest, as a new project gets them: the shipped types once compiled against @types/node 20
+ * and not against 26), and @fastify/swagger, which the README's OpenAPI example registers.
  */
-const CONSUMER_DEPENDENCIES = ['fastify@5', '@types/node@20', '@fastify/swagger@9']
+const CONSUMER_DEPENDENCIES = ['fastify@5', '@types/node@latest', '@fastify/swagger@9']
 
 export interface PackedProject {
   /** A directory with package.json (`"type": "module"`) and node_modules holding the package. */
