@@ -176,6 +176,7 @@ async function sustained (loadgen: Peer, feeder: Peer, server: Peer, subscribers
   const port = server.info.port
   const inFlight = rate === 0 ? MAX_RATE_IN_FLIGHT : FIXED_RATE_IN_FLIGHT
   const warmup = Math.min(20, messages)
+  await feeder.call('open', { port, connections: inFlight })
   await loadgen.call('arm')
   await feeder.call('feed', { port, rate: 0, count: warmup, firstSeq: 0, inFlight })
   await loadgen.call('wait', { expected: warmup * subscribers, perClient: warmup, idleMs: IDLE_MS })
@@ -186,6 +187,7 @@ async function sustained (loadgen: Peer, feeder: Peer, server: Peer, subscribers
     fed = await feeder.call<Fed>('feed', { port, rate, count: messages, firstSeq: warmup, inFlight })
     return loadgen.call<Received>('wait', { expected: messages * subscribers, perClient: messages, idleMs: IDLE_MS })
   })
+  await feeder.call('shut')
   const { failures, firstError, ratePerSecond } = fed as unknown as Fed
   return {
     cpuPerDeliveryUs: round(cpu.us / got.received, 3),

@@ -18,6 +18,8 @@ const desk = new TicketDesk()
 const server = http.createServer((req, res) => {
   if (!desk.handle(req, res) && !handlePublish(req, res, (stream, data) => publish(stream, '', data))) res.writeHead(404).end()
 })
+// Fastify's default (Node's is 5 s), as the edge has: the sustained feeder's pool stays open between feeds.
+server.keepAliveTimeout = 72_000
 const io = new Server(server, { transports: ['websocket'], serveClient: false })
 const redis = redisUrl === undefined ? null : [new Redis(redisUrl), new Redis(redisUrl)]
 if (redis !== null) {

@@ -130,6 +130,8 @@ const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxP
 const server = http.createServer((req, res) => {
   if (!desk.handle(req, res) && !handlePublish(req, res, (stream, data) => publish(stream, null, data))) res.writeHead(404).end()
 })
+// Fastify's default (Node's is 5 s), as the edge has: the sustained feeder's pool stays open between feeds.
+server.keepAliveTimeout = 72_000
 server.on('upgrade', (req, socket, head) => {
   const url = new URL(req.url ?? '/', 'http://localhost')
   const user = url.pathname === '/ws' ? desk.authenticate(url.searchParams) : null
