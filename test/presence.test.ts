@@ -43,6 +43,19 @@ t.test('counts connections and streams per user, and a public stream\'s audience
   t.same(await edge.app.notify.presence({ stream: 'promotional' }), { stream: 'promotional', connections: 2, users: 1 })
 })
 
+t.test('the in-process store keeps nothing of a user who left: no change log that nothing drains', async (t) => {
+  const edge = await build(t)
+  for (const user of ['alice', 'bob']) {
+    const client = await connectUser(t, edge, user)
+    await client.subscribe('order', 'promotional')
+    await client.close()
+  }
+  const { tracker } = edge.app.notifyPresence as unknown as { tracker: import('../plugins/presence/index.js').PresenceTracker }
+  await until('both to be counted out', async () => tracker.users.size === 0 && tracker.streams.size === 0)
+  const changes = tracker.drain()
+  t.same([changes.users.size, changes.streams.size, changes.members.size], [0, 0, 0], 'no user name, stream or membership kept')
+})
+
 t.test('GET /presence refuses a bad query with a coded 400, and a missing key with 401', async (t) => {
   const edge = await build(t)
   const cases: Array<[string, string, string]> = [

@@ -85,10 +85,6 @@ export class PresenceTracker implements PresenceReporter {
     return drained
   }
 
-  #changed (): void {
-    this.#onChange?.()
-  }
-
   connected (user: string | null): void {
     if (user === null) return
     let local = this.users.get(user)
@@ -128,16 +124,21 @@ export class PresenceTracker implements PresenceReporter {
     entry.connections += by
     if (user !== null && bump(entry.users, user, by)) this.#memberChanged(stream, user)
     if (entry.connections <= 0) this.streams.delete(stream)
+    if (this.#onChange === null) return
     this.#changes.streams.add(stream)
-    this.#changed()
+    this.#onChange()
   }
 
+  // Changes are kept only for a watcher, which drains them: the in-process store reads the
+  // tracker directly and never drains, and would otherwise keep every user name it ever saw.
   #userChanged (user: string): void {
+    if (this.#onChange === null) return
     this.#changes.users.add(user)
-    this.#changed()
+    this.#onChange()
   }
 
   #memberChanged (stream: string, user: string): void {
+    if (this.#onChange === null) return
     let members = this.#changes.members.get(stream)
     if (members === undefined) {
       members = new Set()
