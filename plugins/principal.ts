@@ -34,7 +34,28 @@ export async function principalFromJwt (app: FastifyInstance, token: string): Pr
   const problem = userIdProblem(claims.sub)
   if (problem !== null) throw new UnauthorizedError(`sub ${problem}`)
   if (typeof claims.exp !== 'number') throw new UnauthorizedError('token has no exp')
-  return { user: claims.sub as string, expiresAt: claims.exp * 1000, claims }
+  return new JwtPrincipal(claims)
+}
+
+/**
+ * A principal read from verified claims as asked: an open connection keeps one object with one
+ * field, where a copy of `sub` and a millisecond `expiresAt` (a boxed double) cost 32 bytes more
+ * per idle connection. `toJSON` keeps what a log line shows.
+ */
+class JwtPrincipal implements Principal {
+  constructor (readonly claims: Readonly<Record<string, unknown>>) {}
+
+  get user (): string {
+    return this.claims.sub as string
+  }
+
+  get expiresAt (): number {
+    return (this.claims.exp as number) * 1000
+  }
+
+  toJSON (): Principal {
+    return { user: this.user, expiresAt: this.expiresAt, claims: this.claims }
+  }
 }
 
 /** The token of an `Authorization: Bearer <token>` header value, or null. */

@@ -23,6 +23,21 @@ t.test('a socket that stops answering protocol pings is terminated; a live one s
   t.equal(edge.app.notifyStreams.get('/ws')!.stats.heartbeatTimeouts, 1)
 })
 
+t.test('a socket that answers no protocol ping but keeps sending frames is alive', async (t) => {
+  const interval = 300
+  const edge = await build(t, { routes: [{ path: '/ws', heartbeatInterval: interval }] })
+  const { client } = await connect(t, `${edge.ws}/ws?ticket=${await ticket(edge.http, token(edge.app, 'alice'))}`, { autoPong: false })
+  const pings = { count: 0 }
+  client.socket.on('ping', () => { pings.count++ })
+  // An application ping every third of an interval: traffic, but never a pong.
+  while (pings.count < 4 && client.closeCode === null) {
+    await client.request({ event: 'ping' }, 'pong')
+    await new Promise((resolve) => setTimeout(resolve, interval / 3))
+  }
+  t.equal(client.closeCode, null, 'still open after four pings went unanswered')
+  t.equal(edge.app.notifyStreams.get('/ws')!.stats.heartbeatTimeouts, 0)
+})
+
 t.test('the application-level ping is answered with its correlation id', async (t) => {
   const edge = await build(t)
   const { client } = await connect(t, `${edge.ws}/public`)

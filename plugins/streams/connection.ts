@@ -14,6 +14,7 @@ import { Resume } from './resume.js'
 import type { RouteStats } from '../recorder.js'
 import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
 import { FrameWriter, OutboundFrame, type FlushScheduler } from './wire.js'
+import type { Watched } from './heartbeat.js'
 
 /** What every connection of one streams route shares. */
 export interface RouteContext {
@@ -66,7 +67,10 @@ export const CLOSE = {
 } as const
 
 /** One open socket: its principal, its subscriptions and the protocol it speaks. */
-export class Connection implements Subscriber {
+export class Connection implements Subscriber, Watched {
+  /** What the socket had read at the heartbeat's last ping (see Heartbeat). */
+  readAtPing = -1
+
   /** Unique across processes: the welcome frame's `connection`. */
   get id (): string { return `${PROCESS}${this.#serial.toString(36)}` }
 

@@ -2,31 +2,35 @@ import type { WebSocket } from 'ws'
 
 const OPEN = 1
 
+/** A socket the heartbeat watches, and how many bytes its TCP socket had read at the last ping. */
+export interface Watched {
+  readonly socket: WebSocket
+  readAtPing: number
+}
+
+interface SocketInternals { _socket: { bytesRead: number } | null }
+
 /**
- * Protocol-level liveness for one route: a single interval pings every open socket; a socket
- * that has not answered the previous ping by the next tick is handed to `onDead`. So a dead
- * peer is found within one to two intervals, at the cost of one timer per route.
+ * Protocol-level liveness for one route: a single interval pings every open socket; a socket that
+ * has read nothing since the previous ping (no pong, no frame) by the next tick is handed to
+ * `onDead`. So a dead peer is found within one to two intervals, at the cost of one timer per route.
+ * Anything read proves the peer alive, so no 'pong' listener is needed: on an idle connection a
+ * fourth listener would grow ws's listener table by about 100 bytes.
  */
 export class Heartbeat {
-  readonly #awaiting = new WeakSet<WebSocket>()
-  readonly #onPong: (this: WebSocket) => void
   #timer: NodeJS.Timeout | null = null
 
   constructor (
     private readonly interval: number,
-    private readonly sockets: () => Iterable<WebSocket>,
+    private readonly watched: () => Iterable<Watched>,
     private readonly onDead: (socket: WebSocket) => void
-  ) {
-    const awaiting = this.#awaiting
-    this.#onPong = function onPong () { awaiting.delete(this) }
-  }
+  ) {}
 
-  watch (socket: WebSocket): void {
-    socket.on('pong', this.#onPong)
-    if (this.#timer === null) {
-      this.#timer = setInterval(() => this.#beat(), this.interval)
-      this.#timer.unref()
-    }
+  /** Starts the route's timer, once its first socket is open. */
+  start (): void {
+    if (this.#timer !== null) return
+    this.#timer = setInterval(() => this.#beat(), this.interval)
+    this.#timer.unref()
   }
 
   stop (): void {
@@ -35,13 +39,16 @@ export class Heartbeat {
   }
 
   #beat (): void {
-    for (const socket of this.sockets()) {
+    for (const watched of this.watched()) {
+      const { socket } = watched
       if (socket.readyState !== OPEN) continue
-      if (this.#awaiting.has(socket)) {
+      // ws's TCP socket (a ws internal, as in wire.ts): what the kernel handed up, pongs included.
+      const read = (socket as unknown as SocketInternals)._socket?.bytesRead ?? -1
+      if (read === watched.readAtPing) {
         this.onDead(socket)
         continue
       }
-      this.#awaiting.add(socket)
+      watched.readAtPing = read
       socket.ping()
     }
   }

@@ -153,7 +153,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const users = new UserConnections(limits.maxConnectionsPerUser)
   const heartbeat = heartbeatInterval === false
     ? null
-    : new Heartbeat(heartbeatInterval, function * sockets () { for (const c of connections) yield c.socket }, (socket) => {
+    : new Heartbeat(heartbeatInterval, () => connections, (socket) => {
       stats.heartbeatTimeouts++
       socket.terminate()
     })
@@ -178,7 +178,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     const connection = new Connection(socket, request.notifyPrincipal!, ctx)
     connections.add(connection)
     users.add(user)
-    heartbeat?.watch(socket)
+    heartbeat?.start()
     if (timed) metrics.handshake(path, (performance.now() - started.get(request)!) / 1000)
     // Two handshakes of one user can pass the check at once; the later one goes.
     if (users.count(user) > limits.maxConnectionsPerUser) {

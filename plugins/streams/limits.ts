@@ -102,7 +102,7 @@ export class InboundGuard {
   }
 }
 
-/** Open sockets per user on one route, for `maxConnectionsPerUser`. */
+/** Open sockets per user on one route, for `maxConnectionsPerUser`; counts nothing without a limit. */
 export class UserConnections {
   readonly #counts = new Map<string, number>()
 
@@ -117,11 +117,11 @@ export class UserConnections {
   }
 
   add (user: string | null): void {
-    if (user !== null) this.#counts.set(user, (this.#counts.get(user) ?? 0) + 1)
+    if (user !== null && this.max !== Infinity) this.#counts.set(user, (this.#counts.get(user) ?? 0) + 1)
   }
 
   delete (user: string | null): void {
-    if (user === null) return
+    if (user === null || this.max === Infinity) return
     const count = (this.#counts.get(user) ?? 1) - 1
     if (count > 0) this.#counts.set(user, count)
     else this.#counts.delete(user)
