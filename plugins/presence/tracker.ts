@@ -53,17 +53,32 @@ function bump<K> (map: Map<K, number>, key: K, by: 1 | -1): boolean {
   return count === (by === 1 ? 1 : 0)
 }
 
+const NONE: readonly string[] = Object.freeze([])
+// Most users are on one stream: they share that stream's one-element array (about 60 bytes each).
+// Keyed by stream name, so bounded by the declared streams.
+const ONE = new Map<string, readonly string[]>()
+
+function one (stream: string): readonly string[] {
+  let streams = ONE.get(stream)
+  if (streams === undefined) {
+    streams = Object.freeze([stream])
+    ONE.set(stream, streams)
+  }
+  return streams
+}
+
 /** Adds or removes one occurrence of `stream`; true when it was the user's first or last. */
 function changeStreams (local: LocalUser, stream: string, by: 1 | -1): boolean {
   const { streams } = local
   const at = streams.indexOf(stream)
-  // concat() and toSpliced() make arrays of the exact size; spreading over-allocates.
+  // Arrays are replaced, never changed, so they can be shared. concat() and toSpliced() make
+  // arrays of the exact size; spreading over-allocates.
   if (by === 1) {
-    local.streams = streams.concat(stream)
+    local.streams = streams.length === 0 ? one(stream) : streams.concat(stream)
     return at < 0
   }
   if (at < 0) return false
-  local.streams = streams.toSpliced(at, 1)
+  local.streams = streams.length === 1 ? NONE : streams.toSpliced(at, 1)
   return !local.streams.includes(stream)
 }
 
@@ -89,7 +104,7 @@ export class PresenceTracker implements PresenceReporter {
     if (user === null) return
     let local = this.users.get(user)
     if (local === undefined) {
-      local = { connections: 0, streams: [] }
+      local = { connections: 0, streams: NONE }
       this.users.set(user, local)
     }
     local.connections++

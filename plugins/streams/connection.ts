@@ -55,7 +55,22 @@ const bySocket = new WeakMap<WebSocket, Connection>()
 // welcome frame, a log line): a connection keeps a small integer instead of a 36-character string.
 const PROCESS = randomUUID().slice(0, 13)
 let serials = 0
-const NONE: readonly string[] = []
+const NONE: readonly string[] = Object.freeze([])
+// Most connections are on one public stream: they share its [name, topic] pair (about 60 bytes
+// each). Keyed by public topic, so bounded by the declared streams; private topics are per user.
+const PUBLIC_PAIRS = new Map<string, readonly string[]>()
+
+/** `subscribed` with one more pair; arrays are replaced, never changed, so they can be shared. */
+function withPair (subscribed: readonly string[], stream: DeclaredStream, topic: string): readonly string[] {
+  // concat() makes an array of the exact size; spreading over-allocates.
+  if (subscribed.length > 0 || stream.kind !== 'public') return subscribed.concat(stream.name, topic)
+  let pair = PUBLIC_PAIRS.get(topic)
+  if (pair === undefined) {
+    pair = Object.freeze([stream.name, topic])
+    PUBLIC_PAIRS.set(topic, pair)
+  }
+  return pair
+}
 
 export const CLOSE = {
   GOING_AWAY: 1001,
@@ -356,8 +371,7 @@ export class Connection implements Subscriber, Watched {
         }
         const topic = stream.topic(this.#principal.user)
         // The declared name, not the frame's copy of it: one string for every connection.
-        // concat() and toSpliced() make arrays of the exact size; spreading over-allocates.
-        this.#subscribed = this.#subscribed.concat(stream.name, topic)
+        this.#subscribed = withPair(this.#subscribed, stream, topic)
         this.ctx.presence?.subscribed(this.#principal.user, stream.name, stream.kind === 'public')
         if (since === undefined) {
           await this.ctx.fanout.add(topic, this, stream)
@@ -417,7 +431,7 @@ export class Connection implements Subscriber, Watched {
       const at = this.#indexOf(name, 0)
       if (at >= 0) {
         const topic = this.#subscribed[at + 1]
-        this.#subscribed = this.#subscribed.toSpliced(at, 2)
+        this.#subscribed = this.#subscribed.length === 2 ? NONE : this.#subscribed.toSpliced(at, 2)
         this.ctx.presence?.unsubscribed(this.#principal.user, name, this.#isPublic(name))
         this.#endResume(topic)
         await this.ctx.fanout.remove(topic, this)
