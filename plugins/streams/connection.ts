@@ -8,7 +8,7 @@ import type { DeclaredStream } from '../declarations.js'
 import { isMessageId } from '../message-id.js'
 import { principalFromJwt, type Principal } from '../principal.js'
 import type { Fanout, Subscriber } from './fanout.js'
-import { Admission, InboundGuard, type AdmissionResult, type Closable, type RouteLimits } from './limits.js'
+import { Admission, admission, frameDue, type AdmissionResult, type Closable, type RouteLimits } from './limits.js'
 import { Missed } from './missed.js'
 import { Resume } from './resume.js'
 import type { RouteStats } from '../recorder.js'
@@ -47,10 +47,33 @@ export const LAG_SAMPLE_EVERY = 64
 export const EXPIRY_WINDOW_MS = 60_000
 const SETTLED = Promise.resolve()
 
+/** A connection's `closed` promise and what settles it. */
+interface Released { promise: Promise<void>, resolve: () => void }
+const RELEASED: Released = { promise: SETTLED, resolve: () => {} }
+
+/**
+ * What few connections ever need, kept apart: an idle connection holds one null instead of three
+ * fields. The expiry timer is armed only within EXPIRY_WINDOW_MS of the credential's expiry.
+ */
+class Seldom {
+  expiryTimer: NodeJS.Timeout | null = null
+  // `closed`, made only once asked for (the drain, tests).
+  released: Released | null = null
+  // Frames that failed to parse.
+  badFrames = 0
+}
+
+function released (): Released {
+  let settle!: () => void
+  const promise = new Promise<void>((resolve) => { settle = resolve })
+  return { promise, resolve: settle }
+}
+
 // Idle connections are what an edge holds most of, so each keeps as little as it can: its socket's
 // listeners are functions shared by every connection that find it here, not closures of its own
 // (a closure and its context per listener cost more than an entry of this map).
-const bySocket = new WeakMap<WebSocket, Connection>()
+const CONNECTION = Symbol('notify-edge connection')
+type Owned = WebSocket & { [CONNECTION]: Connection }
 // Connection ids are this process's random prefix and a serial number, made when asked for (the
 // welcome frame, a log line): a connection keeps a small integer instead of a 36-character string.
 const PROCESS = randomUUID().slice(0, 13)
@@ -82,9 +105,15 @@ export const CLOSE = {
 } as const
 
 /** One open socket: its principal, its subscriptions and the protocol it speaks. */
-export class Connection implements Subscriber, Watched {
+export class Connection extends FrameWriter implements Subscriber, Watched {
   /** What the socket had read at the heartbeat's last ping (see Heartbeat). */
   readAtPing = -1
+
+  /** What few connections need, made on first need (`#more()`). */
+  #more (): Seldom {
+    this.#seldom ??= new Seldom()
+    return this.#seldom
+  }
 
   /** Unique across processes: the welcome frame's `connection`. */
   get id (): string { return `${PROCESS}${this.#serial.toString(36)}` }
@@ -94,26 +123,22 @@ export class Connection implements Subscriber, Watched {
   // few, and a Map costs about 180 bytes even with one entry.
   #subscribed = NONE
   #principal: Principal
-  #expiryTimer: NodeJS.Timeout | null = null
   // Frames are handled one after another, so a subscribe is answered before a later unsubscribe.
   // Back to SETTLED once the queue is empty, so that an idle connection holds no promise.
   #queue: Promise<void> = SETTLED
   #closed = false
-  // `closed`, made only once asked for (the drain, tests): most connections never are.
-  #released: Promise<void> | null = null
-  #resolveReleased: (() => void) | null = null
-  readonly #guard: InboundGuard
-  readonly #writer: FrameWriter
+  // The inbound frame rate's bucket (see `frameDue`).
+  #frameDue = 0
+  #seldom: Seldom | null = null
   // Topics whose live messages wait while their history is read; null on the hot path.
   #resuming: Map<string, Resume> | null = null
   // What this socket missed while over its buffer limit (slowConsumer 'drop'); null on the hot path.
   #missed: Missed | null = null
 
-  constructor (readonly socket: WebSocket, principal: Principal, private readonly ctx: RouteContext) {
+  constructor (socket: WebSocket, principal: Principal, private readonly ctx: RouteContext) {
+    super(socket, ctx.flushes)
     this.#principal = principal
-    this.#guard = new InboundGuard(ctx.limits)
-    this.#writer = new FrameWriter(socket, ctx.flushes)
-    bySocket.set(socket, this)
+    ;(socket as Owned)[CONNECTION] = this
     socket.on('close', Connection.#onSocketClose)
     socket.on('message', Connection.#onSocketMessage)
     this.send(frame('welcome', { connection: this.id, user: principal.user, expiresAt: principal.expiresAt }))
@@ -150,30 +175,32 @@ export class Connection implements Subscriber, Watched {
 
   /** Settles once the socket has closed and every subscription it held is released. */
   get closed (): Promise<void> {
-    this.#released ??= new Promise((resolve) => { this.#resolveReleased = resolve })
-    return this.#released
+    const seldom = this.#more()
+    seldom.released ??= released()
+    return seldom.released.promise
   }
 
   static readonly #onSocketClose = function (this: WebSocket): void {
-    bySocket.get(this)!.#onClose()
+    (this as Owned)[CONNECTION].#onClose()
   }
 
   static readonly #onSocketMessage = function (this: WebSocket, data: RawData, isBinary: boolean): void {
-    bySocket.get(this)!.#onMessage(data, isBinary)
+    (this as Owned)[CONNECTION].#onMessage(data, isBinary)
   }
 
   /** Releases what the connection holds, then tells the route and whoever waits on `closed`. */
   #onClose (): void {
     this.#release().catch((err: unknown) => this.ctx.log.error({ err }, 'releasing a connection failed')).finally(() => {
       this.ctx.released(this)
-      if (this.#released === null) this.#released = SETTLED
-      else this.#resolveReleased!()
+      const waiting = this.#seldom?.released
+      if (waiting == null) this.#more().released = RELEASED
+      else waiting.resolve()
     })
   }
 
   /** Sends a control frame; whatever fan-out holds corked for this socket goes out first. */
   send (text: string): void {
-    this.#writer.flush()
+    this.flush()
     this.socket.send(text)
   }
 
@@ -195,12 +222,12 @@ export class Connection implements Subscriber, Watched {
       if (this.#missed.topics.has(message.topic)) return this.#drop(message)
     }
     if (this.socket.bufferedAmount > ctx.limits.maxBufferedBytes) return this.#drop(message)
-    this.#writer.write(outbound)
+    this.write(outbound)
     if ((++ctx.stats.delivered & (LAG_SAMPLE_EVERY - 1)) === 0) ctx.sampleLag(message)
   }
 
   gap (outbound: OutboundFrame): void {
-    this.#writer.write(outbound)
+    this.write(outbound)
   }
 
   #drop (message: BusMessage): void {
@@ -237,7 +264,7 @@ export class Connection implements Subscriber, Watched {
         if (!resume.finish(this.socket)) this.#endResume(topic)
       })
     }
-    if (gaps.length > 0) this.#writer.write(new OutboundFrame(frame('gap', { streams: gaps })))
+    if (gaps.length > 0) this.write(new OutboundFrame(frame('gap', { streams: gaps })))
   }
 
   #streamOf (topic: string): string | undefined {
@@ -247,7 +274,7 @@ export class Connection implements Subscriber, Watched {
 
   /** Closes with `code` once what fan-out holds corked is written (drain and slow consumers too). */
   close (code: number, reason: string): void {
-    this.#writer.flush()
+    this.flush()
     this.socket.close(code, reason)
   }
 
@@ -255,7 +282,8 @@ export class Connection implements Subscriber, Watched {
     this.#closed = true
     this.#missed?.stop()
     this.#missed = null
-    if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer)
+    const timer = this.#seldom?.expiryTimer
+    if (timer != null) clearTimeout(timer)
     const subscribed = this.#subscribed
     this.#subscribed = NONE
     const { presence } = this.ctx
@@ -271,12 +299,15 @@ export class Connection implements Subscriber, Watched {
 
   /** Arms the expiry timer if the credential expires within the window and none is armed yet. */
   checkExpiry (): void {
-    if (this.#expiryTimer === null && !this.#closed) this.#armExpiry()
+    if (this.#seldom?.expiryTimer == null && !this.#closed) this.#armExpiry()
   }
 
   #armExpiry (): void {
-    if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer)
-    this.#expiryTimer = null
+    const armed = this.#seldom?.expiryTimer
+    if (armed != null) {
+      clearTimeout(armed)
+      this.#seldom!.expiryTimer = null
+    }
     const { expiresAt } = this.#principal
     if (expiresAt === null) return
     const delay = expiresAt - Date.now()
@@ -285,13 +316,19 @@ export class Connection implements Subscriber, Watched {
       return
     }
     if (delay > EXPIRY_WINDOW_MS) return
-    this.#expiryTimer = setTimeout(() => this.#armExpiry(), delay)
-    this.#expiryTimer.unref()
+    const timer = setTimeout(() => this.#armExpiry(), delay)
+    timer.unref()
+    this.#more().expiryTimer = timer
   }
 
   #onMessage (data: RawData, isBinary: boolean): void {
-    const admission = this.#guard.admit()
-    if (admission !== Admission.OK) return this.#refuse(admission)
+    const rate = this.ctx.limits.frameRate
+    if (rate !== null) {
+      const now = performance.now()
+      this.#frameDue = frameDue(this.#frameDue, rate, now)
+      const admitted = admission(this.#frameDue, rate, now)
+      if (admitted !== Admission.OK) return this.#refuse(admitted)
+    }
     let parsed: ClientFrame
     try {
       parsed = parseClientFrame(data, isBinary, this.ctx.maxSubscriptions)
@@ -299,7 +336,7 @@ export class Connection implements Subscriber, Watched {
       const { code, message, id } = err as FrameError
       this.ctx.stats.badFrames++
       this.send(errorFrame(code, message, { id }))
-      if (this.#guard.badFrame()) this.#policyClose('too many bad frames')
+      if (++this.#more().badFrames >= this.ctx.limits.maxBadFrames) this.#policyClose('too many bad frames')
       return
     }
     const queue: Promise<void> = this.#queue.then(() => this.#handle(parsed)).catch((err: unknown) => {

@@ -73,33 +73,23 @@ export const Admission = { OK: 0, LIMITED: 1, ABUSE: 2 } as const
 export type AdmissionResult = typeof Admission[keyof typeof Admission]
 
 /**
- * Per-connection inbound guard. A rejected frame still costs a token, so a client that keeps
- * sending while limited digs a debt; at a debt of `burst` it is an abuser. One that pauses
- * long enough refills and is welcome again.
+ * A connection's inbound frame rate: a token bucket of `burst` tokens refilled at `perSecond`, kept
+ * as one number per connection (the generic cell rate algorithm), `due`: when the bucket would be
+ * full again, in tokens' time (1/perSecond s), each frame pushing it one token later. Tokens left =
+ * burst − (due − now). A rejected frame still costs a token, so a client that keeps sending while
+ * limited digs a debt; at a debt of `burst` it is an abuser. One that pauses long enough refills
+ * and is welcome again. `due` is an integer, as a double would be boxed per connection: a full
+ * bucket restarts from the current token, credit of under one token that never lets more than
+ * `burst` frames through at once. `frameDue` moves `due` on; `admission` judges the frame by it.
  */
-export class InboundGuard {
-  #tokens: number
-  #last = performance.now()
-  #badFrames = 0
+export function frameDue (due: number, rate: Required<FrameRateOptions>, now: number): number {
+  return Math.max(due, Math.floor(now * rate.perSecond / 1000)) + 1
+}
 
-  constructor (private readonly limits: RouteLimits) {
-    this.#tokens = limits.frameRate?.burst ?? 0
-  }
-
-  admit (): AdmissionResult {
-    const rate = this.limits.frameRate
-    if (rate === null) return Admission.OK
-    const now = performance.now()
-    this.#tokens = Math.min(rate.burst, this.#tokens + (now - this.#last) * rate.perSecond / 1000) - 1
-    this.#last = now
-    if (this.#tokens >= 0) return Admission.OK
-    return this.#tokens > -rate.burst ? Admission.LIMITED : Admission.ABUSE
-  }
-
-  /** Counts a frame that failed to parse; true once the connection has sent too many. */
-  badFrame (): boolean {
-    return ++this.#badFrames >= this.limits.maxBadFrames
-  }
+export function admission (due: number, rate: Required<FrameRateOptions>, now: number): AdmissionResult {
+  const tokens = rate.burst - (due - now * rate.perSecond / 1000)
+  if (tokens >= 0) return Admission.OK
+  return tokens > -rate.burst ? Admission.LIMITED : Admission.ABUSE
 }
 
 /** Open sockets per user on one route, for `maxConnectionsPerUser`; counts nothing without a limit. */

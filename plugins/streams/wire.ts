@@ -22,7 +22,11 @@ const { Sender } = ws as unknown as { Sender: SenderStatic }
 const TEXT_FRAME = { fin: true, opcode: 0x01, mask: false, readOnly: false, rsv1: false }
 const SEND_TEXT = { binary: false }
 const OPEN = 1
-// A FrameWriter's socket: not corked, corked until the end of the job, or held to the next tick.
+// A FrameWriter's socket: not corked, corked until the end of the job, or held to the next tick;
+// or never corked, its frames sent through ws.
+const INDIRECT = -1
+// A FrameWriter's last flush before it had any: any interval (at most 1000 ms) has passed since.
+const NEVER = -(2 ** 30)
 const IDLE = 0
 const CORKED = 1
 const HELD = 2
@@ -147,21 +151,25 @@ export class FlushScheduler {
   }
 }
 
-/** Writes frames to one WebSocket, bypassing ws's sender whenever that keeps frames in order. */
+/**
+ * Writes frames to one WebSocket, bypassing ws's sender whenever that keeps frames in order. A
+ * connection is one (it extends this class), so an idle connection is one object, not two.
+ */
 export class FrameWriter {
-  readonly #socket: WebSocket & WebSocketInternals
   readonly #scheduler: FlushScheduler
-  /** False when an extension (permessage-deflate) rewrites frames: then ws frames every message. */
-  readonly #direct: boolean
-  #state = IDLE
-  #flushedAt = -Infinity
+  // IDLE, CORKED or HELD; INDIRECT when an extension (permessage-deflate) rewrites frames: then
+  // ws frames every message. One field for both: a connection keeps as few as it can.
+  #state: number
+  // Whole ms, rounded up (so a socket never counts as idle early): a fractional time would be a
+  // boxed double, 16 bytes more per connection.
+  #flushedAt = NEVER
   #flushedIn = -1
 
-  constructor (socket: WebSocket, scheduler: FlushScheduler) {
-    this.#socket = socket as WebSocket & WebSocketInternals
+  constructor (readonly socket: WebSocket, scheduler: FlushScheduler) {
     this.#scheduler = scheduler
-    const { _extensions: extensions, _sender: sender } = this.#socket
-    this.#direct = extensions !== undefined && Object.keys(extensions).length === 0 && typeof sender?._bufferedBytes === 'number'
+    const { _extensions: extensions, _sender: sender } = socket as WebSocket & WebSocketInternals
+    const direct = extensions !== undefined && Object.keys(extensions).length === 0 && typeof sender?._bufferedBytes === 'number'
+    this.#state = direct ? IDLE : INDIRECT
   }
 
   /**
@@ -170,9 +178,9 @@ export class FrameWriter {
    * itself writes meanwhile (pings, pongs, close frames) goes into the same corked stream, after.
    */
   write (frame: OutboundFrame): void {
-    const socket = this.#socket
+    const socket = this.socket as WebSocket & WebSocketInternals
     const { _socket: tcp, _sender: sender } = socket
-    if (!this.#direct || socket.readyState !== OPEN || tcp === null || sender === null || sender._bufferedBytes !== 0) {
+    if (this.#state === INDIRECT || socket.readyState !== OPEN || tcp === null || sender === null || sender._bufferedBytes !== 0) {
       socket.send(frame.payload, SEND_TEXT)
       return
     }
@@ -196,10 +204,10 @@ export class FrameWriter {
 
   /** Hands what is corked to the kernel now: before a control frame, a close, or when scheduled. */
   flush (): void {
-    if (this.#state === IDLE) return
+    if (this.#state <= IDLE) return
     this.#state = IDLE
-    this.#flushedAt = this.#scheduler.now()
+    this.#flushedAt = Math.ceil(this.#scheduler.now())
     this.#flushedIn = this.#scheduler.iteration()
-    this.#socket._socket?.uncork()
+    ;(this.socket as WebSocket & WebSocketInternals)._socket?.uncork()
   }
 }
