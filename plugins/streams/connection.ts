@@ -70,8 +70,9 @@ function released (): Released {
 }
 
 // Idle connections are what an edge holds most of, so each keeps as little as it can: its socket's
-// listeners are functions shared by every connection that find it here, not closures of its own
-// (a closure and its context per listener cost more than an entry of this map).
+// listeners are functions shared by every connection, not closures of its own (a closure and its
+// context per listener cost more), that find the connection under this key on the socket (a
+// property costs less than a WeakMap entry).
 const CONNECTION = Symbol('notify-edge connection')
 type Owned = WebSocket & { [CONNECTION]: Connection }
 // Connection ids are this process's random prefix and a serial number, made when asked for (the

@@ -68,7 +68,7 @@ export function resolveLimits (opts: LimitOptions): RouteLimits {
   }
 }
 
-/** What `InboundGuard.admit()` says of a frame. */
+/** What `admission()` says of a frame. */
 export const Admission = { OK: 0, LIMITED: 1, ABUSE: 2 } as const
 export type AdmissionResult = typeof Admission[keyof typeof Admission]
 
