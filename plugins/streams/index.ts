@@ -10,7 +10,7 @@ import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
-import { releaseUpgrade } from './upgrade.js'
+import { corkUpgrade, releaseUpgrade } from './upgrade.js'
 import { FlushScheduler } from './wire.js'
 
 export type { FrameRateOptions, LimitOptions, SlowConsumerPolicy } from './limits.js'
@@ -171,7 +171,10 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   }
 
   // Not an HTTP API: OpenAPI leaves it out (`hide`, read by @fastify/swagger); AsyncAPI describes it.
-  const routeOptions = { websocket: true as const, onRequest, logSerializers: { req: redactedRequest }, schema: { hide: true } as FastifySchema }
+  // `corkUpgrade` is the route's only preHandler, so the last hook (a route's hooks run after the
+  // instance's): the 101 response and `welcome` leave in one write, and the socket is uncorked
+  // when the handshake's synchronous run ends, whichever way it ends.
+  const routeOptions = { websocket: true as const, onRequest, preHandler: corkUpgrade, logSerializers: { req: redactedRequest }, schema: { hide: true } as FastifySchema }
   app.get(path, routeOptions, (socket: WebSocket, request: FastifyRequest) => {
     releaseUpgrade(socket, onSocketError)
     const { user } = request.notifyPrincipal!

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { WebSocket } from 'ws'
 
 type UpgradedSocket = Socket & { _httpMessage?: ServerResponse | null }
@@ -17,4 +18,41 @@ export function releaseUpgrade (socket: WebSocket, onError: (this: WebSocket, er
   const tcp = (socket as unknown as { _socket: UpgradedSocket | null })._socket
   const response = tcp?._httpMessage
   if (tcp != null && response != null) response.detachSocket(tcp)
+}
+
+/**
+ * The route's last preHandler hook: corks the upgrade's TCP socket for the rest of the handshake,
+ * so that ws's 101 response and the frames the handler sends (welcome) leave in one write instead
+ * of one each (one syscall, and one TCP segment, less per handshake). A plain GET of the route is
+ * left alone (an HTTP request on a keep-alive connection, answered 404), and so is a handshake
+ * without a TCP socket (`app.injectWS()` passes a request object that has none).
+ *
+ * The cork and the uncork are in this one stack frame, so that no path can leave the socket
+ * corked. Fastify calls the route handler from `done()` synchronously when this is the last hook,
+ * and @fastify/websocket's handler hands the socket to ws's `handleUpgrade`, which (with no
+ * asynchronous `verifyClient`) writes the 101 response and calls the route's handler synchronously
+ * too: by the time `done()` returns, the 101 and `welcome` are both in the corked buffer, and the
+ * uncork sends them in one `writev`. Every other way out returns through here as well: ws refusing
+ * the handshake (400, or 503 once the server is closing) ends the socket, and `end()` uncorks it
+ * fully, so the uncork here does nothing; a HEAD request is answered 404 by a response whose
+ * `end()` uncorks fully too; an exception thrown between ws's 101 and the route's handler (a
+ * 'connection' listener, say) skips the handler, and only this uncork lets the 101 out. Were the
+ * handler ever called later (another asynchronous preHandler after this one, a future Fastify), or
+ * `welcome` written later (permessage-deflate compresses asynchronously), the uncork would come
+ * first: one write more, never a socket left corked. And an extra uncork can only send early what
+ * a FrameWriter holds for the next flush tick, never hold anything. test/upgrade-cork.test.ts
+ * walks these paths.
+ */
+export function corkUpgrade (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  const tcp = request.raw.socket as Socket | undefined
+  if (!request.ws || tcp == null) {
+    done()
+    return
+  }
+  tcp.cork()
+  try {
+    done()
+  } finally {
+    tcp.uncork()
+  }
 }
