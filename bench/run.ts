@@ -263,7 +263,9 @@ async function crossInstance (loadgen: Peer, contender: Contender, redis: Pick<B
   const [publisher, receiver] = await Promise.all([spawnServer(contender, redis.serverArgs), spawnServer(contender, redis.serverArgs)])
   try {
     await loadgen.call('connect', { port: receiver.info.port, protocol: contender.protocol, stream: PRIVATE_STREAM, count: users, concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES })
-    const warmup = Math.round(rate / 4)
+    // Two seconds at the rate before measuring: every contender's hot path is compiled by then
+    // (at a quarter second, JIT work still fell in the window, more for more code: ~2 µs/message).
+    const warmup = Math.round(rate * 2)
     await loadgen.call('arm')
     await publisher.call('rate', { count: warmup, rate, users, firstSeq: 0 })
     await loadgen.call('wait', { expected: warmup, perClient: 0, idleMs: IDLE_MS })
