@@ -88,6 +88,19 @@ function gate (): { promise: Promise<void>, open: () => void } {
   return { promise, open }
 }
 
+/** A hook that holds upgrades until `held` opens; `bothHeld` opens once two are held. */
+function holdingTwo (): { held: ReturnType<typeof gate>, bothHeld: ReturnType<typeof gate>, hold: (request: FastifyRequest) => Promise<void> } {
+  const held = gate()
+  const bothHeld = gate()
+  let waiting = 0
+  const hold = async (request: FastifyRequest): Promise<void> => {
+    if (!request.ws) return
+    if (++waiting === 2) bothHeld.open()
+    await held.promise
+  }
+  return { held, bothHeld, hold }
+}
+
 interface RawClient {
   socket: Socket
   /** The first chunk the client reads. */
@@ -257,15 +270,9 @@ t.test('a plain GET of the route is not corked', async (t) => {
 t.test('two handshakes of one user over maxConnectionsPerUser: the handler closes the later with 1013, uncorked', async (t) => {
   // Both are held after the per-user check and before the cork, so both pass the check and the
   // handler has to refuse the later one itself.
-  const held = gate()
-  let waiting = 0
-  const bothHeld = gate()
+  const { held, bothHeld, hold } = holdingTwo()
   const e = await edge(t, (app) => {
-    app.addHook('preHandler', async (request: FastifyRequest) => {
-      if (!request.ws) return
-      if (++waiting === 2) bothHeld.open()
-      await held.promise
-    })
+    app.addHook('preHandler', hold)
   }, { routes: [{ path: '/ws', maxConnectionsPerUser: 1 }] })
   const jwt = token(e.app, 'alice')
   const opening = [connect(t, `${e.ws}/ws?token=${jwt}`), connect(t, `${e.ws}/ws?token=${jwt}`)]
@@ -337,18 +344,12 @@ t.test('a handshake held after the cork by a later hook is not corked while it w
 })
 
 t.test('a later hook holding the handshake: a client gone meanwhile, and one that stays, both end', async (t) => {
-  const held = gate()
-  let waiting = 0
-  const bothHeld = gate()
+  const { held, bothHeld, hold } = holdingTwo()
   const e = await edge(t, (app) => {
     app.addHook('onRoute', (route: RouteOptions) => {
       if (route.url !== '/ws') return
       const own = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]
-      route.preHandler = [...own, async (request: FastifyRequest) => {
-        if (!request.ws) return
-        if (++waiting === 2) bothHeld.open()
-        await held.promise
-      }]
+      route.preHandler = [...own, hold]
     })
   })
   const gone = rawUpgrade(t, e.port, `/ws?token=${token(e.app, 'alice')}`)
