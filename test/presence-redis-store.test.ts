@@ -56,6 +56,21 @@ t.test('writes a share larger than one script call, and answers from it', async 
   t.same(await presence.stream('promotional'), { connections: 1501, users: 1500 })
 })
 
+t.test('changes of several event-loop turns within the write window go out in one script call, unasked', async (t) => {
+  const server = await redisServer(t)
+  const redis = await client(t, server.url)
+  const presence = store(t, { client: redis, keyPrefix: 'burst' })
+  await presence.flushed()
+  const calls = async (): Promise<number> => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0)
+  const before = await calls()
+  for (let i = 0; i < 5; i++) {
+    presence.tracker.connected(`user${i}`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  await until('the five users written', async () => await redis.hlen(`{burst}:${presence.instance}:u`) === 5)
+  t.equal(await calls() - before, 1, 'one script call for five turns of changes')
+})
+
 t.test('while Redis is away: queries answer 503, writes are reported, and the share is rewritten once it is back', async (t) => {
   const server = await redisServer(t)
   const errors: Error[] = []
