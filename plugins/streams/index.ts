@@ -31,8 +31,8 @@ export interface NotifyStreamsOptions extends LimitOptions {
    */
   maxPayload?: number
   /**
-   * Interval of protocol pings, in ms; a socket that has not answered the previous ping by the
-   * next one is terminated. `false` turns them off. @default 30000
+   * Interval of protocol pings, in ms; a socket that has read nothing since the previous ping (no
+   * pong, no frame) by the next one is terminated. `false` turns them off. @default 30000
    */
   heartbeatInterval?: number | false
   /**
