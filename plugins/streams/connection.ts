@@ -105,7 +105,10 @@ export const CLOSE = {
   FORBIDDEN: 4003
 } as const
 
-/** One open socket: its principal, its subscriptions and the protocol it speaks. */
+/**
+ * One open socket: its principal, its subscriptions and the protocol it speaks. It is its socket's
+ * frame writer too (it extends `FrameWriter`), so that an idle connection is one object, not two.
+ */
 export class Connection extends FrameWriter implements Subscriber, Watched {
   /** What the socket had read at the heartbeat's last ping (see Heartbeat). */
   readAtPing = -1
