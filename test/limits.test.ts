@@ -2,6 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { notifyEdge } from '../plugins/index.js'
+import { Admission, admission, frameDue } from '../plugins/streams/limits.js'
 import { STREAMS } from '../example-app/app.js'
 import { API_KEY, SECRET, build, connect, connectUser, handshakeStatus, publish, ticket, token, urls, type Client } from './helpers.js'
 
@@ -54,6 +55,23 @@ t.test('frames over the rate are answered RATE_LIMITED; a client that pauses is 
   await client.request({ event: 'ping' }, 'pong')
   t.equal(client.closeCode, null)
   t.ok(edge.app.notifyStreams.get('/public')!.stats.rateLimited >= 1)
+})
+
+t.test('the frame-rate bucket: exactly burst frames at once, rejected frames dig a debt, a pause refills', async (t) => {
+  const rate = { perSecond: 20, burst: 5 }
+  // Times in ms (50 ms a token), off a token boundary, as performance.now() is.
+  let due = 0
+  const admit = (now: number): number => {
+    due = frameDue(due, rate, now)
+    return admission(due, rate, now)
+  }
+  const at = 1_000_037
+  const frames = (count: number, now: number): number[] => Array.from({ length: count }, () => admit(now))
+  t.same(frames(5, at), Array(5).fill(Admission.OK), 'a burst of five at once passes')
+  t.same(frames(5, at), Array(5).fill(Admission.LIMITED), 'the next five are limited, each costing a token')
+  t.equal(admit(at), Admission.ABUSE, 'a debt of burst is abuse')
+  t.equal(admit(at + 100), Admission.LIMITED, 'two tokens later, less one for this frame, the debt is under burst: limited')
+  t.same(frames(6, at + 1000), [...Array(5).fill(Admission.OK), Admission.LIMITED], 'a long enough pause refills exactly burst')
 })
 
 t.test('a client that keeps sending while rate limited is closed with 1008', async (t) => {
