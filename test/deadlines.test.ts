@@ -58,3 +58,16 @@ t.test('thousands of calls that expired before a later pending one leave the que
   t.same(await deadlines.race(Promise.resolve('meanwhile')), { value: 'meanwhile' })
   t.equal(await last, null, 'the later call expired at its own deadline')
 })
+
+t.test('a timer kept from an earlier batch keeps no process alive, and a later call still gets its full time', async (t) => {
+  const deadlines = new Deadlines(40)
+  t.same(await deadlines.race(Promise.resolve('first')), { value: 'first' })
+  t.notOk(process.getActiveResourcesInfo().includes('Timeout'), 'idle: the armed timer is unref\'d')
+  await later(25, null)
+  const started = performance.now()
+  const pending = deadlines.race(new Promise(() => {}))
+  t.ok(process.getActiveResourcesInfo().includes('Timeout'), 'a pending call holds the process again')
+  t.equal(await pending, null)
+  const waited = performance.now() - started
+  t.ok(waited >= 39, `expired after its own 40 ms (${waited.toFixed(1)}), not when the earlier batch's timer fired`)
+})
