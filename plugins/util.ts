@@ -36,8 +36,8 @@ export async function within<T> (ms: number, work: Promise<T>): Promise<{ value:
 
 interface Pending {
   readonly at: number
-  settled: boolean
-  readonly expire: () => void
+  /** Null once settled, so that a settled call's promise and resolver are not kept by the queue. */
+  expire: (() => void) | null
 }
 
 /**
@@ -59,7 +59,7 @@ export class Deadlines {
   /** As `within(ms, work)`. */
   race<T> (work: Promise<T>): Promise<{ value: T } | null> {
     return new Promise((resolve, reject) => {
-      const entry: Pending = { at: performance.now() + this.#ms, settled: false, expire: () => resolve(null) }
+      const entry: Pending = { at: performance.now() + this.#ms, expire: () => resolve(null) }
       this.#queue.push(entry)
       // Ref'd, as `within`'s, while someone awaits an answer. A timer left from an earlier batch
       // is kept (it re-arms for the head when it fires early): clearing and setting one each time
@@ -78,11 +78,27 @@ export class Deadlines {
   }
 
   #settle (entry: Pending): boolean {
-    if (entry.settled) return false
-    entry.settled = true
+    if (entry.expire === null) return false
+    entry.expire = null
     // Nothing left to wait for: no timer may keep the process alive past the work.
     if (--this.#pending === 0) this.#reset()
+    else this.#dropSettled()
     return true
+  }
+
+  /**
+   * Moves the head past settled calls (they settle mostly in order), and drops them once they are
+   * most of the queue. Under steady load the pending count may never touch zero, and the queue
+   * would otherwise grow until the timer fired: up to `ms` of calls, old enough for the GC to
+   * promote.
+   */
+  #dropSettled (): void {
+    const queue = this.#queue
+    while (this.#head < queue.length && queue[this.#head].expire === null) this.#head++
+    if (this.#head > 1024 && this.#head * 2 > queue.length) {
+      queue.splice(0, this.#head)
+      this.#head = 0
+    }
   }
 
   /** Nothing pending: the queue empties, and the timer, if armed, keeps no process alive. */
@@ -97,12 +113,12 @@ export class Deadlines {
     if (this.#pending === 0) return
     const now = performance.now()
     const queue = this.#queue
-    while (this.#head < queue.length && (queue[this.#head].settled || queue[this.#head].at <= now)) {
-      const entry = queue[this.#head++]
-      if (!entry.settled) {
-        entry.settled = true
+    while (this.#head < queue.length && (queue[this.#head].expire === null || queue[this.#head].at <= now)) {
+      const { expire } = queue[this.#head]
+      queue[this.#head++].expire = null
+      if (expire !== null) {
         this.#pending--
-        entry.expire()
+        expire()
       }
     }
     if (this.#pending === 0) {
@@ -110,10 +126,7 @@ export class Deadlines {
       this.#head = 0
       return
     }
-    if (this.#head > 1024 && this.#head * 2 > queue.length) {
-      queue.splice(0, this.#head)
-      this.#head = 0
-    }
+    this.#dropSettled()
     this.#timer = setTimeout(this.#expire, Math.max(1, queue[this.#head].at - now))
   }
 }
