@@ -10,7 +10,7 @@ import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
-import { corkUpgrade, releaseUpgrade } from './upgrade.js'
+import { claimUpgrade, corkUpgrade, releaseUpgrade, watchUpgrades } from './upgrade.js'
 import { FlushScheduler } from './wire.js'
 
 export type { FrameRateOptions, LimitOptions, SlowConsumerPolicy } from './limits.js'
@@ -101,6 +101,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
       }
     })
   }
+  watchUpgrades(app.websocketServer)
   if (!app.hasDecorator('notifyStreams')) {
     app.decorate('notifyStreams', new Map())
     installDrain(app)
@@ -176,6 +177,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   // when the handshake's synchronous run ends, whichever way it ends.
   const routeOptions = { websocket: true as const, onRequest, preHandler: corkUpgrade, logSerializers: { req: redactedRequest }, schema: { hide: true } as FastifySchema }
   app.get(path, routeOptions, (socket: WebSocket, request: FastifyRequest) => {
+    claimUpgrade(request.raw)
     releaseUpgrade(socket, onSocketError)
     const { user } = request.notifyPrincipal!
     const connection = new Connection(socket, request.notifyPrincipal!, ctx)

@@ -1,9 +1,32 @@
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import type { WebSocket } from 'ws'
+import type { WebSocket, WebSocketServer } from 'ws'
 
 type UpgradedSocket = Socket & { _httpMessage?: ServerResponse | null }
+
+// Sockets ws has upgraded, by request, until the route's handler takes them (`claimUpgrade`).
+const unclaimed = new WeakMap<IncomingMessage, WebSocket>()
+const watched = new WeakSet<WebSocketServer>()
+
+/**
+ * ws emits 'connection' and only then does @fastify/websocket call the route's handler, so a
+ * 'connection' listener that throws skips the handler: the socket would stay open, known to no
+ * route and to no client set (`clientTracking: false`), and hold `app.close()` for as long as the
+ * client stays. This records each upgraded socket before any listener of the app's runs; the
+ * route's handler takes it, and `corkUpgrade` terminates one left untaken when the handshake's
+ * synchronous run ends.
+ */
+export function watchUpgrades (wss: WebSocketServer): void {
+  if (watched.has(wss)) return
+  watched.add(wss)
+  wss.prependListener('connection', (socket: WebSocket, request: IncomingMessage) => { unclaimed.set(request, socket) })
+}
+
+/** The route's handler has the socket of `request`. */
+export function claimUpgrade (request: IncomingMessage): void {
+  unclaimed.delete(request)
+}
 
 /**
  * Lets the upgrade's request and reply be collected once the socket is open. @fastify/websocket
@@ -36,7 +59,8 @@ export function releaseUpgrade (socket: WebSocket, onError: (this: WebSocket, er
  * the handshake (400, or 503 once the server is closing) ends the socket, and `end()` uncorks it
  * fully, so the uncork here does nothing; a HEAD request is answered 404 by a response whose
  * `end()` uncorks fully too; an exception thrown between ws's 101 and the route's handler (a
- * 'connection' listener, say) skips the handler, and only this uncork lets the 101 out. Were the
+ * 'connection' listener, say) skips the handler, and only this uncork lets the 101 out (the
+ * socket is then terminated: see `watchUpgrades`). Were the
  * handler ever called later (another asynchronous preHandler after this one, a future Fastify), or
  * `welcome` written later (permessage-deflate compresses asynchronously), the uncork would come
  * first: one write more, never a socket left corked. And an extra uncork can only send early what
@@ -54,5 +78,11 @@ export function corkUpgrade (request: FastifyRequest, _reply: FastifyReply, done
     done()
   } finally {
     tcp.uncork()
+    const orphan = unclaimed.get(request.raw)
+    if (orphan !== undefined) {
+      unclaimed.delete(request.raw)
+      request.log.error('a WebSocket connection listener threw before the route took the socket: terminating it')
+      orphan.terminate()
+    }
   }
 }
