@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import { InvalidOptionError } from './errors.js'
@@ -84,6 +85,18 @@ export function corkForTick (connection: object): void {
   if (stream?.cork === undefined || stream.writableCorked !== 0) return
   stream.cork()
   process.nextTick(() => stream.uncork!())
+}
+
+/**
+ * Calls `callback` once a (un)subscribe `command` is answered, as an MQEmitter's `on` and
+ * `removeListener` do either way; a failure goes first to `state`'s 'error', where
+ * mqemitter-redis reports it.
+ */
+export function afterSubscription (command: Promise<unknown>, state: EventEmitter, callback?: () => void): void {
+  command.then(() => callback?.(), (err: unknown) => {
+    state.emit('error', err)
+    callback?.()
+  })
 }
 
 /** Resolves once `connection` is ready. */

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { Cluster, type ClusterNode, type ClusterOptions } from 'ioredis'
 import mqemitter, { type MQEmitter, type Message } from 'mqemitter'
 import { InvalidOptionError, UnsupportedTopicError } from '../errors.js'
+import { afterSubscription } from '../redis.js'
 import { shardedChannel } from '../topics.js'
 
 type Listener = (message: Message, done: () => void) => void
@@ -93,10 +94,7 @@ export class ClusterEmitter implements MQEmitter {
       if (callback !== undefined) setImmediate(callback)
       return this
     }
-    this.subConn.ssubscribe(shardedChannel(topic)).then(() => callback?.(), (err: Error) => {
-      this.state.emit('error', err)
-      callback?.()
-    })
+    afterSubscription(this.subConn.ssubscribe(shardedChannel(topic)), this.state, callback)
     return this
   }
 
@@ -109,10 +107,7 @@ export class ClusterEmitter implements MQEmitter {
       return
     }
     this.#topics.delete(topic)
-    this.subConn.sunsubscribe(shardedChannel(topic)).then(() => callback?.(), (err: Error) => {
-      this.state.emit('error', err)
-      callback?.()
-    })
+    afterSubscription(this.subConn.sunsubscribe(shardedChannel(topic)), this.state, callback)
   }
 
   emit (message: Message, callback?: (error?: Error) => void): void {

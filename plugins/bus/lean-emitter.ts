@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import type { MQEmitter, Message } from 'mqemitter'
 import { UnsupportedTopicError } from '../errors.js'
-import type { RedisConnectionLike } from '../redis.js'
+import { afterSubscription, type RedisConnectionLike } from '../redis.js'
 import { decodePacket, encodePacket, type PacketValue } from './packet.js'
 
 type Listener = (message: Message, done: () => void) => void
@@ -70,10 +70,7 @@ export class LeanRedisEmitter implements MQEmitter {
       return this
     }
     this.#topics.set(topic, [listener])
-    this.subConn.subscribe(topic).then(() => callback?.(), (err: unknown) => {
-      this.state.emit('error', err)
-      callback?.()
-    })
+    afterSubscription(this.subConn.subscribe(topic), this.state, callback)
     return this
   }
 
@@ -86,10 +83,7 @@ export class LeanRedisEmitter implements MQEmitter {
       return
     }
     this.#topics.delete(topic)
-    this.subConn.unsubscribe(topic).then(() => callback?.(), (err: unknown) => {
-      this.state.emit('error', err)
-      callback?.()
-    })
+    afterSubscription(this.subConn.unsubscribe(topic), this.state, callback)
   }
 
   emit (message: Message, callback?: (error?: Error) => void): void {
