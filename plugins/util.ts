@@ -114,18 +114,15 @@ export class Deadlines {
     const now = performance.now()
     const queue = this.#queue
     while (this.#head < queue.length && (queue[this.#head].expire === null || queue[this.#head].at <= now)) {
-      const { expire } = queue[this.#head]
-      queue[this.#head++].expire = null
+      const entry = queue[this.#head++]
+      const { expire } = entry
+      entry.expire = null
       if (expire !== null) {
         this.#pending--
         expire()
       }
     }
-    if (this.#pending === 0) {
-      this.#queue.length = 0
-      this.#head = 0
-      return
-    }
+    if (this.#pending === 0) return this.#reset()
     this.#dropSettled()
     this.#timer = setTimeout(this.#expire, Math.max(1, queue[this.#head].at - now))
   }
