@@ -133,3 +133,17 @@ export async function withTimeout (ms: number, start: (callback: (err?: Error | 
   const done = new Promise<void>((resolve, reject) => start((err) => err ? reject(err) : resolve()))
   return (await within(ms, done)) !== null
 }
+
+/**
+ * One frozen array of `values` per `key` in `cache`, shared by everyone who asks: for arrays that
+ * are replaced, never changed, and that many holders would otherwise each keep a copy of. The
+ * caller bounds the keys.
+ */
+export function sharedArray (cache: Map<string, readonly string[]>, key: string, ...values: string[]): readonly string[] {
+  let shared = cache.get(key)
+  if (shared === undefined) {
+    shared = Object.freeze(values)
+    cache.set(key, shared)
+  }
+  return shared
+}

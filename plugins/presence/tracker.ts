@@ -1,3 +1,5 @@
+import { sharedArray } from '../util.js'
+
 // This instance's share of presence, kept in memory and changed only by connection events (never
 // per delivered message). A store reads it: in-process it is the whole answer; on Redis it is
 // written out, and because each write sets local truth rather than adding to a counter, writes
@@ -58,15 +60,6 @@ const NONE: readonly string[] = Object.freeze([])
 // Keyed by stream name, so bounded by the declared streams.
 const ONE = new Map<string, readonly string[]>()
 
-function one (stream: string): readonly string[] {
-  let streams = ONE.get(stream)
-  if (streams === undefined) {
-    streams = Object.freeze([stream])
-    ONE.set(stream, streams)
-  }
-  return streams
-}
-
 /** Adds or removes one occurrence of `stream`; true when it was the user's first or last. */
 function changeStreams (local: LocalUser, stream: string, by: 1 | -1): boolean {
   const { streams } = local
@@ -74,7 +67,7 @@ function changeStreams (local: LocalUser, stream: string, by: 1 | -1): boolean {
   // Arrays are replaced, never changed, so they can be shared. concat() and toSpliced() make
   // arrays of the exact size; spreading over-allocates.
   if (by === 1) {
-    local.streams = streams.length === 0 ? one(stream) : streams.concat(stream)
+    local.streams = streams.length === 0 ? sharedArray(ONE, stream, stream) : streams.concat(stream)
     return at < 0
   }
   if (at < 0) return false

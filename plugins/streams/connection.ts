@@ -14,6 +14,7 @@ import { Resume } from './resume.js'
 import type { RouteStats } from '../recorder.js'
 import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
 import { FrameWriter, OutboundFrame, type FlushScheduler } from './wire.js'
+import { sharedArray } from '../util.js'
 import type { Watched } from './heartbeat.js'
 
 /** What every connection of one streams route shares. */
@@ -88,12 +89,7 @@ const PUBLIC_PAIRS = new Map<string, readonly string[]>()
 function withPair (subscribed: readonly string[], stream: DeclaredStream, topic: string): readonly string[] {
   // concat() makes an array of the exact size; spreading over-allocates.
   if (subscribed.length > 0 || stream.kind !== 'public') return subscribed.concat(stream.name, topic)
-  let pair = PUBLIC_PAIRS.get(topic)
-  if (pair === undefined) {
-    pair = Object.freeze([stream.name, topic])
-    PUBLIC_PAIRS.set(topic, pair)
-  }
-  return pair
+  return sharedArray(PUBLIC_PAIRS, topic, stream.name, topic)
 }
 
 export const CLOSE = {

@@ -22,7 +22,7 @@ export class Heartbeat {
 
   constructor (
     private readonly interval: number,
-    private readonly watched: () => Iterable<Watched>,
+    private readonly watched: Iterable<Watched>,
     private readonly onDead: (socket: WebSocket) => void
   ) {}
 
@@ -39,7 +39,7 @@ export class Heartbeat {
   }
 
   #beat (): void {
-    for (const watched of this.watched()) {
+    for (const watched of this.watched) {
       const { socket } = watched
       if (socket.readyState !== OPEN) continue
       // ws's TCP socket (a ws internal, as in wire.ts): what the kernel handed up, pongs included.

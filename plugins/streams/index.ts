@@ -154,7 +154,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const users = new UserConnections(limits.maxConnectionsPerUser)
   const heartbeat = heartbeatInterval === false
     ? null
-    : new Heartbeat(heartbeatInterval, () => connections, (socket) => {
+    : new Heartbeat(heartbeatInterval, connections, (socket) => {
       stats.heartbeatTimeouts++
       socket.terminate()
     })
