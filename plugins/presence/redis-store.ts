@@ -185,8 +185,8 @@ export class RedisPresenceReader {
 }
 
 // Changes wait this long for more before one script call writes them all. Written once per
-// event-loop iteration instead, a stream of handshakes (20 at once) cost a call per connect or
-// subscribe, nearly: +22 % CPU per handshake with presence on (docs/benchmarks.md).
+// event-loop iteration instead, a stream of handshakes (20 at once) paid a call for nearly every
+// connect and subscribe: +22 % CPU per handshake with presence on (docs/benchmarks.md).
 const WRITE_WINDOW_MS = 5
 
 /**
