@@ -79,9 +79,13 @@ export class JwksKeySet {
     const wait = this.#fetchedAt === -Infinity ? Math.min(NO_KEYS_RETRY, this.#cooldown) : this.#cooldown
     const since = now - this.#triedAt
     if (this.#fetchedAt === -Infinity && this.#fetching === null && since < wait) {
+      const triedAt = this.#triedAt
       await new Promise((resolve) => setTimeout(resolve, wait - since))
-    }
-    if (this.#fetching !== null || Date.now() - this.#triedAt >= wait) {
+      // The try waited for is made even when Date.now() says it is a ms early: a timer counts whole
+      // ms of the loop's monotonic clock, so now and then it fires a ms short by the wall clock.
+      // Skipped only when another caller made it meanwhile (its outcome stands for this one).
+      if (this.#fetching !== null || this.#triedAt === triedAt) await this.#refresh().catch(() => {})
+    } else if (this.#fetching !== null || since >= wait) {
       await this.#refresh().catch(() => {})
     }
     key = this.#keys.get(header.kid)
