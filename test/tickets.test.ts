@@ -40,6 +40,10 @@ t.test('every ticket is different', async (t) => {
   const jwt = token(edge.app, 'alice')
   const tickets = new Set(await Promise.all(Array.from({ length: 20 }, () => ticket(edge.http, jwt))))
   t.equal(tickets.size, 20)
+  // Past the 128 tickets one draw of random bits serves, twice: no bytes are used again.
+  const issued = await Promise.all(Array.from({ length: 300 }, async () => (await edge.app.notifyTickets.issue({ user: 'alice', expiresAt: Date.now() + 60_000 })).ticket))
+  t.equal(new Set([...tickets, ...issued]).size, 320)
+  t.ok(issued.every((ticket) => /^[A-Za-z0-9_-]{43}$/.test(ticket)), '256 bits each, in base64url')
 })
 
 t.test('the ticket lifetime follows the ttl option', async (t) => {
