@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { declareStreams, type DeclaredStream, type StreamDefinition } from './declarations.js'
+import type { HistoryBounds } from './history/store.js'
 import { MessageIdGenerator } from './message-id.js'
 import { metricsOf } from './recorder.js'
 import { messageFrame, type MessageTemplate } from './message.js'
@@ -41,14 +42,17 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     throw new InvalidOptionError(`stream ${withHistory[0].name} keeps history: register the history plugin first`)
   }
 
-  async function send (stream: DeclaredStream, topic: string, template: MessageTemplate): Promise<Sent> {
-    if (stream.history === undefined) {
-      const { id, ts } = ids.next()
-      return { id, receivers: await bus.publish({ topic, id, frame: messageFrame(template, id, ts) }) }
-    }
+  // Not async where there is no history to wait for: every message takes this path.
+  function send (stream: DeclaredStream, topic: string, template: MessageTemplate): Promise<Sent> {
+    if (stream.history !== undefined) return sendDurable(topic, template, stream.history)
+    const { id, ts } = ids.next()
+    return bus.publish({ topic, id, frame: messageFrame(template, id, ts) }).then((receivers) => ({ id, receivers }))
+  }
+
+  async function sendDurable (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<Sent> {
     // Durable first: a message is on the bus only once history holds it, under the same id.
     const { store } = app.notifyHistory
-    const { receivers, ...message } = await store.append(topic, template, stream.history)
+    const { receivers, ...message } = await store.append(topic, template, bounds)
     if (!store.appendPublishes) return { id: message.id, receivers: await bus.publish(message) }
     return { id: message.id, receivers: receivers ?? null }
   }

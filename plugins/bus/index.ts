@@ -126,9 +126,24 @@ function emitted (emitter: MQEmitter, known: boolean): Send {
 export type ResubscribeSource = (listener: () => void) => () => void
 const NEVER: ResubscribeSource = () => () => {}
 
-function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, health: () => BusHealth, log: FastifyInstance['log'], onResubscribe = NEVER): NotifyBus {
+/** What a bus tells of its emitter's connection. */
+interface BusState {
+  health (): BusHealth
+  /** Why a publish cannot go out now (the publishing connection's status), or null when it can. */
+  down (): string | null
+}
+
+const unavailable = (err: unknown): never => {
+  throw new BusUnavailableError((err as Error).message)
+}
+
+function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, state: BusState, log: FastifyInstance['log'], onResubscribe = NEVER): NotifyBus {
   const topics = new Map<string, TopicEntry>()
   const deadlines = new Deadlines(publishTimeout)
+  const answered = (sent: { value: number | null } | null): number | null => {
+    if (sent === null) throw new BusUnavailableError(`no answer within ${publishTimeout} ms`)
+    return sent.value
+  }
 
   function createEntry (topic: string): TopicEntry {
     const listeners = new Set<BusListener>()
@@ -167,23 +182,15 @@ function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, heal
       // during an outage (or a drain) must not wait for it longer than a publish would.
       return withTimeout(publishTimeout, (callback) => emitter.removeListener(topic, entry.handler, () => callback())).then(() => {})
     },
-    async publish (message) {
+    // Not async, and no health() object: this is every message's path (a turn of promises less).
+    publish (message) {
       // On Redis, a publish while the connection is down would wait in ioredis's offline queue.
-      const state = health()
-      if (state.redis !== undefined && state.redis.pub !== 'ready') {
-        throw new BusUnavailableError(`Redis is not connected (${state.redis.pub})`)
-      }
-      let sent: { value: number | null } | null
-      try {
-        sent = await deadlines.race(send(message, topics))
-      } catch (err) {
-        throw new BusUnavailableError((err as Error).message)
-      }
-      if (sent === null) throw new BusUnavailableError(`no answer within ${publishTimeout} ms`)
-      return sent.value
+      const down = state.down()
+      if (down !== null) return Promise.reject(new BusUnavailableError(`Redis is not connected (${down})`))
+      return deadlines.race(send(message, topics)).then(answered, unavailable)
     },
     topicCount: () => topics.size,
-    health,
+    health: state.health,
     onResubscribe
   }
 }
@@ -214,18 +221,24 @@ async function fastifyNotifyBus (app: FastifyInstance, opts: NotifyBusOptions): 
       throw err
     }
     app.addHook('onClose', () => bus.release(closeTimeout))
-    const health = (): BusHealth => {
-      const status = bus.status()
-      return { healthy: status.pub === 'ready' && status.sub === 'ready', backend: 'redis', redis: status }
+    const state: BusState = {
+      health () {
+        const status = bus.status()
+        return { healthy: status.pub === 'ready' && status.sub === 'ready', backend: 'redis', redis: status }
+      },
+      down () {
+        const status = bus.pubStatus()
+        return status === 'ready' ? null : status
+      }
     }
-    app.decorate('notifyBus', createBus(bus.emitter, (message) => bus.publish(message), publishTimeout, health, app.log, bus.onResubscribe))
+    app.decorate('notifyBus', createBus(bus.emitter, (message) => bus.publish(message), publishTimeout, state, app.log, bus.onResubscribe))
     return
   }
 
   const emitter = opts.emitter ?? mqemitter()
   const health: BusHealth = Object.freeze({ healthy: true, backend: opts.emitter === undefined ? 'memory' : 'emitter' })
   // The default emitter lives in this process only: its receivers are this bus's topics.
-  app.decorate('notifyBus', createBus(emitter, emitted(emitter, opts.emitter === undefined), publishTimeout, () => health, app.log))
+  app.decorate('notifyBus', createBus(emitter, emitted(emitter, opts.emitter === undefined), publishTimeout, { health: () => health, down: () => null }, app.log))
 
   if (opts.emitter === undefined || opts.closeEmitter === true) {
     app.addHook('onClose', async () => {

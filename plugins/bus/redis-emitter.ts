@@ -40,6 +40,8 @@ export interface RedisBus {
   publish (message: BusPacketMessage): Promise<number>
   /** ioredis status of the publishing and the subscribing connection. */
   status (): { pub: string, sub: string }
+  /** ioredis status of the publishing connection alone (no object: read on every publish). */
+  pubStatus (): string
   /** Resolves once both connections are ready; rejects with `FST_NOTIFY_BUS_UNAVAILABLE` after `timeout` ms. */
   ready (timeout: number): Promise<void>
   /**
@@ -172,6 +174,7 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
       return pub.publish(channel, packet)
     },
     status: () => ({ pub: pub.status, sub: sub.status }),
+    pubStatus: () => pub.status,
     async ready (timeout) {
       const ready = await within(timeout, Promise.all([connectionReady(pub), connectionReady(sub)]))
       if (ready === null) throw new BusUnavailableError(`Redis not ready within ${timeout} ms (pub: ${pub.status}, sub: ${sub.status})`)
