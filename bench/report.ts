@@ -97,10 +97,18 @@ export function judge (results: Results): TargetResult[] {
     const edge = metric(s, 'edge', 'rssPerConnectionKB')
     add('memory per idle connection (RSS) ≤ 1.3 × plain ws', ratio(edge, metric(s, 'ws-send', 'rssPerConnectionKB')), 1.3, (v) => v <= 1.3)
     add('memory per idle connection (RSS) ≤ 0.5 × Socket.IO', ratio(edge, metric(s, 'socketio', 'rssPerConnectionKB')), 0.5, (v) => v <= 0.5)
+    add('heap per idle connection ≤ 1.0 × plain ws', ratio(metric(s, 'edge', 'heapPerConnectionKB'), metric(s, 'ws-send', 'heapPerConnectionKB')), 1, (v) => v <= 1)
   }
   for (const s of byKind('cross-instance')) {
     add(`cross-instance p99 ≤ 10 ms at ${s.params.rate} msg/s (ms)`, metric(s, 'edge', 'p99Ms'), 10, (v) => v <= 10)
     add('cross-instance CPU per message < Socket.IO redis adapter', ratio(metric(s, 'edge', 'cpuPerMessageUs'), metric(s, 'socketio', 'cpuPerMessageUs')), 1, (v) => v < 1)
+    for (const [id, which] of [['edge', ''], ['edge-lean', ', lean emitter']]) {
+      if (s.results[id] === undefined) continue
+      const cpu = metric(s, id, 'cpuPerMessageUs')
+      add(`cross-instance CPU per message ≤ 0.6 × Socket.IO${which}`, ratio(cpu, metric(s, 'socketio', 'cpuPerMessageUs')), 0.6, (v) => v <= 0.6)
+      add(`cross-instance CPU per message ≤ 1.0 × plain ws + Redis${which}`, ratio(cpu, metric(s, 'ws-send', 'cpuPerMessageUs')), 1, (v) => v <= 1)
+      add(`cross-instance p99 ≤ 5 ms${which} (ms)`, metric(s, id, 'p99Ms'), 5, (v) => v <= 5)
+    }
   }
   const presence = (on: number): Scenario | undefined => byKind('presence').find((s) => s.params.on === on)
   const [off, on] = [presence(0), presence(1)]
@@ -111,6 +119,11 @@ export function judge (results: Results): TargetResult[] {
   for (const s of byKind('handshakes')) {
     add('handshakes per second ≥ 1,000', metric(s, 'edge', 'perSecond'), 1000, (v) => v >= 1000)
     add('handshake p99 < 50 ms (ms)', metric(s, 'edge', 'p99Ms'), 50, (v) => v < 50)
+    for (const [id, which] of [['edge', ''], ['edge-nolimit', ', no ticket rate limit']]) {
+      if (s.results[id] === undefined) continue
+      add(`handshakes per second ≥ 0.85 × plain ws${which}`, ratio(metric(s, id, 'perSecond'), metric(s, 'ws-send', 'perSecond')), 0.85, (v) => v >= 0.85)
+      add(`CPU per handshake ≤ 1.2 × plain ws${which}`, ratio(metric(s, id, 'cpuPerHandshakeUs'), metric(s, 'ws-send', 'cpuPerHandshakeUs')), 1.2, (v) => v <= 1.2)
+    }
   }
   if (results.ingress !== undefined) judgeIngress(results.ingress, add)
   return targets

@@ -13,7 +13,9 @@ const CONTENDERS = ['edge', 'ws-send', 'ws-frame', 'socketio']
 const SUSTAINED_CONTENDERS = ['edge', 'edge-flush0', 'ws-send', 'ws-frame', 'socketio']
 // The edge on the lean Redis emitter runs in the cross-instance scenario only.
 const CROSS_CONTENDERS = ['edge', 'edge-lean', 'ws-send', 'ws-frame', 'socketio']
-const ALL_CONTENDERS = ['edge', 'edge-flush0', 'edge-lean', 'ws-send', 'ws-frame', 'socketio']
+// The edge without the ticket route's rate limit runs in the handshakes scenario only.
+const HANDSHAKE_CONTENDERS = ['edge', 'edge-nolimit', 'ws-send', 'ws-frame', 'socketio']
+const ALL_CONTENDERS = ['edge', 'edge-flush0', 'edge-lean', 'edge-nolimit', 'ws-send', 'ws-frame', 'socketio']
 const METRICS: Record<string, string[]> = {
   fanout: ['cpuPerDeliveryUs', 'deliveriesPerSecond', 'p50Ms', 'p99Ms', 'delivered'],
   sustained: ['cpuPerDeliveryUs', 'deliveriesPerSecond', 'publishesPerSecond', 'p50Ms', 'p99Ms', 'p999Ms', 'delivered'],
@@ -47,7 +49,7 @@ t.test('npm run bench -- --quick completes and writes every scenario for every c
   const [code] = await once(child, 'exit')
   if (code !== 0) t.comment(output)
   t.equal(code, 0, 'exits with 0')
-  t.match(output, /\| scenario \| metric \| notify-edge \| notify-edge flushInterval 0 \| notify-edge lean emitter \| ws send \| ws frame-once \| Socket\.IO \|/)
+  t.match(output, /\| scenario \| metric \| notify-edge \| notify-edge flushInterval 0 \| notify-edge lean emitter \| notify-edge no ticket rate limit \| ws send \| ws frame-once \| Socket\.IO \|/)
 
   const results = JSON.parse(await readFile(out, 'utf8'))
   t.match(results, {
@@ -59,7 +61,7 @@ t.test('npm run bench -- --quick completes and writes every scenario for every c
   t.same(results.scenarios.map((s: { kind: string }) => s.kind), ['fanout', 'sustained', 'sustained', 'memory', 'cross-instance', 'handshakes', 'presence', 'presence'])
   t.same(results.scenarios.filter((s: { kind: string }) => s.kind === 'presence').map((s: { params: { on: number } }) => s.params.on), [0, 1])
   for (const scenario of results.scenarios) {
-    const contenders = { presence: PRESENCE_RUNS, sustained: SUSTAINED_CONTENDERS, 'cross-instance': CROSS_CONTENDERS }[scenario.kind as string] ?? CONTENDERS
+    const contenders = { presence: PRESENCE_RUNS, sustained: SUSTAINED_CONTENDERS, 'cross-instance': CROSS_CONTENDERS, handshakes: HANDSHAKE_CONTENDERS }[scenario.kind as string] ?? CONTENDERS
     t.same(Object.keys(scenario.results).sort(), [...contenders].sort(), `${scenario.id}: every contender`)
     for (const id of contenders) {
       const figures = scenario.results[id]

@@ -10,7 +10,7 @@ import { control } from './control.js'
 // its `redis` option: bus, tickets on Redis). History is left out: no other contender keeps any;
 // docs/history.md measures what it adds. Its `POST /notifications` feeds the sustained scenario;
 // --flush-interval sets the /ws route's write coalescing; `--presence off` leaves presence out,
-// to measure its cost.
+// to measure its cost; `--ticket-rate-limit off` leaves the ticket route's rate limit out.
 // With --amqp <url> --exchange --queue it also runs the RabbitMQ and gRPC ingresses (gRPC on a
 // free port) for the ingress scenario.
 
@@ -20,6 +20,7 @@ const redis = cluster !== undefined ? { cluster } : argument('redis')
 const flushInterval = argument('flush-interval')
 const presence = argument('presence') === 'off' ? false : undefined
 const amqp = argument('amqp')
+const tickets = argument('ticket-rate-limit') === 'off' ? { rateLimit: false as const } : undefined
 // --emitter lean runs the bus on LeanRedisEmitter instead of mqemitter-redis.
 const redisEmitter = argument('emitter') as 'lean' | undefined
 const app = Fastify({ logger: false })
@@ -29,6 +30,7 @@ await app.register(notifyEdge, {
   redis,
   bus: { redisEmitter },
   publishApi: { apiKey: API_KEY },
+  tickets,
   ...(flushInterval === undefined ? {} : { routes: [{ path: '/ws', flushInterval: Number(flushInterval) }, { path: '/public', anonymous: true }] }),
   presence,
   ...(amqp === undefined
