@@ -47,7 +47,7 @@ const CONTENDERS: Contender[] = [
 /**
  * One fresh server process per contender serves a session: `connections` clients subscribe to the
  * public stream; memory is measured on them while idle, then a fan-out burst goes to them, then
- * sustained publishing at each rate; after they leave, handshakes are timed on the same process.
+ * sustained publishing at each rate. Handshakes are timed apart, on fresh servers (`handshakeRounds`).
  */
 interface Session {
   id: string
