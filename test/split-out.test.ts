@@ -168,7 +168,11 @@ t.test('presence from a publisher over Redis and HTTP is the edge\'s answer; ove
   await alice[0].subscribe('order', 'promotional')
   await (await connectUser(t, edges[1], 'bob')).subscribe('promotional')
   const asked = { users: ['alice', 'bob', 'carol'] }
-  await until('both edges\' shares to be written', async () => (await edges[0].app.notify.presence(asked)).users.alice.connections === 2)
+  // Every change written, not only alice's: each edge writes its changes in batches, 5 ms apart.
+  await until('both edges\' shares to be written', async () => {
+    const { alice, bob } = (await edges[0].app.notify.presence(asked)).users
+    return alice.connections === 2 && alice.streams.length === 2 && bob.connections === 1 && bob.streams.length === 1
+  })
   // Enough users that the HTTP transport splits the query over several GETs.
   const crowd = { users: ['alice', ...Array.from({ length: 600 }, (_, i) => `someone-with-a-long-id-${i}`)] }
   const queries = [asked, { user: 'bob' }, crowd, { stream: 'promotional' }, { stream: 'system' }]
