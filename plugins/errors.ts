@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 
 // Every error the plugins raise, in one place with one prefix; tests match on `code`.
 

@@ -23,6 +23,9 @@ const NODE_OPTIONS = {
   outDir: 'out',
   rootDir: '.'
 }
+// A server compiled with a bundler's resolution (tsx, esbuild, Vite's SSR): the shipped .d.ts must
+// hold there too, where a default import of a CommonJS package's `export =` is not its namespace.
+const SERVER_BUNDLER_OPTIONS = { ...NODE_OPTIONS, module: 'ESNext', moduleResolution: 'Bundler', noEmit: true }
 const BROWSER_OPTIONS = {
   target: 'ES2022',
   module: 'ESNext',
@@ -109,8 +112,11 @@ t.test('every TypeScript block compiles under strict with the shipped types chec
   const types = program('types', { ...NODE_OPTIONS, noEmit: true }, readdirSync(join(root, 'test', 'types')).map((name) => ({
     origin: `test/types/${name}:1`, browser: false, run: false, skip: false, source: readFileSync(join(root, 'test', 'types', name), 'utf8'), offset: 0
   })))
-  const [serverProblems, browserProblems, typeProblems] = await Promise.all([compile(server), compile(browser), compile(types)])
+  const bundled = program('server-bundler', SERVER_BUNDLER_OPTIONS, checked.filter((block) => !block.browser))
+  const [serverProblems, browserProblems, typeProblems, bundledProblems] = await Promise.all([compile(server), compile(browser), compile(types), compile(bundled)])
   t.same(serverProblems.get(''), undefined, 'the installed package\'s own .d.ts compile')
+  t.same(bundledProblems.get(''), undefined, 'the installed package\'s own .d.ts compile under Bundler resolution')
+  for (const [file, block] of bundled.files) t.same(bundledProblems.get(file) ?? [], [], `${block.origin} compiles under Bundler resolution`)
   t.same(browserProblems.get(''), undefined, 'the client\'s .d.ts compile without Node types')
   t.same(typeProblems.get(''), undefined)
   for (const [file, block] of types.files) {
