@@ -175,8 +175,8 @@ export function offlineHook (onOffline: OnOffline | undefined, log: FastifyBaseL
 
 /** A `Deliver` that sends to each recipient's topic at once, counting each message in `metrics`. */
 export function perTopic (send: SendToTopic, metrics: NotifyMetricsRecorder): Deliver {
-  function counted (stream: DeclaredStream, sending: Promise<Sent>): Promise<Sent> {
-    return sending.then((sent) => {
+  function sendTo (stream: DeclaredStream, user: string | null, template: MessageTemplate): Promise<Sent> {
+    return send(stream, stream.topic(user), template).then((sent) => {
       metrics.published(stream.name)
       return sent
     }, (err: unknown) => {
@@ -186,8 +186,8 @@ export function perTopic (send: SendToTopic, metrics: NotifyMetricsRecorder): De
   }
   return ({ stream, users, template }) => {
     // One recipient is the common case, and the hot path of a busy publisher: no Promise.all.
-    if (users.length === 1) return counted(stream, send(stream, stream.topic(users[0]), template)).then(inArray)
-    return Promise.all(users.map((user) => counted(stream, send(stream, stream.topic(user), template))))
+    if (users.length === 1) return sendTo(stream, users[0], template).then(inArray)
+    return Promise.all(users.map((user) => sendTo(stream, user, template)))
   }
 }
 
