@@ -417,9 +417,14 @@ async function timed (label: string, run: () => Promise<void>): Promise<void> {
 
 // --flush-interval N runs the `edge` contender with that flushInterval (to choose the default).
 const edgeFlushInterval = argument('flush-interval')
+const busFlushInterval = argument('bus-flush-interval')
 const contenders = CONTENDERS.filter((c) => onlyContenders?.includes(c.id) ?? true)
   .map((c) => c.id === 'edge' && edgeFlushInterval !== undefined
     ? { ...c, label: `${c.label} flushInterval ${edgeFlushInterval}`, args: ['--flush-interval', edgeFlushInterval] }
+    : c)
+  // --bus-flush-interval N runs every notify-edge contender with that bus.flushInterval (to choose the default).
+  .map((c) => c.script === 'edge.js' && busFlushInterval !== undefined
+    ? { ...c, label: `${c.label} bus flushInterval ${busFlushInterval}`, args: [...c.args, '--bus-flush-interval', busFlushInterval] }
     : c)
 // --fanout 2000x200, --sustained 2000 (the rates of a full run at that size) and/or --handshakes 1000
 // replace the sessions with one of that size (for profiling).

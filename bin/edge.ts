@@ -17,7 +17,7 @@ export async function buildEdge (config: EdgeConfig, streams: readonly StreamDef
     socketAuth: { allowedOrigins: config.allowedOrigins },
     publishApi: { apiKey: config.publishApiKey },
     redis: config.redis,
-    bus: { redisEmitter: config.redisEmitter },
+    bus: { redisEmitter: config.redisEmitter, flushInterval: config.busFlushInterval },
     metrics: {}
   })
 

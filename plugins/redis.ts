@@ -9,7 +9,7 @@ import { within } from './util.js'
 // we call, so a client of either version fits. Not exported from the package entry except types.
 
 /** The socket under an ioredis connection, as far as the edge touches it. */
-interface RedisStream { destroy (): void, cork?: () => void, uncork?: () => void, writableCorked?: number }
+interface RedisStream { destroy (): void, cork?: () => void, uncork?: () => void, writableCorked?: number, writableLength?: number }
 
 /** The calls the edge makes on a Redis connection it manages. */
 export interface RedisConnectionLike {
@@ -73,18 +73,58 @@ export function redisConnection (options: RedisConnectionOptions, overrides: Red
   return new Redis(url, { ...rest, ...overrides })
 }
 
+// Past this much held, a batch goes without waiting for the rest of the interval: it gains no more.
+const MAX_HELD_BYTES = 64 * 1024
+
 /**
- * Holds `connection`'s writes until the current tick's callbacks and microtasks have run, then
- * sends them in one syscall: commands issued together (a burst of publishes) cost one write, and
- * Redis answers them in one. Unlike ioredis's auto-pipelining it never waits for a reply, so it
- * adds no latency and never holds a later batch behind an earlier one.
+ * Holds a connection's writes to send them in one syscall: commands issued together (a burst of
+ * publishes) cost one write, and Redis answers them in one. Those of one tick always go out
+ * together at its end. With an `interval` (ms), commands issued less than `interval` after the
+ * last write are held until that much has passed, so that a steady stream of publishes (one per
+ * turn, as HTTP, gRPC and AMQP deliver them) leaves in a write per interval instead of one per
+ * turn, and arrives at every receiving instance in one read too. After a quiet interval a command
+ * goes at the end of its tick: a lone publish waits for no timer. Unlike ioredis's
+ * auto-pipelining it never waits for a reply, so it never holds a later batch behind an earlier one.
  */
-export function corkForTick (connection: object): void {
-  // A Cluster client has no single stream: its commands go out as before.
-  const stream = (connection as { stream?: RedisStream }).stream
-  if (stream?.cork === undefined || stream.writableCorked !== 0) return
-  stream.cork()
-  process.nextTick(() => stream.uncork!())
+export class WriteCoalescer {
+  #lastFlush = -Infinity
+  #held: RedisStream | null = null
+  #timer: NodeJS.Timeout | undefined
+  readonly #flush = (): void => { this.flush() }
+
+  constructor (readonly connection: object, readonly interval: number) {}
+
+  /** Holds what is written to the connection from now on, until its flush is due. */
+  hold (): void {
+    // A Cluster client has no single stream: its commands go out as before.
+    const stream = (this.connection as { stream?: RedisStream }).stream
+    if (stream?.cork === undefined) return
+    if (stream.writableCorked !== 0) {
+      if (stream !== this.#held || stream.writableLength! < MAX_HELD_BYTES) return
+      this.flush()
+    }
+    if (this.#held !== null) {
+      // A reconnect replaced the stream: the old one goes, and the new one has not been written.
+      this.flush()
+      this.#lastFlush = -Infinity
+    }
+    stream.cork()
+    this.#held = stream
+    const wait = this.#lastFlush + this.interval - performance.now()
+    if (wait <= 0) process.nextTick(this.#flush)
+    else this.#timer = setTimeout(this.#flush, wait)
+  }
+
+  /** Sends what is held now (also before a QUIT, so that closing waits for no timer). */
+  flush (): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    const stream = this.#held
+    if (stream === null) return
+    this.#held = null
+    this.#lastFlush = performance.now()
+    stream.uncork!()
+  }
 }
 
 /**

@@ -99,6 +99,7 @@ t.test('refuses to start on a bad or missing setting with one line and no stack 
     [{ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_SENTINELS: '127.0.0.1:26379' }, 'set one of REDIS_URL'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be one of'],
     [{ REDIS_BUS_EMITTER: 'fast' }, 'REDIS_BUS_EMITTER must be mqemitter-redis or lean'],
+    [{ REDIS_BUS_FLUSH_INTERVAL: '1.5' }, 'REDIS_BUS_FLUSH_INTERVAL must be an integer from 0 to 999'],
     [{ ALLOWED_ORIGINS: ' , ', TICKET_TTL: '0' }, 'TICKET_TTL must be an integer']
   ]
   // Side by side: each is a process start, seconds on a loaded machine.
@@ -139,7 +140,7 @@ t.test('on REDIS_URL, a publisher in another process reaches its sockets, checke
   const { url, prefix } = await sharedRedis(t)
   cleanUpKeys(t, url, prefix)
   // On the lean emitter: a publisher's packets (mqemitter-redis's format) reach it all the same.
-  const proc = await edge(t, { REDIS_URL: url, TOPIC_PREFIX: prefix, REDIS_BUS_EMITTER: 'lean' })
+  const proc = await edge(t, { REDIS_URL: url, TOPIC_PREFIX: prefix, REDIS_BUS_EMITTER: 'lean', REDIS_BUS_FLUSH_INTERVAL: '5' })
   t.match(await (await fetch(`${proc.http}/health`)).json(), { status: 'ok', redis: { tickets: 'ready' } })
   const app = Fastify({ logger: false })
   t.teardown(() => app.close())

@@ -23,12 +23,14 @@ const amqp = argument('amqp')
 const tickets = argument('ticket-rate-limit') === 'off' ? { rateLimit: false as const } : undefined
 // --emitter lean runs the bus on LeanRedisEmitter instead of mqemitter-redis.
 const redisEmitter = argument('emitter') as 'lean' | undefined
+// --bus-flush-interval sets the bus's write coalescing on Redis.
+const busFlushInterval = argument('bus-flush-interval')
 const app = Fastify({ logger: false })
 await app.register(notifyEdge, {
   jwt: { secret: SECRET },
   streams: STREAMS.map(({ history: _history, ...stream }) => stream),
   redis,
-  bus: { redisEmitter },
+  bus: { redisEmitter, flushInterval: busFlushInterval === undefined ? undefined : Number(busFlushInterval) },
   publishApi: { apiKey: API_KEY },
   tickets,
   ...(flushInterval === undefined ? {} : { routes: [{ path: '/ws', flushInterval: Number(flushInterval) }, { path: '/public', anonymous: true }] }),

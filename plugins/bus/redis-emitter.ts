@@ -5,7 +5,7 @@ import type { MQEmitter } from 'mqemitter'
 import type { FastifyBaseLogger } from 'fastify'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import {
-  connectionReady, corkForTick, endConnection, redisConnection,
+  WriteCoalescer, connectionReady, endConnection, redisConnection,
   type RedisClientLike, type RedisConnectionLike, type RedisConnectionOptions, type RedisConnectionOverrides
 } from '../redis.js'
 import { within } from '../util.js'
@@ -92,26 +92,27 @@ export type RedisEmitterKind = 'mqemitter-redis' | 'lean'
  * mqemitter-redis (or, with `kind` 'lean', `LeanRedisEmitter`) over two connections built from
  * `options` (never from `connectionString`, which drops every other option).
  */
-export function createRedisBus (options: NotifyBusRedisOptions, log: FastifyBaseLogger, kind: RedisEmitterKind = 'mqemitter-redis'): RedisBus {
-  if (isClusterOptions(options)) return watch(createClusterEmitter(options) as unknown as MQEmitterRedis, log, true, true)
+export function createRedisBus (options: NotifyBusRedisOptions, log: FastifyBaseLogger, kind: RedisEmitterKind = 'mqemitter-redis', flushInterval = 0): RedisBus {
+  if (isClusterOptions(options)) return watch(createClusterEmitter(options) as unknown as MQEmitterRedis, log, true, true, flushInterval)
   const { sub, pub } = connections(options)
-  if (kind === 'lean') return watch(new LeanRedisEmitter(pub as LeanRedisConnection, sub as LeanRedisConnection) as unknown as MQEmitterRedis, log, true, true)
+  if (kind === 'lean') return watch(new LeanRedisEmitter(pub as LeanRedisConnection, sub as LeanRedisConnection) as unknown as MQEmitterRedis, log, true, true, flushInterval)
   // The connections are ioredis 5 or 6; mqemitter-redis only calls what RedisConnectionLike names.
   const emitter = mqemitterRedis({ subConn: sub, pubConn: pub } as unknown as Parameters<typeof mqemitterRedis>[0])
-  return watch(emitter as unknown as MQEmitterRedis, log, true, true)
+  return watch(emitter as unknown as MQEmitterRedis, log, true, true, flushInterval)
 }
 
 /** Watches a given mqemitter-redis; ends its connections on release only when `closeEmitter`. */
-export function watchRedisEmitter (emitter: MQEmitter, log: FastifyBaseLogger, closeEmitter: boolean): RedisBus {
-  return watch(emitter as MQEmitterRedis, log, false, closeEmitter)
+export function watchRedisEmitter (emitter: MQEmitter, log: FastifyBaseLogger, closeEmitter: boolean, flushInterval = 0): RedisBus {
+  return watch(emitter as MQEmitterRedis, log, false, closeEmitter, flushInterval)
 }
 
 /**
  * Its `state` emits 'error' on every Redis connection failure and would crash the process
  * unlisted: errors are logged here, once per outage at warn level.
  */
-function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean, close: boolean): RedisBus {
+function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean, close: boolean, flushInterval: number): RedisBus {
   const { pubConn: pub, subConn: sub } = emitter
+  const writes = new WriteCoalescer(pub, flushInterval)
   let outage = false
   let releasing = false
   const onError = (err: unknown): void => {
@@ -170,7 +171,7 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
       if (announces) return (emitter as unknown as ClusterEmitter).publish(message)
       const channel = channelPrefix + message.topic
       const packet = encodeBusPacket(`${channel} ${publisher} ${message.id}`, channelPrefix === '' ? message : { ...message, topic: channel })
-      corkForTick(pub)
+      writes.hold()
       return pub.publish(channel, packet)
     },
     status: () => ({ pub: pub.status, sub: sub.status }),
@@ -181,6 +182,7 @@ function watch (emitter: MQEmitterRedis, log: FastifyBaseLogger, built: boolean,
     },
     async release (timeout) {
       releasing = true
+      writes.flush()
       // Not mqemitter-redis's close(): it waits for both connections' 'end', forever when Redis is
       // away, and its QUIT rejects unhandled (crashing the process) when Redis does not answer.
       if (close) await Promise.all([endConnection(pub, timeout), endConnection(sub, timeout)])

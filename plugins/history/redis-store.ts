@@ -2,7 +2,7 @@ import type { BusMessage } from '../bus/index.js'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { isMessageId } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
-import { corkForTick } from '../redis.js'
+import { WriteCoalescer } from '../redis.js'
 import { redisScript, runScript, type RedisScript, type RedisScriptClient } from '../redis-script.js'
 import { shardedChannel } from '../topics.js'
 import { Deadlines, positiveInteger } from '../util.js'
@@ -165,6 +165,7 @@ export class RedisHistoryStore implements HistoryStore {
   readonly keyPrefix: string
   readonly #publish: 0 | 1 | 2
   readonly #client: RedisHistoryClient
+  readonly #writes: WriteCoalescer
   readonly #metaTtl: number
   readonly #timeout: number
   readonly #deadlines: Deadlines
@@ -183,6 +184,8 @@ export class RedisHistoryStore implements HistoryStore {
     if (publish === 'sharded' && /[{}]/.test(keyPrefix)) throw new InvalidOptionError('keyPrefix must not hold braces on Redis Cluster')
     this.#publish = publish === 'sharded' ? 2 : publish ? 1 : 0
     this.#client = opts.client
+    // Appends made together (a burst of publishes) go to Redis in one write.
+    this.#writes = new WriteCoalescer(opts.client, 0)
     this.keyPrefix = keyPrefix
     this.appendPublishes = this.#publish !== 0
     this.#metaTtl = positiveInteger('metaTtl', opts.metaTtl, 86400)
@@ -235,8 +238,7 @@ export class RedisHistoryStore implements HistoryStore {
   async #run (script: RedisScript, topic: string, args: Array<string | number>): Promise<unknown> {
     const stream = `${this.keyPrefix}{${topic}}`
     let result: { value: unknown } | null
-    // Appends made together (a burst of publishes) go to Redis in one write.
-    corkForTick(this.#client)
+    this.#writes.hold()
     try {
       result = await this.#deadlines.race(runScript(this.#client, script, [stream, `${stream}:last`], args))
     } catch (err) {
