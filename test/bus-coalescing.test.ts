@@ -28,7 +28,7 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 async function pair (t: Test, flushInterval: number): Promise<{ publisher: Awaited<ReturnType<typeof busApp>>, pub: PubConn, topic: string, received: BusMessage[], next: (n: number) => Promise<BusMessage> }> {
   const { url, prefix } = await sharedRedis(t)
   const emitter = mqemitterRedis({ connectionString: url }) as unknown as MQEmitter & { pubConn: PubConn }
-  const publisher = await busApp(t, { emitter, closeEmitter: true, flushInterval, publishTimeout: 5000})
+  const publisher = await busApp(t, { emitter, closeEmitter: true, flushInterval, publishTimeout: 5000 })
   const receiver = await busApp(t, { redis: url })
   const topic = `${prefix}/u/order/YWxpY2U`
   const r = recorder()

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import t from 'tap'
-import { decodePacket, encodeBusPacket, encodePacket } from '../plugins/bus/packet.js'
+import { decodePacket, encodeBusPacket, encodePacket, readBusPacket } from '../plugins/bus/packet.js'
 
 // The receiving side is mqemitter-redis, which decodes with msgpack-lite: every encoding the bus
 // writes must come back as it went in.
@@ -61,4 +61,31 @@ t.test('encodeBusPacket writes the bytes encodePacket writes for a bus message',
     const id = `${message.topic} 5f0c 0b1e ${message.id}`
     t.same(encodeBusPacket(id, message), encodePacket({ id, msg: message }), message.topic.slice(0, 20))
   }
+})
+
+t.test('readBusPacket reads back every message encodeBusPacket writes', async (t) => {
+  const messages = [
+    { topic: 'notify/u/order/YWxpY2U', id: '1732900000000-0', frame: '{"event":"message","data":{"é":"漢字 👋"}}', prev: '' },
+    { topic: 'notify/p/system', id: '1-0', frame: '{"event":"message"}' },
+    ...[31, 32, 255, 256, 65_535, 65_536].map((size) => ({ topic: 't'.repeat(size % 40), id: 'i'.repeat(size % 300), frame: 'f'.repeat(size), prev: 'p'.repeat(size % 33) }))
+  ]
+  for (const message of messages) {
+    const packet = encodeBusPacket(`${message.topic} 5f0c ${message.id}`, message)
+    t.same(readBusPacket(packet), message, `${message.frame.length} bytes of frame`)
+    t.same(readBusPacket(packet), (decodePacket(packet) as { msg: unknown }).msg, 'as the general reader reads it')
+  }
+})
+
+t.test('readBusPacket leaves every other layout to decodePacket (null), and never throws', async (t) => {
+  const message = { topic: 'notify/p/system', id: '1-0', frame: '{"event":"message"}', prev: '0-0' }
+  const packet = encodeBusPacket('p 1', message)
+  const others: Array<[string, Buffer]> = [
+    ['empty', Buffer.alloc(0)],
+    ['fields in another order', encodePacket({ id: 'p 1', msg: { id: '1-0', topic: message.topic, frame: message.frame } })],
+    ['a field more (msgpack-lite)', msgpack.encode({ id: 'p 1', msg: { ...message, extra: 1 } })],
+    ['a number where a string belongs', encodePacket({ id: 'p 1', msg: { topic: message.topic, id: 1, frame: message.frame } })],
+    ['a byte after the packet', Buffer.concat([packet, Buffer.of(0xc0)])]
+  ]
+  for (let end = 0; end < packet.length; end++) others.push([`cut at ${end} bytes`, packet.subarray(0, end)])
+  for (const [what, bytes] of others) t.equal(readBusPacket(bytes), null, what)
 })

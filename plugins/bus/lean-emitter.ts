@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { MQEmitter, Message } from 'mqemitter'
 import { UnsupportedTopicError } from '../errors.js'
 import { afterSubscription, type RedisConnectionLike } from '../redis.js'
-import { decodePacket, encodePacket, type PacketValue } from './packet.js'
+import { decodePacket, encodePacket, readBusPacket, type PacketValue } from './packet.js'
 
 type Listener = (message: Message, done: () => void) => void
 
@@ -46,7 +46,7 @@ export class LeanRedisEmitter implements MQEmitter {
     if (this.#closed) return
     let message: Message
     try {
-      message = (decodePacket(payload) as { msg: Message }).msg
+      message = readBusPacket(payload) ?? (decodePacket(payload) as { msg: Message }).msg
     } catch (err) {
       this.state.emit('error', err)
       return

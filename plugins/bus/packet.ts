@@ -217,3 +217,69 @@ export function decodePacket (bytes: Buffer): DecodedValue {
   if (reader.at !== bytes.length) throw new RangeError('msgpack: bytes after the packet')
   return value
 }
+
+// Where `readBusPacket` is in the packet it reads (one packet at a time: no reentry).
+let cursor = 0
+
+/** Whether `key`'s bytes are next; moves past them if so. */
+function keyNext (bytes: Buffer, key: Buffer): boolean {
+  if (cursor + key.length > bytes.length) return false
+  for (let i = 0; i < key.length; i++) if (bytes[cursor + i] !== key[i]) return false
+  cursor += key.length
+  return true
+}
+
+/** The end of the msgpack string that starts at the cursor, past its header; -1 when it is none. */
+function stringNext (bytes: Buffer): number {
+  const code = bytes[cursor]
+  let size: number
+  if (code >= 0xa0 && code < 0xc0) {
+    size = code & 0x1f
+    cursor += 1
+  } else if (code === 0xd9 && cursor + 2 <= bytes.length) {
+    size = bytes[cursor + 1]
+    cursor += 2
+  } else if (code === 0xda && cursor + 3 <= bytes.length) {
+    size = bytes.readUInt16BE(cursor + 1)
+    cursor += 3
+  } else if (code === 0xdb && cursor + 5 <= bytes.length) {
+    size = bytes.readUInt32BE(cursor + 1)
+    cursor += 5
+  } else {
+    return -1
+  }
+  return cursor + size <= bytes.length ? cursor + size : -1
+}
+
+/** The string at the cursor, or null; moves past it. */
+function stringAt (bytes: Buffer): string | null {
+  const end = stringNext(bytes)
+  if (end < 0) return null
+  const text = bytes.toString('utf8', cursor, end)
+  cursor = end
+  return text
+}
+
+/**
+ * The message of a packet laid out as `encodeBusPacket` writes it (every bus publish), read
+ * straight into one object without a general msgpack walk: it runs once per received message.
+ * null for any other layout (msgpack-lite's, Lua's cmsgpack's, a damaged packet), which
+ * `decodePacket` then reads or refuses.
+ */
+export function readBusPacket (bytes: Buffer): BusPacketMessage | null {
+  cursor = 1
+  if (bytes[0] !== 0x82 || !keyNext(bytes, KEYS.id)) return null
+  const idEnd = stringNext(bytes)
+  if (idEnd < 0) return null
+  cursor = idEnd
+  if (!keyNext(bytes, KEYS.msg)) return null
+  const fields = bytes[cursor++]
+  if (fields !== 0x83 && fields !== 0x84) return null
+  const topic = keyNext(bytes, KEYS.topic) ? stringAt(bytes) : null
+  const id = topic !== null && keyNext(bytes, KEYS.id) ? stringAt(bytes) : null
+  const frame = id !== null && keyNext(bytes, KEYS.frame) ? stringAt(bytes) : null
+  if (frame === null) return null
+  if (fields === 0x83) return cursor === bytes.length ? { topic: topic!, id: id!, frame } : null
+  const prev = keyNext(bytes, KEYS.prev) ? stringAt(bytes) : null
+  return prev !== null && cursor === bytes.length ? { topic: topic!, id: id!, frame, prev } : null
+}
