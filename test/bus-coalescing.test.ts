@@ -76,6 +76,18 @@ t.test('publishes in the turns after a write wait for the interval, leave togeth
   t.same(received.map((m) => m.id), ['1-0', '2-0', '3-0', '4-0', '5-0', '6-0'], 'in the order published')
 })
 
+t.test('a given mqemitter-redis is held past a turn only when flushInterval is given: others may share its connection', async (t) => {
+  const { url, prefix } = await sharedRedis(t)
+  const emitter = mqemitterRedis({ connectionString: url }) as unknown as MQEmitter & { pubConn: PubConn }
+  const app = await busApp(t, { emitter, closeEmitter: true })
+  const topic = `${prefix}/p/given`
+  await app.notifyBus.publish(message(topic, 1))
+  const second = app.notifyBus.publish(message(topic, 2))
+  await endOfTurn()
+  t.equal(emitter.pubConn.stream.writableCorked, 0, 'the turn after a write is written at its end')
+  t.equal(await second, 0)
+})
+
 t.test('64 KiB held go without waiting for the rest of the interval', async (t) => {
   const { publisher, pub, topic, received, next } = await pair(t, 1000)
   await publisher.notifyBus.publish(message(topic, 1))

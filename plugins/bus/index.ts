@@ -95,7 +95,7 @@ export interface NotifyBusOptions {
    * end of its event-loop turn, so a lone notification waits for no timer; under a steady stream
    * each waits this long at most. `0`: each turn's publishes go at its end. Not on Redis Cluster,
    * and not for streams with history on Redis, whose append carries the publish.
-   * @default 2
+   * @default 2 with `redis`; 0 on a given mqemitter-redis `emitter`, whose connection others may share
    */
   flushInterval?: number
   /** On Redis, how long registration waits for both connections before failing with `FST_NOTIFY_BUS_UNAVAILABLE`, in ms. @default 5000 */
@@ -224,7 +224,8 @@ async function fastifyNotifyBus (app: FastifyInstance, opts: NotifyBusOptions): 
   let redis: RedisBus | null = null
   const redisEmitter = opts.redisEmitter ?? 'mqemitter-redis'
   if (redisEmitter !== 'mqemitter-redis' && redisEmitter !== 'lean') throw new InvalidOptionError(`redisEmitter must be 'mqemitter-redis' or 'lean', got ${String(redisEmitter)}`)
-  const flushInterval = integerBetween('flushInterval', opts.flushInterval, BUS_FLUSH_INTERVAL, 0, 1000)
+  // A given emitter's connection may carry others' publishes too: held past a turn only when asked.
+  const flushInterval = integerBetween('flushInterval', opts.flushInterval, opts.redis === undefined ? 0 : BUS_FLUSH_INTERVAL, 0, 1000)
   // A held publish must have time left to be answered.
   if (flushInterval >= publishTimeout) throw new InvalidOptionError(`flushInterval (${flushInterval} ms) must be shorter than publishTimeout (${publishTimeout} ms)`)
   if (opts.redis !== undefined) redis = createRedisBus(opts.redis, app.log, redisEmitter, flushInterval)
