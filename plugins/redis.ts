@@ -102,8 +102,7 @@ export class WriteCoalescer {
     if (stream.writableCorked !== 0) {
       if (stream !== this.#held || stream.writableLength! < MAX_HELD_BYTES) return
       this.flush()
-    }
-    if (this.#held !== null) {
+    } else if (this.#held !== null) {
       // A reconnect replaced the stream: the old one goes, and the new one has not been written.
       this.flush()
       this.#lastFlush = -Infinity

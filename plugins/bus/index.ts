@@ -206,8 +206,8 @@ function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, stat
 }
 
 // The default `flushInterval` of the bus's publishing connection, in ms: the sockets' own default,
-// and at 5,000 msg/s between two instances about a tenth less CPU than 0, with p99 under 3 ms
-// (docs/benchmarks.md).
+// and at 5,000 msg/s between two instances about a tenth less CPU than 0, for a p50 of about 1.4 ms
+// and a p99 of 2.3-3.4 ms in most runs (docs/benchmarks.md).
 const BUS_FLUSH_INTERVAL = 2
 
 async function fastifyNotifyBus (app: FastifyInstance, opts: NotifyBusOptions): Promise<void> {

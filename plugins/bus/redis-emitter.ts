@@ -92,7 +92,7 @@ export type RedisEmitterKind = 'mqemitter-redis' | 'lean'
  * mqemitter-redis (or, with `kind` 'lean', `LeanRedisEmitter`) over two connections built from
  * `options` (never from `connectionString`, which drops every other option).
  */
-export function createRedisBus (options: NotifyBusRedisOptions, log: FastifyBaseLogger, kind: RedisEmitterKind = 'mqemitter-redis', flushInterval = 0): RedisBus {
+export function createRedisBus (options: NotifyBusRedisOptions, log: FastifyBaseLogger, kind: RedisEmitterKind, flushInterval: number): RedisBus {
   if (isClusterOptions(options)) return watch(createClusterEmitter(options) as unknown as MQEmitterRedis, log, true, true, flushInterval)
   const { sub, pub } = connections(options)
   if (kind === 'lean') return watch(new LeanRedisEmitter(pub as LeanRedisConnection, sub as LeanRedisConnection) as unknown as MQEmitterRedis, log, true, true, flushInterval)
@@ -102,7 +102,7 @@ export function createRedisBus (options: NotifyBusRedisOptions, log: FastifyBase
 }
 
 /** Watches a given mqemitter-redis; ends its connections on release only when `closeEmitter`. */
-export function watchRedisEmitter (emitter: MQEmitter, log: FastifyBaseLogger, closeEmitter: boolean, flushInterval = 0): RedisBus {
+export function watchRedisEmitter (emitter: MQEmitter, log: FastifyBaseLogger, closeEmitter: boolean, flushInterval: number): RedisBus {
   return watch(emitter as MQEmitterRedis, log, false, closeEmitter, flushInterval)
 }
 
