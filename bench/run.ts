@@ -129,13 +129,18 @@ function put (id: string, kind: string, params: Record<string, number>, contende
 
 // --profile writes a CPU profile of each measured window of every server to bench/results/profiles.
 const profileDir = join(root, 'bench', 'results', 'profiles')
+// Every server runs on the same V8 flags: those this project's own processes set (bin/v8-flags.ts)
+// and docs/production.md asks an embedding app to pass. Without it, V8 could make a burst of
+// publishes allocate straight into the old generation for the rest of a server's life, in some
+// runs and not others (docs/benchmarks.md).
+const SERVER_NODE_FLAGS = ['--expose-gc', '--no-allocation-site-pretenuring']
 function spawnServer (contender: Contender, extra: string[] = []): Promise<Peer> {
   const args = [...contender.args, ...extra]
   if (profile) {
     mkdirSync(join(profileDir, contender.id), { recursive: true })
     args.push('--profile', join(profileDir, contender.id))
   }
-  return Peer.spawn(contender.id, join(here, 'servers', contender.script), args, ['--expose-gc'])
+  return Peer.spawn(contender.id, join(here, 'servers', contender.script), args, SERVER_NODE_FLAGS)
 }
 
 /** Server CPU from here until `measure` settles; the heap is collected first so that earlier garbage is not billed. */
