@@ -107,7 +107,8 @@ interface Received {
   latency: Latency
   clientCpuPercent: number
 }
-interface Cpu { us: number, failures: number }
+/** Server CPU in a measured window, and the major collections in it (see `control.ts`). */
+interface Cpu { us: number, failures: number, majorGcs: number }
 interface Memory { rss: number, heapUsed: number }
 interface Handshakes { completed: number, failures: number, firstError: string | null, perSecond: number, latency: Latency }
 type Figures = Record<string, unknown>
@@ -346,6 +347,8 @@ async function crossInstance (loadgen: Peer, contender: Contender, redis: Pick<B
       cpuPerMessageUs: round((a.us + b.us) / got.received, 2),
       publisherCpuPerMessageUs: round(a.us / count, 2),
       receiverCpuPerMessageUs: round(b.us / count, 2),
+      publisherMajorGcs: a.majorGcs,
+      receiverMajorGcs: b.majorGcs,
       ratePerSecond: round(count / publishSeconds, 0),
       redisCpuPerMessageUs: round(redisUs.reduce((sum, us) => sum + us, 0) / count, 2),
       redisBusiestNodePercent: round(Math.max(...redisUs) / 1e4 / (got.spanMs / 1000), 1),

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
+import { constants, PerformanceObserver, performance } from 'node:perf_hooks'
 import { argument, serve, type Handlers } from '../lib/ipc.js'
 import { notification, nowUs, userName, type Notification } from '../lib/shared.js'
 
@@ -55,6 +56,19 @@ async function stopProfile (): Promise<void> {
   writeFileSync(join(profileDir!, `${process.pid}-${++profiles}.cpuprofile`), JSON.stringify(profile))
 }
 
+// Major (mark-compact) collections since `cpu-start`: a server whose short-lived allocations V8
+// moved to the old generation pays for them here, where a healthy one has none in a short window
+// (docs/benchmarks.md, "A burst can make V8 pretenure the publish path"). The driver's own full
+// GCs before `cpu-start` are left out by their start time.
+let windowStart = Infinity
+let majorGcs = 0
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind
+    if (kind === constants.NODE_PERFORMANCE_GC_MAJOR && entry.startTime >= windowStart) majorGcs++
+  }
+}).observe({ entryTypes: ['gc'] })
+
 /** Serves the driver's commands for `contender` (and `extra` ones); CPU is counted from `cpu-start` to `cpu`. */
 export function control (contender: Contender, extra: Handlers = {}): void {
   let cpuStart = process.cpuUsage()
@@ -67,12 +81,17 @@ export function control (contender: Contender, extra: Handlers = {}): void {
   serve({
     'cpu-start': async () => {
       await startProfile()
+      majorGcs = 0
+      windowStart = performance.now()
       cpuStart = process.cpuUsage()
     },
     cpu: async () => {
       const { user, system } = process.cpuUsage(cpuStart)
       await stopProfile()
-      return { us: user + system, failures }
+      // GC entries reach the observer a turn after the collection.
+      await new Promise((resolve) => setImmediate(resolve))
+      windowStart = Infinity
+      return { us: user + system, failures, majorGcs }
     },
     memory: () => {
       gc()
