@@ -244,7 +244,7 @@ const HANDSHAKE_ROUNDS = 3
 async function handshakeRounds (loadgen: Peer, measured: Contender[], { count, concurrency }: { count: number, concurrency: number }): Promise<void> {
   const servers = await Promise.all(measured.map((contender) => spawnServer(contender)))
   const target = (i: number): Record<string, unknown> => ({ port: servers[i].info.port, protocol: measured[i].protocol, stream: PUBLIC_STREAM, concurrency })
-  const totals = measured.map(() => ({ completed: 0, seconds: 0, us: 0, failures: 0, firstError: null as string | null, p50: [] as number[], p99: [] as number[] }))
+  const totals = measured.map(() => ({ completed: 0, seconds: 0, us: 0, majorGcs: 0, failures: 0, firstError: null as string | null, p50: [] as number[], p99: [] as number[] }))
   try {
     for (let i = 0; i < servers.length; i++) await loadgen.call('handshakes', { ...target(i), count })
     await loadgen.call('disconnect')
@@ -257,6 +257,7 @@ async function handshakeRounds (loadgen: Peer, measured: Contender[], { count, c
         total.completed += got.completed
         total.seconds += got.completed / got.perSecond
         total.us += cpu.us
+        total.majorGcs += cpu.majorGcs
         total.failures += got.failures + cpu.failures
         total.firstError ??= got.firstError
         total.p50.push(got.latency.p50)
@@ -264,12 +265,13 @@ async function handshakeRounds (loadgen: Peer, measured: Contender[], { count, c
       }
     }
     measured.forEach((contender, i) => {
-      const { completed, seconds, us, failures, firstError, p50, p99 } = totals[i]
+      const { completed, seconds, us, majorGcs, failures, firstError, p50, p99 } = totals[i]
       put('handshakes', 'handshakes', { count, concurrency, rounds: HANDSHAKE_ROUNDS }, contender, {
         perSecond: round(completed / seconds, 0),
         p50Ms: p50.sort((a, b) => a - b)[Math.floor(p50.length / 2)],
         p99Ms: Math.max(...p99),
         cpuPerHandshakeUs: round(us / completed, 0),
+        majorGcs,
         completed,
         complete: failures === 0 && completed === share * HANDSHAKE_ROUNDS,
         ...(firstError !== null ? { firstError } : {})
