@@ -69,7 +69,7 @@ export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Pro
     host: read.get('HOST') ?? '127.0.0.1',
     redis: redisOption(redis),
     redisEmitter: redisEmitterSetting(read),
-    busFlushInterval: read.get('REDIS_BUS_FLUSH_INTERVAL') === undefined ? undefined : read.integer('REDIS_BUS_FLUSH_INTERVAL', 0, 0, 999),
+    busFlushInterval: read.integer('REDIS_BUS_FLUSH_INTERVAL', undefined, 0, 999),
     jwt: await jwtSetting(read),
     publishApiKey: read.secret('PUBLISH_API_KEY', DEV_API_KEY),
     ticketTtl: read.integer('TICKET_TTL', 30, 1, 3600),

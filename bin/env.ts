@@ -31,7 +31,10 @@ export class EnvReader {
     return value === undefined || value.trim() === '' ? undefined : value
   }
 
-  integer (name: string, fallback: number, min: number, max: number): number {
+  /** An integer from `min` to `max`, or `fallback` when unset (undefined: leave the choice to the plugin's default). */
+  integer (name: string, fallback: number, min: number, max: number): number
+  integer (name: string, fallback: undefined, min: number, max: number): number | undefined
+  integer (name: string, fallback: number | undefined, min: number, max: number): number | undefined {
     const raw = this.get(name)
     if (raw === undefined) return fallback
     const value = Number(raw)

@@ -48,7 +48,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       amqpUrl: read.get('AMQP_URL'),
       amqpExchange: read.get('AMQP_EXCHANGE') ?? 'notifications',
       amqpQueue: read.get('AMQP_QUEUE') ?? 'notify-edge',
-      grpcPort: read.get('GRPC_PORT') === undefined ? undefined : read.integer('GRPC_PORT', 0, 0, 65535)
+      grpcPort: read.integer('GRPC_PORT', undefined, 0, 65535)
     },
     warnings: read.warnings
   }
