@@ -19,11 +19,15 @@ export interface Results {
   contenders: Array<{ id: string, label: string }>
   scenarios: Array<{ id: string, kind: string, params: Record<string, number>, results: Record<string, Record<string, unknown>> }>
   targets?: TargetResult[]
+  /** What the libraries under notify-edge cost by themselves, to read the targets against (`floors`). */
+  floors?: FloorResult[]
   /** RabbitMQ, HTTP and gRPC ingress of notify-edge, next to a bare consumer (bench/ingress.ts). */
   ingress?: { params: Record<string, number>, results: Record<string, Record<string, unknown>> }
 }
 
 export interface TargetResult { target: string, value: number | null, limit: number, holds: boolean | null }
+
+export interface FloorResult { floor: string, value: number | null }
 
 export type Scenario = Results['scenarios'][number]
 
@@ -129,6 +133,28 @@ export function judge (results: Results): TargetResult[] {
   return targets
 }
 
+/**
+ * Not targets: how far the same plain server gets on the libraries notify-edge is built on, so
+ * that a target relative to plain ws can be read against what those libraries leave. A handshake
+ * through Fastify, @fastify/jwt and @fastify/websocket (`fastify-floor`), and a message between
+ * instances through ws and ioredis doing nothing else (`ws-send`).
+ */
+export function floors (results: Results): FloorResult[] {
+  const found: FloorResult[] = []
+  const cpu = (s: Scenario, id: string): number | null => metric(s, id, 'cpuPerHandshakeUs')
+  for (const s of results.scenarios.filter((s) => s.kind === 'handshakes' && s.results['fastify-floor'] !== undefined)) {
+    found.push({ floor: 'CPU per handshake, the plain server on Fastify ÷ plain ws', value: ratio(cpu(s, 'fastify-floor'), cpu(s, 'ws-send')) })
+    found.push({ floor: 'CPU per handshake, notify-edge ÷ the plain server on Fastify', value: ratio(cpu(s, 'edge'), cpu(s, 'fastify-floor')) })
+    if (s.results['edge-nolimit'] !== undefined) {
+      found.push({ floor: 'CPU per handshake, notify-edge with no ticket rate limit ÷ the plain server on Fastify', value: ratio(cpu(s, 'edge-nolimit'), cpu(s, 'fastify-floor')) })
+    }
+  }
+  for (const s of results.scenarios.filter((s) => s.kind === 'cross-instance')) {
+    found.push({ floor: 'cross-instance CPU per message, plain ws + Redis ÷ Socket.IO', value: ratio(metric(s, 'ws-send', 'cpuPerMessageUs'), metric(s, 'socketio', 'cpuPerMessageUs')) })
+  }
+  return found
+}
+
 /** Issue 11's targets, judged on the ingress figures. */
 function judgeIngress (ingress: NonNullable<Results['ingress']>, add: (target: string, value: number | null, limit: number, holds: (v: number) => boolean) => void): void {
   const r = ingress.results
@@ -199,7 +225,10 @@ export function report (results: Results): string {
   ]
   if (problems.length > 0) lines.push('Problems (! in the table):', ...problems.map((p) => `- ${p}`), '')
   if (results.ingress !== undefined) lines.push(...ingressLines(results.ingress), '')
-  if (hasEdge) results.targets = judge(results)
+  if (hasEdge) {
+    results.targets = judge(results)
+    results.floors = floors(results)
+  }
   if (results.quick) {
     lines.push('Targets are judged on full runs only: --quick sizes are too small to compare.', '')
   } else if (results.targets !== undefined) {
@@ -209,6 +238,11 @@ export function report (results: Results): string {
       lines.push(`- ${t.target}: ${format(t.value)} → ${verdict}`)
     }
     lines.push('')
+    if (results.floors !== undefined && results.floors.length > 0) {
+      lines.push('Floors (what the libraries underneath cost by themselves; docs/benchmarks.md):')
+      for (const f of results.floors) lines.push(`- ${f.floor}: ${format(f.value)}`)
+      lines.push('')
+    }
   }
   return `${lines.join('\n')}\n`
 }

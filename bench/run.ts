@@ -40,6 +40,8 @@ const CONTENDERS: Contender[] = [
   // The plain servers' checks and no more (a ticket redeemed once, a verified JWT): no ticket rate limit.
   { id: 'edge-nolimit', label: 'notify-edge no ticket rate limit', script: 'edge.js', args: ['--ticket-rate-limit', 'off'], protocol: 'notify', only: ['handshakes'] },
   { id: 'ws-send', label: 'ws send', script: 'ws.js', args: ['--mode', 'send'], protocol: 'notify' },
+  // The plain server's HTTP layer on Fastify, @fastify/jwt and @fastify/websocket: what they cost.
+  { id: 'fastify-floor', label: 'ws send on Fastify', script: 'ws.js', args: ['--mode', 'send', '--http', 'fastify'], protocol: 'notify', only: ['handshakes'] },
   { id: 'ws-frame', label: 'ws frame-once', script: 'ws.js', args: ['--mode', 'frame'], protocol: 'notify' },
   { id: 'socketio', label: 'Socket.IO', script: 'socketio.js', args: [], protocol: 'sio' }
 ]

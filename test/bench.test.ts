@@ -13,9 +13,10 @@ const CONTENDERS = ['edge', 'ws-send', 'ws-frame', 'socketio']
 const SUSTAINED_CONTENDERS = ['edge', 'edge-flush0', 'ws-send', 'ws-frame', 'socketio']
 // The edge on the lean Redis emitter runs in the cross-instance scenario only.
 const CROSS_CONTENDERS = ['edge', 'edge-lean', 'ws-send', 'ws-frame', 'socketio']
-// The edge without the ticket route's rate limit runs in the handshakes scenario only.
-const HANDSHAKE_CONTENDERS = ['edge', 'edge-nolimit', 'ws-send', 'ws-frame', 'socketio']
-const ALL_CONTENDERS = ['edge', 'edge-flush0', 'edge-lean', 'edge-nolimit', 'ws-send', 'ws-frame', 'socketio']
+// The edge without the ticket route's rate limit, and the plain server on Fastify, run in the
+// handshakes scenario only.
+const HANDSHAKE_CONTENDERS = ['edge', 'edge-nolimit', 'ws-send', 'fastify-floor', 'ws-frame', 'socketio']
+const ALL_CONTENDERS = ['edge', 'edge-flush0', 'edge-lean', 'edge-nolimit', 'ws-send', 'fastify-floor', 'ws-frame', 'socketio']
 const METRICS: Record<string, string[]> = {
   fanout: ['cpuPerDeliveryUs', 'deliveriesPerSecond', 'p50Ms', 'p99Ms', 'delivered'],
   sustained: ['cpuPerDeliveryUs', 'deliveriesPerSecond', 'publishesPerSecond', 'p50Ms', 'p99Ms', 'p999Ms', 'delivered'],
@@ -49,7 +50,7 @@ t.test('npm run bench -- --quick completes and writes every scenario for every c
   const [code] = await once(child, 'exit')
   if (code !== 0) t.comment(output)
   t.equal(code, 0, 'exits with 0')
-  t.match(output, /\| scenario \| metric \| notify-edge \| notify-edge flushInterval 0 \| notify-edge lean emitter \| notify-edge no ticket rate limit \| ws send \| ws frame-once \| Socket\.IO \|/)
+  t.match(output, /\| scenario \| metric \| notify-edge \| notify-edge flushInterval 0 \| notify-edge lean emitter \| notify-edge no ticket rate limit \| ws send \| ws send on Fastify \| ws frame-once \| Socket\.IO \|/)
 
   const results = JSON.parse(await readFile(out, 'utf8'))
   t.match(results, {
@@ -80,4 +81,11 @@ t.test('npm run bench -- --quick completes and writes every scenario for every c
   t.match(output, /RabbitMQ → edge → sockets: msg\/s/)
   t.ok(results.targets.length > 0)
   for (const target of results.targets) t.match(target, { target: String, limit: Number })
+  t.same(results.floors.map((f: { floor: string }) => f.floor), [
+    'CPU per handshake, the plain server on Fastify ÷ plain ws',
+    'CPU per handshake, notify-edge ÷ the plain server on Fastify',
+    'CPU per handshake, notify-edge with no ticket rate limit ÷ the plain server on Fastify',
+    'cross-instance CPU per message, plain ws + Redis ÷ Socket.IO'
+  ], 'the floors, each from this run')
+  for (const floor of results.floors) t.ok(Number.isFinite(floor.value), `${floor.floor}: a number`)
 })

@@ -21,11 +21,16 @@ export class TicketDesk {
       res.writeHead(401).end()
       return true
     }
-    const ticket = randomBytes(32).toString('base64url')
-    this.#tickets.set(ticket, { user, expires: Date.now() + TTL_MS })
-    const body = JSON.stringify({ ticket, expiresIn: TTL_MS / 1000 })
+    const body = JSON.stringify(this.issue(user))
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body)
     return true
+  }
+
+  /** A new ticket for `user`, as `POST /ws/ticket` answers it. */
+  issue (user: string): { ticket: string, expiresIn: number } {
+    const ticket = randomBytes(32).toString('base64url')
+    this.#tickets.set(ticket, { user, expires: Date.now() + TTL_MS })
+    return { ticket, expiresIn: TTL_MS / 1000 }
   }
 
   /** The ticket's user, once; null when unknown, used or expired. */

@@ -10,12 +10,15 @@ import { PRIVATE_STREAM, PUBLIC_STREAM, type Notification } from '../lib/shared.
 import { control } from './control.js'
 import { handlePublish } from './ingress.js'
 import { TicketDesk } from './tickets.js'
+import { listenOnFastify } from './fastify-layer.js'
 
 // Contenders (b) and (c): a plain `ws` server speaking the project's protocol.
 // --mode send:  JSON.stringify and ws.send per client.
 // --mode frame: serialize and frame once per message, write that frame to every socket,
 //               corking each socket until the next turn of the event loop.
 // With --redis, topics travel over Redis pub/sub, one channel per topic.
+// With --http fastify, tickets and handshakes go through Fastify, @fastify/jwt and
+// @fastify/websocket instead of node:http (fastify-layer.ts).
 
 interface Message { stream: string, id: string, ts: number, data: Notification }
 
@@ -126,22 +129,25 @@ function onConnection (ws: WebSocket, user: string): void {
   ws.send(JSON.stringify({ event: 'welcome', connection: randomUUID(), user, expiresAt: null }))
 }
 
-const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 65536, clientTracking: false })
-const server = http.createServer((req, res) => {
+const viaFastify = argument('http') === 'fastify' ? await listenOnFastify(desk, onConnection) : null
+const server = viaFastify?.app.server ?? http.createServer((req, res) => {
   if (!desk.handle(req, res) && !handlePublish(req, res, (stream, data) => publish(stream, null, data))) res.writeHead(404).end()
 })
-// Fastify's default (Node's is 5 s), as the edge has: the sustained feeder's pool stays open between feeds.
-server.keepAliveTimeout = 72_000
-server.on('upgrade', (req, socket, head) => {
-  const url = new URL(req.url ?? '/', 'http://localhost')
-  const user = url.pathname === '/ws' ? desk.authenticate(url.searchParams) : null
-  if (user === null) {
-    socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
-    return
-  }
-  wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, user))
-})
-await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+if (viaFastify === null) {
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 65536, clientTracking: false })
+  // Fastify's default (Node's is 5 s), as the edge has: the sustained feeder's pool stays open between feeds.
+  server.keepAliveTimeout = 72_000
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const user = url.pathname === '/ws' ? desk.authenticate(url.searchParams) : null
+    if (user === null) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      return
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, user))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+}
 
 control({
   port: (server.address() as AddressInfo).port,
@@ -151,7 +157,7 @@ control({
   close: async () => {
     closing = true
     for (const client of clients) client.ws.terminate()
-    await new Promise((resolve) => server.close(resolve))
+    await (viaFastify?.app.close() ?? new Promise<void>((resolve) => server.close(() => resolve())))
     await Promise.all([pub?.quit(), sub?.quit()])
   }
 })
