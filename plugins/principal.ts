@@ -23,14 +23,27 @@ export const ANONYMOUS: Principal = Object.freeze({ user: null, expiresAt: null,
  * usable `sub` and an `exp`: a connection must know when it expires. Asynchronous because a key
  * may have to be fetched (JWKS: a key id not seen yet).
  */
-export async function principalFromJwt (app: FastifyInstance, token: string): Promise<Principal> {
-  let claims: Record<string, unknown>
+export function principalFromJwt (app: FastifyInstance, token: string): Promise<Principal> {
+  // Not an async function: a handshake verifies once or twice, and each async frame is allocation.
+  let claims: Record<string, unknown> | Promise<Record<string, unknown>>
   try {
     // A promise when @fastify/jwt's key is a function (JWKS), the claims otherwise.
-    claims = await (app.jwt.verify<Record<string, unknown>>(token) as Record<string, unknown> | Promise<Record<string, unknown>>)
+    claims = app.jwt.verify<Record<string, unknown>>(token) as Record<string, unknown> | Promise<Record<string, unknown>>
   } catch (err) {
-    throw new UnauthorizedError((err as { code?: string }).code ?? 'invalid token')
+    return Promise.reject(invalidToken(err))
   }
+  if (claims instanceof Promise) return claims.then(principalOf, (err: unknown) => { throw invalidToken(err) })
+  try {
+    return Promise.resolve(principalOf(claims))
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
+
+const invalidToken = (err: unknown): Error => new UnauthorizedError((err as { code?: string }).code ?? 'invalid token')
+
+/** The principal of verified `claims`; throws `UnauthorizedError` when they cannot name one. */
+function principalOf (claims: Record<string, unknown>): Principal {
   const problem = userIdProblem(claims.sub)
   if (problem !== null) throw new UnauthorizedError(`sub ${problem}`)
   if (typeof claims.exp !== 'number') throw new UnauthorizedError('token has no exp')

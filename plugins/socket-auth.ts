@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 
 import { ForbiddenOriginError, InvalidOptionError, UnauthorizedError } from './errors.js'
 import { metricsOf } from './recorder.js'
 import { ANONYMOUS, NO_CLAIMS, bearerToken, principalFromJwt, type Principal } from './principal.js'
+import type { TicketRecord } from './tickets/store.js'
 
 export type { Principal } from './principal.js'
 
@@ -37,6 +38,13 @@ function queryString (value: unknown): string | null {
   return typeof value === 'string' && value.length > 0 ? value : null
 }
 
+/** The principal a redeemed ticket names; throws when there was none to redeem, or it has expired. */
+function ticketPrincipal (record: TicketRecord | null): Principal {
+  if (record == null) throw new UnauthorizedError('unknown, expired or used ticket')
+  if (record.expiresAt <= Date.now()) throw new UnauthorizedError('token expired')
+  return { user: record.user, expiresAt: record.expiresAt, claims: NO_CLAIMS }
+}
+
 async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocketAuthOptions): Promise<void> {
   const { allowedOrigins } = opts
   if (allowedOrigins !== undefined &&
@@ -46,18 +54,18 @@ async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocket
   const origins = allowedOrigins === undefined ? null : new Set(allowedOrigins)
   const metrics = metricsOf(app)
 
-  async function authenticate (request: FastifyRequest): Promise<Principal> {
+  // Not async: it hands back the ticket store's or the JWT check's own promise (a handshake's
+  // every async frame is allocation).
+  function authenticate (request: FastifyRequest): Promise<Principal> {
     const query = request.query as CredentialQuery
     const ticket = queryString(query.ticket)
     if (ticket !== null) {
-      const record = await app.notifyTickets?.redeem(ticket)
-      if (record == null) throw new UnauthorizedError('unknown, expired or used ticket')
-      if (record.expiresAt <= Date.now()) throw new UnauthorizedError('token expired')
-      return { user: record.user, expiresAt: record.expiresAt, claims: NO_CLAIMS }
+      if (app.notifyTickets === undefined) return Promise.reject(new UnauthorizedError('unknown, expired or used ticket'))
+      return app.notifyTickets.redeem(ticket).then(ticketPrincipal)
     }
     const token = queryString(query.token) ?? bearerToken(queryString(query.auth_header) ?? undefined) ??
       queryString(query.auth_header) ?? bearerToken(request.headers.authorization)
-    if (token === null) throw new UnauthorizedError('missing credential')
+    if (token === null) return Promise.reject(new UnauthorizedError('missing credential'))
     return principalFromJwt(app, token)
   }
 

@@ -339,11 +339,14 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
       if (++this.#more().badFrames >= this.ctx.limits.maxBadFrames) this.#policyClose('too many bad frames')
       return
     }
-    const queue: Promise<void> = this.#queue.then(() => this.#handle(parsed)).catch((err: unknown) => {
+    // Two promises a frame, not three: the queue settles in both branches of one `then`.
+    const settle = (): void => {
+      if (this.#queue === queue) this.#queue = SETTLED
+    }
+    const queue: Promise<void> = this.#queue.then(() => this.#handle(parsed)).then(settle, (err: unknown) => {
+      settle()
       this.ctx.log.error({ err, connection: this.id }, 'notify frame handling failed')
       this.close(CLOSE.INTERNAL, 'internal error')
-    }).finally(() => {
-      if (this.#queue === queue) this.#queue = SETTLED
     })
     this.#queue = queue
   }

@@ -58,6 +58,8 @@ declare module 'fastify' {
 // Tickets are 256 random bits in base64url: 43 characters.
 const TICKET_SHAPE = /^[A-Za-z0-9_-]{43}$/
 const TICKET_BYTES = 32
+// Where the ticket route keeps a request's bearer verification (see `verify`).
+const VERIFIED = 'notifyTicketPrincipal'
 
 // Random bits for 128 tickets at a time, each byte used once (crypto.randomUUID pools the same
 // way): one call into the CSPRNG per ticket was a few µs of every handshake.
@@ -107,23 +109,15 @@ async function fastifyNotifyTickets (app: FastifyInstance, opts: NotifyTicketsOp
   const metrics = metricsOf(app)
   // The rate limiter keys on the user, so it verifies the bearer token first; the handler reuses
   // that verification instead of repeating it (a JWT check is a good part of a handshake's CPU).
-  const verified = new WeakMap<FastifyRequest, Promise<Principal>>()
+  // Kept on the request (a decorator of the route's own scope), not in a WeakMap, whose entries
+  // the garbage collector pays for.
   function verify (request: FastifyRequest): Promise<Principal> {
-    let principal = verified.get(request)
-    if (principal === undefined) {
+    const holder = request as FastifyRequest & { [VERIFIED]: Promise<Principal> | null }
+    if (holder[VERIFIED] === null) {
       const token = bearerToken(request.headers.authorization)
-      principal = token === null ? Promise.reject(new UnauthorizedError('missing bearer token')) : principalFromJwt(app, token)
-      verified.set(request, principal)
+      holder[VERIFIED] = token === null ? Promise.reject(new UnauthorizedError('missing bearer token')) : principalFromJwt(app, token)
     }
-    return principal
-  }
-  async function authenticate (request: FastifyRequest): Promise<Principal> {
-    try {
-      return await verify(request)
-    } catch (err) {
-      metrics.authFailure('ticket', err)
-      throw err
-    }
+    return holder[VERIFIED]
   }
 
   const limit = opts.rateLimit === false ? null : opts.rateLimit ?? {}
@@ -133,6 +127,7 @@ async function fastifyNotifyTickets (app: FastifyInstance, opts: NotifyTicketsOp
 
   // A scope of its own, so the rate limiter registered here touches no other route of the app.
   await app.register(async function ticketRoute (scope) {
+    scope.decorateRequest(VERIFIED, null)
     const onRequest: onRequestHookHandler[] = []
     if (limit !== null) {
       if (!scope.hasDecorator('rateLimit')) await scope.register(rateLimit, { global: false })
@@ -171,7 +166,13 @@ async function fastifyNotifyTickets (app: FastifyInstance, opts: NotifyTicketsOp
         }
       } as FastifySchema
     }, async (request) => {
-      const principal = await authenticate(request)
+      let principal: Principal
+      try {
+        principal = await verify(request)
+      } catch (err) {
+        metrics.authFailure('ticket', err)
+        throw err
+      }
       return tickets.issue({ user: principal.user as string, expiresAt: principal.expiresAt as number })
     })
   })
