@@ -32,9 +32,12 @@ export function principalFromJwt (app: FastifyInstance, token: string): Promise<
   } catch (err) {
     return Promise.reject(invalidToken(err))
   }
-  if (claims instanceof Promise) return claims.then(principalOf, (err: unknown) => { throw invalidToken(err) })
+  if (typeof (claims as Partial<Promise<unknown>>).then === 'function') {
+    return (claims as Promise<Record<string, unknown>>).then(principalOf, (err: unknown) => { throw invalidToken(err) })
+  }
+  const verified = claims as Record<string, unknown>
   try {
-    return Promise.resolve(principalOf(claims))
+    return Promise.resolve(principalOf(verified))
   } catch (err) {
     return Promise.reject(err)
   }
