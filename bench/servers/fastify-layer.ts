@@ -46,7 +46,7 @@ export async function listenOnFastify (desk: TicketDesk, onConnection: (ws: WebS
     websocket: true,
     onRequest: async (request) => {
       const { ticket, token } = request.query as { ticket?: string, token?: string }
-      const user = ticket !== undefined ? desk.redeem(ticket) : token !== undefined ? userOf(token) : null
+      const user = desk.authenticate(ticket, token, userOf)
       if (user === null) throw unauthorized()
       request.floorUser = user
     }

@@ -139,7 +139,7 @@ if (viaFastify === null) {
   server.keepAliveTimeout = 72_000
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
-    const user = url.pathname === '/ws' ? desk.authenticate(url.searchParams) : null
+    const user = url.pathname === '/ws' ? desk.authenticate(url.searchParams.get('ticket'), url.searchParams.get('token')) : null
     if (user === null) {
       socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
