@@ -3,6 +3,10 @@ import { readFile } from 'node:fs/promises'
 import { extname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { NotifyEdgeRedisOptions, NotifyJwtOptions, RedisEmitterKind, StreamDefinition } from '../plugins/index.js'
+import { MIN_KEY_LENGTH } from '../plugins/api-key.js'
+import { declareStreams } from '../plugins/declarations.js'
+import { MIN_SECRET_LENGTH } from '../plugins/jwt.js'
+import { TOPIC_PREFIX } from '../plugins/topics.js'
 import { DEV_API_KEY, DEV_JWT_SECRET, EnvReader, SettingError, redisOption } from './env.js'
 
 export interface EdgeConfig {
@@ -32,7 +36,7 @@ async function jwtSetting (read: EnvReader): Promise<NotifyJwtOptions> {
   const algorithm = read.get('JWT_ALGORITHM')
   if (given.length === 0 || given[0] === 'JWT_SECRET') {
     if (algorithm !== undefined && algorithm !== 'HS256') throw new SettingError(`JWT_ALGORITHM=${algorithm} needs JWT_PUBLIC_KEY or JWKS_URL`)
-    return { secret: read.secret('JWT_SECRET', DEV_JWT_SECRET) }
+    return { secret: read.secret('JWT_SECRET', DEV_JWT_SECRET, MIN_SECRET_LENGTH) }
   }
   if (algorithm !== 'RS256' && algorithm !== 'ES256') {
     throw new SettingError(`JWT_ALGORITHM must be RS256 or ES256 with ${given[0]}, got ${algorithm ?? 'nothing'}`)
@@ -71,11 +75,11 @@ export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Pro
     redisEmitter: redisEmitterSetting(read),
     busFlushInterval: read.integer('REDIS_BUS_FLUSH_INTERVAL', undefined, 0, 999),
     jwt: await jwtSetting(read),
-    publishApiKey: read.secret('PUBLISH_API_KEY', DEV_API_KEY),
+    publishApiKey: read.secret('PUBLISH_API_KEY', DEV_API_KEY, MIN_KEY_LENGTH),
     ticketTtl: read.integer('TICKET_TTL', 30, 1, 3600),
     allowedOrigins: read.list('ALLOWED_ORIGINS'),
     logLevel,
-    topicPrefix: read.get('TOPIC_PREFIX') ?? 'notify',
+    topicPrefix: read.matching('TOPIC_PREFIX', 'notify', TOPIC_PREFIX, '1 to 64 letters, digits, _ or -'),
     streamsConfig: read.get('STREAMS_CONFIG')
   }
   if (config.redis === undefined) read.warnings.push('REDIS_URL is not set: in-process bus and memory stores, one instance only')
@@ -102,5 +106,10 @@ export async function loadStreams (path: string | undefined): Promise<readonly S
     throw new SettingError(`STREAMS_CONFIG ${path}: ${(err as Error).message.split('\n')[0]}`)
   }
   if (!Array.isArray(streams)) throw new SettingError(`STREAMS_CONFIG ${path} must hold an array of streams (default export, \`streams\` or \`STREAMS\`)`)
+  try {
+    declareStreams(streams as readonly StreamDefinition[], 'notify')
+  } catch (err) {
+    throw new SettingError(`STREAMS_CONFIG ${path}: ${(err as Error).message}`)
+  }
   return streams as readonly StreamDefinition[]
 }

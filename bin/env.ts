@@ -44,13 +44,23 @@ export class EnvReader {
     return value
   }
 
-  /** A secret, or outside production a development value with a warning. */
-  secret (name: string, development: string): string {
+  /** A secret of at least `minLength` characters, or outside production a development value with a warning. */
+  secret (name: string, development: string, minLength: number): string {
     const value = this.get(name)
-    if (value !== undefined) return value
+    if (value !== undefined) {
+      if (value.length < minLength) throw new SettingError(`${name} must be at least ${minLength} characters, got ${value.length}`)
+      return value
+    }
     if (this.production) throw new SettingError(`${name} is required when NODE_ENV=production`)
     this.warnings.push(`${name} is not set: using a development value, never use it in production`)
     return development
+  }
+
+  /** The variable when it matches `pattern` (described by `form`), `fallback` when unset. */
+  matching (name: string, fallback: string, pattern: RegExp, form: string): string {
+    const value = this.get(name) ?? fallback
+    if (!pattern.test(value)) throw new SettingError(`${name} must be ${form}, got ${value}`)
+    return value
   }
 
   /** A comma-separated list, or undefined when unset. */

@@ -1,5 +1,7 @@
 // The example app's settings, read from the environment (SPEC section 7).
 import { DEV_API_KEY, DEV_JWT_SECRET, EnvReader, type HostPort } from '../bin/env.js'
+import { MIN_KEY_LENGTH } from '../plugins/api-key.js'
+import { MIN_SECRET_LENGTH } from '../plugins/jwt.js'
 
 export type { HostPort } from '../bin/env.js'
 
@@ -39,8 +41,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       redisSentinels: redis.sentinels,
       redisSentinelName: redis.sentinelName,
       redisCluster: redis.cluster,
-      jwtSecret: read.secret('JWT_SECRET', DEV_JWT_SECRET),
-      publishApiKey: read.secret('PUBLISH_API_KEY', DEV_API_KEY),
+      jwtSecret: read.secret('JWT_SECRET', DEV_JWT_SECRET, MIN_SECRET_LENGTH),
+      publishApiKey: read.secret('PUBLISH_API_KEY', DEV_API_KEY, MIN_KEY_LENGTH),
       ticketTtl: read.integer('TICKET_TTL', 30, 1, 3600),
       allowedOrigins: read.list('ALLOWED_ORIGINS'),
       logLevel: read.get('LOG_LEVEL') ?? 'info',

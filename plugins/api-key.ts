@@ -3,7 +3,7 @@ import { InvalidOptionError } from './errors.js'
 
 // The shared-key check of every service-facing ingress (HTTP `x-api-key`, gRPC metadata).
 
-const MIN_KEY_LENGTH = 16
+export const MIN_KEY_LENGTH = 16
 
 function digest (value: string): Buffer {
   return createHash('sha256').update(value).digest()

@@ -76,3 +76,6 @@ export const PresenceUnavailableError = createError('FST_NOTIFY_PRESENCE_UNAVAIL
 
 /** `app.notify.presence()` has nothing to ask: an edge registered with `presence: false`, a publisher over gRPC or AMQP. */
 export const PresenceDisabledError = createError('FST_NOTIFY_PRESENCE_DISABLED', 'Presence is not available: %s', 501)
+
+/** A publisher on Redis found no edge's stream declarations under its topic prefix: a wrong `topicPrefix`, or no edge has started yet. */
+export const UnknownPrefixError = createError('FST_NOTIFY_UNKNOWN_PREFIX', 'No edge has declared its streams under topic prefix "%s" on this Redis: check topicPrefix (the edges\' TOPIC_PREFIX); publishes go through once an edge with this prefix has started', 503)

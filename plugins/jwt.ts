@@ -18,7 +18,7 @@ export type NotifyJwtOptions =
   | { publicKey: string | Buffer, algorithm: 'RS256' | 'ES256' }
   | { jwksUrl: string, algorithm: JwksAlgorithm, jwks?: Omit<JwksOptions, 'url' | 'algorithm'> }
 
-const MIN_SECRET_LENGTH = 32
+export const MIN_SECRET_LENGTH = 32
 const DURATION = /^[1-9][0-9]*(s|m|h|d)$/
 
 function expiresIn (value: unknown): number | string {

@@ -83,11 +83,13 @@ t.test('refuses to start on a bad or missing setting with one line and no stack 
   await writeFile(join(dir, 'bad.json'), JSON.stringify([{ name: 'bad name', kind: 'public' }]))
   await writeFile(join(dir, 'object.json'), JSON.stringify({ streams: [] }))
   await writeFile(join(dir, 'broken.json'), '[{')
-  const cases: Array<[Record<string, string>, string]> = [
+  const cases: Array<[Record<string, string>, string | RegExp]> = [
     [{ PORT: 'eighty' }, 'PORT must be an integer'],
     [{ NODE_ENV: 'production' }, 'JWT_SECRET is required when NODE_ENV=production'],
     [{ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) }, 'PUBLISH_API_KEY is required'],
-    [{ JWT_SECRET: 'short' }, 'FST_NOTIFY_INVALID_OPTION'],
+    [{ JWT_SECRET: 'short' }, 'JWT_SECRET must be at least 32 characters, got 5'],
+    [{ PUBLISH_API_KEY: 'short-key' }, 'PUBLISH_API_KEY must be at least 16 characters, got 9'],
+    [{ TOPIC_PREFIX: 'a.b' }, 'TOPIC_PREFIX must be 1 to 64 letters, digits, _ or -, got a.b'],
     [{ JWT_SECRET: 'x'.repeat(40), JWKS_URL: 'http://127.0.0.1:1/jwks.json' }, 'set one of JWT_SECRET, JWT_PUBLIC_KEY and JWKS_URL'],
     [{ JWKS_URL: 'http://127.0.0.1:1/jwks.json' }, 'JWT_ALGORITHM must be RS256 or ES256 with JWKS_URL'],
     [{ JWT_ALGORITHM: 'RS256' }, 'JWT_ALGORITHM=RS256 needs JWT_PUBLIC_KEY or JWKS_URL'],
@@ -95,7 +97,7 @@ t.test('refuses to start on a bad or missing setting with one line and no stack 
     [{ STREAMS_CONFIG: join(dir, 'missing.json') }, 'STREAMS_CONFIG'],
     [{ STREAMS_CONFIG: join(dir, 'broken.json') }, 'STREAMS_CONFIG'],
     [{ STREAMS_CONFIG: join(dir, 'object.json') }, 'must hold an array of streams'],
-    [{ STREAMS_CONFIG: join(dir, 'bad.json') }, 'FST_NOTIFY_INVALID_OPTION'],
+    [{ STREAMS_CONFIG: join(dir, 'bad.json') }, /STREAMS_CONFIG .*bad\.json: .*name/],
     [{ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_SENTINELS: '127.0.0.1:26379' }, 'set one of REDIS_URL'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be one of'],
     [{ REDIS_BUS_EMITTER: 'fast' }, 'REDIS_BUS_EMITTER must be mqemitter-redis or lean'],

@@ -114,12 +114,12 @@ t.test('over Redis, a publisher whose streams differ from the edge\'s fails at s
   t.equal(await registrationError({ redis: url, topicPrefix: prefix, streams: STREAMS.slice(0, 2) }), null, 'a subset is fine')
 })
 
-t.test('over Redis, a publisher that starts before any edge checks at its publishes', async (t) => {
+t.test('over Redis, a publisher that starts before any edge (or with a prefix no edge uses) checks at its publishes', async (t) => {
   const { url, prefix } = await sharedRedis(t)
   cleanUpKeys(t, url, prefix)
   const extra = [...STREAMS, { name: 'extra', kind: 'public' as const }]
   const { app } = await publisherApp(t, { redis: url, topicPrefix: prefix, streams: extra })
-  t.match(await app.notify.publish({ stream: 'extra', data: 1 }), { id: String }, 'no edge yet: nothing to check against')
+  await t.rejects(app.notify.publish({ stream: 'extra', data: 1 }), { code: 'FST_NOTIFY_UNKNOWN_PREFIX', statusCode: 503 }, 'no edge under this prefix: nothing would read it')
   await build(t, { redis: url, topicPrefix: prefix })
   await t.rejects(app.notify.publish({ stream: 'extra', data: 1 }), { code: 'FST_NOTIFY_DECLARATION_MISMATCH' })
 })
@@ -134,6 +134,9 @@ t.test('over Redis, a lost or frozen Redis answers 503 and the publisher recover
   server.resume()
   await server.stop()
   await t.rejects(app.notify.publish({ stream: 'promotional', data: 3 }), { code: 'FST_NOTIFY_BUS_UNAVAILABLE', statusCode: 503 }, 'down')
+  // Whatever ioredis throws by itself while the connection is gone comes out as the coded 503s.
+  await t.rejects(app.notify.publish({ stream: 'order', user: 'alice', data: { orderId: '1', status: 'placed' } }), { code: 'FST_NOTIFY_BUS_UNAVAILABLE', statusCode: 503 }, 'down, with history')
+  await t.rejects(app.notify.presence({ user: 'alice' }), { code: 'FST_NOTIFY_PRESENCE_UNAVAILABLE', statusCode: 503 }, 'presence, down')
   await server.start()
   await edge.app.ready()
   const publishes = async (): Promise<boolean> => app.notify.publish({ stream: 'system', data: 4 }).then(() => true, () => false)
@@ -150,6 +153,7 @@ t.test('over Redis, a publisher that cannot reach Redis still starts, answers 50
 t.test('the publisher closes the connection it opened, never a client it was given', async (t) => {
   const { url, prefix } = await sharedRedis(t)
   cleanUpKeys(t, url, prefix)
+  await build(t, { redis: url, topicPrefix: prefix })
   const connectionName = `${prefix}-own`
   const own = await publisherApp(t, { redis: { url, connectionName }, topicPrefix: prefix })
   const given = new Redis(url)

@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { declareStreams, type StreamDefinition } from '../declarations.js'
-import { InvalidOptionError } from '../errors.js'
-import { offlineHook, presenceOf, publisherOf, type Notify, type OnOffline } from '../publishing.js'
+import { BusUnavailableError, InvalidOptionError, PresenceUnavailableError } from '../errors.js'
+import { offlineHook, presenceOf, publisherOf, type Deliver, type Notify, type OnOffline, type PresenceSource } from '../publishing.js'
 import { metricsOf } from '../recorder.js'
 import { topicPrefixOption } from '../topics.js'
 import { positiveInteger } from '../util.js'
@@ -50,6 +50,30 @@ export interface NotifyPublisherOptions {
 const TRANSPORTS = ['redis', 'http', 'grpc', 'amqp'] as const
 
 /**
+ * Every error a publisher answers is one of the package's coded errors: what a transport's client
+ * throws by itself (ioredis's "Stream isn't writeable…" while Redis is down, a socket error) means
+ * the edges could not be reached, a 503.
+ */
+function coded<A extends unknown[], R> (call: (...args: A) => Promise<R>, Unavailable: new (why: string) => Error): (...args: A) => Promise<R> {
+  return async (...args) => {
+    try {
+      return await call(...args)
+    } catch (err) {
+      const code = (err as { code?: unknown }).code
+      throw typeof code === 'string' && code.startsWith('FST_NOTIFY_') ? err : new Unavailable((err as Error).message)
+    }
+  }
+}
+
+function codedTransport (transport: PublisherTransport): { deliver: Deliver, presence: PresenceSource } {
+  const source = transport.presence
+  return {
+    deliver: coded(transport.deliver, BusUnavailableError),
+    presence: { users: coded(source.users.bind(source), PresenceUnavailableError), stream: coded(source.stream.bind(source), PresenceUnavailableError) }
+  }
+}
+
+/**
  * `app.notify` without an edge in this process: the same `publish()` and `presence()`, checked
  * against the same declarations, sent to the edges over Redis, HTTP, gRPC or AMQP (SPEC section 11).
  */
@@ -76,8 +100,9 @@ async function fastifyNotifyPublisher (app: FastifyInstance, opts: NotifyPublish
   }
   app.addHook('onClose', () => transport.close())
   app.addHook('onReady', () => transport.ready())
-  const publish = publisherOf(streams, maxUsers, transport.deliver, offline)
-  const presence = presenceOf(streams, maxUsers, () => transport.presence)
+  const { deliver, presence: source } = codedTransport(transport)
+  const publish = publisherOf(streams, maxUsers, deliver, offline)
+  const presence = presenceOf(streams, maxUsers, () => source)
   app.decorate('notify', { streams, publish, presence } as Notify)
 }
 

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { DeclaredStream } from '../declarations.js'
-import { DeclarationMismatchError } from '../errors.js'
+import { DeclarationMismatchError, UnknownPrefixError } from '../errors.js'
 import { RedisHistoryStore, type RedisHistoryClient } from '../history/redis-store.js'
 import { MessageIdGenerator } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
@@ -52,17 +52,16 @@ export function redisTransport (opts: RedisTransportOptions): PublisherTransport
   const ids = new MessageIdGenerator()
   const mine = streamManifest(opts.streams)
   let verifiedAt = -Infinity
-  let warnedAbsent = false
 
-  /** Compares with the edges' manifest; throws `FST_NOTIFY_DECLARATION_MISMATCH` when they differ. */
+  /**
+   * Compares with the edges' manifest; throws `FST_NOTIFY_DECLARATION_MISMATCH` when they differ,
+   * and `FST_NOTIFY_UNKNOWN_PREFIX` when no edge ever declared streams under this prefix: a
+   * mistyped `topicPrefix` would otherwise publish into topics no edge reads. The manifest outlives
+   * the edges, so a publisher keeps publishing while they restart.
+   */
   async function verify (): Promise<void> {
     const theirs = await readManifest(client, prefix, timeout)
-    if (theirs === null) {
-      // No edge on this Redis and prefix yet: nothing can be checked, nor subscribed; try again next time.
-      if (!warnedAbsent) log.warn({ prefix }, 'notify publisher: no edge has declared its streams on this Redis yet')
-      warnedAbsent = true
-      return
-    }
+    if (theirs === null) throw new UnknownPrefixError(prefix)
     const mismatch = manifestMismatch(mine, theirs)
     if (mismatch !== null) throw new DeclarationMismatchError(mismatch)
     verifiedAt = Date.now()
@@ -95,7 +94,7 @@ export function redisTransport (opts: RedisTransportOptions): PublisherTransport
         await verify()
       } catch (err) {
         if ((err as { code?: string }).code === 'FST_NOTIFY_DECLARATION_MISMATCH') throw err
-        log.warn({ err }, 'notify publisher: declarations not checked; they are at the first publish')
+        log.warn({ err }, 'notify publisher: declarations not checked; they are at the first publish, which fails until they are')
       }
     },
     async close () {
