@@ -76,3 +76,9 @@ export const PresenceUnavailableError = createError('FST_NOTIFY_PRESENCE_UNAVAIL
 
 /** `app.notify.presence()` has nothing to ask: an edge registered with `presence: false`, a publisher over gRPC or AMQP. */
 export const PresenceDisabledError = createError('FST_NOTIFY_PRESENCE_DISABLED', 'Presence is not available: %s', 501)
+
+/** The body of `POST`/`DELETE /push/subscriptions` is not a usable `PushSubscription` (or its endpoint is not an allowed push service). */
+export const BadPushSubscriptionError = createError('FST_NOTIFY_BAD_PUSH_SUBSCRIPTION', 'Bad push subscription: %s', 400)
+
+/** The push subscription store could not be reached. */
+export const PushStoreUnavailableError = createError('FST_NOTIFY_PUSH_STORE_UNAVAILABLE', 'Push subscription store unavailable: %s', 503)
