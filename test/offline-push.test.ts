@@ -3,13 +3,14 @@ import webpush from 'web-push'
 import type { FastifyInstance } from 'fastify'
 import { API_KEY, build, connectUser, publish, token, type Edge } from './helpers.js'
 import { pushService, type PushService } from './push-service.js'
+import type { Test } from './abstract/store-suite.js'
 import type { NotifyEdgeOptions, NotifyOfflineOptions, OfflineMessage, PushSubscriptionJSON } from '../plugins/index.js'
 
 const vapid = { ...webpush.generateVAPIDKeys(), subject: 'mailto:ops@shop.example' }
 
 interface Setup { edge: Edge, svc: PushService, offline: Array<{ users: string[], message: OfflineMessage }> }
 
-async function setup (t: Parameters<Parameters<typeof tap.test>[0]>[0], offline: Partial<NotifyOfflineOptions> = {}, push: Partial<NonNullable<NotifyOfflineOptions['push']>> = {}, more: Partial<NotifyEdgeOptions> = {}): Promise<Setup> {
+async function setup (t: Test, offline: Partial<NotifyOfflineOptions> = {}, push: Partial<NonNullable<NotifyOfflineOptions['push']>> = {}, more: Partial<NotifyEdgeOptions> = {}): Promise<Setup> {
   const svc = await pushService(t, vapid.publicKey, vapid.subject)
   const heard: Setup['offline'] = []
   const edge = await build(t, {
@@ -25,7 +26,6 @@ async function setup (t: Parameters<Parameters<typeof tap.test>[0]>[0], offline:
   })
   return { edge, svc, offline: heard }
 }
-const tap = t
 
 async function register (edge: Edge, user: string, subscription: unknown, method = 'POST'): Promise<{ status: number, body: any }> {
   const res = await fetch(`${edge.http}/push/subscriptions`, {
