@@ -91,13 +91,13 @@ export class OfflineDelivery {
     return push && email ? 'both' : push ? 'push' : email ? 'email' : 'none'
   }
 
-  #queue (channel: OfflineChannel, task: () => Promise<void>): void {
+  #queue (channel: OfflineChannel, task: () => Promise<void>, always = false): void {
     const run = (): Promise<void> => task().catch((err: unknown) => {
       // A store or an app hook failed (Redis away, an address lookup that threw).
       this.#deps.count(channel, 'failed')
       this.#deps.log.error({ err, channel }, `notify offline ${channel} failed`)
     })
-    if (!this.#deps.queue.push(run)) {
+    if (!this.#deps.queue.push(run, always)) {
       this.#deps.count(channel, 'failed')
       this.#deps.log.warn({ channel }, 'notify offline queue is full or closed: a copy was dropped')
     }
@@ -116,7 +116,7 @@ export class OfflineDelivery {
     const subscriptions = await push.store.list(copy.user)
     const payload = pushPayload(copy.stream, copy.id, copy.ts, copy.data, push.maxPayload)
     for (const subscription of subscriptions) {
-      this.#queue('push', () => this.#attempt('push', 1, expiresAt, () => this.#pushOnce(copy.user, subscription, payload, expiresAt)))
+      this.#queue('push', () => this.#attempt('push', 1, expiresAt, () => this.#pushOnce(copy.user, subscription, payload, expiresAt)), true)
     }
   }
 
@@ -152,7 +152,7 @@ export class OfflineDelivery {
     }
     this.#deps.count(channel, 'retried')
     const next = (): Promise<void> => this.#attempt(channel, attempt + 1, expiresAt, send)
-    this.#deps.queue.later(delay, next, () => this.#deps.count(channel, 'failed'))
+    this.#deps.queue.later(delay, next)
   }
 }
 

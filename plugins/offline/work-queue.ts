@@ -24,25 +24,28 @@ export class WorkQueue {
     return this.#running
   }
 
-  /** Queues `task`; false when the queue is full or closed (the task is dropped). */
-  push (task: Task): boolean {
-    if (this.#closed || this.#queue.length >= this.#maxQueue) return false
+  /**
+   * Queues `task`; false when closed, or full and not `always` (the task is dropped). Work that
+   * follows from queued work (a claimed copy's sends, a retry) is queued `always`: the bound
+   * applies to new copies.
+   */
+  push (task: Task, always = false): boolean {
+    if (this.#closed || (!always && this.#queue.length >= this.#maxQueue)) return false
     this.#queue.push(task)
     this.#drain()
     return true
   }
 
-  /** Queues `task` after `ms`; false when closed. */
-  later (ms: number, task: Task, dropped: () => void): boolean {
-    if (this.#closed) return false
+  /** Queues `task` after `ms`; dropped when the queue closes first. */
+  later (ms: number, task: Task): void {
+    if (this.#closed) return
     const timer = setTimeout(() => {
       this.#timers.delete(timer)
-      if (!this.push(task)) dropped()
+      this.push(task, true)
       this.#settled()
     }, ms)
     timer.unref()
     this.#timers.add(timer)
-    return true
   }
 
   /** Marks work as under way until the returned function is called. */
