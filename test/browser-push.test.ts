@@ -11,8 +11,12 @@ const problem = browserProblem()
 t.test('with VAPID keys the demo page registers a service worker, and says so when the browser has no push service (headless Chromium)', { skip: problem ?? false }, async (t) => {
   const keys = webpush.generateVAPIDKeys()
   const { config } = loadConfig({
-    PORT: '0', JWT_SECRET: SECRET, PUBLISH_API_KEY: API_KEY,
-    VAPID_PUBLIC_KEY: keys.publicKey, VAPID_PRIVATE_KEY: keys.privateKey, VAPID_SUBJECT: 'mailto:ops@example.com'
+    PORT: '0',
+    JWT_SECRET: SECRET,
+    PUBLISH_API_KEY: API_KEY,
+    VAPID_PUBLIC_KEY: keys.publicKey,
+    VAPID_PRIVATE_KEY: keys.privateKey,
+    VAPID_SUBJECT: 'mailto:ops@example.com'
   })
   const app = await buildApp(config, false)
   t.teardown(() => app.close())
@@ -27,7 +31,7 @@ t.test('with VAPID keys the demo page registers a service worker, and says so wh
   await page.click('#login button[type="submit"]')
   await page.waitForSelector('#state[data-state="live"]')
   const push = page.locator('#push:not([hidden])')
-  await push.waitFor()
+  await push.waitFor({ timeout: 20_000 })
   t.equal(await push.getAttribute('data-state'), 'unavailable')
   t.match(await push.textContent(), /This browser has no push service \(.+\): offline notifications cannot reach it\./)
   t.ok(await page.evaluate(async () => (await navigator.serviceWorker.getRegistration('/'))?.active?.scriptURL.endsWith('/sw.js')), 'the service worker is registered and active')

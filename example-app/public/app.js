@@ -153,8 +153,8 @@ function sayPush (state, text) {
 
 async function setUpPush () {
   const res = await fetch('/demo/push').catch(() => null)
-  if (res === null || !res.ok) return
-  const { publicKey } = await res.json()
+  const { publicKey = null } = res?.ok ? await res.json() : {}
+  if (publicKey === null) return
   if (!('serviceWorker' in navigator) || !('PushManager' in window)) {
     return sayPush('unsupported', 'This browser has no Web Push: offline notifications cannot reach it.')
   }
@@ -162,8 +162,10 @@ async function setUpPush () {
     const registration = await navigator.serviceWorker.register('/sw.js')
     await navigator.serviceWorker.ready
     const key = Uint8Array.from(atob(publicKey.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))
+    // A browser whose push service is out of reach (headless Chromium) never answers: bounded.
+    const late = new Promise((_resolve, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5000))
     pushSubscription = await registration.pushManager.getSubscription() ??
-      await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key })
+      await Promise.race([registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }), late])
     await post('/push/subscriptions', pushSubscription.toJSON(), { authorization: `Bearer ${token}` })
     sayPush('on', 'Push notifications on: orders reach you while you are offline.')
   } catch (err) {
@@ -172,7 +174,6 @@ async function setUpPush () {
     else sayPush('unavailable', `This browser has no push service (${err.message}): offline notifications cannot reach it.`)
   }
 }
-
 
 $('logout').addEventListener('click', async () => {
   if (pushSubscription !== null) {
