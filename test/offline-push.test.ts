@@ -72,6 +72,7 @@ t.test('online users get no push; one push per subscription of each offline user
   await edge.app.notifyOffline.idle()
   t.same(svc.received.map((push) => push.name).sort(), ['bob-laptop', 'bob-phone'])
   t.ok(svc.received.every((push) => JSON.parse(push.payload).id === (body.ids as string[])[1]))
+  t.equal(new Set(svc.received.map((push) => push.headers.authorization)).size, 1, 'one VAPID token signed per push service origin, reused')
 })
 
 t.test('a 404 or 410 removes the subscription; other subscriptions still get the push', async (t) => {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { MemoryDeliveryClaims, MemoryPushSubscriptionStore, RedisDeliveryClaims, RedisPushSubscriptionStore } from '../plugins/index.js'
 import { deliveryClaimStoreSuite, pushSubscriptionStoreSuite } from './abstract/offline-stores.js'
-import { scanKeys, sharedRedis } from './redis-server.js'
+import { elapseKeys as elapse, scanKeys, sharedRedis } from './redis-server.js'
 
 t.test('MemoryPushSubscriptionStore', async (t) => {
   pushSubscriptionStoreSuite({ test: t.test.bind(t), async builder () { return { store: new MemoryPushSubscriptionStore(), async elapse () {} } } })
@@ -33,15 +33,6 @@ t.test('MemoryDeliveryClaims', async (t) => {
     t.throws(() => new MemoryDeliveryClaims({ now: 1 as never }), { code: 'FST_NOTIFY_INVALID_OPTION' })
   })
 })
-
-/** Lets time pass in Redis by taking `seconds` off every key's remaining TTL under `prefix`. */
-async function elapse (redis: Redis, prefix: string, seconds: number): Promise<void> {
-  for (const key of await scanKeys(redis, prefix)) {
-    const left = await redis.pttl(key) - seconds * 1000
-    if (left > 0) await redis.pexpire(key, left)
-    else await redis.del(key)
-  }
-}
 
 t.test('on Redis', async (t) => {
   const { url, prefix } = await sharedRedis(t)

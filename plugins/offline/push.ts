@@ -33,7 +33,8 @@ export interface PushSenderOptions {
 export function checkVapid (vapid: unknown): VapidDetails {
   const { publicKey, privateKey, subject } = (vapid ?? {}) as Record<string, unknown>
   try {
-    webpush.setVapidDetails(subject as string, publicKey as string, privateKey as string)
+    // Checks all three (and signs a throwaway token) without setting web-push's process-wide details.
+    webpush.getVapidHeaders('https://push.example', subject as string, publicKey as string, privateKey as string, 'aes128gcm')
   } catch (err) {
     throw new InvalidOptionError(`push.vapid: ${(err as Error).message}`)
   }
@@ -47,10 +48,17 @@ export function pushPayload (stream: string, id: string, ts: number, data: unkno
   return JSON.stringify({ event: 'message', stream, id, truncated: true })
 }
 
+// A VAPID JWT is valid for one push service origin up to 24 h (RFC 8292). Signing one per push
+// was three quarters of a push's CPU (4 ms against 1 ms, measured): sign one per origin, valid
+// 12 h, renewed after 6.
+const VAPID_LIFETIME_S = 12 * 3600
+const MAX_ORIGINS = 100
+
 export class PushSender {
   readonly #opts: PushSenderOptions
   readonly #agent: Agent
   readonly #ownAgent: boolean
+  readonly #vapid = new Map<string, { authorization: string, renewAt: number }>()
 
   constructor (opts: PushSenderOptions) {
     this.#opts = opts
@@ -60,11 +68,27 @@ export class PushSender {
     positiveInteger('push.timeout', opts.timeout, 1)
   }
 
+  #authorization (endpoint: string): string {
+    const origin = new URL(endpoint).origin
+    const now = Date.now()
+    const cached = this.#vapid.get(origin)
+    if (cached !== undefined && cached.renewAt > now) return cached.authorization
+    if (this.#vapid.size >= MAX_ORIGINS) this.#vapid.clear()
+    const { subject, publicKey, privateKey } = this.#opts.vapid
+    const expiration = Math.floor(now / 1000) + VAPID_LIFETIME_S
+    const { Authorization: authorization } = webpush.getVapidHeaders(origin, subject, publicKey, privateKey, 'aes128gcm', expiration)
+    this.#vapid.set(origin, { authorization, renewAt: now + VAPID_LIFETIME_S * 500 })
+    return authorization
+  }
+
   /** One attempt; `ttl` in seconds is how long the push service may hold the message. */
   async send (subscription: PushSubscriptionJSON, payload: string, ttl: number): Promise<Attempt> {
     try {
       await webpush.sendNotification(subscription, payload, {
-        vapidDetails: this.#opts.vapid,
+        // The VAPID header is ours (cached per origin), so web-push signs none.
+        // null, not undefined: web-push would fall back to its process-wide details.
+        vapidDetails: null as unknown as undefined,
+        headers: { Authorization: this.#authorization(subscription.endpoint) },
         contentEncoding: 'aes128gcm',
         TTL: ttl,
         timeout: this.#opts.timeout,
