@@ -3,7 +3,7 @@
 // publish has answered.
 import type { FastifyBaseLogger } from 'fastify'
 import type { OfflineFallback, OfflineMessage } from '../publishing.js'
-import type { EmailSender, EmailTemplate } from './email.js'
+import type { EmailSender, EmailTemplate, OfflineEmailMessage as OfflineCopy } from './email.js'
 import { pushPayload, type PushSender } from './push.js'
 import { nextDelay, type Attempt, type RetryPolicy } from './retry.js'
 import type { DeliveryClaimStore, PushSubscriptionJSON, PushSubscriptionStore } from './store.js'
@@ -155,5 +155,3 @@ export class OfflineDelivery {
     this.#deps.queue.later(delay, next)
   }
 }
-
-type OfflineCopy = Parameters<EmailTemplate>[0]
