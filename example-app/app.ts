@@ -6,6 +6,7 @@ import { loginRoute } from './login.js'
 import { orderRoutes } from './orders.js'
 import { pageRoutes } from './page.js'
 import { promotionRoute } from './promotion.js'
+import { offlineOptions, pushKeyRoute } from './offline.js'
 import { STREAMS } from './streams.js'
 
 export { STREAMS } from './streams.js'
@@ -30,8 +31,14 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     // Users with no socket on the stream anywhere when it was published: a real service would
     // queue an e-mail or a push here (docs/presence.md).
     onOffline: (users, message) => {
-      for (const user of users) app.log.info({ user, stream: message.stream }, `${user} is offline: would send an e-mail`)
+      for (const user of users) {
+        const fallback = message.fallback?.[user]
+        if (fallback === undefined) app.log.info({ user, stream: message.stream }, `${user} is offline: would send an e-mail`)
+        else app.log.info({ user, stream: message.stream, fallback }, `${user} is offline: fallback ${fallback}`)
+      }
     },
+    // VAPID_* and SMTP_URL: Web Push and e-mail for offline users of the order stream (SPEC section 18).
+    offline: offlineOptions(config),
     // Set: producers may publish through RabbitMQ (SPEC section 9), as the order service below does.
     amqp: config.amqpUrl === undefined ? undefined : { url: config.amqpUrl, exchange: config.amqpExchange, queue: config.amqpQueue },
     grpc: config.grpcPort === undefined ? undefined : { apiKey: config.publishApiKey, port: config.grpcPort, host: config.host },
@@ -47,6 +54,8 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
   await app.register(orderRoutes, { stepMs: config.orderStepMs, amqp: config.amqpUrl !== undefined })
 
   await app.register(promotionRoute)
+
+  await pushKeyRoute(app, config)
 
   // 503 only when this instance cannot serve (Redis away); a broker outage is every instance's,
   // and sockets and HTTP still work, so it shows as degraded with 200.

@@ -1,5 +1,5 @@
 // The example app's settings, read from the environment (SPEC section 7).
-import { DEV_API_KEY, DEV_JWT_SECRET, EnvReader, type HostPort } from '../bin/env.js'
+import { DEV_API_KEY, DEV_JWT_SECRET, EnvReader, SettingError, type HostPort } from '../bin/env.js'
 import { MIN_KEY_LENGTH } from '../plugins/api-key.js'
 import { MIN_SECRET_LENGTH } from '../plugins/jwt.js'
 
@@ -27,6 +27,13 @@ export interface AppConfig {
   amqpQueue: string
   /** Set: serve the gRPC ingress on this port. */
   grpcPort: number | undefined
+  /** Set (all three of VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY, VAPID_SUBJECT): Web Push for offline users of `order`. */
+  vapid: { publicKey: string, privateKey: string, subject: string } | undefined
+  /** Push endpoint hosts accepted (PUSH_ENDPOINT_HOSTS); unset: the browsers' push services. */
+  pushEndpointHosts: string[] | undefined
+  /** Set: e-mail for offline users of `order`, from SMTP_FROM. */
+  smtpUrl: string | undefined
+  smtpFrom: string
 }
 
 /** Reads the config; `warnings` lists development defaults that stood in for missing secrets. */
@@ -50,8 +57,21 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       amqpUrl: read.get('AMQP_URL'),
       amqpExchange: read.get('AMQP_EXCHANGE') ?? 'notifications',
       amqpQueue: read.get('AMQP_QUEUE') ?? 'notify-edge',
-      grpcPort: read.integer('GRPC_PORT', undefined, 0, 65535)
+      grpcPort: read.integer('GRPC_PORT', undefined, 0, 65535),
+      vapid: vapidKeys(read),
+      pushEndpointHosts: read.list('PUSH_ENDPOINT_HOSTS'),
+      smtpUrl: read.get('SMTP_URL'),
+      smtpFrom: read.get('SMTP_FROM') ?? 'notify-edge demo <notify@example.com>'
     },
     warnings: read.warnings
   }
+}
+
+function vapidKeys (read: EnvReader): AppConfig['vapid'] {
+  const [publicKey, privateKey, subject] = ['VAPID_PUBLIC_KEY', 'VAPID_PRIVATE_KEY', 'VAPID_SUBJECT'].map((name) => read.get(name))
+  if (publicKey === undefined && privateKey === undefined && subject === undefined) return undefined
+  if (publicKey === undefined || privateKey === undefined || subject === undefined) {
+    throw new SettingError('set all of VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY and VAPID_SUBJECT, or none (`npx web-push generate-vapid-keys` makes a pair)')
+  }
+  return { publicKey, privateKey, subject }
 }

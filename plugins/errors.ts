@@ -79,3 +79,9 @@ export const PresenceDisabledError = createError('FST_NOTIFY_PRESENCE_DISABLED',
 
 /** A publisher on Redis found no edge's stream declarations under its topic prefix: a wrong `topicPrefix`, or no edge has started yet. */
 export const UnknownPrefixError = createError('FST_NOTIFY_UNKNOWN_PREFIX', 'No edge has declared its streams under topic prefix "%s" on this Redis: check topicPrefix (the edges\' TOPIC_PREFIX); publishes go through once an edge with this prefix has started', 503)
+
+/** The body of `POST`/`DELETE /push/subscriptions` is not a usable `PushSubscription` (or its endpoint is not an allowed push service). */
+export const BadPushSubscriptionError = createError('FST_NOTIFY_BAD_PUSH_SUBSCRIPTION', 'Bad push subscription: %s', 400)
+
+/** The push subscription store could not be reached. */
+export const PushStoreUnavailableError = createError('FST_NOTIFY_PUSH_STORE_UNAVAILABLE', 'Push subscription store unavailable: %s', 503)

@@ -18,6 +18,7 @@ import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { notifyAsyncApi, type NotifyAsyncApiOptions } from './asyncapi.js'
 import { notifyAmqp, type NotifyAmqpOptions } from './amqp/index.js'
 import { notifyGrpc, type NotifyGrpcOptions } from './grpc/index.js'
+import { notifyOffline, RedisDeliveryClaims, RedisPushSubscriptionStore, type NotifyOfflineOptions } from './offline/index.js'
 import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
 import { isClusterOptions } from './bus/redis-emitter.js'
@@ -44,6 +45,7 @@ export * from './asyncapi.js'
 export { publishBodySchema, publishResultSchema } from './schemas.js'
 export * from './amqp/index.js'
 export * from './grpc/index.js'
+export * from './offline/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
@@ -101,6 +103,12 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   metrics?: NotifyMetricsOptions
   /** `GET /asyncapi.json`: the AsyncAPI 3 document of the WebSocket routes and declared streams; left out when not given. */
   asyncapi?: NotifyAsyncApiOptions
+  /**
+   * Offline delivery (SPEC section 18): Web Push and e-mail for the users of a private publish
+   * with no subscribed connection anywhere. With `redis`, subscriptions live under
+   * `<topicPrefix>:push:` and delivery claims under `<topicPrefix>:offline:`. Left out when not given.
+   */
+  offline?: NotifyOfflineOptions
 }
 
 type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient
@@ -131,7 +139,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, offline, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -197,6 +205,13 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   }
   if (amqp !== undefined) await app.register(notifyAmqp, amqp)
   if (grpc !== undefined) await app.register(notifyGrpc, grpc)
+  if (offline !== undefined) {
+    const push = offline.push === undefined || offline.push.store !== undefined || client === null
+      ? offline.push
+      : { ...offline.push, store: new RedisPushSubscriptionStore({ client, keyPrefix: `${prefix}:push:` }) }
+    const claims = offline.claims ?? (client === null ? undefined : new RedisDeliveryClaims({ client, keyPrefix: `${prefix}:offline:` }))
+    await app.register(notifyOffline, { ...offline, push, claims })
+  }
 }
 
 export const notifyEdge = fp(fastifyNotifyEdge, { fastify: '5.x', name: 'notify-edge' })

@@ -6,13 +6,20 @@ import type { HistoryBounds } from './history/store.js'
 import { MessageIdGenerator } from './message-id.js'
 import { metricsOf } from './recorder.js'
 import { messageFrame, type MessageTemplate } from './message.js'
-import { noPresence, offlineHook, perTopic, presenceOf, publisherOf, type Notify, type OnOffline, type Sent } from './publishing.js'
+import { noPresence, offlineHook, perTopic, presenceOf, publisherOf, type Notify, type OfflineHandoff, type OfflineMessage, type OnOffline, type Sent } from './publishing.js'
 import { topicPrefixOption } from './topics.js'
 import { positiveInteger } from './util.js'
 
 export type {
-  Notify, OfflineMessage, OnOffline, PresenceQuery, PresenceSource, PublicStreamPresence, PublishInput, PublishResult, UsersPresence
+  Notify, OfflineFallback, OfflineHandoff, OfflineMessage, OnOffline, PresenceQuery, PresenceSource, PublicStreamPresence, PublishInput, PublishResult, UsersPresence
 } from './publishing.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Set by the offline delivery plugin: takes over a publish's offline users (see `OfflineHandoff`). */
+    notifyOfflineHandoff: OfflineHandoff | null
+  }
+}
 
 export interface NotifyOptions {
   /** The declared streams. */
@@ -59,7 +66,14 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
 
   const presence = presenceOf(streams, maxUsers, () =>
     app.hasDecorator('notifyPresence') ? app.notifyPresence : noPresence('the edge was registered with presence: false'))
-  const publish = publisherOf(streams, maxUsers, perTopic(send, metricsOf(app)), offline)
+  // The offline delivery plugin, when registered, fills in `notifyOfflineHandoff` and tells `onOffline` itself.
+  app.decorate('notifyOfflineHandoff', null)
+  const handOff = (users: string[], message: OfflineMessage): void => {
+    const handoff = app.notifyOfflineHandoff
+    if (handoff === null) offline(users, message)
+    else handoff(users, message, offline)
+  }
+  const publish = publisherOf(streams, maxUsers, perTopic(send, metricsOf(app)), handOff)
   app.decorate('notify', { streams, publish, presence } as Notify)
 }
 

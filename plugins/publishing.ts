@@ -37,7 +37,22 @@ export interface OfflineMessage {
   data: unknown
   /** The id of each offline user's copy, in the order of `users`. */
   ids: string[]
+  /**
+   * Set when the offline delivery plugin handled the message (SPEC section 18): per user, the
+   * channels it sends the copy through.
+   */
+  fallback?: Record<string, OfflineFallback>
 }
+
+/** Where an offline user's copy goes: Web Push, e-mail, both, or nowhere. */
+export type OfflineFallback = 'push' | 'email' | 'both' | 'none'
+
+/**
+ * Takes over the offline users of a private publish (the offline delivery plugin). Called
+ * synchronously from the publish, which it must not delay; it calls `onOffline` itself once it
+ * knows the fallback of each user.
+ */
+export type OfflineHandoff = (users: string[], message: OfflineMessage, onOffline: (users: string[], message: OfflineMessage) => void) => void
 
 /** Called with the users of a private publish who had no subscribed connection anywhere. */
 export type OnOffline = (users: string[], message: OfflineMessage) => unknown

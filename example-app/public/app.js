@@ -139,9 +139,48 @@ $('login').addEventListener('submit', async (event) => {
   $('login').hidden = true
   $('session').hidden = false
   start()
+  setUpPush()
 })
 
+// Web Push for the order stream while offline (SPEC section 18), when the server has VAPID keys:
+// a service worker, a push subscription, registered with the edge under this user's JWT.
+let pushSubscription = null
+function sayPush (state, text) {
+  $('push').hidden = false
+  $('push').dataset.state = state
+  $('push').textContent = text
+}
+
+async function setUpPush () {
+  const res = await fetch('/demo/push').catch(() => null)
+  const { publicKey = null } = res?.ok ? await res.json() : {}
+  if (publicKey === null) return
+  if (!('serviceWorker' in navigator) || !('PushManager' in window)) {
+    return sayPush('unsupported', 'This browser has no Web Push: offline notifications cannot reach it.')
+  }
+  try {
+    const registration = await navigator.serviceWorker.register('/sw.js')
+    await navigator.serviceWorker.ready
+    const key = Uint8Array.from(atob(publicKey.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))
+    // A browser whose push service is out of reach (headless Chromium) never answers: bounded.
+    const late = new Promise((_resolve, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5000))
+    pushSubscription = await registration.pushManager.getSubscription() ??
+      await Promise.race([registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }), late])
+    await post('/push/subscriptions', pushSubscription.toJSON(), { authorization: `Bearer ${token}` })
+    sayPush('on', 'Push notifications on: orders reach you while you are offline.')
+  } catch (err) {
+    if (err.name === 'NotAllowedError') sayPush('blocked', 'Notifications are blocked for this page: offline orders will not reach you.')
+    // Headless and de-Googled browsers have no push service to subscribe with.
+    else sayPush('unavailable', `This browser has no push service (${err.message}): offline notifications cannot reach it.`)
+  }
+}
+
 $('logout').addEventListener('click', async () => {
+  if (pushSubscription !== null) {
+    await fetch('/push/subscriptions', { method: 'DELETE', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ endpoint: pushSubscription.endpoint }) }).catch(() => {})
+    await pushSubscription.unsubscribe().catch(() => {})
+    pushSubscription = null
+  }
   await notify?.close()
   notify = token = null
   $('session').hidden = true
