@@ -3,14 +3,65 @@ import type { FastifyRequest } from 'fastify'
 // Credentials travel in query strings (browsers cannot set headers on a WebSocket), so any log
 // line that holds a URL can hold a ticket or a JWT.
 
-const SECRET_PARAMS = /([?&](?:ticket|token|auth_header|access_token)=)[^&#\s"]*/gi
-// A JWT wherever it shows up (a header.payload.signature of base64url, header starting `{"`).
-const JWT = /eyJ[\w-]*\.[\w-]*\.[\w-]*/g
+/**
+ * Query parameters that carry a credential, in lower case: the handshake's (`ticket`, `token`,
+ * `auth_header`) and the usual others, so a host app's own routes are covered too.
+ */
+const SECRET_NAMES = new Set(['ticket', 'token', 'auth_header', 'access_token', 'id_token', 'refresh_token', 'jwt', 'authorization', 'api_key', 'apikey', 'x-api-key'])
+// A parameter wherever a query may start: Fastify's router ends a path at `?`, `;` or `#`, and the
+// query parser splits on `&` only, decoding names and values. The value runs to the next `&` (or a
+// quote or space, where a log message quotes the URL: no ticket or JWT holds one).
+const PARAM = /([?&;#])([^=&?;#\s'"]*)=([^&\s'"]*)/g
+// Runs of URL characters holding a percent escape: an encoded JWT hides in one.
+const ENCODED_RUN = /[\w.%-]*%[0-9A-Fa-f]{2}[\w.%-]*/g
+// Three base64url segments, as fast-jwt takes a JWT; the header must decode to a JSON object.
+const JWT_SHAPE = /(?<![\w-])[\w-]+\.[\w-]+\.[\w-]*/g
 const REDACTED = '[redacted]'
 
-/** `text` with credential query parameters and anything shaped like a JWT replaced by `[redacted]`. */
+/** Percent escapes decoded byte by byte, up to three times (double encoding), never throwing. */
+function percentDecoded (text: string): string {
+  let decoded = text
+  for (let round = 0; round < 3 && decoded.includes('%'); round++) {
+    const next = decoded.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+    if (next === decoded) break
+    decoded = next
+  }
+  return decoded
+}
+
+/** The name a query parser would see: decoded, `+` as space, any `[…]` array suffix (`qs`) dropped. */
+function isSecretName (raw: string): boolean {
+  const name = percentDecoded(raw.replace(/\+/g, ' ')).trim().toLowerCase().replace(/\[[^\]]*\]$/, '').trim()
+  return SECRET_NAMES.has(name)
+}
+
+function isJwtHeader (segment: string): boolean {
+  return Buffer.from(segment, 'base64url').toString('latin1').trimStart().startsWith('{')
+}
+
+function redactJwts (text: string): string {
+  return text.includes('.') ? text.replace(JWT_SHAPE, (jwt) => isJwtHeader(jwt.slice(0, jwt.indexOf('.'))) ? REDACTED : jwt) : text
+}
+
+function redactParams (text: string): string {
+  return text.replace(PARAM, (whole, start: string, name: string, value: string) => {
+    if (isSecretName(name)) return `${start}${name}=${REDACTED}`
+    const inner = redactParams(value)
+    return inner === value ? whole : `${start}${name}=${inner}`
+  })
+}
+
+/**
+ * `text` with the value of every credential query parameter (its name matched as the query parser
+ * decodes it, repeated or in array form) and anything shaped like a JWT, plain or percent-encoded,
+ * replaced by `[redacted]`.
+ */
 export function redactSecrets (text: string): string {
-  return text.replace(SECRET_PARAMS, `$1${REDACTED}`).replace(JWT, REDACTED)
+  let redacted = text.includes('=') ? redactParams(text) : text
+  if (redacted.includes('%')) {
+    redacted = redacted.replace(ENCODED_RUN, (run) => redactJwts(percentDecoded(run)).includes(REDACTED) ? REDACTED : run)
+  }
+  return redactJwts(redacted)
 }
 
 /** Fastify's request serializer, with the secrets of the URL redacted. */
@@ -22,6 +73,25 @@ export function redactedReqSerializer (request: FastifyRequest): Record<string, 
     remoteAddress: request.ip,
     remotePort: request.socket?.remotePort
   }
+}
+
+/**
+ * `err` itself when neither its message nor its stack (nor its cause's) holds a secret; else a copy
+ * with them redacted, of the same prototype, so the logger's error serializer sees the same type.
+ * A bad URL's error quotes the URL.
+ */
+function redactedError (err: Error): Error {
+  const message = redactSecrets(err.message)
+  const stack = err.stack === undefined ? undefined : redactSecrets(err.stack)
+  const cause = err.cause instanceof Error ? redactedError(err.cause) : err.cause
+  if (message === err.message && stack === err.stack && cause === err.cause) return err
+  const copy = Object.assign(Object.create(Object.getPrototypeOf(err) as object) as Error, err)
+  Object.defineProperties(copy, {
+    message: { value: message, writable: true, configurable: true },
+    stack: { value: stack, writable: true, configurable: true },
+    cause: { value: cause, writable: true, configurable: true }
+  })
+  return copy
 }
 
 /** Header paths redacted wherever a serializer logs headers. */
@@ -39,8 +109,8 @@ interface LoggerOptionsSubset {
 /**
  * Pino options for a host app's Fastify logger that keep tickets, JWTs, API keys and cookies out
  * of every log line: the request serializer, redact paths for headers, and a pass over log
- * messages and top-level string fields (Fastify's 404 line and @fastify/websocket's log the raw
- * URL). Spread them into `Fastify({ logger: { level, ...notifyEdgeLoggerOptions() } })`.
+ * messages, top-level string fields and errors (Fastify's 404 line, a bad URL's error and
+ * @fastify/websocket's log carry the raw URL). Spread them into `Fastify({ logger: { level, ...notifyEdgeLoggerOptions() } })`.
  */
 export function notifyEdgeLoggerOptions (): LoggerOptionsSubset {
   return {
@@ -59,8 +129,7 @@ export function notifyEdgeLoggerOptions (): LoggerOptionsSubset {
         let copy: Record<string, unknown> | null = null
         for (const key of Object.keys(object)) {
           const value = object[key]
-          if (typeof value !== 'string') continue
-          const redacted = redactSecrets(value)
+          const redacted = typeof value === 'string' ? redactSecrets(value) : value instanceof Error ? redactedError(value) : value
           if (redacted === value) continue
           copy ??= { ...object }
           copy[key] = redacted
