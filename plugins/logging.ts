@@ -85,6 +85,10 @@ function redactedError (err: Error): Error {
   const stack = err.stack === undefined ? undefined : redactSecrets(err.stack)
   const cause = err.cause instanceof Error ? redactedError(err.cause) : err.cause
   if (message === err.message && stack === err.stack && cause === err.cause) return err
+  return errorCopy(err, message, stack, cause)
+}
+
+function errorCopy (err: Error, message: string, stack: string | undefined, cause: unknown): Error {
   const copy = Object.assign(Object.create(Object.getPrototypeOf(err) as object) as Error, err)
   Object.defineProperties(copy, {
     message: { value: message, writable: true, configurable: true },
@@ -92,6 +96,22 @@ function redactedError (err: Error): Error {
     cause: { value: cause, writable: true, configurable: true }
   })
   return copy
+}
+
+const INFO = 30
+const ERROR = 50
+
+/** The `err` of a log call's merging object when it is a client's fault (status 4xx) logged below error. */
+function clientFault (first: unknown): Error | null {
+  if (first === null || typeof first !== 'object') return null
+  const err = (first as { err?: unknown }).err
+  if (!(err instanceof Error)) return null
+  const status = (err as { statusCode?: unknown }).statusCode
+  return typeof status === 'number' && status >= 400 && status < 500 ? err : null
+}
+
+function stackless (err: Error): Error {
+  return errorCopy(err, err.message, undefined, err.cause)
 }
 
 /** Header paths redacted wherever a serializer logs headers. */
@@ -102,7 +122,7 @@ const REDACT_PATHS = ['authorization', 'cookie', 'x-api-key', 'set-cookie'].flat
 interface LoggerOptionsSubset {
   serializers: { req: typeof redactedReqSerializer }
   redact: { paths: string[], censor: string }
-  hooks: { logMethod (this: unknown, args: unknown[], method: (...args: unknown[]) => void): void }
+  hooks: { logMethod (this: unknown, args: unknown[], method: (...args: unknown[]) => void, level: number): void }
   formatters: { log (object: Record<string, unknown>): Record<string, unknown> }
 }
 
@@ -117,9 +137,16 @@ export function notifyEdgeLoggerOptions (): LoggerOptionsSubset {
     serializers: { req: redactedReqSerializer },
     redact: { paths: REDACT_PATHS, censor: REDACTED },
     hooks: {
-      logMethod (args, method) {
+      logMethod (args, method, level) {
         for (let i = 0; i < args.length; i++) {
           if (typeof args[i] === 'string') args[i] = redactSecrets(args[i] as string)
+        }
+        const err = level < ERROR ? clientFault(args[0]) : null
+        if (err !== null) {
+          // A client's fault (a 4xx: bad request, bad credential) is no alert and has no stack
+          // worth keeping; Fastify logs it at info with one. Any client can cause it at will.
+          args[0] = { ...(args[0] as object), err: stackless(err) }
+          if (level === INFO) return (this as { debug: (...args: unknown[]) => void }).debug(...args)
         }
         method.apply(this, args)
       }
