@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { loadSync } from '@grpc/proto-loader'
 import { credentials, loadPackageDefinition, Metadata, status, type Client, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js'
 import { JSON_MAX_DEPTH, checkJsonValue, parseJsonPayload } from '../plugins/json-payload.js'
-import { API_KEY, build, connectUser } from './helpers.js'
+import { API_KEY, build, connect, connectUser } from './helpers.js'
 import { AMQP_URL, amqpNames, producer } from './rabbitmq.js'
 import { logCapture } from './log-capture.js'
 import { until } from './redis-server.js'
@@ -120,4 +120,16 @@ t.test('HTTP, gRPC and AMQP refuse the same hostile payloads with the same code'
   await alice.request({ event: 'ping' }, 'pong')
   t.same(alice.messages(), [], 'and nothing else')
   t.equal(edge.app.notifyAmqp.stats.acked, FINE.length)
+})
+
+t.test('a WebSocket frame (the way client publish comes in) is parsed under the same rule', async (t) => {
+  const edge = await build(t, { routes: [{ path: '/public', anonymous: true, frameRate: false, maxBadFrames: 1000 }] })
+  const { client } = await connect(t, `${edge.ws}/public`)
+  // ws itself closes on bytes that are not UTF-8 (1007) and frames over maxPayload (1009).
+  for (const [what, data] of HOSTILE.filter(([, , code]) => code === INVALID).filter(([what]) => what !== 'bytes that are not UTF-8')) {
+    client.send(`{"event":"ping","id":"${what}","data":${data.toString()}}`)
+    t.match(await client.event('error'), { code: 'BAD_REQUEST', message: /^Invalid JSON payload: / }, what)
+  }
+  t.match(await client.request({ event: 'subscribe', streams: ['promotional'], data: JSON.parse(nested(JSON_MAX_DEPTH)) }, 'subscribed'), { streams: ['promotional'] }, 'data nested as deep as allowed is fine')
+  t.equal(client.closeCode, null, 'the connection lives')
 })
