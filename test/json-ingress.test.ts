@@ -67,9 +67,9 @@ t.test('HTTP, gRPC and AMQP refuse the same hostile payloads with the same code'
   const alice = await connectUser(t, edge, 'alice')
   await alice.subscribe('promotional')
 
-  const http = async (data: Buffer): Promise<{ status: number, code: string }> => {
+  const http = async (data: Buffer, type = 'application/json'): Promise<{ status: number, code: string }> => {
     const body = Buffer.concat([Buffer.from('{"stream":"promotional","data":'), data, Buffer.from('}')])
-    const res = await fetch(`${edge.http}/notifications`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': API_KEY }, body })
+    const res = await fetch(`${edge.http}/notifications`, { method: 'POST', headers: { 'content-type': type, 'x-api-key': API_KEY }, body })
     return { status: res.status, code: (await res.json() as { code: string }).code }
   }
   const client = new Notifications(`127.0.0.1:${edge.app.notifyGrpc.port}`, credentials.createInsecure()) as unknown as Client & { Publish: Call }
@@ -81,6 +81,7 @@ t.test('HTTP, gRPC and AMQP refuse the same hostile payloads with the same code'
   }
   const amqp = producer(t, names.exchange)
 
+  t.same(await http(HOSTILE[0][1], 'application/json; charset=utf-8'), { status: 400, code: INVALID }, 'HTTP: with a charset parameter too')
   for (const [i, [what, data, code]] of HOSTILE.entries()) {
     const answer = await http(data)
     t.same(answer, { status: code === TOO_LARGE ? 413 : 400, code }, `HTTP: ${what}`)
