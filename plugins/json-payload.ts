@@ -53,8 +53,9 @@ function secure<T> (scan: () => T): T {
  */
 export function parseJsonPayload (raw: string | Uint8Array, limits: JsonLimits = {}): unknown {
   const maxBytes = limits.maxBytes ?? JSON_MAX_BYTES
-  const bytes = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.byteLength
-  if (bytes > maxBytes) throw new PayloadTooLargeError(maxBytes)
+  if (maxBytes !== Infinity && (typeof raw === 'string' ? Buffer.byteLength(raw) : raw.byteLength) > maxBytes) {
+    throw new PayloadTooLargeError(maxBytes)
+  }
   let text: string
   if (typeof raw === 'string') {
     text = raw

@@ -61,8 +61,9 @@ export function parseClientFrame (data: Buffer | ArrayBuffer | Buffer[], isBinar
   if (isBinary) throw new FrameError('BAD_REQUEST', 'binary frames are not accepted')
   let frame: unknown
   try {
-    // The rule every way in shares (a frame may carry data to publish); ws's maxPayload caps the size.
-    frame = parseJsonPayload(data as Buffer, { maxBytes: Infinity, maxDepth: JSON_MAX_DEPTH + 1 })
+    // The rule every way in shares (a frame may carry data to publish). ws has checked the size
+    // (maxPayload) and that a text frame is UTF-8, so the text goes in as a string.
+    frame = parseJsonPayload((data as Buffer).toString('utf8'), { maxBytes: Infinity, maxDepth: JSON_MAX_DEPTH + 1 })
   } catch (err) {
     throw new FrameError('BAD_REQUEST', (err as Error).message)
   }
