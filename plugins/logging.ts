@@ -68,7 +68,7 @@ export function redactSecrets (text: string): string {
 export function redactedReqSerializer (request: FastifyRequest): Record<string, unknown> {
   return {
     method: request.method,
-    url: redactSecrets(request.url),
+    url: typeof request.url === 'string' ? redactSecrets(request.url) : undefined,
     host: request.host,
     remoteAddress: request.ip,
     remotePort: request.socket?.remotePort
@@ -114,10 +114,13 @@ function stackless (err: Error): Error {
   return errorCopy(err, err.message, undefined, err.cause)
 }
 
-/** Header paths redacted wherever a serializer logs headers. */
-const REDACT_PATHS = ['authorization', 'cookie', 'x-api-key', 'set-cookie'].flatMap((header) => [
-  `req.headers["${header}"]`, `headers["${header}"]`, `request.headers["${header}"]`
-])
+/** Header paths redacted wherever a serializer logs headers, and a decoded query's credentials wherever one is logged. */
+const REDACT_PATHS = [
+  ...['authorization', 'cookie', 'x-api-key', 'set-cookie'].flatMap((header) => [
+    `req.headers["${header}"]`, `headers["${header}"]`, `request.headers["${header}"]`
+  ]),
+  ...[...SECRET_NAMES].flatMap((name) => [`query["${name}"]`, `request.query["${name}"]`])
+]
 
 interface LoggerOptionsSubset {
   serializers: { req: typeof redactedReqSerializer }

@@ -128,3 +128,19 @@ t.test('an error logged with a URL in its message, stack or cause is redacted, a
   t.equal(err.message, '\'/x?%74icket=live-ticket-0123456789\' is not valid', 'the error itself is left as it was')
   t.match(second.err, { type: 'Error', message: 'nothing secret here' })
 })
+
+t.test('a decoded query logged as an object has its credentials redacted, arrays too', async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(chunk.toString()); done() } })
+  const app = Fastify({ logger: { ...notifyEdgeLoggerOptions(), level: 'info', stream } })
+  t.teardown(() => app.close())
+  const jwt = signJwt(claims('alice'), 'HS256')
+  app.log.info({ query: { token: [jwt, jwt], ticket: 'live-ticket-0123456789', auth_header: `Bearer ${jwt}`, page: '2' } }, 'query')
+  app.log.info({ request: { query: { access_token: 'opaque-access-token-0123' } } }, 'nested query')
+  app.log.info({ req: { query: { token: jwt } } }, 'not a request: the req serializer keeps no query')
+  const [first, second, third] = lines.map((line) => JSON.parse(line))
+  t.same(first.query, { token: '[redacted]', ticket: '[redacted]', auth_header: '[redacted]', page: '2' })
+  t.same(second.request.query, { access_token: '[redacted]' })
+  t.notOk(lines[2].includes(jwt.split('.')[2]))
+  t.equal(third.req.url, undefined)
+})
