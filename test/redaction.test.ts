@@ -144,3 +144,14 @@ t.test('a decoded query logged as an object has its credentials redacted, arrays
   t.notOk(lines[2].includes(jwt.split('.')[2]))
   t.equal(third.req.url, undefined)
 })
+
+t.test('redactSecrets stays linear and never throws on a hostile 16 KB URL', async (t) => {
+  for (const unit of ['%', '%a', 'a.', 'eyJ.', 'a%2E', '?a=', ';a=', 'a=#', '=', '[]']) {
+    const url = `/x?${unit.repeat(Math.floor(16_000 / unit.length))}&token=secret-value`
+    const started = performance.now()
+    const redacted = redactSecrets(url)
+    const ms = performance.now() - started
+    t.ok(ms < 250, `${unit}: ${ms.toFixed(1)} ms`)
+    t.notOk(redacted.includes('secret-value'), `${unit}: the parameter after it is still redacted`)
+  }
+})
