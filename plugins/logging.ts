@@ -33,7 +33,9 @@ function percentDecoded (text: string): string {
 
 /** The name a query parser would see: decoded, `+` as space, any `[…]` array suffix (`qs`) dropped. */
 function isSecretName (raw: string): boolean {
-  const name = percentDecoded(raw.replace(/\+/g, ' ')).trim().toLowerCase().replace(/\[[^\]]*\]$/, '').trim()
+  let name = percentDecoded(raw.replace(/\+/g, ' ')).trim().toLowerCase()
+  // By index, not by a regular expression: `[[[[…` must not backtrack.
+  if (name.endsWith(']') && name.includes('[')) name = name.slice(0, name.lastIndexOf('[')).trim()
   return SECRET_NAMES.has(name)
 }
 
