@@ -35,6 +35,9 @@ export const InvalidDataError = createError('FST_NOTIFY_INVALID_DATA', 'data for
 /** The publish body is not a JSON object of the expected shape. */
 export const BadPublishError = createError('FST_NOTIFY_BAD_PUBLISH', 'Bad publish request: %s', 400)
 
+/** A payload is not UTF-8 JSON, holds a `__proto__` or `constructor.prototype` key, or nests too deep (every ingress, one rule). */
+export const InvalidJsonError = createError('FST_NOTIFY_INVALID_JSON', 'Invalid JSON payload: %s', 400)
+
 /** The body is over the publish API's limit. */
 export const PayloadTooLargeError = createError('FST_NOTIFY_PAYLOAD_TOO_LARGE', 'Body is over the limit of %d bytes', 413)
 

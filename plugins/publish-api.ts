@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyRequest, FastifySchema } fro
 import { apiKeyMatcher } from './api-key.js'
 import { BadApiKeyError, BadPresenceQueryError, InvalidOptionError, PayloadTooLargeError } from './errors.js'
 import { ensureIdempotency } from './idempotency/index.js'
+import { JSON_MAX_DEPTH, parseJsonPayload } from './json-payload.js'
 import type { PresenceQuery, PublishInput } from './publishing.js'
 import { errorSchema, presenceSchema, publishBodySchema, publishResultSchema } from './schemas.js'
 import { positiveInteger } from './util.js'
@@ -58,27 +59,39 @@ async function fastifyNotifyPublishApi (app: FastifyInstance, opts: NotifyPublis
       app.notify.presence(presenceQuery(request.query as Record<string, unknown>)))
   }
 
-  app.post(path, {
-    bodyLimit,
-    ...documentOnly,
-    schema: {
-      summary: 'Publish a notification',
-      tags: ['notify-edge'],
-      security: [{ notifyApiKey: [] }],
-      body: publishBodySchema(app.notify.streams.values()),
-      response: { 202: publishResultSchema, 400: errorSchema, 401: errorSchema, 503: errorSchema }
-    } as FastifySchema,
-    onRequest: authenticate,
-    errorHandler: (error: FastifyError, _request, reply) => {
-      // Fastify's own error for it carries no FST_NOTIFY_ code; ours does.
-      reply.send(error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? new PayloadTooLargeError(bodyLimit) : error)
-    }
-  }, async (request, reply) => {
-    // Node types every header loosely; the key check refuses anything but 1 to 128 printable characters.
-    const key = request.headers['idempotency-key'] as string | undefined
-    const { result, replayed } = await app.notifyIdempotency.publish(key, request.body as PublishInput)
-    if (replayed) reply.header('idempotent-replayed', 'true')
-    return reply.code(202).send(result)
+  // The publish route parses JSON under the rule every ingress shares, in a context of its own so
+  // the host app's parser stays as it is. The body wraps `data` in one more level.
+  await app.register(async function publishRoute (scope) {
+    scope.removeContentTypeParser('application/json')
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+      try {
+        done(null, parseJsonPayload(body as Buffer, { maxBytes: bodyLimit, maxDepth: JSON_MAX_DEPTH + 1 }))
+      } catch (err) {
+        done(err as Error, undefined)
+      }
+    })
+    scope.post(path, {
+      bodyLimit,
+      ...documentOnly,
+      schema: {
+        summary: 'Publish a notification',
+        tags: ['notify-edge'],
+        security: [{ notifyApiKey: [] }],
+        body: publishBodySchema(app.notify.streams.values()),
+        response: { 202: publishResultSchema, 400: errorSchema, 401: errorSchema, 503: errorSchema }
+      } as FastifySchema,
+      onRequest: authenticate,
+      errorHandler: (error: FastifyError, _request, reply) => {
+        // Fastify's own error for it carries no FST_NOTIFY_ code; ours does.
+        reply.send(error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? new PayloadTooLargeError(bodyLimit) : error)
+      }
+    }, async (request, reply) => {
+      // Node types every header loosely; the key check refuses anything but 1 to 128 printable characters.
+      const key = request.headers['idempotency-key'] as string | undefined
+      const { result, replayed } = await app.notifyIdempotency.publish(key, request.body as PublishInput)
+      if (replayed) reply.header('idempotent-replayed', 'true')
+      return reply.code(202).send(result)
+    })
   })
 }
 

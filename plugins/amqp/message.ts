@@ -1,5 +1,6 @@
 import type { AsyncMessage } from 'rabbitmq-client'
 import { checkIdempotencyKey } from '../idempotency/index.js'
+import { checkJsonValue, parseJsonPayload } from '../json-payload.js'
 import type { PublishInput } from '../notify.js'
 import { parseRoutingKey } from './routing-key.js'
 
@@ -20,32 +21,20 @@ export interface Delivery {
   idempotencyKey: string | undefined
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-function parseJson (text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    throw new Rejection('not_json', 'body is not JSON')
-  }
-}
-
-/** The body as data. rabbitmq-client has parsed it already when it says `application/json` and parses. */
-function bodyData (msg: AsyncMessage, maxBytes: number): unknown {
+/**
+ * The body as data, under the JSON rule every ingress shares (plugins/json-payload.ts).
+ * rabbitmq-client has parsed it already when it says `application/json` and parses.
+ */
+export function bodyData (msg: AsyncMessage, maxBytes: number): unknown {
   const { body } = msg
   // Parsed JSON may be a string itself (`"hi"`); only a `text/plain` string is still JSON text.
   const parsed = !Buffer.isBuffer(body) && (typeof body !== 'string' || msg.contentType === 'application/json')
-  const bytes = parsed ? Buffer.byteLength(JSON.stringify(body) ?? '') : Buffer.byteLength(body)
-  if (bytes > maxBytes) throw new Rejection('too_large', `body is over ${maxBytes} bytes`)
-  if (parsed) return body
-  if (typeof body === 'string') return parseJson(body)
-  let text: string
   try {
-    text = utf8.decode(body)
-  } catch {
-    throw new Rejection('not_json', 'body is not UTF-8')
+    return parsed ? checkJsonValue(body, { maxBytes }) : parseJsonPayload(body as string | Buffer, { maxBytes })
+  } catch (err) {
+    const { code, message } = err as { code: string, message: string }
+    throw new Rejection(code === 'FST_NOTIFY_PAYLOAD_TOO_LARGE' ? 'too_large' : 'not_json', `${code}: ${message}`)
   }
-  return parseJson(text)
 }
 
 /** The publish a delivery asks for; throws a `Rejection` when it can never be one. */

@@ -2,8 +2,9 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { sendUnaryData, Server, ServerCredentials, ServerUnaryCall, ServiceError } from '@grpc/grpc-js'
 import { apiKeyMatcher } from '../api-key.js'
-import { BadApiKeyError, BadPublishError, DataRequiredError, InvalidOptionError } from '../errors.js'
+import { BadApiKeyError, DataRequiredError, InvalidOptionError } from '../errors.js'
 import { ensureIdempotency } from '../idempotency/index.js'
+import { parseJsonPayload } from '../json-payload.js'
 import type { PublishInput, PublishResult } from '../notify.js'
 import { positiveInteger, within } from '../util.js'
 import { grpcCodes, notificationsService, type GrpcPublishReply, type GrpcPublishRequest } from './proto.js'
@@ -38,14 +39,9 @@ declare module 'fastify' {
   }
 }
 
-function input (request: GrpcPublishRequest): PublishInput {
+function input (request: GrpcPublishRequest, maxBytes: number): PublishInput {
   if (request.dataJson === '') throw new DataRequiredError()
-  let data: unknown
-  try {
-    data = JSON.parse(request.dataJson)
-  } catch {
-    throw new BadPublishError('data_json is not JSON')
-  }
+  const data = parseJsonPayload(request.dataJson, { maxBytes })
   return request.users.length === 0 ? { stream: request.stream, data } : { stream: request.stream, users: request.users, data }
 }
 
@@ -86,7 +82,7 @@ async function fastifyNotifyGrpc (app: FastifyInstance, opts: NotifyGrpcOptions)
     try {
       if (!keyMatches(call.metadata.get('x-api-key')[0])) throw new BadApiKeyError()
       const key = call.request.idempotencyKey === '' ? undefined : call.request.idempotencyKey
-      const { result } = await app.notifyIdempotency.publish(key, input(call.request))
+      const { result } = await app.notifyIdempotency.publish(key, input(call.request, maxMessageBytes))
       callback(null, reply(result))
     } catch (err) {
       fail(callback, err)

@@ -147,7 +147,12 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
 
   // One listener for every socket of the route, called with the socket as `this`.
   function onSocketError (this: WebSocket, err: Error): void {
-    app.log.error({ err }, 'websocket error')
+    // ws reports a peer's protocol violation (a frame over maxPayload, invalid UTF-8, a bad opcode:
+    // it has closed with 1009, 1007 or 1002) with a WS_ERR_ code: the client's fault, which any
+    // client can cause at will, so no error line and no stack.
+    const { code } = err as { code?: unknown }
+    if (typeof code === 'string' && code.startsWith('WS_ERR_')) app.log.debug({ code, reason: err.message }, 'websocket closed: client protocol violation')
+    else app.log.error({ err }, 'websocket error')
     this.terminate()
   }
 

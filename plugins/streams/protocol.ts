@@ -1,6 +1,8 @@
 // The client-facing frames of the protocol (SPEC section 4): parsing what clients send and
 // building what they receive.
 
+import { JSON_MAX_DEPTH, parseJsonPayload } from '../json-payload.js'
+
 export type ErrorCode =
   | 'BAD_REQUEST' | 'UNKNOWN_EVENT' | 'UNKNOWN_STREAM' | 'FORBIDDEN'
   | 'TOO_MANY_SUBSCRIPTIONS' | 'RATE_LIMITED' | 'UNAUTHORIZED'
@@ -59,9 +61,11 @@ export function parseClientFrame (data: Buffer | ArrayBuffer | Buffer[], isBinar
   if (isBinary) throw new FrameError('BAD_REQUEST', 'binary frames are not accepted')
   let frame: unknown
   try {
-    frame = JSON.parse((data as Buffer).toString('utf8'))
-  } catch {
-    throw new FrameError('BAD_REQUEST', 'frame is not valid JSON')
+    // The rule every way in shares (a frame may carry data to publish). ws has checked the size
+    // (maxPayload) and that a text frame is UTF-8, so the text goes in as a string.
+    frame = parseJsonPayload((data as Buffer).toString('utf8'), { maxBytes: Infinity, maxDepth: JSON_MAX_DEPTH + 1 })
+  } catch (err) {
+    throw new FrameError('BAD_REQUEST', (err as Error).message)
   }
   if (frame === null || typeof frame !== 'object' || Array.isArray(frame)) {
     throw new FrameError('BAD_REQUEST', 'frame must be a JSON object')
