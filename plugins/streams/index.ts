@@ -151,6 +151,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     this.terminate()
   }
 
+  // Registered before the routes by the umbrella: revocation at open, subscriptions from the token.
+  const control = app.hasDecorator('notifyControl') ? app.notifyControl : null
   const users = new UserConnections(limits.maxConnectionsPerUser)
   const heartbeat = heartbeatInterval === false
     ? null
@@ -184,6 +186,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     connections.add(connection)
     users.add(user)
     heartbeat?.start()
+    control?.opened(connection)
     if (timed) metrics.handshake(path, (performance.now() - started.get(request)!) / 1000)
     // Two handshakes of one user can pass the check at once; the later one goes.
     if (users.count(user) > limits.maxConnectionsPerUser) {
