@@ -173,3 +173,18 @@ t.test('control: false leaves it out; app.notify\'s control methods answer 501',
   await t.rejects(edge.app.notify.disconnect({ user: 'alice' }), { code: 'FST_NOTIFY_CONTROL_DISABLED', statusCode: 501 })
   t.equal((await requestTicket(edge.http, { authorization: `Bearer ${token(edge.app, 'alice')}` })).status, 200)
 })
+
+t.test('on an emitter that cannot count receivers, an action waits replyTimeout for the answers that come', async (t) => {
+  const { default: mqemitter } = await import('mqemitter')
+  const edge = await build(t, { bus: { emitter: mqemitter(), closeEmitter: true }, control: { replyTimeout: 150 } })
+  const { client } = await connect(t, `${edge.ws}/ws?token=${token(edge.app, 'alice')}`)
+  const started = Date.now()
+  t.same(await edge.app.notify.disconnect({ user: 'alice' }), { instances: 1, connections: 1 })
+  t.ok(Date.now() - started >= 140, 'waited for more answers')
+  t.equal(await client.closed, 4003)
+  // Closing the app settles a wait in progress with what it has.
+  const pending = edge.app.notify.disconnect({ user: 'bob' })
+  await new Promise((resolve) => setImmediate(resolve))
+  await edge.app.close()
+  t.same(await pending, { instances: 1, connections: 0 })
+})
