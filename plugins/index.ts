@@ -24,6 +24,7 @@ import { isClusterOptions } from './bus/redis-emitter.js'
 import { notifyControl, RedisRevocationStore, type NotifyControlOptions } from './control/index.js'
 import { revokedKey } from './control/redis-store.js'
 import { notifyAdminApi, type NotifyAdminApiOptions } from './admin-api.js'
+import { notifyLimits, RedisUserCounter, type NotifyConnectionLimitsOptions } from './limits/index.js'
 import { FAIL_FAST, redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
 
 export * from './errors.js'
@@ -49,6 +50,7 @@ export * from './amqp/index.js'
 export * from './grpc/index.js'
 export * from './control/index.js'
 export * from './admin-api.js'
+export * from './limits/index.js'
 export type * from './control-commands.js'
 export type { ControlledConnection, NotifyControlHooks, ServerFrame } from './control-hooks.js'
 export { refuseRevoked } from './control-hooks.js'
@@ -118,6 +120,11 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   control?: NotifyControlOptions | false
   /** `POST /admin/…` with its own key (never the publish key); left out when not given. */
   admin?: NotifyAdminApiOptions
+  /**
+   * Connections per instance, handshakes per second, connections per user across instances (a
+   * `RedisUserCounter` under `<topicPrefix>:conns:` with `redis`); left out when not given.
+   */
+  limits?: NotifyConnectionLimitsOptions
 }
 
 type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient
@@ -148,7 +155,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, control = {}, admin, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, control = {}, admin, limits, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -209,6 +216,12 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     await app.register(notifyTickets, { keepClaims, ...tickets, store })
   }
   await app.register(notifySocketAuth, socketAuth ?? {})
+  if (limits !== undefined) {
+    const counter = limits.counter ?? (client === null
+      ? undefined
+      : new RedisUserCounter({ client: client as unknown as ConstructorParameters<typeof RedisUserCounter>[0]['client'], prefix, timeout: bus.publishTimeout, onError: (err) => app.log.warn({ err }, 'notify limits: liveness not written') }))
+    await app.register(notifyLimits, { ...limits, counter })
+  }
   const streamRoutes = routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]
   for (const route of streamRoutes) {
     await app.register(notifyStreams, route)

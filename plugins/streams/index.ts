@@ -167,6 +167,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const started = new WeakMap<FastifyRequest, number>()
   const onRequest: onRequestHookHandler[] = [app.notifySocketAuth({ anonymous }) as onRequestHookHandler]
   if (timed) onRequest.unshift((request, _reply, done) => { started.set(request, performance.now()); done() })
+  // Instance and cross-instance limits, after authentication: before the upgrade, as the route's own.
+  if (app.hasDecorator('notifyLimits')) onRequest.push(app.notifyLimits.admit as onRequestHookHandler)
   if (limits.maxConnectionsPerUser !== Infinity) {
     onRequest.push((request, _reply, done) => {
       done(users.full(request.notifyPrincipal!.user) ? new TooManyConnectionsError(limits.maxConnectionsPerUser) : undefined)
