@@ -4,6 +4,8 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { build, connect, token, type Edge } from './helpers.js'
 import { redisServer, until } from './redis-server.js'
+import { sdk } from './client-helpers.js'
+import { retryAfterDelay } from '../client/close-codes.js'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -79,4 +81,19 @@ t.test('200 connections of one user racing across two instances against a cap of
   await server.stop()
   const down = await attempt(t, `${edges[0].ws}/ws?token=${jwt}`)
   t.equal(down.status, 503, 'counts unavailable: 503, not an unchecked socket')
+})
+
+t.test('the SDK waits as long as Retry-After asks, jittered, then connects when the instance has room', async (t) => {
+  const edge = await build(t, { limits: { maxConnections: 1, retryAfter: 1 } })
+  const holder = (await connect(t, `${edge.ws}/public`)).client
+  const { events } = sdk(t, edge, 'alice', { backoff: { min: 50, max: 100 } })
+  const refused = await events.next('disconnected')
+  t.equal(refused.code, 1006)
+  t.ok(refused.willRetry)
+  t.ok(refused.delay! >= 1000 && refused.delay! <= 1500, `waits ${refused.delay} ms, not the 50-100 ms backoff`)
+  await holder.close()
+  await events.next('connected', () => true, 5000)
+  t.equal(retryAfterDelay('2', () => 1), 3000)
+  t.equal(retryAfterDelay('Wed, 21 Oct 2015 07:28:00 GMT'), null)
+  t.equal(retryAfterDelay(undefined), null)
 })
