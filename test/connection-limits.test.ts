@@ -97,3 +97,10 @@ t.test('the SDK waits as long as Retry-After asks, jittered, then connects when 
   t.equal(retryAfterDelay('Wed, 21 Oct 2015 07:28:00 GMT'), null)
   t.equal(retryAfterDelay(undefined), null)
 })
+
+t.test('app.injectWS() has no TCP connection to count: not limited', async (t) => {
+  const edge = await build(t, { limits: { maxConnections: 1 } })
+  const sockets = [await edge.app.injectWS('/public'), await edge.app.injectWS('/public')]
+  t.equal(edge.app.notifyLimits.open, 0)
+  for (const socket of sockets) socket.terminate()
+})

@@ -63,6 +63,9 @@ async function fastifyNotifyLimits (app: FastifyInstance, opts: NotifyConnection
     get open () { return open },
     ready: () => open < maxConnections,
     async admit (request, reply) {
+      // `app.injectWS()` has no TCP connection whose end would give a slot back: not counted.
+      const tcp = request.raw.socket as typeof request.raw.socket | undefined
+      if (tcp == null) return
       if (open >= maxConnections) throw busy(reply, 'connections', retryAfter, `at most ${maxConnections} connections on this instance`)
       if (maxRate !== Infinity) {
         const now = Math.floor(Date.now() / 1000)
@@ -87,7 +90,7 @@ async function fastifyNotifyLimits (app: FastifyInstance, opts: NotifyConnection
       }
       // Counted until the TCP connection ends: whether the WebSocket opened and closed, or never opened.
       open++
-      request.raw.socket.once('close', () => limits.released(user))
+      tcp.once('close', () => limits.released(user))
     },
     released (user) {
       open--
