@@ -104,3 +104,15 @@ t.test('app.injectWS() has no TCP connection to count: not limited', async (t) =
   t.equal(edge.app.notifyLimits.open, 0)
   for (const socket of sockets) socket.terminate()
 })
+
+t.test('without Redis the per-user count is this instance\'s', async (t) => {
+  const edge = await build(t, { limits: { maxConnectionsPerUser: 1 }, metrics: {} })
+  const jwt = token(edge.app, 'alice')
+  const first = await attempt(t, `${edge.ws}/ws?token=${jwt}`)
+  t.equal(first.status, 101)
+  const second = await attempt(t, `${edge.ws}/ws?token=${jwt}`)
+  t.same({ status: second.status, code: second.code }, { status: 429, code: 'FST_NOTIFY_TOO_MANY_CONNECTIONS' })
+  first.socket!.close()
+  await until('the slot is back', async () => (await attempt(t, `${edge.ws}/ws?token=${jwt}`)).status === 101)
+  t.match(await (await fetch(`${edge.http}/metrics`)).text(), /notify_edge_handshakes_refused_total\{reason="user"\} [1-9]/)
+})
