@@ -25,6 +25,10 @@ export interface EdgeConfig {
   topicPrefix: string
   /** Path of the streams module or JSON file; undefined: the example's streams. */
   streamsConfig: string | undefined
+  /** ADMIN_API_KEY: the admin API is off without it. */
+  adminApiKey: string | undefined
+  /** MAX_CONNECTIONS, MAX_HANDSHAKES_PER_SECOND, MAX_CONNECTIONS_PER_USER; undefined: unlimited. */
+  limits: { maxConnections?: number, maxHandshakesPerSecond?: number, maxConnectionsPerUser?: number }
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -80,8 +84,18 @@ export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Pro
     allowedOrigins: read.list('ALLOWED_ORIGINS'),
     logLevel,
     topicPrefix: read.matching('TOPIC_PREFIX', 'notify', TOPIC_PREFIX, '1 to 64 letters, digits, _ or -'),
-    streamsConfig: read.get('STREAMS_CONFIG')
+    streamsConfig: read.get('STREAMS_CONFIG'),
+    adminApiKey: read.get('ADMIN_API_KEY'),
+    limits: {
+      maxConnections: read.integer('MAX_CONNECTIONS', undefined, 1, 10_000_000),
+      maxHandshakesPerSecond: read.integer('MAX_HANDSHAKES_PER_SECOND', undefined, 1, 1_000_000),
+      maxConnectionsPerUser: read.integer('MAX_CONNECTIONS_PER_USER', undefined, 1, 1_000_000)
+    }
   }
+  if (config.adminApiKey !== undefined && config.adminApiKey.length < MIN_KEY_LENGTH) {
+    throw new SettingError(`ADMIN_API_KEY must be at least ${MIN_KEY_LENGTH} characters, got ${config.adminApiKey.length}`)
+  }
+  if (config.adminApiKey === config.publishApiKey) throw new SettingError('ADMIN_API_KEY must differ from PUBLISH_API_KEY')
   if (config.redis === undefined) read.warnings.push('REDIS_URL is not set: in-process bus and memory stores, one instance only')
   return { config, warnings: read.warnings }
 }

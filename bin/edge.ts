@@ -18,7 +18,10 @@ export async function buildEdge (config: EdgeConfig, streams: readonly StreamDef
     publishApi: { apiKey: config.publishApiKey },
     redis: config.redis,
     bus: { redisEmitter: config.redisEmitter, flushInterval: config.busFlushInterval },
-    metrics: {}
+    metrics: {},
+    // Refused at registration when shorter than 16 characters or equal to the publish key.
+    admin: config.adminApiKey === undefined ? undefined : { apiKey: config.adminApiKey },
+    limits: config.limits
   })
 
   function redisState (): { healthy: boolean, redis?: Record<string, unknown> } {
@@ -33,8 +36,9 @@ export async function buildEdge (config: EdgeConfig, streams: readonly StreamDef
   })
   // While the app closes Fastify answers 503 to every new request (return503OnClosing), this one included.
   app.get('/ready', async (_request, reply) => {
-    const { healthy } = redisState()
-    return reply.code(healthy ? 200 : 503).send({ ready: healthy })
+    // At its connection cap the instance is not ready: a load balancer sends new sockets elsewhere.
+    const ready = redisState().healthy && app.notifyLimits.ready()
+    return reply.code(ready ? 200 : 503).send({ ready })
   })
   return app
 }

@@ -1,6 +1,6 @@
 import type { AnyStreams, StreamData, StreamName } from '../plugins/typed.js'
 import { backoffDelay } from './backoff.js'
-import { CLOSE, retryDelay } from './close-codes.js'
+import { CLOSE, retryAfterDelay, retryDelay } from './close-codes.js'
 import { Emitter } from './emitter.js'
 import { NotifyClientError, type ServerErrorCode } from './errors.js'
 import { resolveOptions, type CredentialSource, type NotifyClientOptions, type ResolvedOptions } from './options.js'
@@ -89,6 +89,8 @@ export class NotifyClient<Streams = AnyStreams> {
   #refreshTimer: ReturnType<typeof setTimeout> | null = null
   #pingTimer: ReturnType<typeof setInterval> | null = null
   #onClosed: (() => void) | null = null
+  // What the last refused handshake's Retry-After asked for (Node's ws only: browsers hide it).
+  #retryAfter: number | null = null
 
   constructor (options: NotifyClientOptions) {
     this.#opts = resolveOptions(options)
@@ -156,9 +158,25 @@ export class NotifyClient<Streams = AnyStreams> {
     this.#socket = socket
     this.#armWatchdog(this.#opts.connectTimeout, 'no welcome within connectTimeout')
     // A close event follows every error; `ws` throws when an error has no listener.
+    this.#watchRefusal(socket)
     socket.addEventListener('error', () => {})
     socket.addEventListener('message', (event) => { if (this.#socket === socket) this.#onFrame(event.data) })
     socket.addEventListener('close', (event) => { if (this.#socket === socket) this.#onClose(event.code, event.reason) })
+  }
+
+  /**
+   * An instance at its cap refuses the handshake with 503 and `Retry-After` (SPEC section 15).
+   * A browser's WebSocket shows none of it (a 1006 close, and backoff); Node's `ws` emits the
+   * response, which is read here, then the handshake is ended as ws would end it.
+   */
+  #watchRefusal (socket: WebSocketLike): void {
+    type Refused = { statusCode?: number, headers: Record<string, unknown> }
+    const node = socket as unknown as { once?: (event: string, listener: (request: unknown, response: Refused) => void) => void, terminate?: () => void }
+    if (typeof node.once !== 'function' || typeof node.terminate !== 'function') return
+    node.once('unexpected-response', (_request, response) => {
+      this.#retryAfter = retryAfterDelay(response.headers['retry-after'])
+      node.terminate!()
+    })
   }
 
   #retry (delay: number): void {
@@ -172,7 +190,9 @@ export class NotifyClient<Streams = AnyStreams> {
     this.#welcome = null
     this.#restoreId = null
     this.#clearTimers()
-    const delay = this.#state === 'closed' ? null : retryDelay(code, this.#attempt, this.#opts.backoff)
+    let delay = this.#state === 'closed' ? null : retryDelay(code, this.#attempt, this.#opts.backoff)
+    if (delay !== null && this.#retryAfter !== null) delay = Math.max(delay, this.#retryAfter)
+    this.#retryAfter = null
     if (delay === null) this.#setState('closed')
     else this.#retry(delay)
     this.#emit('disconnected', { code, reason, willRetry: delay !== null, delay })

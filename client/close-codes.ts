@@ -25,3 +25,14 @@ export function retryDelay (code: number, attempt: number, backoff: BackoffOptio
   if (code === CLOSE.POLICY) return penaltyDelay(backoff, random)
   return backoffDelay(attempt, backoff, random)
 }
+
+/**
+ * The wait a refused handshake's `Retry-After` (seconds) asks for, jittered up to half again so
+ * that the clients an instance turned away do not all come back at once; null when absent or
+ * unreadable (an HTTP date is not honoured: clocks differ).
+ */
+export function retryAfterDelay (header: unknown, random: () => number = Math.random): number | null {
+  const seconds = typeof header === 'string' && /^[0-9]{1,6}$/.test(header.trim()) ? Number(header) : NaN
+  if (!Number.isFinite(seconds)) return null
+  return Math.round(seconds * 1000 * (1 + random() / 2))
+}

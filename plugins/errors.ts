@@ -88,3 +88,18 @@ export const BadPushSubscriptionError = createError('FST_NOTIFY_BAD_PUSH_SUBSCRI
 
 /** The push subscription store could not be reached. */
 export const PushStoreUnavailableError = createError('FST_NOTIFY_PUSH_STORE_UNAVAILABLE', 'Push subscription store unavailable: %s', 503)
+
+/** The admin API's `x-api-key` is missing or wrong. */
+export const BadAdminKeyError = createError('FST_NOTIFY_BAD_ADMIN_KEY', 'Missing or invalid admin x-api-key', 401)
+
+/** An admin action (disconnect, revoke, subscribe, unsubscribe) is malformed. */
+export const BadAdminRequestError = createError('FST_NOTIFY_BAD_ADMIN_REQUEST', 'Bad admin request: %s', 400)
+
+/** The admin action could not be carried to the instances (the bus or the revocation store is down). */
+export const ControlUnavailableError = createError('FST_NOTIFY_CONTROL_UNAVAILABLE', 'Control unavailable: %s', 503)
+
+/** The edge is at one of its own limits (connections, handshake rate); retry after `Retry-After` seconds, on another instance. */
+export const EdgeBusyError = createError('FST_NOTIFY_EDGE_BUSY', 'Instance busy: %s', 503)
+
+/** `app.notify`'s control methods have nothing to act through: no control plugin, or a publisher over gRPC or AMQP. */
+export const ControlDisabledError = createError('FST_NOTIFY_CONTROL_DISABLED', 'Control is not available: %s', 501)

@@ -22,6 +22,10 @@ import { notifyOffline, RedisDeliveryClaims, RedisPushSubscriptionStore, type No
 import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
 import { isClusterOptions } from './bus/redis-emitter.js'
+import { notifyControl, RedisRevocationStore, type NotifyControlOptions } from './control/index.js'
+import { revokedKey } from './control/redis-store.js'
+import { notifyAdminApi, type NotifyAdminApiOptions } from './admin-api.js'
+import { notifyLimits, RedisUserCounter, type NotifyConnectionLimitsOptions } from './limits/index.js'
 import { FAIL_FAST, redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
 
 export * from './errors.js'
@@ -46,6 +50,12 @@ export { publishBodySchema, publishResultSchema } from './schemas.js'
 export * from './amqp/index.js'
 export * from './grpc/index.js'
 export * from './offline/index.js'
+export * from './control/index.js'
+export * from './admin-api.js'
+export * from './limits/index.js'
+export type * from './control-commands.js'
+export type { ControlledConnection, NotifyControlHooks, ServerFrame } from './control-hooks.js'
+export { refuseRevoked } from './control-hooks.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
@@ -109,6 +119,20 @@ export interface NotifyEdgeOptions extends NotifyOptions {
    * `<topicPrefix>:push:` and delivery claims under `<topicPrefix>:offline:`. Left out when not given.
    */
   offline?: NotifyOfflineOptions
+  /**
+   * Acting on users across instances (SPEC section 15): `app.notify.disconnect()`, `revoke()`,
+   * `subscribe()`, `unsubscribe()`, the revocation list (a `RedisRevocationStore` under
+   * `<topicPrefix>:revoked` with `redis`) checked at every credential; `false` leaves it out.
+   * @default {}
+   */
+  control?: NotifyControlOptions | false
+  /** `POST /admin/…` with its own key (never the publish key); left out when not given. */
+  admin?: NotifyAdminApiOptions
+  /**
+   * Connections per instance, handshakes per second, connections per user across instances (a
+   * `RedisUserCounter` under `<topicPrefix>:conns:` with `redis`); left out when not given.
+   */
+  limits?: NotifyConnectionLimitsOptions
 }
 
 type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient
@@ -139,7 +163,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, offline, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, offline, control = {}, admin, limits, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -187,18 +211,31 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
       await announced
     })
   }
+  if (control !== false) {
+    const store = control.store ?? (client === null ? undefined : new RedisRevocationStore({ client, key: revokedKey(prefix), timeout: bus.publishTimeout }))
+    await app.register(notifyControl, { topicPrefix: prefix, ...control, store })
+  }
   if (tickets !== false) {
     const store = tickets?.store ?? (client === null
       ? undefined
       : new RedisTicketStore({ client, keyPrefix: `${prefix}:ticket:` }))
-    await app.register(notifyTickets, { ...tickets, store })
+    // A ticket's connection keeps what revocation and the streams claim read.
+    const keepClaims = control === false ? undefined : ['jti', 'iat', ...(control.streamsClaim === undefined ? [] : [control.streamsClaim])]
+    await app.register(notifyTickets, { keepClaims, ...tickets, store })
   }
   await app.register(notifySocketAuth, socketAuth ?? {})
+  if (limits !== undefined) {
+    const counter = limits.counter ?? (client === null
+      ? undefined
+      : new RedisUserCounter({ client: client as unknown as ConstructorParameters<typeof RedisUserCounter>[0]['client'], prefix, timeout: bus.publishTimeout, onError: (err) => app.log.warn({ err }, 'notify limits: liveness not written') }))
+    await app.register(notifyLimits, { ...limits, counter })
+  }
   const streamRoutes = routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]
   for (const route of streamRoutes) {
     await app.register(notifyStreams, route)
   }
   if (publishApi !== undefined) await app.register(notifyPublishApi, publishApi)
+  if (admin !== undefined) await app.register(notifyAdminApi, { publishApiKey: publishApi?.apiKey, ...admin })
   if (asyncapi !== undefined) {
     const described = streamRoutes.map((route) => ({ path: route.path ?? '/ws', anonymous: route.anonymous === true }))
     await app.register(notifyAsyncApi, { routes: described, ...asyncapi })

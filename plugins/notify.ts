@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
+import { noControl } from './control-commands.js'
 import { declareStreams, type DeclaredStream, type StreamDefinition } from './declarations.js'
 import type { HistoryBounds } from './history/store.js'
 import { MessageIdGenerator } from './message-id.js'
@@ -74,7 +75,8 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     else handoff(users, message, offline)
   }
   const publish = publisherOf(streams, maxUsers, perTopic(send, metricsOf(app)), handOff)
-  app.decorate('notify', { streams, publish, presence } as Notify)
+  // The control plugin, registered after this one, puts its own methods in place of these.
+  app.decorate('notify', { streams, publish, presence, ...noControl('register the control plugin') } as Notify)
 }
 
 export const notify = fp(fastifyNotify, {

@@ -11,6 +11,7 @@ import type { NotifyMetricsRecorder } from './recorder.js'
 import type { PresenceStore, StreamPresence, UserPresence } from './presence/store.js'
 import { userIdProblem } from './topics.js'
 import type { PublishInput, PublishResult, Publisher } from './typed.js'
+import type { NotifyControl } from './control-commands.js'
 
 // The publish types come from the typed layer (typed.ts), so that a declaration types them.
 export type { PublishInput, PublishResult } from './typed.js'
@@ -82,7 +83,11 @@ export type SendToTopic = (stream: DeclaredStream, topic: string, template: Mess
  * elsewhere. `publish` resolves with `{id}` or, for `users`, `{ids}` in the same order (see
  * `PublishResult`), typed by the streams registered in `NotifyEdgeStreams`.
  */
-export interface Notify extends Publisher {
+/**
+ * `disconnect`, `revoke`, `subscribe` and `unsubscribe` (SPEC section 15) act on users on every
+ * instance: on the edge with the control plugin, from a publisher over Redis or HTTP.
+ */
+export interface Notify extends Publisher, NotifyControl {
   readonly streams: ReadonlyMap<string, DeclaredStream>
   /**
    * Who is connected across all instances, now: `FST_NOTIFY_BAD_PRESENCE_QUERY` (400) for a bad

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 
 import { ForbiddenOriginError, InvalidOptionError, UnauthorizedError } from './errors.js'
 import { originMatcher } from './origin.js'
 import { metricsOf } from './recorder.js'
+import { refuseRevoked } from './control-hooks.js'
 import { ANONYMOUS, NO_CLAIMS, bearerToken, principalFromJwt, type Principal } from './principal.js'
 import type { TicketRecord } from './tickets/store.js'
 
@@ -45,7 +46,7 @@ function queryString (value: unknown): string | null {
 function ticketPrincipal (record: TicketRecord | null): Principal {
   if (record == null) throw new UnauthorizedError('unknown, expired or used ticket')
   if (record.expiresAt <= Date.now()) throw new UnauthorizedError('token expired')
-  return { user: record.user, expiresAt: record.expiresAt, claims: NO_CLAIMS }
+  return { user: record.user, expiresAt: record.expiresAt, claims: record.claims ?? NO_CLAIMS }
 }
 
 async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocketAuthOptions): Promise<void> {
@@ -78,7 +79,7 @@ async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocket
         if (allowed !== null && origin !== undefined && !allowed(origin)) {
           throw new ForbiddenOriginError(origin.slice(0, 256))
         }
-        request.notifyPrincipal = anonymous ? ANONYMOUS : await authenticate(request)
+        request.notifyPrincipal = anonymous ? ANONYMOUS : refuseRevoked(app, await authenticate(request))
       } catch (err) {
         metrics.authFailure('handshake', err)
         throw err

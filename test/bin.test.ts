@@ -90,6 +90,8 @@ t.test('refuses to start on a bad or missing setting with one line and no stack 
     [{ JWT_SECRET: 'short' }, 'JWT_SECRET must be at least 32 characters, got 5'],
     [{ PUBLISH_API_KEY: 'short-key' }, 'PUBLISH_API_KEY must be at least 16 characters, got 9'],
     [{ TOPIC_PREFIX: 'a.b' }, 'TOPIC_PREFIX must be 1 to 64 letters, digits, _ or -, got a.b'],
+    [{ ADMIN_API_KEY: 'short-admin' }, 'ADMIN_API_KEY must be at least 16 characters, got 11'],
+    [{ ADMIN_API_KEY: 'notify-edge-development-api-key' }, 'ADMIN_API_KEY must differ from PUBLISH_API_KEY'],
     [{ JWT_SECRET: 'x'.repeat(40), JWKS_URL: 'http://127.0.0.1:1/jwks.json' }, 'set one of JWT_SECRET, JWT_PUBLIC_KEY and JWKS_URL'],
     [{ JWKS_URL: 'http://127.0.0.1:1/jwks.json' }, 'JWT_ALGORITHM must be RS256 or ES256 with JWKS_URL'],
     [{ JWT_ALGORITHM: 'RS256' }, 'JWT_ALGORITHM=RS256 needs JWT_PUBLIC_KEY or JWKS_URL'],

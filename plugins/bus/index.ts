@@ -29,8 +29,11 @@ export type BusListener = (message: BusMessage) => void
 
 /** The typed, reference-counted bus the other plugins use. */
 export interface NotifyBus {
-  /** Adds a listener; resolves once the topic is live (e.g. Redis acknowledged SUBSCRIBE). */
-  subscribe (topic: string, listener: BusListener): Promise<void>
+  /**
+   * Adds a listener; resolves once the topic is live (e.g. Redis acknowledged SUBSCRIBE). An
+   * `internal` topic (the control plugin's) is left out of `topicCount()`.
+   */
+  subscribe (topic: string, listener: BusListener, internal?: boolean): Promise<void>
   /** Removes a listener; the topic's emitter subscription goes with its last listener. */
   unsubscribe (topic: string, listener: BusListener): Promise<void>
   /**
@@ -40,7 +43,7 @@ export interface NotifyBus {
    * when the emitter cannot take it in time.
    */
   publish (message: BusMessage): Promise<number | null>
-  /** Topics this instance holds an emitter subscription for. */
+  /** Stream topics this instance holds an emitter subscription for (internal ones left out). */
   topicCount (): number
   /** The bus's state, for health checks. */
   health (): BusHealth
@@ -149,6 +152,7 @@ const unavailable = (err: unknown): never => {
 
 function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, state: BusState, log: FastifyInstance['log'], onResubscribe = NEVER): NotifyBus {
   const topics = new Map<string, TopicEntry>()
+  const internal = new Set<string>()
   const deadlines = new Deadlines(publishTimeout)
   const answered = (sent: { value: number | null } | null): number | null => {
     if (sent === null) throw new BusUnavailableError(`no answer within ${publishTimeout} ms`)
@@ -173,7 +177,8 @@ function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, stat
   }
 
   return {
-    subscribe (topic, listener) {
+    subscribe (topic, listener, isInternal = false) {
+      if (isInternal) internal.add(topic)
       let entry = topics.get(topic)
       if (entry === undefined) {
         entry = createEntry(topic)
@@ -188,6 +193,7 @@ function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, stat
         return Promise.resolve()
       }
       topics.delete(topic)
+      internal.delete(topic)
       // Gone locally at once; on Redis the UNSUBSCRIBE waits for a connection, so a socket closed
       // during an outage (or a drain) must not wait for it longer than a publish would.
       return withTimeout(publishTimeout, (callback) => emitter.removeListener(topic, entry.handler, () => callback())).then(() => {})
@@ -199,7 +205,7 @@ function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, stat
       if (down !== null) return Promise.reject(new BusUnavailableError(`Redis is not connected (${down})`))
       return deadlines.race(send(message, topics)).then(answered, unavailable)
     },
-    topicCount: () => topics.size,
+    topicCount: () => topics.size - internal.size,
     health: state.health,
     onResubscribe
   }

@@ -7,6 +7,7 @@ import type { PresenceReporter } from '../presence/index.js'
 import type { DeclaredStream } from '../declarations.js'
 import { isMessageId } from '../message-id.js'
 import { principalFromJwt, type Principal } from '../principal.js'
+import { refuseRevoked, type ControlledConnection, type ServerFrame } from '../control-hooks.js'
 import type { Fanout, Subscriber } from './fanout.js'
 import { Admission, admission, frameDue, type AdmissionResult, type Closable, type RouteLimits } from './limits.js'
 import { Missed } from './missed.js'
@@ -105,7 +106,7 @@ export const CLOSE = {
  * One open socket: its principal, its subscriptions and the protocol it speaks. It is its socket's
  * frame writer too (it extends `FrameWriter`), so that an idle connection is one object, not two.
  */
-export class Connection extends FrameWriter implements Subscriber, Watched {
+export class Connection extends FrameWriter implements Subscriber, Watched, ControlledConnection {
   /** What the socket had read at the heartbeat's last ping (see Heartbeat). */
   readAtPing = -1
 
@@ -339,6 +340,11 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
       if (++this.#more().badFrames >= this.ctx.limits.maxBadFrames) this.#policyClose('too many bad frames')
       return
     }
+    this.enqueue(parsed)
+  }
+
+  /** Handles `parsed` after the frames before it: the client's own, or one the server makes for it (control). */
+  enqueue (parsed: ClientFrame | ServerFrame): void {
     // Two promises a frame, not three: the queue settles in both branches of one `then`.
     const settle = (): void => {
       if (this.#queue === queue) this.#queue = SETTLED
@@ -492,7 +498,7 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
     }
     let next: Principal
     try {
-      next = await principalFromJwt(this.ctx.app, token)
+      next = refuseRevoked(this.ctx.app, await principalFromJwt(this.ctx.app, token))
     } catch {
       this.send(errorFrame('UNAUTHORIZED', 'invalid or expired token', { id }))
       return

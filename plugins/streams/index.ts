@@ -156,6 +156,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     this.terminate()
   }
 
+  // Registered before the routes by the umbrella: revocation at open, subscriptions from the token.
+  const control = app.hasDecorator('notifyControl') ? app.notifyControl : null
   const users = new UserConnections(limits.maxConnectionsPerUser)
   const heartbeat = heartbeatInterval === false
     ? null
@@ -170,6 +172,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const started = new WeakMap<FastifyRequest, number>()
   const onRequest: onRequestHookHandler[] = [app.notifySocketAuth({ anonymous }) as onRequestHookHandler]
   if (timed) onRequest.unshift((request, _reply, done) => { started.set(request, performance.now()); done() })
+  // Instance and cross-instance limits, after authentication: before the upgrade, as the route's own.
+  if (app.hasDecorator('notifyLimits')) onRequest.push(app.notifyLimits.admit as onRequestHookHandler)
   if (limits.maxConnectionsPerUser !== Infinity) {
     onRequest.push((request, _reply, done) => {
       done(users.full(request.notifyPrincipal!.user) ? new TooManyConnectionsError(limits.maxConnectionsPerUser) : undefined)
@@ -189,6 +193,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     connections.add(connection)
     users.add(user)
     heartbeat?.start()
+    control?.opened(connection)
     if (timed) metrics.handshake(path, (performance.now() - started.get(request)!) / 1000)
     // Two handshakes of one user can pass the check at once; the later one goes.
     if (users.count(user) > limits.maxConnectionsPerUser) {
