@@ -18,6 +18,7 @@ import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { notifyAsyncApi, type NotifyAsyncApiOptions } from './asyncapi.js'
 import { notifyAmqp, type NotifyAmqpOptions } from './amqp/index.js'
 import { notifyGrpc, type NotifyGrpcOptions } from './grpc/index.js'
+import { notifyOutbox, type NotifyOutboxOptions } from './outbox/index.js'
 import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
 import { isClusterOptions } from './bus/redis-emitter.js'
@@ -44,6 +45,7 @@ export * from './asyncapi.js'
 export { publishBodySchema, publishResultSchema } from './schemas.js'
 export * from './amqp/index.js'
 export * from './grpc/index.js'
+export * from './outbox/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
@@ -97,6 +99,8 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   amqp?: NotifyAmqpOptions
   /** The gRPC ingress (SPEC section 9, `proto/notify/v1/notify.proto`); left out when not given. */
   grpc?: NotifyGrpcOptions
+  /** The PostgreSQL outbox relay (SPEC section 16, docs/outbox-jetstream.md); left out when not given. */
+  outbox?: NotifyOutboxOptions
   /** Prometheus metrics and `GET /metrics`; left out when not given. */
   metrics?: NotifyMetricsOptions
   /** `GET /asyncapi.json`: the AsyncAPI 3 document of the WebSocket routes and declared streams; left out when not given. */
@@ -131,7 +135,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, outbox, asyncapi, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -197,6 +201,7 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   }
   if (amqp !== undefined) await app.register(notifyAmqp, amqp)
   if (grpc !== undefined) await app.register(notifyGrpc, grpc)
+  if (outbox !== undefined) await app.register(notifyOutbox, outbox)
 }
 
 export const notifyEdge = fp(fastifyNotifyEdge, { fastify: '5.x', name: 'notify-edge' })

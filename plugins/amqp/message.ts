@@ -22,7 +22,8 @@ export interface Delivery {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-function parseJson (text: string): unknown {
+/** `text` as JSON; a `Rejection` (`not_json`) when it is not. The one JSON parse of every ingress (AMQP, JetStream, the outbox). */
+export function parseJson (text: string): unknown {
   try {
     return JSON.parse(text)
   } catch {
