@@ -19,6 +19,7 @@ import { notifyAsyncApi, type NotifyAsyncApiOptions } from './asyncapi.js'
 import { notifyAmqp, type NotifyAmqpOptions } from './amqp/index.js'
 import { notifyGrpc, type NotifyGrpcOptions } from './grpc/index.js'
 import { notifyOutbox, type NotifyOutboxOptions } from './outbox/index.js'
+import { notifyJetStream, type NotifyJetStreamOptions } from './jetstream/index.js'
 import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
 import { isClusterOptions } from './bus/redis-emitter.js'
@@ -46,6 +47,7 @@ export { publishBodySchema, publishResultSchema } from './schemas.js'
 export * from './amqp/index.js'
 export * from './grpc/index.js'
 export * from './outbox/index.js'
+export * from './jetstream/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
@@ -101,6 +103,8 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   grpc?: NotifyGrpcOptions
   /** The PostgreSQL outbox relay (SPEC section 16, docs/outbox-jetstream.md); left out when not given. */
   outbox?: NotifyOutboxOptions
+  /** The NATS JetStream ingress (SPEC section 16, docs/outbox-jetstream.md); left out when not given. */
+  jetstream?: NotifyJetStreamOptions
   /** Prometheus metrics and `GET /metrics`; left out when not given. */
   metrics?: NotifyMetricsOptions
   /** `GET /asyncapi.json`: the AsyncAPI 3 document of the WebSocket routes and declared streams; left out when not given. */
@@ -135,7 +139,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, outbox, asyncapi, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, outbox, jetstream, asyncapi, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -202,6 +206,7 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   if (amqp !== undefined) await app.register(notifyAmqp, amqp)
   if (grpc !== undefined) await app.register(notifyGrpc, grpc)
   if (outbox !== undefined) await app.register(notifyOutbox, outbox)
+  if (jetstream !== undefined) await app.register(notifyJetStream, jetstream)
 }
 
 export const notifyEdge = fp(fastifyNotifyEdge, { fastify: '5.x', name: 'notify-edge' })
