@@ -25,6 +25,14 @@ export interface AppConfig {
   amqpQueue: string
   /** Set: serve the gRPC ingress on this port. */
   grpcPort: number | undefined
+  /** Set: the order service stores orders in PostgreSQL and notifies through the outbox, which the edge relays. */
+  databaseUrl: string | undefined
+  outboxTable: string
+  /** Set: consume the JetStream ingress, and the order service publishes through it (unless `databaseUrl`). */
+  natsUrl: string | undefined
+  natsStream: string
+  natsConsumer: string
+  natsSubjectPrefix: string
 }
 
 /** Reads the config; `warnings` lists development defaults that stood in for missing secrets. */
@@ -48,7 +56,13 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       amqpUrl: read.get('AMQP_URL'),
       amqpExchange: read.get('AMQP_EXCHANGE') ?? 'notifications',
       amqpQueue: read.get('AMQP_QUEUE') ?? 'notify-edge',
-      grpcPort: read.integer('GRPC_PORT', undefined, 0, 65535)
+      grpcPort: read.integer('GRPC_PORT', undefined, 0, 65535),
+      databaseUrl: read.get('DATABASE_URL'),
+      outboxTable: read.get('OUTBOX_TABLE') ?? 'notify_outbox',
+      natsUrl: read.get('NATS_URL'),
+      natsStream: read.get('NATS_STREAM') ?? 'notify',
+      natsConsumer: read.get('NATS_CONSUMER') ?? 'notify-edge',
+      natsSubjectPrefix: read.get('NATS_SUBJECT_PREFIX') ?? 'notify'
     },
     warnings: read.warnings
   }

@@ -57,6 +57,8 @@ export interface JetStreamStats {
 
 /** `app.notifyJetStream`: the consumer's state and counts, e.g. for `/health`. */
 export interface NotifyJetStream {
+  /** The subjects' first token: publish to `natsSubject(target, subjectPrefix)`. */
+  readonly subjectPrefix: string
   readonly stream: string
   readonly consumer: string
   readonly stats: Readonly<JetStreamStats>
@@ -142,6 +144,7 @@ async function fastifyNotifyJetStream (app: FastifyInstance, opts: NotifyJetStre
   }
 
   app.decorate('notifyJetStream', {
+    subjectPrefix: prefix,
     stream,
     consumer,
     stats,
