@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { natsSubject, routingKey, type PublishInput, type PublishResult } from '../plugins/index.js'
+import { BusUnavailableError, natsSubject, routingKey, type PublishInput, type PublishResult } from '../plugins/index.js'
 import { postgresOrderBook } from './orders-pg.js'
 
 interface Order { orderId: string, status: string }
@@ -80,7 +80,7 @@ export async function orderRoutes (app: FastifyInstance, opts: OrderRoutesOption
     if (outbox !== null) return {}
     if (opts.jetstream === true) {
       const nats = app.notifyJetStream.connection()
-      if (nats === null) throw new Error('NATS is not connected yet')
+      if (nats === null) throw new BusUnavailableError('NATS is not connected yet')
       const { jetstream } = await import('@nats-io/jetstream')
       await jetstream(nats).publish(natsSubject({ stream: 'order', user }, app.notifyJetStream.subjectPrefix), JSON.stringify(data), { msgID: `${orderId}:${status}` })
       return {}

@@ -57,3 +57,11 @@ t.test('with NATS_URL the order service publishes to JetStream and the edge cons
   t.equal(app.notifyJetStream.stats.acked, 3)
   t.match((await (await fetch(`${http}/health`)).json()), { status: 'ok', jetstream: { state: 'consuming', stream: names.stream } })
 })
+
+t.test('with NATS_URL unreachable the order service answers 503 and the rest of the demo serves', async (t) => {
+  const { http } = await demo(t, { NATS_URL: 'nats://127.0.0.1:1' })
+  const res = await fetch(`${http}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice' }) })
+  t.equal(res.status, 503)
+  t.match(await res.json(), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' })
+  t.match(await (await fetch(`${http}/health`)).json(), { status: 'degraded', jetstream: { state: 'connecting' } })
+})
