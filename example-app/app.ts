@@ -42,6 +42,10 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     // Set: producers may publish through RabbitMQ (SPEC section 9), as the order service below does.
     amqp: config.amqpUrl === undefined ? undefined : { url: config.amqpUrl, exchange: config.amqpExchange, queue: config.amqpQueue },
     grpc: config.grpcPort === undefined ? undefined : { apiKey: config.publishApiKey, port: config.grpcPort, host: config.host },
+    // Set: the order service's outbox (below), relayed by one instance at a time (SPEC section 16).
+    outbox: config.databaseUrl === undefined ? undefined : { database: config.databaseUrl, table: config.outboxTable },
+    // Set: producers may publish through NATS JetStream (SPEC section 16).
+    jetstream: config.natsUrl === undefined ? undefined : { servers: config.natsUrl, stream: config.natsStream, consumer: config.natsConsumer, subjectPrefix: config.natsSubjectPrefix },
     // GET /asyncapi.json; docs/asyncapi.json is a copy (npm run docs:asyncapi).
     asyncapi: {
       info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams.' },
@@ -51,7 +55,12 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
 
   await app.register(loginRoute)
 
-  await app.register(orderRoutes, { stepMs: config.orderStepMs, amqp: config.amqpUrl !== undefined })
+  await app.register(orderRoutes, {
+    stepMs: config.orderStepMs,
+    amqp: config.amqpUrl !== undefined,
+    outbox: config.databaseUrl === undefined ? undefined : { databaseUrl: config.databaseUrl, table: config.outboxTable },
+    jetstream: config.natsUrl !== undefined
+  })
 
   await app.register(promotionRoute)
 
@@ -62,10 +71,12 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
   app.get('/health', async (_request, reply) => {
     const bus = app.notifyBus.health()
     const amqp = config.amqpUrl === undefined ? undefined : app.notifyAmqp.health()
+    const jetstream = config.natsUrl === undefined ? undefined : app.notifyJetStream.health()
+    const outbox = config.databaseUrl === undefined ? undefined : app.notifyOutbox.health()
     const state = redis === undefined ? undefined : { bus: bus.redis, tickets: app.redis.status }
     const serving = state === undefined || (bus.healthy && state.tickets === 'ready')
-    const ok = serving && (amqp === undefined || amqp.state === 'consuming')
-    return reply.code(serving ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', redis: state, amqp })
+    const ok = serving && (amqp === undefined || amqp.state === 'consuming') && (jetstream === undefined || jetstream.state === 'consuming')
+    return reply.code(serving ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', redis: state, amqp, jetstream, outbox })
   })
 
   await pageRoutes(app)

@@ -34,6 +34,14 @@ export interface AppConfig {
   /** Set: e-mail for offline users of `order`, from SMTP_FROM. */
   smtpUrl: string | undefined
   smtpFrom: string
+  /** Set: the order service stores orders in PostgreSQL and notifies through the outbox, which the edge relays. */
+  databaseUrl: string | undefined
+  outboxTable: string
+  /** Set: consume the JetStream ingress, and the order service publishes through it (unless `databaseUrl`). */
+  natsUrl: string | undefined
+  natsStream: string
+  natsConsumer: string
+  natsSubjectPrefix: string
 }
 
 /** Reads the config; `warnings` lists development defaults that stood in for missing secrets. */
@@ -61,7 +69,13 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       vapid: vapidKeys(read),
       pushEndpointHosts: read.list('PUSH_ENDPOINT_HOSTS'),
       smtpUrl: read.get('SMTP_URL'),
-      smtpFrom: read.get('SMTP_FROM') ?? 'notify-edge demo <notify@example.com>'
+      smtpFrom: read.get('SMTP_FROM') ?? 'notify-edge demo <notify@example.com>',
+      databaseUrl: read.get('DATABASE_URL'),
+      outboxTable: read.get('OUTBOX_TABLE') ?? 'notify_outbox',
+      natsUrl: read.get('NATS_URL'),
+      natsStream: read.get('NATS_STREAM') ?? 'notify',
+      natsConsumer: read.get('NATS_CONSUMER') ?? 'notify-edge',
+      natsSubjectPrefix: read.get('NATS_SUBJECT_PREFIX') ?? 'notify'
     },
     warnings: read.warnings
   }

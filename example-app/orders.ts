@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { routingKey, type PublishInput, type PublishResult } from '../plugins/index.js'
+import { BusUnavailableError, natsSubject, routingKey, type PublishInput, type PublishResult } from '../plugins/index.js'
+import { postgresOrderBook } from './orders-pg.js'
 
 interface Order { orderId: string, status: string }
 
@@ -48,8 +49,20 @@ function redisBook (redis: FastifyInstance['redis']): OrderBook {
  * it publishes as a separate order service would, to the RabbitMQ exchange (with a `messageId`, so
  * a retried send is shown once), and the edge consumes it from there.
  */
-export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number, amqp?: boolean }): Promise<void> {
-  const book = app.hasDecorator('redis') ? redisBook(app.redis) : memoryBook()
+export interface OrderRoutesOptions {
+  stepMs: number
+  /** Publish through the RabbitMQ exchange the edge consumes. */
+  amqp?: boolean
+  /** Store orders in PostgreSQL, each with its notification in the outbox (the edge's relay publishes them). */
+  outbox?: { databaseUrl: string, table: string }
+  /** Publish through the JetStream stream the edge consumes. */
+  jetstream?: boolean
+}
+
+export async function orderRoutes (app: FastifyInstance, opts: OrderRoutesOptions): Promise<void> {
+  const outbox = opts.outbox === undefined ? null : await postgresOrderBook(opts.outbox.databaseUrl, opts.outbox.table)
+  if (outbox !== null) app.addHook('onClose', () => outbox.close())
+  const book = outbox ?? (app.hasDecorator('redis') ? redisBook(app.redis) : memoryBook())
   const pending = new Set<NodeJS.Timeout>()
   const publisher = opts.amqp === true
     ? app.notifyAmqp.connection.createPublisher({ confirm: true, maxAttempts: 3, exchanges: [{ exchange: app.notifyAmqp.exchange, type: 'topic', durable: true }] })
@@ -60,9 +73,18 @@ export async function orderRoutes (app: FastifyInstance, opts: { stepMs: number,
     await publisher?.close()
   })
 
-  /** The publish's answer in-process; through RabbitMQ the edge publishes later, and no answer comes back. */
+  /** The publish's answer in-process; through the outbox, RabbitMQ or JetStream the edge publishes later, and no answer comes back. */
   async function send (user: string, orderId: string, status: string): Promise<PublishResult | Record<string, never>> {
     const data = { orderId, status }
+    // The outbox row was written with the order, in its transaction.
+    if (outbox !== null) return {}
+    if (opts.jetstream === true) {
+      const nats = app.notifyJetStream.connection()
+      if (nats === null) throw new BusUnavailableError('NATS is not connected yet')
+      const { jetstream } = await import('@nats-io/jetstream')
+      await jetstream(nats).publish(natsSubject({ stream: 'order', user }, app.notifyJetStream.subjectPrefix), JSON.stringify(data), { msgID: `${orderId}:${status}` })
+      return {}
+    }
     if (publisher === null) return app.notify.publish({ stream: 'order', user, data } satisfies PublishInput)
     await publisher.send({
       exchange: app.notifyAmqp.exchange,

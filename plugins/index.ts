@@ -19,6 +19,8 @@ import { notifyAsyncApi, type NotifyAsyncApiOptions } from './asyncapi.js'
 import { notifyAmqp, type NotifyAmqpOptions } from './amqp/index.js'
 import { notifyGrpc, type NotifyGrpcOptions } from './grpc/index.js'
 import { notifyOffline, RedisDeliveryClaims, RedisPushSubscriptionStore, type NotifyOfflineOptions } from './offline/index.js'
+import { notifyOutbox, type NotifyOutboxOptions } from './outbox/index.js'
+import { notifyJetStream, type NotifyJetStreamOptions } from './jetstream/index.js'
 import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
 import { isClusterOptions } from './bus/redis-emitter.js'
@@ -56,6 +58,9 @@ export * from './limits/index.js'
 export type * from './control-commands.js'
 export type { ControlledConnection, NotifyControlHooks, ServerFrame } from './control-hooks.js'
 export { refuseRevoked } from './control-hooks.js'
+
+export * from './outbox/index.js'
+export * from './jetstream/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
@@ -109,6 +114,10 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   amqp?: NotifyAmqpOptions
   /** The gRPC ingress (SPEC section 9, `proto/notify/v1/notify.proto`); left out when not given. */
   grpc?: NotifyGrpcOptions
+  /** The PostgreSQL outbox relay (SPEC section 16, docs/outbox-jetstream.md); left out when not given. */
+  outbox?: NotifyOutboxOptions
+  /** The NATS JetStream ingress (SPEC section 16, docs/outbox-jetstream.md); left out when not given. */
+  jetstream?: NotifyJetStreamOptions
   /** Prometheus metrics and `GET /metrics`; left out when not given. */
   metrics?: NotifyMetricsOptions
   /** `GET /asyncapi.json`: the AsyncAPI 3 document of the WebSocket routes and declared streams; left out when not given. */
@@ -163,7 +172,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, offline, control = {}, admin, limits, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, outbox, jetstream, asyncapi, offline, control = {}, admin, limits, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -249,6 +258,9 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     const claims = offline.claims ?? (client === null ? undefined : new RedisDeliveryClaims({ client, keyPrefix: `${prefix}:offline:` }))
     await app.register(notifyOffline, { ...offline, push, claims })
   }
+
+  if (outbox !== undefined) await app.register(notifyOutbox, outbox)
+  if (jetstream !== undefined) await app.register(notifyJetStream, jetstream)
 }
 
 export const notifyEdge = fp(fastifyNotifyEdge, { fastify: '5.x', name: 'notify-edge' })

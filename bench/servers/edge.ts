@@ -25,6 +25,10 @@ const tickets = argument('ticket-rate-limit') === 'off' ? { rateLimit: false as 
 const redisEmitter = argument('emitter') as 'lean' | undefined
 // --bus-flush-interval sets the bus's write coalescing on Redis.
 const busFlushInterval = argument('bus-flush-interval')
+// --nats <url> --nats-stream --nats-consumer --nats-prefix consumes JetStream; --outbox <postgres url>
+// --outbox-table relays that outbox table (the pipelines scenario).
+const nats = argument('nats')
+const outbox = argument('outbox')
 const app = Fastify({ logger: false })
 await app.register(notifyEdge, {
   jwt: { secret: SECRET },
@@ -40,7 +44,9 @@ await app.register(notifyEdge, {
     : {
         amqp: { url: amqp, exchange: argument('exchange'), queue: argument('queue') },
         grpc: { apiKey: API_KEY, port: 0 }
-      })
+      }),
+  jetstream: nats === undefined ? undefined : { servers: nats, stream: argument('nats-stream'), consumer: argument('nats-consumer'), subjectPrefix: argument('nats-prefix') },
+  outbox: outbox === undefined ? undefined : { database: outbox, table: argument('outbox-table') }
 })
 await app.listen({ port: 0, host: '127.0.0.1' })
 
@@ -53,6 +59,8 @@ control({
 }, {
   ingress: async () => {
     if (amqp !== undefined) await until(() => app.notifyAmqp.health().state === 'consuming')
+    if (nats !== undefined) await until(() => app.notifyJetStream.health().state === 'consuming')
+    if (outbox !== undefined) await until(() => app.notifyOutbox.health().state === 'relaying')
     return { grpcPort: amqp === undefined ? null : app.notifyGrpc.port }
   }
 })

@@ -1,6 +1,6 @@
 import type { AsyncMessage } from 'rabbitmq-client'
 import { checkIdempotencyKey } from '../idempotency/index.js'
-import { checkJsonValue, parseJsonPayload } from '../json-payload.js'
+import { checkJsonValue, JSON_MAX_BYTES, parseJsonPayload } from '../json-payload.js'
 import type { PublishInput } from '../notify.js'
 import { parseRoutingKey } from './routing-key.js'
 
@@ -21,19 +21,34 @@ export interface Delivery {
   idempotencyKey: string | undefined
 }
 
+/** A refusal of the shared JSON rule (plugins/json-payload.ts) as a broker ingress's `Rejection`. */
+function jsonRejection (err: unknown): Rejection {
+  const { code, message } = err as { code: string, message: string }
+  return new Rejection(code === 'FST_NOTIFY_PAYLOAD_TOO_LARGE' ? 'too_large' : 'not_json', `${code}: ${message}`)
+}
+
 /**
- * The body as data, under the JSON rule every ingress shares (plugins/json-payload.ts).
- * rabbitmq-client has parsed it already when it says `application/json` and parses.
+ * JSON text or bytes as data, under the JSON rule every ingress shares; a `Rejection` when it
+ * breaks it. The one JSON parse of the broker-like ingresses (AMQP, JetStream, the outbox).
  */
+export function parseJson (raw: string | Uint8Array, maxBytes = JSON_MAX_BYTES): unknown {
+  try {
+    return parseJsonPayload(raw, { maxBytes })
+  } catch (err) {
+    throw jsonRejection(err)
+  }
+}
+
+/** The body as data. rabbitmq-client has parsed it already when it says `application/json` and parses. */
 export function bodyData (msg: AsyncMessage, maxBytes: number): unknown {
   const { body } = msg
   // Parsed JSON may be a string itself (`"hi"`); only a `text/plain` string is still JSON text.
   const parsed = !Buffer.isBuffer(body) && (typeof body !== 'string' || msg.contentType === 'application/json')
+  if (!parsed) return parseJson(body as string | Buffer, maxBytes)
   try {
-    return parsed ? checkJsonValue(body, { maxBytes }) : parseJsonPayload(body as string | Buffer, { maxBytes })
+    return checkJsonValue(body, { maxBytes })
   } catch (err) {
-    const { code, message } = err as { code: string, message: string }
-    throw new Rejection(code === 'FST_NOTIFY_PAYLOAD_TOO_LARGE' ? 'too_large' : 'not_json', `${code}: ${message}`)
+    throw jsonRejection(err)
   }
 }
 

@@ -118,7 +118,8 @@ async function fastifyNotifyIdempotency (app: FastifyInstance, opts: NotifyIdemp
 export const notifyIdempotency = fp(fastifyNotifyIdempotency, {
   fastify: '5.x',
   name: 'notify-edge-idempotency',
-  dependencies: ['notify-edge-notify']
+  // app.notify from the edge or from the publisher: an outbox relay on a publisher publishes by key too.
+  decorators: { fastify: ['notify'] }
 })
 export default notifyIdempotency
 
