@@ -76,3 +76,6 @@ export const PresenceUnavailableError = createError('FST_NOTIFY_PRESENCE_UNAVAIL
 
 /** `app.notify.presence()` has nothing to ask: an edge registered with `presence: false`, a publisher over gRPC or AMQP. */
 export const PresenceDisabledError = createError('FST_NOTIFY_PRESENCE_DISABLED', 'Presence is not available: %s', 501)
+
+/** An SSE request is malformed: no `streams`, too many, or a name too long. */
+export const BadSseRequestError = createError('FST_NOTIFY_BAD_SSE_REQUEST', 'Bad SSE request: %s', 400)
