@@ -39,6 +39,8 @@ export interface NotifySseOptions extends Pick<LimitOptions, 'maxBufferedBytes' 
 }
 
 const NAME_LIMIT = 200
+// A `since` that is no message id: the subscribe path answers it with a gap.
+const UNKNOWN = '?'
 // Under NodeNext the CommonJS module's default import is its `module.exports`: the plugin itself,
 // wrapped by fastify-plugin (its named `fastifySSE` export is not, and would keep its hook to itself).
 const fastifySse = fastifySseModule as unknown as FastifyPluginAsync<SSEPluginOptions>
@@ -142,16 +144,20 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
     })
   }
 
-  /** Where each stream starts on a fresh response: its history's latest id, so that a reconnect misses nothing before the first message. */
-  async function latestPositions (names: readonly string[], principal: Principal): Promise<string[]> {
+  /**
+   * Where each stream starts on a fresh response: its history's latest id (`''`: the topic is
+   * empty), so that a reconnect misses nothing, even on a stream that got no message meanwhile;
+   * null for a stream without history, or whose history could not be read.
+   */
+  async function latestPositions (names: readonly string[], principal: Principal): Promise<Array<string | null>> {
     return Promise.all(names.map(async (name) => {
       const stream = app.notify.streams.get(name)
-      if (stream?.history === undefined || history === null || (stream.kind === 'private' && principal.user === null)) return ''
+      if (stream?.history === undefined || history === null || (stream.kind === 'private' && principal.user === null)) return null
       try {
         const latest = await history.store.latest(stream.topic(principal.user))
-        return isMessageId(latest) ? latest : ''
+        return latest === '' || isMessageId(latest) ? latest : null
       } catch {
-        return ''
+        return null
       }
     }))
   }
@@ -167,7 +173,8 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
     const header = request.headers['last-event-id'] ?? query.lastEventId
     const lastEventId = typeof header === 'string' && header.length > 0 ? header : null
     const resumed = lastEventId === null ? null : ids.parse(lastEventId, seal, names.length)
-    const positions = resumed ?? (lastEventId === null ? await latestPositions(names, principal) : names.map(() => ''))
+    const starts = lastEventId === null ? await latestPositions(names, principal) : null
+    const positions = resumed ?? starts?.map((start) => start ?? '') ?? names.map(() => '')
     if (reply.raw.destroyed) return
     reply.sse.keepAlive()
     const socket = new SseSocket(reply.sse, reply.raw, names, seal, positions, retry)
@@ -182,10 +189,12 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
     if (lastEventId !== null && resumed === null) {
       socket.send(errorFrame('BAD_REQUEST', 'Last-Event-ID is malformed, forged, or not from this user and these streams: every stream starts afresh'))
     }
-    // A resume asks for every stream after its position ('' is a gap); a fresh response for those
-    // with history after their latest id. Through the WebSocket's own subscribe path.
-    const streams: Array<StreamRequest | string> = names.map((name, i) =>
-      lastEventId !== null || positions[i] !== '' ? { stream: name, since: positions[i] } : name)
+    // Through the WebSocket's own subscribe path: a resume asks for every stream after its
+    // position ('': from the topic's start); a fresh response for each stream with history after
+    // its latest id; an id that cannot be trusted for nothing (every stream a gap).
+    const streams: Array<StreamRequest | string> = names.map((name, i) => starts !== null
+      ? starts[i] === null ? name : { stream: name, since: starts[i]! }
+      : { stream: name, since: resumed === null ? UNKNOWN : positions[i] })
     socket.emit('message', Buffer.from(JSON.stringify({ event: 'subscribe', streams })), false)
   })
 
