@@ -1,3 +1,4 @@
+import type { Http2Session } from 'node:http2'
 import fp from 'fastify-plugin'
 import fastifySseModule, { type SSEPluginOptions } from '@fastify/sse'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchema, onRequestAsyncHookHandler } from 'fastify'
@@ -58,6 +59,26 @@ function stringOption (name: string, value: unknown): string | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'string' || value.length < 32) throw new InvalidOptionError(`${name} must be a string of at least 32 characters`)
   return value
+}
+
+const goingAway = new WeakSet<FastifyInstance['server']>()
+
+/**
+ * HTTP/2: once the responses are drained, tell every session to go away (GOAWAY), or the browser
+ * would reconnect on the same session, to this instance, and be answered 503 while it closes.
+ */
+function goAwayOnClose (app: FastifyInstance): void {
+  if (goingAway.has(app.server)) return
+  goingAway.add(app.server)
+  const sessions = new Set<Http2Session>()
+  app.server.on('session', (session: Http2Session) => {
+    sessions.add(session)
+    session.once('close', () => sessions.delete(session))
+  })
+  app.addHook('preClose', (done) => {
+    for (const session of sessions) session.close()
+    done()
+  })
 }
 
 async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): Promise<void> {
@@ -177,6 +198,7 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
     const positions = resumed ?? starts?.map((start) => start ?? '') ?? names.map(() => '')
     if (reply.raw.destroyed) return
     reply.sse.keepAlive()
+    reply.sse.sendHeaders()
     const socket = new SseSocket(reply.sse, reply.raw, names, seal, positions, retry)
     const connection = new SseConnection(socket, principal, ctx)
     connections.add(connection)
@@ -214,6 +236,8 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
       return { access: tokens.issue(principal.user!, expiresAt), expiresAt }
     })
   }
+
+  if (app.initialConfig.http2 === true) goAwayOnClose(app)
 
   const timers = [
     setInterval(() => {
