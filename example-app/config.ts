@@ -25,6 +25,8 @@ export interface AppConfig {
   amqpQueue: string
   /** Set: serve the gRPC ingress on this port. */
   grpcPort: number | undefined
+  /** Signs SSE event ids and access tokens (SPEC section 14); unset: derived from `jwtSecret`, shared by every instance as it is. */
+  sseSecret: string | undefined
 }
 
 /** Reads the config; `warnings` lists development defaults that stood in for missing secrets. */
@@ -48,7 +50,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       amqpUrl: read.get('AMQP_URL'),
       amqpExchange: read.get('AMQP_EXCHANGE') ?? 'notifications',
       amqpQueue: read.get('AMQP_QUEUE') ?? 'notify-edge',
-      grpcPort: read.integer('GRPC_PORT', undefined, 0, 65535)
+      grpcPort: read.integer('GRPC_PORT', undefined, 0, 65535),
+      sseSecret: read.get('SSE_SECRET')
     },
     warnings: read.warnings
   }

@@ -80,7 +80,7 @@ t.test('HTTP/2: many responses on one TCP connection', async (t) => {
   const closed = new Promise((resolve) => session.once('goaway', resolve))
   await e.app.close()
   await closed
-  t.pass('a drain sends GOAWAY, so that the reconnect opens a new connection, to another instance')
+  t.pass('a drain ends with GOAWAY (Fastify closes HTTP/2 sessions), so that the reconnect opens a new connection, to another instance')
 })
 
 t.test('presence and metrics count SSE responses', async (t) => {

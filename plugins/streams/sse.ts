@@ -1,4 +1,4 @@
-import type { Http2Session } from 'node:http2'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
 import fastifySseModule, { type SSEPluginOptions } from '@fastify/sse'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchema, onRequestAsyncHookHandler } from 'fastify'
@@ -61,22 +61,34 @@ function stringOption (name: string, value: unknown): string | undefined {
   return value
 }
 
-const goingAway = new WeakSet<FastifyInstance['server']>()
+const sseRoutes = new WeakMap<FastifyInstance['server'], Set<string>>()
 
 /**
- * HTTP/2: once the responses are drained, tell every session to go away (GOAWAY), or the browser
- * would reconnect on the same session, to this instance, and be answered 503 while it closes.
+ * While the app closes, an EventSource reconnect that still reaches it (on a kept-alive
+ * connection, or through a balancer that has not noticed yet) is told to come back later: 200
+ * with `retry:` and an empty stream. Fastify would answer 503, and EventSource gives up for good on
+ * any answer but 200, where it retries after an empty stream, and then lands on another instance.
  */
-function goAwayOnClose (app: FastifyInstance): void {
-  if (goingAway.has(app.server)) return
-  goingAway.add(app.server)
-  const sessions = new Set<Http2Session>()
-  app.server.on('session', (session: Http2Session) => {
-    sessions.add(session)
-    session.once('close', () => sessions.delete(session))
-  })
+function answerReconnectsWhileClosing (app: FastifyInstance, path: string, retry: number): void {
+  const server = app.server
+  const known = sseRoutes.get(server)
+  if (known !== undefined) {
+    known.add(path)
+    return
+  }
+  const paths = new Set([path])
+  sseRoutes.set(server, paths)
   app.addHook('preClose', (done) => {
-    for (const session of sessions) session.close()
+    const handlers = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>
+    server.removeAllListeners('request')
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method === 'GET' && paths.has((req.url ?? '').split('?')[0])) {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...(req.httpVersionMajor === 1 ? { connection: 'close' } : {}) })
+        res.end(`retry: ${Math.round(retry * (1 + Math.random()))}\n\n`)
+        return
+      }
+      for (const handler of handlers) handler.call(server, req, res)
+    })
     done()
   })
 }
@@ -237,7 +249,7 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
     })
   }
 
-  if (app.initialConfig.http2 === true) goAwayOnClose(app)
+  answerReconnectsWhileClosing(app, path, retry)
 
   const timers = [
     setInterval(() => {
