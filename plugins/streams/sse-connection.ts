@@ -20,14 +20,17 @@ interface SseReply {
   close (): void
 }
 
-/** The raw response, whatever the HTTP version: what both ServerResponse and Http2ServerResponse offer. */
-interface RawResponse extends EventEmitter {
+/** Where events are written: HTTP/1.1's TCP socket, or the HTTP/2 response. */
+export interface EventSink extends EventEmitter {
   write (chunk: string | Buffer): boolean
-  destroy (): void
   readonly writableLength: number
   cork?: () => void
   uncork?: () => void
-  shouldKeepAlive?: boolean
+}
+
+/** The raw response, whatever the HTTP version: what both ServerResponse and Http2ServerResponse offer. */
+interface RawResponse extends EventEmitter {
+  destroy (): void
 }
 
 /** An event's name, from the head of a frame the server built. */
@@ -44,8 +47,9 @@ function eventName (text: string): string {
 export class SseSocket extends EventEmitter {
   readonly OPEN = OPEN
   readyState = OPEN
-  /** Where `Missed` waits for 'drain' (ws keeps its TCP socket under this name). */
-  readonly _socket: RawResponse
+  /** Where events go, and where `Missed` waits for 'drain' (ws keeps its TCP socket under this name). */
+  readonly _socket: EventSink
+  readonly #raw: RawResponse
   #corked = false
   // Bus topic → index in `names`, once subscribed.
   #topics = new Map<string, number>()
@@ -53,6 +57,7 @@ export class SseSocket extends EventEmitter {
   constructor (
     private readonly sse: SseReply,
     raw: RawResponse,
+    sink: EventSink,
     /** The streams the response asked for, in order: the positions' order. */
     readonly names: readonly string[],
     readonly seal: string,
@@ -61,7 +66,8 @@ export class SseSocket extends EventEmitter {
     private readonly retry: number
   ) {
     super()
-    this._socket = raw
+    this._socket = sink
+    this.#raw = raw
     raw.once('close', () => {
       this.readyState = CLOSED
       this.emit('close')
@@ -139,6 +145,10 @@ export class SseSocket extends EventEmitter {
     return true
   }
 
+  get corked (): boolean {
+    return this.#corked
+  }
+
   uncork (): void {
     if (!this.#corked) return
     this.#corked = false
@@ -161,14 +171,12 @@ export class SseSocket extends EventEmitter {
     } else if (code === CLOSE.GOING_AWAY) {
       this._socket.write(`retry: ${Math.round(this.retry * (1 + Math.random()))}\n\n`)
     }
-    // HTTP/1.1: close the connection too, so that the reconnect cannot reuse it to reach this instance.
-    this._socket.shouldKeepAlive = false
     this.sse.close()
   }
 
   terminate (): void {
     this.readyState = CLOSING
-    this._socket.destroy()
+    this.#raw.destroy()
   }
 }
 
@@ -181,6 +189,9 @@ export class SseConnection extends Connection {
   #frame: OutboundFrame | null = null
   #message: BusMessage | null = null
   readonly #flushes: FlushScheduler
+  // When and in which event-loop iteration the response was last flushed (see FrameWriter).
+  #flushedAt = -(2 ** 30)
+  #flushedIn = -1
 
   constructor (socket: SseSocket, principal: Principal, ctx: RouteContext) {
     super(socket as unknown as WebSocket, principal, ctx)
@@ -205,13 +216,26 @@ export class SseConnection extends Connection {
   override write (frame: OutboundFrame): void {
     const sse = this.#sse
     if (frame !== this.#frame || this.#message === null) return sse.send(frame.payload)
-    if (sse.cork()) this.#flushes.soon(this)
+    const flushes = this.#flushes
+    if (sse.cork()) {
+      // As FrameWriter does: an idle response writes at the end of the job, one written to less
+      // than the route's flushInterval ago holds its events until the next tick.
+      if (flushes.idle(this.#flushedAt, this.#flushedIn)) flushes.soon(this)
+      else flushes.later(this)
+    } else if (sse.bufferedAmount >= flushes.holdBytes) {
+      sse.uncork()
+      sse.cork()
+    }
     sse.message(this.#message, frame.eventStream)
   }
 
   override flush (): void {
     // Called from Connection's constructor too, before this class's fields exist.
-    (this.socket as unknown as SseSocket).uncork()
+    const sse = this.socket as unknown as SseSocket
+    if (!sse.corked) return
+    sse.uncork()
+    this.#flushedAt = Math.ceil(this.#flushes.now())
+    this.#flushedIn = this.#flushes.iteration()
   }
 
   override send (text: string): void {
