@@ -148,3 +148,52 @@ export class SseClient {
     this.#request?.destroy()
   }
 }
+
+/**
+ * EventSource for the client SDK on Node 20 (which has none), over `SseClient`: named events
+ * with `data` and `lastEventId`, and `error` with readyState CLOSED once the response fails or
+ * ends. It does not reconnect by itself: the SDK's own reconnect (with `?lastEventId=`) is tested.
+ */
+export class NodeEventSource {
+  readyState = 0
+  readonly #listeners = new Map<string, Array<(event: { data?: unknown, lastEventId?: string }) => void>>()
+  #client: SseClient | null = null
+  #closed = false
+
+  constructor (url: string) {
+    SseClient.open(url).then((client) => {
+      this.#client = client
+      if (this.#closed) return client.close()
+      if (client.status !== 200) return this.#fail()
+      this.readyState = 1
+      let seen = 0
+      const pump = (): void => {
+        for (; seen < client.events.length; seen++) {
+          const event = client.events[seen]
+          for (const listener of this.#listeners.get(event.event) ?? []) listener({ data: event.data, lastEventId: client.lastEventId })
+        }
+        if (client.ended) this.#fail()
+        else if (!this.#closed) client.until(() => client.events.length > seen || client.ended, 60_000).then(pump, () => this.#fail())
+      }
+      pump()
+    }, () => this.#fail())
+  }
+
+  addEventListener (type: string, listener: (event: { data?: unknown, lastEventId?: string }) => void): void {
+    this.#listeners.set(type, [...(this.#listeners.get(type) ?? []), listener])
+  }
+
+  close (): void {
+    this.#closed = true
+    this.readyState = 2
+    this.#client?.close()
+  }
+
+  #fail (): void {
+    if (this.#closed) return
+    this.close()
+    this.#closed = false
+    for (const listener of this.#listeners.get('error') ?? []) listener({})
+    this.#closed = true
+  }
+}
