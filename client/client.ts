@@ -6,6 +6,7 @@ import { NotifyClientError, type ServerErrorCode } from './errors.js'
 import { resolveOptions, type CredentialSource, type NotifyClientOptions, type ResolvedOptions } from './options.js'
 import { OPEN, type WebSocketLike } from './socket.js'
 import { Subscriptions, type MessageHandler, type NotifyMessage } from './subscriptions.js'
+import { SseSocket, sseUrl } from './sse.js'
 
 /** `connecting` until the first `connected`; `reconnecting` after a loss; `closed` for good. */
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
@@ -92,8 +93,15 @@ export class NotifyClient<Streams = AnyStreams> {
   // What the last refused handshake's Retry-After asked for (Node's ws only: browsers hide it).
   #retryAfter: number | null = null
 
+  // SSE: in use (transport 'sse', or 'auto' once a WebSocket could not be opened), and where the last response stood.
+  #sse = false
+  #sseResume: { streams: string, lastEventId: string } | null = null
+  #opening = false
+  #sseStale = false
+
   constructor (options: NotifyClientOptions) {
     this.#opts = resolveOptions(options)
+    this.#sse = this.#opts.transport === 'sse'
     this.#open()
   }
 
@@ -116,8 +124,9 @@ export class NotifyClient<Streams = AnyStreams> {
     if (typeof handler !== 'function') throw new NotifyClientError('NOTIFY_CLIENT_INVALID_ARGUMENT', 'handler must be a function')
     // A wrapper per call, so that subscribing the same function twice needs two unsubscribes.
     const entry = (message: NotifyMessage<StreamData<Streams, Name>>): void => handler(message)
-    if (this.#subscriptions.add(stream, entry) && this.#welcome !== null) {
-      this.#send({ event: 'subscribe', streams: [stream], id: this.#nextId('s') })
+    if (this.#subscriptions.add(stream, entry)) {
+      if (this.#sse) this.#sseStreamsChanged()
+      else if (this.#welcome !== null) this.#send({ event: 'subscribe', streams: [stream], id: this.#nextId('s') })
     }
     return () => {
       if (this.#subscriptions.remove(stream, entry) && this.#welcome !== null) {
@@ -139,22 +148,74 @@ export class NotifyClient<Streams = AnyStreams> {
     })
   }
 
+  /** SSE names its streams in the URL: a new one opens a new response (also the first, on an SSE client with none yet). */
+  #sseStreamsChanged (): void {
+    if (this.#state === 'closed') return
+    if (this.#opening) this.#sseStale = true
+    else if (this.#socket !== null) this.#socket.close(CLOSE.NORMAL, 'streams changed')
+    else if (this.#retryTimer === null) this.#open()
+  }
+
+  async #openSse (): Promise<WebSocketLike | null> {
+    if (this.#subscriptions.requests().length === 0) return null
+    const url = sseUrl(this.#opts.sseUrl ?? this.#opts.url)
+    const { getTicket, getToken } = this.#opts
+    if (getToken !== undefined) {
+      // An access token survives EventSource's own reconnects; a ticket does not.
+      const res = await fetch(`${url.origin}${url.pathname}/access`, { method: 'POST', headers: { authorization: `Bearer ${await credential(getToken, 'getToken')}` } })
+      if (res.status !== 200) throw new Error(`POST ${url.pathname}/access answered ${res.status}`)
+      url.searchParams.set('access', ((await res.json()) as { access: string }).access)
+    } else if (getTicket !== undefined) {
+      url.searchParams.set('ticket', await credential(getTicket, 'getTicket'))
+    }
+    // The streams wanted now, after the credential's round trip: those subscribed meanwhile too.
+    const streams = this.#subscriptions.requests().map((request) => typeof request === 'string' ? request : request.stream)
+    if (streams.length === 0) return null
+    url.searchParams.set('streams', streams.join(','))
+    if (this.#sseResume?.streams === url.searchParams.get('streams') && this.#sseResume.lastEventId !== '') {
+      url.searchParams.set('lastEventId', this.#sseResume.lastEventId)
+    }
+    if (this.#state === 'closed') return null
+    return new SseSocket(url.href, this.#opts.EventSource!, streams)
+  }
+
   async #open (): Promise<void> {
+    this.#opening = true
+    this.#sseStale = false
+    try {
+      await this.#openOne()
+    } finally {
+      this.#opening = false
+    }
+    if (this.#sseStale) this.#sseStreamsChanged()
+  }
+
+  async #openOne (): Promise<void> {
     this.#retryTimer = null
     let socket: WebSocketLike
     try {
-      const url = new URL(this.#opts.url)
-      const { getTicket, getToken } = this.#opts
-      if (getTicket !== undefined) url.searchParams.set('ticket', await credential(getTicket, 'getTicket'))
-      else if (getToken !== undefined) url.searchParams.set('token', await credential(getToken, 'getToken'))
-      if (this.#state === 'closed') return
-      socket = new this.#opts.WebSocket(url.href)
+      const opened = this.#sse ? await this.#openSse() : await this.#openWebSocket()
+      if (opened === null) return
+      socket = opened
     } catch (err) {
       if (this.#state === 'closed') return
       this.#error(new NotifyClientError('NOTIFY_CLIENT_CREDENTIAL_FAILED', 'could not get a credential or open a socket', { cause: err }))
       this.#retry(backoffDelay(this.#attempt, this.#opts.backoff))
       return
     }
+    this.#listen(socket)
+  }
+
+  async #openWebSocket (): Promise<WebSocketLike | null> {
+    const url = new URL(this.#opts.url)
+    const { getTicket, getToken } = this.#opts
+    if (getTicket !== undefined) url.searchParams.set('ticket', await credential(getTicket, 'getTicket'))
+    else if (getToken !== undefined) url.searchParams.set('token', await credential(getToken, 'getToken'))
+    if (this.#state === 'closed') return null
+    return new this.#opts.WebSocket!(url.href)
+  }
+
+  #listen (socket: WebSocketLike): void {
     this.#socket = socket
     this.#armWatchdog(this.#opts.connectTimeout, 'no welcome within connectTimeout')
     // A close event follows every error; `ws` throws when an error has no listener.
@@ -186,6 +247,10 @@ export class NotifyClient<Streams = AnyStreams> {
   }
 
   #onClose (code: number, reason: string): void {
+    const socket = this.#socket
+    if (socket instanceof SseSocket) this.#sseResume = { streams: socket.streams.join(','), lastEventId: socket.lastEventId }
+    // 'auto': a WebSocket that closed before its welcome could not be opened (a proxy that strips Upgrade): SSE from now on.
+    else if (this.#opts.transport === 'auto' && this.#welcome === null) this.#sse = true
     this.#socket = null
     this.#welcome = null
     this.#restoreId = null

@@ -1,6 +1,10 @@
 import type { BackoffOptions } from './backoff.js'
 import { NotifyClientError } from './errors.js'
 import { socketUrl, type WebSocketConstructor } from './socket.js'
+import type { EventSourceConstructor } from './sse.js'
+
+/** `websocket`; `sse`: Server-Sent Events, receive only; `auto`: WebSocket, SSE once a WebSocket cannot be opened. */
+export type Transport = 'websocket' | 'sse' | 'auto'
 
 /** A credential source; called again before every (re)connect. */
 export type CredentialSource = () => string | Promise<string>
@@ -27,18 +31,28 @@ export interface NotifyClientOptions {
   connectTimeout?: number
   /** How long before expiry to send `refresh` (at most half the remaining lifetime), in ms. @default 30000 */
   refreshBefore?: number
+  /** See `Transport` and docs/sse.md. @default 'websocket' */
+  transport?: Transport
+  /** The SSE endpoint. @default `url` with `/ws` → `/sse` (any other path `p` → `p/sse`) */
+  sseUrl?: string
+  /** EventSource constructor. @default globalThis.EventSource */
+  EventSource?: EventSourceConstructor
 }
 
 export interface ResolvedOptions {
   url: URL
   getTicket: CredentialSource | undefined
   getToken: CredentialSource | undefined
-  WebSocket: WebSocketConstructor
+  /** Undefined only with transport 'sse'. */
+  WebSocket: WebSocketConstructor | undefined
   backoff: BackoffOptions
   pingInterval: number
   pingTimeout: number
   connectTimeout: number
   refreshBefore: number
+  transport: Transport
+  sseUrl: URL | null
+  EventSource: EventSourceConstructor | undefined
 }
 
 function invalid (message: string): NotifyClientError {
@@ -60,8 +74,17 @@ export function resolveOptions (opts: NotifyClientOptions): ResolvedOptions {
   if (opts === null || typeof opts !== 'object') throw invalid('options must be an object')
   const url = typeof opts.url === 'string' ? socketUrl(opts.url) : null
   if (url === null) throw invalid('url must be a ws:, wss:, http: or https: URL')
+  const transport = opts.transport ?? 'websocket'
+  if (transport !== 'websocket' && transport !== 'sse' && transport !== 'auto') throw invalid('transport must be websocket, sse or auto')
+  const EventSource = opts.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource
+  if (transport !== 'websocket' && typeof EventSource !== 'function') throw invalid('no global EventSource: pass one as the EventSource option')
+  let sse: URL | null = null
+  if (opts.sseUrl !== undefined) {
+    sse = typeof opts.sseUrl === 'string' ? socketUrl(opts.sseUrl) : null
+    if (sse === null) throw invalid('sseUrl must be an http: or https: URL')
+  }
   const WebSocket = opts.WebSocket ?? (globalThis.WebSocket as WebSocketConstructor | undefined)
-  if (typeof WebSocket !== 'function') {
+  if (typeof WebSocket !== 'function' && transport !== 'sse') {
     throw new NotifyClientError('NOTIFY_CLIENT_NO_WEBSOCKET', 'no global WebSocket: pass one as the WebSocket option (e.g. the ws package)')
   }
   const min = positive('backoff.min', opts.backoff?.min, 500)
@@ -76,6 +99,9 @@ export function resolveOptions (opts: NotifyClientOptions): ResolvedOptions {
     pingInterval: positive('pingInterval', opts.pingInterval, 25000),
     pingTimeout: positive('pingTimeout', opts.pingTimeout, 10000),
     connectTimeout: positive('connectTimeout', opts.connectTimeout, 10000),
-    refreshBefore: positive('refreshBefore', opts.refreshBefore, 30000)
+    refreshBefore: positive('refreshBefore', opts.refreshBefore, 30000),
+    transport,
+    sseUrl: sse,
+    EventSource
   }
 }

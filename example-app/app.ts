@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { notifyEdge, notifyEdgeLoggerOptions } from '../plugins/index.js'
 import { redisOption } from '../bin/env.js'
@@ -39,6 +40,9 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     },
     // VAPID_* and SMTP_URL: Web Push and e-mail for offline users of the order stream (SPEC section 18).
     offline: offlineOptions(config),
+
+    // GET /sse and /public/sse (docs/sse.md); the secret must be the same on every instance.
+    sse: { secret: config.sseSecret ?? createHmac('sha256', config.jwtSecret).update('notify-edge sse secret').digest('base64url') },
     // Set: producers may publish through RabbitMQ (SPEC section 9), as the order service below does.
     amqp: config.amqpUrl === undefined ? undefined : { url: config.amqpUrl, exchange: config.amqpExchange, queue: config.amqpQueue },
     grpc: config.grpcPort === undefined ? undefined : { apiKey: config.publishApiKey, port: config.grpcPort, host: config.host },

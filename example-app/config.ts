@@ -42,6 +42,8 @@ export interface AppConfig {
   natsStream: string
   natsConsumer: string
   natsSubjectPrefix: string
+  /** Signs SSE event ids and access tokens (SPEC section 14); unset: derived from `jwtSecret`, shared by every instance as it is. */
+  sseSecret: string | undefined
 }
 
 /** Reads the config; `warnings` lists development defaults that stood in for missing secrets. */
@@ -75,7 +77,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       natsUrl: read.get('NATS_URL'),
       natsStream: read.get('NATS_STREAM') ?? 'notify',
       natsConsumer: read.get('NATS_CONSUMER') ?? 'notify-edge',
-      natsSubjectPrefix: read.get('NATS_SUBJECT_PREFIX') ?? 'notify'
+      natsSubjectPrefix: read.get('NATS_SUBJECT_PREFIX') ?? 'notify',
+      sseSecret: read.get('SSE_SECRET')
     },
     warnings: read.warnings
   }

@@ -103,3 +103,6 @@ export const EdgeBusyError = createError('FST_NOTIFY_EDGE_BUSY', 'Instance busy:
 
 /** `app.notify`'s control methods have nothing to act through: no control plugin, or a publisher over gRPC or AMQP. */
 export const ControlDisabledError = createError('FST_NOTIFY_CONTROL_DISABLED', 'Control is not available: %s', 501)
+
+/** An SSE request is malformed: no `streams`, too many, or a name too long. */
+export const BadSseRequestError = createError('FST_NOTIFY_BAD_SSE_REQUEST', 'Bad SSE request: %s', 400)

@@ -12,6 +12,7 @@ import { notifyPresence, presenceKeyPrefix, RedisPresenceStore, type NotifyPrese
 import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisTicketClient } from './tickets/index.js'
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
+import { notifySse, type NotifySseOptions } from './streams/sse.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
 import { notifyIdempotency, RedisIdempotencyStore, type NotifyIdempotencyOptions, type RedisIdempotencyClient } from './idempotency/index.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
@@ -44,6 +45,7 @@ export { compareMessageIds, isMessageId } from './message-id.js'
 export * from './tickets/index.js'
 export * from './socket-auth.js'
 export * from './streams/index.js'
+export { notifySse, type NotifySseOptions } from './streams/sse.js'
 export * from './publish-api.js'
 export * from './idempotency/index.js'
 export * from './metrics.js'
@@ -108,6 +110,11 @@ export interface NotifyEdgeOptions extends NotifyOptions {
    * with `redis`. @default {}
    */
   idempotency?: NotifyIdempotencyOptions
+  /**
+   * Server-Sent Events (SPEC section 14, docs/sse.md): `routes` default to `/sse` (authenticated,
+   * with `POST /sse/access`) and `/public/sse` (anonymous), each given `secret`; left out when not given.
+   */
+  sse?: NotifyEdgeSseOptions
   /** `POST /notifications`; left out when not given. */
   publishApi?: NotifyPublishApiOptions
   /** The RabbitMQ ingress (SPEC section 9): consume the exchange's messages into `app.notify.publish`; left out when not given. */
@@ -144,6 +151,13 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   limits?: NotifyConnectionLimitsOptions
 }
 
+/** The edge's SSE routes, sharing one secret (see `NotifySseOptions.secret`). */
+export interface NotifyEdgeSseOptions {
+  secret?: string
+  /** @default [{ path: '/sse' }, { path: '/public/sse', anonymous: true }] */
+  routes?: NotifySseOptions[]
+}
+
 type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient
 
 /** Presence options, with the timings of the Redis store the edge builds. */
@@ -172,7 +186,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, outbox, jetstream, asyncapi, offline, control = {}, admin, limits, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, sse, publishApi, redis, metrics, idempotency, amqp, grpc, outbox, jetstream, asyncapi, offline, control = {}, admin, limits, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -242,6 +256,11 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
   const streamRoutes = routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]
   for (const route of streamRoutes) {
     await app.register(notifyStreams, route)
+  }
+  if (sse !== undefined) {
+    for (const route of sse.routes ?? [{ path: '/sse' }, { path: '/public/sse', anonymous: true }]) {
+      await app.register(notifySse, { secret: sse.secret, ...route })
+    }
   }
   if (publishApi !== undefined) await app.register(notifyPublishApi, publishApi)
   if (admin !== undefined) await app.register(notifyAdminApi, { publishApiKey: publishApi?.apiKey, ...admin })

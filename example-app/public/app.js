@@ -106,7 +106,8 @@ function showCard (orderId, status) {
 }
 
 function start () {
-  notify = connect({ url: '/ws', getTicket, getToken: login })
+  // The transport switch: auto falls back to Server-Sent Events when a WebSocket cannot be opened.
+  notify = connect({ url: '/ws', getTicket, getToken: login, transport: $('transport').value })
   setState('connecting')
   notify.on('state', (state) => setState(STATES[state]))
   notify.on('disconnected', ({ code, willRetry, delay }) => {

@@ -446,7 +446,8 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
   async #resume (stream: DeclaredStream, topic: string, since: string): Promise<Resume> {
     const resume = new Resume(topic, since)
     const history = this.ctx.history
-    if (stream.history === undefined || history === null || !isMessageId(since)) {
+    // `since: ''` asks for the topic from its start (an SSE response on a topic that was empty when it opened).
+    if (stream.history === undefined || history === null || (since !== '' && !isMessageId(since))) {
       await this.ctx.fanout.add(topic, this, stream)
       return resume
     }
