@@ -21,6 +21,7 @@ import { notifyGrpc, type NotifyGrpcOptions } from './grpc/index.js'
 import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
 import { isClusterOptions } from './bus/redis-emitter.js'
+import { notifyUpstream, type NotifyUpstreamOptions } from './upstream/index.js'
 import { FAIL_FAST, redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
 
 export * from './errors.js'
@@ -45,6 +46,7 @@ export { publishBodySchema, publishResultSchema } from './schemas.js'
 export * from './amqp/index.js'
 export * from './grpc/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
+export * from './upstream/index.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
 export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient }
@@ -101,6 +103,11 @@ export interface NotifyEdgeOptions extends NotifyOptions {
   metrics?: NotifyMetricsOptions
   /** `GET /asyncapi.json`: the AsyncAPI 3 document of the WebSocket routes and declared streams; left out when not given. */
   asyncapi?: NotifyAsyncApiOptions
+  /**
+   * Client publish and RPC over the sockets (SPEC section 13, docs/upstream.md): limits, methods,
+   * backends. `false` leaves it out (clients then only listen). @default {}
+   */
+  upstream?: NotifyUpstreamOptions | false
 }
 
 type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient
@@ -131,7 +138,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, upstream = {}, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -186,6 +193,7 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
     await app.register(notifyTickets, { ...tickets, store })
   }
   await app.register(notifySocketAuth, socketAuth ?? {})
+  if (upstream !== false) await app.register(notifyUpstream, upstream)
   const streamRoutes = routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]
   for (const route of streamRoutes) {
     await app.register(notifyStreams, route)
