@@ -20,6 +20,7 @@ const streams = defineStreams([
   { name: 'moderated', kind: 'public', clientPublish: moderate },
   { name: 'typed', kind: 'public', clientPublish: true, schema: Type.Object({ n: Type.Number() }) },
   { name: 'staff', kind: 'public', clientPublish: true, authorize: (principal) => principal.user === 'alice' },
+  { name: 'fragile', kind: 'public', clientPublish: true, authorize: () => { throw new Error('authorize bug') } },
   { name: 'news', kind: 'public' },
   { name: 'order', kind: 'private' }
 ])
@@ -75,6 +76,7 @@ t.test('refused publishes answer coded errors and never reach a subscriber', asy
   const denied = await send(mallory, { stream: 'moderated', data: { text: 'hi' } })
   t.same([denied.code, denied.reason, denied.message], ['FORBIDDEN', 'muted', 'you are muted'])
   t.equal((await send(mallory, { stream: 'staff', data: {} })).code, 'FORBIDDEN', 'authorize applies to publishing')
+  t.equal((await send(mallory, { stream: 'fragile', data: {} })).code, 'FORBIDDEN', 'an authorize that throws refuses')
   t.equal(await code({ stream: 'moderated', data: { text: 'boom' } }), 'FORBIDDEN', 'a hook that throws refuses')
   t.equal(await code({ stream: 'moderated', data: { text: 'nonsense' } }), 'FORBIDDEN', 'no verdict refuses')
   t.equal(await code({ stream: 'moderated', data: { text: 'never' } }), 'TIMEOUT', 'a hook that never answers times out')
