@@ -24,6 +24,15 @@ export interface RpcMethod {
   url: string
   /** Let anonymous connections call it (the route then sees a null user). @default false */
   anonymous?: boolean
+  /** TypeBox schema of the call's `data`: types the client's `rpc()` (the route's own schema validates). */
+  request?: object
+  /** TypeBox schema of the route's answer: types what `rpc()` resolves with. */
+  response?: object
+}
+
+/** Declares methods once, for the edge and the client (`typeof methods`, as `defineStreams`). */
+export function defineMethods<const Declaration extends Record<string, RpcMethod>> (methods: Declaration): Declaration {
+  return methods
 }
 
 /** Where a call goes, once mapped: the target's method, path with query, and JSON body. */
