@@ -4,6 +4,7 @@ import type { DataOf } from './typed.js'
 
 /** What the typed layer reads from a declared method: TypeBox schemas of its data and answer. */
 export interface MethodShape {
+  readonly url: string
   readonly request?: unknown
   readonly response?: unknown
 }
