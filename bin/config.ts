@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises'
 import { extname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { NotifyEdgeRedisOptions, NotifyJwtOptions, RedisEmitterKind, StreamDefinition } from '../plugins/index.js'
+import type { NotifyEdgeRedisOptions, NotifyJwtOptions, RedisEmitterKind, RpcMethod, StreamDefinition } from '../plugins/index.js'
 import { DEV_API_KEY, DEV_JWT_SECRET, EnvReader, SettingError, redisOption } from './env.js'
 
 export interface EdgeConfig {
@@ -21,6 +21,10 @@ export interface EdgeConfig {
   topicPrefix: string
   /** Path of the streams module or JSON file; undefined: the example's streams. */
   streamsConfig: string | undefined
+  /** Path of the RPC methods module or JSON file (SPEC section 13); undefined: none. */
+  methodsConfig: string | undefined
+  /** Shared with the backends that serve methods and hooks (`notifyBackend`); needed when any is a URL. */
+  callerSecret: string | undefined
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -76,7 +80,9 @@ export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Pro
     allowedOrigins: read.list('ALLOWED_ORIGINS'),
     logLevel,
     topicPrefix: read.get('TOPIC_PREFIX') ?? 'notify',
-    streamsConfig: read.get('STREAMS_CONFIG')
+    streamsConfig: read.get('STREAMS_CONFIG'),
+    methodsConfig: read.get('METHODS_CONFIG'),
+    callerSecret: read.get('CALLER_SECRET')
   }
   if (config.redis === undefined) read.warnings.push('REDIS_URL is not set: in-process bus and memory stores, one instance only')
   return { config, warnings: read.warnings }
@@ -103,4 +109,26 @@ export async function loadStreams (path: string | undefined): Promise<readonly S
   }
   if (!Array.isArray(streams)) throw new SettingError(`STREAMS_CONFIG ${path} must hold an array of streams (default export, \`streams\` or \`STREAMS\`)`)
   return streams as readonly StreamDefinition[]
+}
+
+/**
+ * The RPC methods METHODS_CONFIG names (a JSON file or a module whose default export, `methods`
+ * or `METHODS` is the object of methods by name); unset: none. Checked when the edge registers them.
+ */
+export async function loadMethods (path: string | undefined): Promise<Record<string, RpcMethod> | undefined> {
+  if (path === undefined) return undefined
+  const file = resolve(path)
+  let methods: unknown
+  try {
+    if (extname(file) === '.json') {
+      methods = JSON.parse(await readFile(file, 'utf8'))
+    } else {
+      const module = await import(pathToFileURL(file).href) as Record<string, unknown>
+      methods = module.default ?? module.methods ?? module.METHODS
+    }
+  } catch (err) {
+    throw new SettingError(`METHODS_CONFIG ${path}: ${(err as Error).message.split('\n')[0]}`)
+  }
+  if (methods === null || typeof methods !== 'object' || Array.isArray(methods)) throw new SettingError(`METHODS_CONFIG ${path} must hold an object of methods by name`)
+  return methods as Record<string, RpcMethod>
 }

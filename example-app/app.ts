@@ -7,6 +7,7 @@ import { orderRoutes } from './orders.js'
 import { pageRoutes } from './page.js'
 import { promotionRoute } from './promotion.js'
 import { STREAMS } from './streams.js'
+import { METHODS } from './methods.js'
 
 export { STREAMS } from './streams.js'
 
@@ -35,6 +36,8 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     // Set: producers may publish through RabbitMQ (SPEC section 9), as the order service below does.
     amqp: config.amqpUrl === undefined ? undefined : { url: config.amqpUrl, exchange: config.amqpExchange, queue: config.amqpQueue },
     grpc: config.grpcPort === undefined ? undefined : { apiKey: config.publishApiKey, port: config.grpcPort, host: config.host },
+    // The page places and lists orders over its socket: served by the routes below, in process.
+    upstream: { methods: METHODS },
     // GET /asyncapi.json; docs/asyncapi.json is a copy (npm run docs:asyncapi).
     asyncapi: {
       info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams.' },

@@ -142,7 +142,8 @@ export function mapCall (method: string, template: string, data: unknown): { pat
     return encodeURIComponent(String(value))
   })
   if (problem !== null) return problem
-  if (!IN_QUERY.has(method)) return { path, body: params.size > 0 ? (isObject ? rest : undefined) : data }
+  // No data is an empty object: a route with a body schema gets one whether it is injected or called over HTTP.
+  if (!IN_QUERY.has(method)) return { path, body: params.size > 0 || data === undefined ? rest : data }
   const query = new URLSearchParams()
   for (const [name, value] of Object.entries(rest)) {
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') return `data.${name.slice(0, 32)} must be a string, a number or a boolean`
