@@ -89,24 +89,28 @@ export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Pro
 }
 
 /**
+ * What the file at `path` holds: a JSON file's value, or a module's default export or the export
+ * named `name` (or its upper-case form); `setting` names the variable in errors.
+ */
+async function loadSetting (setting: string, path: string, name: string): Promise<unknown> {
+  const file = resolve(path)
+  try {
+    if (extname(file) === '.json') return JSON.parse(await readFile(file, 'utf8'))
+    const module = await import(pathToFileURL(file).href) as Record<string, unknown>
+    return module.default ?? module[name] ?? module[name.toUpperCase()]
+  } catch (err) {
+    throw new SettingError(`${setting} ${path}: ${(err as Error).message.split('\n')[0]}`)
+  }
+}
+
+/**
  * The streams that STREAMS_CONFIG names: a JSON file (an array), or a module whose default
  * export, `streams` or `STREAMS` is the array (a module may carry `authorize` hooks). Unset: the
  * example's streams. The definitions themselves are checked when the edge registers them.
  */
 export async function loadStreams (path: string | undefined): Promise<readonly StreamDefinition[]> {
   if (path === undefined) return (await import('../example-app/streams.js')).STREAMS
-  const file = resolve(path)
-  let streams: unknown
-  try {
-    if (extname(file) === '.json') {
-      streams = JSON.parse(await readFile(file, 'utf8'))
-    } else {
-      const module = await import(pathToFileURL(file).href) as Record<string, unknown>
-      streams = module.default ?? module.streams ?? module.STREAMS
-    }
-  } catch (err) {
-    throw new SettingError(`STREAMS_CONFIG ${path}: ${(err as Error).message.split('\n')[0]}`)
-  }
+  const streams = await loadSetting('STREAMS_CONFIG', path, 'streams')
   if (!Array.isArray(streams)) throw new SettingError(`STREAMS_CONFIG ${path} must hold an array of streams (default export, \`streams\` or \`STREAMS\`)`)
   return streams as readonly StreamDefinition[]
 }
@@ -117,18 +121,7 @@ export async function loadStreams (path: string | undefined): Promise<readonly S
  */
 export async function loadMethods (path: string | undefined): Promise<Record<string, RpcMethod> | undefined> {
   if (path === undefined) return undefined
-  const file = resolve(path)
-  let methods: unknown
-  try {
-    if (extname(file) === '.json') {
-      methods = JSON.parse(await readFile(file, 'utf8'))
-    } else {
-      const module = await import(pathToFileURL(file).href) as Record<string, unknown>
-      methods = module.default ?? module.methods ?? module.METHODS
-    }
-  } catch (err) {
-    throw new SettingError(`METHODS_CONFIG ${path}: ${(err as Error).message.split('\n')[0]}`)
-  }
+  const methods = await loadSetting('METHODS_CONFIG', path, 'methods')
   if (methods === null || typeof methods !== 'object' || Array.isArray(methods)) throw new SettingError(`METHODS_CONFIG ${path} must hold an object of methods by name`)
   return methods as Record<string, RpcMethod>
 }

@@ -2,19 +2,9 @@ import Fastify from 'fastify'
 import t from 'tap'
 import { defineStreams, notifyEdge } from '../plugins/index.js'
 import { METHODS, chatHook, orderRoutes } from './abstract/upstream-targets.js'
-import { SECRET, connectUser, publish, urls, watchProcessFailures, type Frame } from './helpers.js'
+import { SECRET, connectUser, prng, publish, urls, watchProcessFailures, type Frame } from './helpers.js'
 
 const FRAMES = 10_000
-
-/** Deterministic randomness, so a failure can be replayed. */
-function prng (seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6D2B79F5) | 0
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function hostileFrames (random: () => number): Array<() => string> {
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]
