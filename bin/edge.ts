@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { notifyEdge, notifyEdgeLoggerOptions, type StreamDefinition } from '../plugins/index.js'
+import { notifyEdge, notifyEdgeLoggerOptions, type RpcMethod, type StreamDefinition } from '../plugins/index.js'
 import type { EdgeConfig } from './config.js'
 
 /**
@@ -7,7 +7,9 @@ import type { EdgeConfig } from './config.js'
  * `GET /health` (alive, with Redis's state) and `GET /ready` (take traffic: Redis reachable; 503
  * while it is not, and while the edge drains).
  */
-export async function buildEdge (config: EdgeConfig, streams: readonly StreamDefinition[], logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
+export async function buildEdge (
+  config: EdgeConfig, streams: readonly StreamDefinition[], logger: false | Record<string, unknown> = { level: config.logLevel }, methods?: Record<string, RpcMethod>
+): Promise<FastifyInstance> {
   const app = Fastify({ logger: logger === false ? false : { ...notifyEdgeLoggerOptions(), ...logger } })
   await app.register(notifyEdge, {
     jwt: config.jwt,
@@ -21,7 +23,9 @@ export async function buildEdge (config: EdgeConfig, streams: readonly StreamDef
     metrics: {},
     // Refused at registration when shorter than 16 characters or equal to the publish key.
     admin: config.adminApiKey === undefined ? undefined : { apiKey: config.adminApiKey },
-    limits: config.limits
+    limits: config.limits,
+    // Methods and hooks served by backends (SPEC section 13): the caller travels signed with CALLER_SECRET.
+    upstream: { methods, backend: config.callerSecret === undefined ? undefined : { callerSecret: config.callerSecret } }
   })
 
   function redisState (): { healthy: boolean, redis?: Record<string, unknown> } {

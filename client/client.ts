@@ -1,9 +1,11 @@
 import type { AnyStreams, StreamData, StreamName } from '../plugins/typed.js'
+import type { AnyMethods, MethodName, MethodRequest, MethodResponse } from '../plugins/typed-methods.js'
 import { backoffDelay } from './backoff.js'
 import { CLOSE, retryAfterDelay, retryDelay } from './close-codes.js'
 import { Emitter } from './emitter.js'
 import { NotifyClientError, type ServerErrorCode } from './errors.js'
 import { resolveOptions, type CredentialSource, type NotifyClientOptions, type ResolvedOptions } from './options.js'
+import { Requests } from './requests.js'
 import { OPEN, type WebSocketLike } from './socket.js'
 import { Subscriptions, type MessageHandler, type NotifyMessage } from './subscriptions.js'
 import { SseSocket, sseUrl } from './sse.js'
@@ -70,11 +72,30 @@ async function credential (source: CredentialSource, name: string): Promise<stri
   return value
 }
 
+/** What `publish()` resolves with. */
+export interface Published {
+  /** The message id, as subscribers receive it. */
+  id: string
+  /** True when the idempotency key had published already: `id` is that first publish's. */
+  replayed: boolean
+}
+
+/** Options of one `publish()` or `rpc()`. */
+export interface RequestOptions {
+  /** ms to wait for the answer before rejecting with `NOTIFY_CLIENT_TIMEOUT`. @default 10000 */
+  timeout?: number
+}
+
+/** A stream name, or a channel key of it (`room:lobby`). */
+type Target<Name extends string> = Name | `${Name}:${string}`
+
 /**
  * A notify-edge connection that reconnects, resubscribes and resumes by itself. `Streams` is the
- * server's declaration (`typeof streams`, type only): it types stream names and each one's data.
+ * server's declaration (`typeof streams`, type only): it types stream names and each one's data;
+ * `Methods` (`typeof methods`) types `rpc()`.
  */
-export class NotifyClient<Streams = AnyStreams> {
+export class NotifyClient<Streams = AnyStreams, Methods = AnyMethods> {
+  readonly #requests = new Requests()
   readonly #opts: ResolvedOptions
   readonly #events = new Emitter<NotifyClientEvents>()
   readonly #subscriptions = new Subscriptions()
@@ -133,6 +154,39 @@ export class NotifyClient<Streams = AnyStreams> {
         this.#send({ event: 'unsubscribe', streams: [stream], id: this.#nextId('u') })
       }
     }
+  }
+
+  /**
+   * Publishes `data` to a stream that lets clients publish (SPEC section 13); resolves with the
+   * message id once the edge has published it. Needs an open connection; never sent twice: a
+   * connection lost before the answer rejects with `NOTIFY_CLIENT_DISCONNECTED` (give an
+   * `idempotencyKey` to retry safely). Refusals reject with the server's code (`FORBIDDEN` with
+   * the hook's `reason`, `RATE_LIMITED`, `BAD_REQUEST`, …).
+   */
+  publish<Name extends StreamName<Streams>> (stream: Target<Name>, data: StreamData<Streams, Name>, options: RequestOptions & { idempotencyKey?: string } = {}): Promise<Published> {
+    return this.#request({ event: 'publish', stream, data, idempotencyKey: options.idempotencyKey }, 'c', options)
+      .then((frame) => ({ id: String(frame.message), replayed: frame.replayed === true }))
+  }
+
+  /**
+   * Calls a method declared on the server; resolves with its route's answer, or rejects with
+   * `RPC_FAILED` (and the route's `status`), `UNKNOWN_METHOD`, `TIMEOUT`, `FORBIDDEN`, … As
+   * `publish`, a call is never sent twice.
+   */
+  rpc<Name extends MethodName<Methods>> (method: Name, data?: MethodRequest<Methods, Name>, options: RequestOptions = {}): Promise<MethodResponse<Methods, Name>> {
+    return this.#request({ event: 'rpc', method, data }, 'c', options).then((frame) => frame.data as MethodResponse<Methods, Name>)
+  }
+
+  #request (frame: Record<string, unknown>, prefix: string, options: RequestOptions): Promise<Record<string, unknown>> {
+    if (this.#welcome === null || this.#socket?.readyState !== OPEN) {
+      return Promise.reject(new NotifyClientError('NOTIFY_CLIENT_NOT_CONNECTED', 'the connection is not open'))
+    }
+    const timeout = options.timeout ?? 10_000
+    if (typeof timeout !== 'number' || !(timeout > 0)) return Promise.reject(new NotifyClientError('NOTIFY_CLIENT_INVALID_ARGUMENT', 'timeout must be a positive number'))
+    const id = this.#nextId(prefix)
+    const answer = this.#requests.wait(id, timeout)
+    this.#send({ ...frame, id })
+    return answer
   }
 
   /** Closes the connection for good; resolves once the socket has closed. */
@@ -255,6 +309,7 @@ export class NotifyClient<Streams = AnyStreams> {
     this.#welcome = null
     this.#restoreId = null
     this.#clearTimers()
+    this.#requests.failAll()
     let delay = this.#state === 'closed' ? null : retryDelay(code, this.#attempt, this.#opts.backoff)
     if (delay !== null && this.#retryAfter !== null) delay = Math.max(delay, this.#retryAfter)
     this.#retryAfter = null
@@ -283,6 +338,8 @@ export class NotifyClient<Streams = AnyStreams> {
       this.#error(new NotifyClientError('NOTIFY_CLIENT_BAD_FRAME', 'the server sent a frame that is not a JSON object with an event'))
       return
     }
+    // The answer to a publish or a call (errors included) goes to whoever awaits it.
+    if ((frame.event === 'published' || frame.event === 'result' || frame.event === 'error') && this.#requests.settle(frame)) return
     switch (frame.event) {
       case 'welcome': return this.#onWelcome(frame)
       case 'subscribed': return this.#onSubscribed(frame)
@@ -335,12 +392,13 @@ export class NotifyClient<Streams = AnyStreams> {
   }
 
   #onMessage (frame: ServerFrame): void {
-    const { stream, id, ts, data } = frame
+    const { stream, id, ts, data, from } = frame
     if (typeof stream !== 'string' || typeof id !== 'string') {
       this.#error(new NotifyClientError('NOTIFY_CLIENT_BAD_FRAME', 'a message frame without stream or id'))
       return
     }
     const message: NotifyMessage = { stream, id, ts: typeof ts === 'number' ? ts : Date.now(), data }
+    if (typeof from === 'string') message.from = from
     for (const err of this.#subscriptions.deliver(message)) this.#handlerFailed(err)
   }
 

@@ -8,6 +8,8 @@ export interface NotifyMessage<T = unknown> {
   /** Publish time, ms since the epoch. */
   ts: number
   data: T
+  /** The sender of a client publish (SPEC section 13), set by the server; absent on a server's publish. */
+  from?: string
 }
 
 export type MessageHandler<T = unknown> = (message: NotifyMessage<T>) => void

@@ -9,6 +9,7 @@ import { pageRoutes } from './page.js'
 import { promotionRoute } from './promotion.js'
 import { offlineOptions, pushKeyRoute } from './offline.js'
 import { STREAMS } from './streams.js'
+import { METHODS } from './methods.js'
 
 export { STREAMS } from './streams.js'
 
@@ -50,6 +51,8 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     outbox: config.databaseUrl === undefined ? undefined : { database: config.databaseUrl, table: config.outboxTable },
     // Set: producers may publish through NATS JetStream (SPEC section 16).
     jetstream: config.natsUrl === undefined ? undefined : { servers: config.natsUrl, stream: config.natsStream, consumer: config.natsConsumer, subjectPrefix: config.natsSubjectPrefix },
+    // The page places and lists orders over its socket: served by the routes below, in process.
+    upstream: { methods: METHODS },
     // GET /asyncapi.json; docs/asyncapi.json is a copy (npm run docs:asyncapi).
     asyncapi: {
       info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams.' },

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { BusUnavailableError, natsSubject, routingKey, type PublishInput, type PublishResult } from '../plugins/index.js'
 import { postgresOrderBook } from './orders-pg.js'
+// `request.notifyPrincipal`: the socket auth (embedded) or notifyBackend (split out) declares it.
+import type {} from '../plugins/socket-auth.js'
 
 interface Order { orderId: string, status: string }
 
@@ -103,17 +105,19 @@ export async function orderRoutes (app: FastifyInstance, opts: OrderRoutesOption
     pending.add(timer)
   }
 
+  // Over RPC (SPEC section 13) the caller is `request.notifyPrincipal` and orders for themselves;
+  // over plain HTTP the demo takes `user` from the body (no auth: a demo).
   app.post('/orders', {
     schema: {
       body: {
         type: 'object',
-        required: ['user'],
         additionalProperties: false,
         properties: { user: { type: 'string', minLength: 1, maxLength: 256 } }
       }
     }
   }, async (request, reply) => {
-    const { user } = request.body as { user: string }
+    const user = request.notifyPrincipal?.user ?? (request.body as { user?: string } | undefined)?.user
+    if (user == null) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'body must have required property \'user\'' })
     const orderId = randomUUID()
     const update = (status: string) => async () => {
       await book.set(user, { orderId, status })
@@ -127,6 +131,8 @@ export async function orderRoutes (app: FastifyInstance, opts: OrderRoutesOption
   })
 
   app.get('/orders', async (request, reply) => {
+    const caller = request.notifyPrincipal?.user
+    if (caller != null) return { orders: await book.list(caller) }
     const header = request.headers.authorization ?? ''
     let user: string
     try {

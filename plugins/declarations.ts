@@ -3,6 +3,7 @@
 import { Ajv, type ValidateFunction } from 'ajv'
 import { InvalidOptionError } from './errors.js'
 import type { HistoryBounds } from './history/store.js'
+import type { ClientPublishPolicy } from './inbound.js'
 import type { Principal } from './principal.js'
 import { STREAM_NAME, privateTopic, publicTopic } from './topics.js'
 import type { StreamKind } from './typed.js'
@@ -23,6 +24,12 @@ export interface StreamDefinition {
    * resume with `since`. Needs the history plugin. @default no history
    */
   history?: HistoryBounds
+  /**
+   * Lets clients publish to this (public or channel) stream over their socket (SPEC section 13):
+   * `true`, a hook deciding per message, or a backend hook's URL. Needs the upstream plugin.
+   * @default clients may not publish
+   */
+  clientPublish?: ClientPublishPolicy
 }
 
 /** A declared stream as the plugins use it. */
@@ -63,6 +70,15 @@ function dataCheck (ajv: Ajv, stream: string, schema: object | undefined): (data
   return (data) => validate(data) ? null : ajv.errorsText(validate.errors)
 }
 
+function clientPublishCheck ({ name, kind, clientPublish }: StreamDefinition): void {
+  if (clientPublish === undefined) return
+  if (kind === 'private') throw new InvalidOptionError(`stream ${name}: clients publish to public and channel streams only`)
+  const url = typeof clientPublish === 'string' && /^https?:\/\/[^/]/.test(clientPublish)
+  if (clientPublish !== true && typeof clientPublish !== 'function' && !url) {
+    throw new InvalidOptionError(`stream ${name}: clientPublish must be true, a function or an http(s) URL`)
+  }
+}
+
 /**
  * Validates stream definitions and compiles each schema once; throws
  * `FST_NOTIFY_INVALID_OPTION` for anything off.
@@ -84,6 +100,7 @@ export function declareStreams (definitions: unknown, prefix: string): Map<strin
     if (def.authorize !== undefined && typeof def.authorize !== 'function') {
       throw new InvalidOptionError(`stream ${def.name}: authorize must be a function`)
     }
+    clientPublishCheck(def)
     const dataProblem = dataCheck(ajv, def.name, def.schema)
     const history = historyBounds(def.name, def.history)
     const name = def.name

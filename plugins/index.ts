@@ -29,6 +29,7 @@ import { notifyControl, RedisRevocationStore, type NotifyControlOptions } from '
 import { revokedKey } from './control/redis-store.js'
 import { notifyAdminApi, type NotifyAdminApiOptions } from './admin-api.js'
 import { notifyLimits, RedisUserCounter, type NotifyConnectionLimitsOptions } from './limits/index.js'
+import { notifyUpstream, type NotifyUpstreamOptions } from './upstream/index.js'
 import { FAIL_FAST, redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
 
 export * from './errors.js'
@@ -64,6 +65,7 @@ export { refuseRevoked } from './control-hooks.js'
 export * from './outbox/index.js'
 export * from './jetstream/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
+export * from './upstream/index.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
 export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient }
@@ -149,6 +151,11 @@ export interface NotifyEdgeOptions extends NotifyOptions {
    * `RedisUserCounter` under `<topicPrefix>:conns:` with `redis`); left out when not given.
    */
   limits?: NotifyConnectionLimitsOptions
+  /**
+   * Client publish and RPC over the sockets (SPEC section 13, docs/upstream.md): limits, methods,
+   * backends. `false` leaves it out (clients then only listen). @default {}
+   */
+  upstream?: NotifyUpstreamOptions | false
 }
 
 /** The edge's SSE routes, sharing one secret (see `NotifySseOptions.secret`). */
@@ -186,7 +193,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, sse, publishApi, redis, metrics, idempotency, amqp, grpc, outbox, jetstream, asyncapi, offline, control = {}, admin, limits, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, sse, publishApi, redis, metrics, idempotency, amqp, grpc, outbox, jetstream, asyncapi, upstream = {}, offline, control = {}, admin, limits, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -253,6 +260,7 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
       : new RedisUserCounter({ client: client as unknown as ConstructorParameters<typeof RedisUserCounter>[0]['client'], prefix, timeout: bus.publishTimeout, onError: (err) => app.log.warn({ err }, 'notify limits: liveness not written') }))
     await app.register(notifyLimits, { ...limits, counter })
   }
+  if (upstream !== false) await app.register(notifyUpstream, upstream)
   const streamRoutes = routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]
   for (const route of streamRoutes) {
     await app.register(notifyStreams, route)

@@ -130,8 +130,11 @@ function recipients (stream: DeclaredStream, input: Record<string, unknown>, max
   return users as string[]
 }
 
-/** Checks `input` against the declared streams; throws the coded 400 errors of SPEC section 5. */
-export function checkPublish (streams: ReadonlyMap<string, DeclaredStream>, maxUsers: number, input: unknown): CheckedPublish {
+/**
+ * Checks `input` against the declared streams; throws the coded 400 errors of SPEC section 5.
+ * `from` (a client publish's sender, SPEC section 13) goes into the frame, never from `input`.
+ */
+export function checkPublish (streams: ReadonlyMap<string, DeclaredStream>, maxUsers: number, input: unknown, from?: string): CheckedPublish {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new BadPublishError('body must be a JSON object')
   }
@@ -147,7 +150,7 @@ export function checkPublish (streams: ReadonlyMap<string, DeclaredStream>, maxU
   if (problem !== null) throw new InvalidDataError(stream.name, problem)
   let template: MessageTemplate
   try {
-    template = messageTemplate(stream.name, body.data)
+    template = messageTemplate(stream.name, body.data, from)
   } catch (err) {
     throw new InvalidDataError(stream.name, (err as Error).message)
   }
@@ -162,8 +165,8 @@ export function publisherOf (
   streams: ReadonlyMap<string, DeclaredStream>, maxUsers: number, deliver: Deliver, offline: (users: string[], message: OfflineMessage) => void
 ): Notify['publish'] {
   // One implementation behind the typed overloads: the checks hold whatever the types said.
-  async function publish (input: PublishInput): Promise<PublishResult> {
-    const checked = checkPublish(streams, maxUsers, input)
+  async function publish (input: PublishInput, from?: string): Promise<PublishResult> {
+    const checked = checkPublish(streams, maxUsers, input, from)
     const sent = await deliver(checked)
     const { stream, users } = checked
     const data = (input as { data: unknown }).data
@@ -177,6 +180,17 @@ export function publisherOf (
     return known ? { ...result, offline: missed } : result
   }
   return publish as Notify['publish']
+}
+
+/**
+ * The edge's publish with the sender of a client publish: the frames carry `"from"`. Only the
+ * edge's `app.notify.publish` (built by `publisherOf`) takes it; the upstream plugin, which calls
+ * this, depends on the edge's notify plugin.
+ */
+export type PublishAs = (input: PublishInput, from?: string) => Promise<PublishResult>
+
+export function publishAs (notify: Notify): PublishAs {
+  return notify.publish as PublishAs
 }
 
 /** Calls `onOffline` without awaiting it (the publish has succeeded already); a throw or a rejection is logged. */

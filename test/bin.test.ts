@@ -100,6 +100,8 @@ t.test('refuses to start on a bad or missing setting with one line and no stack 
     [{ STREAMS_CONFIG: join(dir, 'broken.json') }, 'STREAMS_CONFIG'],
     [{ STREAMS_CONFIG: join(dir, 'object.json') }, 'must hold an array of streams'],
     [{ STREAMS_CONFIG: join(dir, 'bad.json') }, /STREAMS_CONFIG .*bad\.json: .*name/],
+    [{ METHODS_CONFIG: join(dir, 'broken.json') }, 'METHODS_CONFIG'],
+    [{ METHODS_CONFIG: join(dir, 'object.json') }, 'FST_NOTIFY_INVALID_OPTION'],
     [{ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_SENTINELS: '127.0.0.1:26379' }, 'set one of REDIS_URL'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be one of'],
     [{ REDIS_BUS_EMITTER: 'fast' }, 'REDIS_BUS_EMITTER must be mqemitter-redis or lean'],

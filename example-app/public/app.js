@@ -70,7 +70,12 @@ function showOrder (message) {
 }
 
 // After a gap, the order cards are rebuilt from the order service: some updates never arrived.
+// Over the socket when it is open (RPC `orders.list`), else over HTTP.
 async function refetchOrders () {
+  if (notify?.state === 'open') {
+    for (const { orderId, status } of (await notify.rpc('orders.list')).orders) showCard(orderId, status)
+    return
+  }
   const get = () => fetch(at('orders', '/orders'), { headers: { authorization: `Bearer ${token}` } })
   let res = await get()
   if (res.status === 401) {
@@ -201,8 +206,25 @@ const act = (button, path, body, then = () => {}) => async () => {
 }
 // An order for someone with no live connection answers `online: false`: the order service's
 // offline fallback (an e-mail, in a real service) fired, and the page says so.
-$('order').addEventListener('click', act($('order'), at('orders', '/orders'), () => ({ user: $('order-user').value.trim() || user }), (reply, body) => {
+const placedFor = (reply, body) => {
   if (reply.online === false) notification('fallback', null, `${body.user} is offline: the order service would send an e-mail`)
   else if (body.user !== user) notification('fallback', null, `${body.user} saw order ${reply.orderId.slice(0, 8)} live`)
-}))
+}
+const placeOverHttp = act($('order'), at('orders', '/orders'), () => ({ user: $('order-user').value.trim() || user }), placedFor)
+// Your own order, while the socket is open, goes over it: the RPC `orders.place`, served by the
+// order service's POST /orders for the signed-in user (forwarded to it when the edge is split out).
+$('order').addEventListener('click', async () => {
+  const forWhom = $('order-user').value.trim() || user
+  if (forWhom !== user || notify?.state !== 'open') return placeOverHttp()
+  $('order').disabled = true
+  try {
+    const reply = await notify.rpc('orders.place')
+    $('order').dataset.via = 'rpc'
+    placedFor(reply, { user })
+  } catch (err) {
+    notification('error', null, `${err.code}: ${err.message}`)
+  } finally {
+    $('order').disabled = false
+  }
+})
 $('promo').addEventListener('click', act($('promo'), at('orders', '/demo/promotion'), () => ({})))

@@ -6,6 +6,7 @@ import {
   BadIdempotencyKeyError, IdempotencyInProgressError, IdempotencyStoreUnavailableError, InvalidOptionError
 } from '../errors.js'
 import type { PublishInput, PublishResult } from '../notify.js'
+import { publishAs } from '../publishing.js'
 import { positiveInteger, within } from '../util.js'
 import { MemoryIdempotencyStore } from './memory-store.js'
 import type { IdempotencyEntry, IdempotencyStore } from './store.js'
@@ -39,8 +40,11 @@ export interface IdempotentPublish {
 /** `app.notifyIdempotency`: the one publish path of every ingress that carries a key. */
 export interface NotifyIdempotency {
   readonly store: IdempotencyStore
-  /** `app.notify.publish(input)`, at most once per `key` within the TTL; no key: a plain publish. */
-  publish (key: string | undefined, input: PublishInput): Promise<IdempotentPublish>
+  /**
+   * `app.notify.publish(input)`, at most once per `key` within the TTL; no key: a plain publish.
+   * `from`: the sender of a client publish (SPEC section 13), stamped on the frames.
+   */
+  publish (key: string | undefined, input: PublishInput, from?: string): Promise<IdempotentPublish>
 }
 
 declare module 'fastify' {
@@ -92,15 +96,19 @@ async function fastifyNotifyIdempotency (app: FastifyInstance, opts: NotifyIdemp
     }
   }
 
-  async function publish (key: string | undefined, input: PublishInput): Promise<IdempotentPublish> {
-    if (key === undefined) return { result: await app.notify.publish(input), replayed: false }
+  // A publisher's app.notify (a remote edge) knows no `from`: it is passed only when given.
+  const send = (input: PublishInput, from: string | undefined): Promise<PublishResult> =>
+    from === undefined ? app.notify.publish(input) : publishAs(app.notify)(input, from)
+
+  async function publish (key: string | undefined, input: PublishInput, from?: string): Promise<IdempotentPublish> {
+    if (key === undefined) return { result: await send(input, from), replayed: false }
     checkIdempotencyKey(key)
     const token = randomUUID()
     const first = await take(key, token)
     if (first !== null) return { result: first, replayed: true }
     let result: PublishResult
     try {
-      result = await app.notify.publish(input)
+      result = await send(input, from)
     } catch (err) {
       await reach(store.release(key, token)).catch((releaseErr: unknown) =>
         app.log.warn({ err: releaseErr }, 'notify edge: idempotency key not released; a retry waits for it to expire'))

@@ -5,6 +5,7 @@ import type { BusMessage } from '../bus/index.js'
 import type { NotifyHistory } from '../history/index.js'
 import type { PresenceReporter } from '../presence/index.js'
 import type { DeclaredStream } from '../declarations.js'
+import type { Inbound } from '../inbound.js'
 import { isMessageId } from '../message-id.js'
 import { principalFromJwt, type Principal } from '../principal.js'
 import { refuseRevoked, type ControlledConnection, type ServerFrame } from '../control-hooks.js'
@@ -39,6 +40,8 @@ export interface RouteContext {
   presence: PresenceReporter | null
   /** Called once a connection's socket has closed and its subscriptions are released. */
   released: (connection: Connection) => void
+  /** Serves client publishes and RPCs (the upstream plugin); null without it. */
+  inbound: Inbound | null
 }
 
 /** One delivery in this many is sampled for lag (a power of two: the test is a mask). */
@@ -340,6 +343,8 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
       if (++this.#more().badFrames >= this.ctx.limits.maxBadFrames) this.#policyClose('too many bad frames')
       return
     }
+    // A call runs beside the queue: a slow method must not hold the socket's other frames.
+    if (parsed.event === 'rpc') return this.#rpc(parsed)
     this.enqueue(parsed)
   }
 
@@ -380,7 +385,17 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
         return this.send(frame('pong', { id: message.id }))
       case 'refresh':
         return this.#refresh(message.token, message.id)
+      case 'publish':
+        // In the queue: a socket's publishes reach the bus in the order sent.
+        if (this.ctx.inbound === null) return this.send(errorFrame('FORBIDDEN', 'clients may not publish here', { id: message.id }))
+        return this.ctx.inbound.publish(this, message)
     }
+  }
+
+  #rpc (message: Extract<ClientFrame, { event: 'rpc' }>): void {
+    if (this.#closed) return
+    if (this.ctx.inbound === null) return this.send(errorFrame('FORBIDDEN', 'no methods are served here', { id: message.id }))
+    this.ctx.inbound.rpc(this, message)
   }
 
   /** The declared stream, or an error frame saying why it cannot be used here. */

@@ -3,6 +3,7 @@ import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyRequest, FastifySchema, onRequestHookHandler } from 'fastify'
 import type { WebSocket } from 'ws'
 import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
+import type { Inbound } from '../inbound.js'
 import { metricsOf, routeStats, type RouteStats } from '../recorder.js'
 import { integerBetween, positiveInteger } from '../util.js'
 import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
@@ -129,6 +130,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     // reads is never taken for a slow one because of what coalescing held back.
     flushes: new FlushScheduler(flushInterval, Math.min(MAX_HOLD_BYTES, Math.floor(limits.maxBufferedBytes / 4))),
     presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null,
+    // The upstream plugin (client publish and RPC), when registered before this route.
+    inbound: app.hasDecorator('notifyUpstream') ? (app as unknown as { notifyUpstream: Inbound }).notifyUpstream : null,
     released (connection) {
       connections.delete(connection)
       users.delete(connection.principal.user)

@@ -129,6 +129,8 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
   const ctx: RouteContext = {
     app,
     fanout,
+    // Receive only: an SSE client cannot send a publish or a call.
+    inbound: null,
     anonymous,
     maxSubscriptions,
     history,
