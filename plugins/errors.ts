@@ -76,3 +76,9 @@ export const PresenceUnavailableError = createError('FST_NOTIFY_PRESENCE_UNAVAIL
 
 /** `app.notify.presence()` has nothing to ask: an edge registered with `presence: false`, a publisher over gRPC or AMQP. */
 export const PresenceDisabledError = createError('FST_NOTIFY_PRESENCE_DISABLED', 'Presence is not available: %s', 501)
+
+/**
+ * A publish was sent to Redis but no answer came in time (a stall, a dropped connection): it may
+ * have happened or not. Retry with the same idempotency key, which answers the original ids if it did.
+ */
+export const OutcomeUnknownError = createError('FST_NOTIFY_OUTCOME_UNKNOWN', 'Publish outcome unknown: %s; retry with the same idempotency key', 503)

@@ -82,7 +82,14 @@ t.test('answers 503 when Redis does not answer in time', async (t) => {
   const store = new RedisHistoryStore({ client, timeout: 100 })
   // A frozen Redis: every other client's commands wait while it is paused.
   await blocker.client('PAUSE', 500, 'ALL')
-  await t.rejects(store.append('topic', messageTemplate('s', 2), bounds), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' })
+  // Sent and not answered: it may still run, so the answer says the outcome is unknown.
+  const err = await store.append('topic', messageTemplate('s', 2), bounds).catch((e: unknown) => e) as { code: string, statusCode: number, late: Promise<unknown> }
+  t.same([err.code, err.statusCode], ['FST_NOTIFY_OUTCOME_UNKNOWN', 503])
+  const late = await err.late as { id: string, prev: string }
+  t.match(late, { topic: 'topic', id: /^\d+-\d+$/ }, 'the late outcome is the message appended once Redis answered')
+  t.same((await store.read('topic', late.prev, bounds, 10))?.map((m) => m.id), [late.id], 'it is in history')
+  await blocker.client('PAUSE', 500, 'ALL')
+  await t.rejects(store.read('topic', '', bounds, 10), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' }, 'a read that times out is only unavailable')
 })
 
 t.test('rejects bad options with a coded error', async (t) => {
