@@ -9,6 +9,8 @@ import { STREAMS } from '../example-app/app.js'
 import { API_KEY, build, connectUser, type Edge } from './helpers.js'
 import { amqpNames, producer, queueDepth } from './rabbitmq.js'
 import { redisServer, until, type RedisServer } from './redis-server.js'
+import { allOrUnknown, isOutcomeUnknown, mayHaveRun, outcomeUnknown } from '../plugins/outcome.js'
+import mqemitter, { type MQEmitter } from 'mqemitter'
 
 // A publish whose effect in Redis is unknown (Redis stalled after the key was claimed) answers
 // FST_NOTIFY_OUTCOME_UNKNOWN; the key stays held, and a same-key retry gets the original ids as
@@ -233,4 +235,56 @@ t.test('an instance that died after its append, before recording the answer: a r
   t.equal(res.body.id, appended.id, 'the id the dead instance published')
   await alice.request({ event: 'ping' }, 'pong')
   t.same(alice.messages(), [], 'shown once')
+})
+
+/** An in-process emitter whose publishes are held until `release()`: a bus connection stalled while the rest answers. */
+function heldEmitter (): { emitter: MQEmitter, release: () => void } {
+  const real = mqemitter()
+  const held: Array<() => void> = []
+  let holding = true
+  const emitter = Object.assign(Object.create(real) as MQEmitter, {
+    emit: (message: Record<string, unknown>, callback?: (err?: Error) => void) => {
+      const go = (): void => { real.emit(message as never, callback) }
+      if (holding) held.push(go)
+      else go()
+      return emitter
+    }
+  })
+  return { emitter, release: () => { holding = false; held.splice(0).forEach((go) => go()) } }
+}
+
+t.test('a key stays held past its pendingTtl while the bus has not answered, and gets the late answer', async (t) => {
+  const { emitter, release } = heldEmitter()
+  const edge = await build(t, { streams, bus: { emitter, publishTimeout: 200 }, idempotency: { pendingTtl: 1 } })
+  const viewer = await connectUser(t, edge, 'viewer')
+  await viewer.subscribe('live')
+  const k = key()
+  const first = await post(edge, { stream: 'live', data: { n: 1 } }, k)
+  t.same([first.status, first.body.code], [503, 'FST_NOTIFY_OUTCOME_UNKNOWN'])
+  // Twice the pending ttl: the marker lives on because its holder extends it.
+  await new Promise((resolve) => setTimeout(resolve, 2200))
+  const during = await post(edge, { stream: 'live', data: { n: 1 } }, k)
+  t.same([during.status, during.body.code], [409, 'FST_NOTIFY_IDEMPOTENCY_IN_PROGRESS'], 'still held, never published a second time')
+  release()
+  const shown = await viewer.event('message')
+  const answers = await retryUntilAnswered(async () => {
+    const res = await post(edge, { stream: 'live', data: { n: 1 } }, k)
+    return { ...res, code: res.status === 202 ? null : res.body.code as string }
+  })
+  t.equal(answers.at(-1)!.body.id, shown.id, 'the late answer was recorded')
+  await viewer.request({ event: 'ping' }, 'pong')
+  t.same(viewer.messages(), [], 'shown once')
+})
+
+t.test('allOrUnknown: one unknown among successes is unknown with all their late answers; a definite failure wins', async (t) => {
+  const unknown = (late: Promise<unknown>): Promise<never> => Promise.reject(outcomeUnknown('stalled', late))
+  const err = await allOrUnknown([Promise.resolve(1), unknown(Promise.resolve(2))]).catch((e: unknown) => e)
+  t.ok(isOutcomeUnknown(err))
+  t.same(await (err as { late: Promise<unknown> }).late, [1, 2])
+  await t.rejects(allOrUnknown([unknown(new Promise(() => {})), Promise.reject(new Error('refused'))]), { message: 'refused' })
+  t.same(await allOrUnknown([Promise.resolve('a'), Promise.resolve('b')]), ['a', 'b'])
+  t.notOk(mayHaveRun(Object.assign(new Error('ERR boom'), { name: 'ReplyError' })), 'Redis refused it')
+  t.notOk(mayHaveRun(new Error("Stream isn't writeable and enableOfflineQueue options is false")), 'never sent')
+  t.ok(mayHaveRun(new Error('Connection is closed.')), 'lost in flight')
+  t.notOk(isOutcomeUnknown(new Error('x')))
 })
