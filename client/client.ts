@@ -141,7 +141,7 @@ export class NotifyClient<Streams = AnyStreams> {
     this.#retryTimer = null
     let socket: WebSocketLike
     try {
-      const url = new URL(this.#opts.url)
+      const url = await this.#opts.url()
       const { getTicket, getToken } = this.#opts
       if (getTicket !== undefined) url.searchParams.set('ticket', await credential(getTicket, 'getTicket'))
       else if (getToken !== undefined) url.searchParams.set('token', await credential(getToken, 'getToken'))
@@ -234,6 +234,8 @@ export class NotifyClient<Streams = AnyStreams> {
   #onSubscribed (frame: ServerFrame): void {
     this.#gaps(frame.gaps)
     const streams = Array.isArray(frame.streams) ? frame.streams.filter((s) => typeof s === 'string') : []
+    const positions = typeof frame.positions === 'object' && frame.positions !== null ? frame.positions as Record<string, unknown> : {}
+    for (const stream of streams) this.#subscriptions.accept(stream, positions[stream])
     this.#emit('subscribed', { streams })
     if (this.#restoreId !== null && frame.id === this.#restoreId) {
       this.#restoreId = null

@@ -5,9 +5,16 @@ import { socketUrl, type WebSocketConstructor } from './socket.js'
 /** A credential source; called again before every (re)connect. */
 export type CredentialSource = () => string | Promise<string>
 
+/** Picks the endpoint of each (re)connect, for client-side failover (a service registry, a health check). */
+export type UrlSource = () => string | Promise<string>
+
 export interface NotifyClientOptions {
-  /** The WebSocket endpoint, e.g. `wss://example.com/ws`; relative (`/ws`) and http(s) URLs are accepted in browsers. */
-  url: string
+  /**
+   * The WebSocket endpoint, e.g. `wss://example.com/ws`; relative (`/ws`) and http(s) URLs are
+   * accepted in browsers. Several URLs: each (re)connect takes the next one, starting from a
+   * random one. A function: called before each (re)connect, it returns the URL to use.
+   */
+  url: string | readonly string[] | UrlSource
   /** Returns a one-time ticket (`POST /ws/ticket`); sent as `?ticket=`. Called before every (re)connect. */
   getTicket?: CredentialSource
   /**
@@ -30,7 +37,8 @@ export interface NotifyClientOptions {
 }
 
 export interface ResolvedOptions {
-  url: URL
+  /** The endpoint of the next connect. */
+  url: () => Promise<URL>
   getTicket: CredentialSource | undefined
   getToken: CredentialSource | undefined
   WebSocket: WebSocketConstructor
@@ -56,10 +64,28 @@ function credential (name: string, value: unknown): CredentialSource | undefined
   return value as CredentialSource | undefined
 }
 
+function endpoint (value: unknown): URL {
+  const url = typeof value === 'string' ? socketUrl(value) : null
+  if (url === null) throw invalid('url must be a ws:, wss:, http: or https: URL')
+  return url
+}
+
+function endpoints (url: NotifyClientOptions['url'], random = Math.random): () => Promise<URL> {
+  if (typeof url === 'function') return async () => endpoint(await url())
+  if (!Array.isArray(url)) {
+    const one = endpoint(url)
+    return async () => new URL(one)
+  }
+  if (url.length === 0) throw invalid('url must list at least one URL')
+  const all = url.map(endpoint)
+  // A random start, so that the clients of one page load do not all pick the first.
+  let next = Math.floor(random() * all.length)
+  return async () => new URL(all[next++ % all.length])
+}
+
 export function resolveOptions (opts: NotifyClientOptions): ResolvedOptions {
   if (opts === null || typeof opts !== 'object') throw invalid('options must be an object')
-  const url = typeof opts.url === 'string' ? socketUrl(opts.url) : null
-  if (url === null) throw invalid('url must be a ws:, wss:, http: or https: URL')
+  const url = endpoints(opts.url)
   const WebSocket = opts.WebSocket ?? (globalThis.WebSocket as WebSocketConstructor | undefined)
   if (typeof WebSocket !== 'function') {
     throw new NotifyClientError('NOTIFY_CLIENT_NO_WEBSOCKET', 'no global WebSocket: pass one as the WebSocket option (e.g. the ws package)')
