@@ -24,7 +24,7 @@ export interface NotifyClientOptions {
   getToken?: CredentialSource
   /** WebSocket constructor, e.g. the `ws` package on Node 20. @default globalThis.WebSocket */
   WebSocket?: WebSocketConstructor
-  /** Reconnect delays in ms. @default { min: 500, max: 20000 } */
+  /** Reconnect delays in ms. @default { min: 500, max: 20000, drain: 3000 } */
   backoff?: Partial<BackoffOptions>
   /** How often an application-level ping is sent, in ms. @default 25000 */
   pingInterval?: number
@@ -93,12 +93,13 @@ export function resolveOptions (opts: NotifyClientOptions): ResolvedOptions {
   const min = positive('backoff.min', opts.backoff?.min, 500)
   const max = positive('backoff.max', opts.backoff?.max, 20000)
   if (min > max) throw invalid('backoff.min must not exceed backoff.max')
+  const drain = positive('backoff.drain', opts.backoff?.drain, 3000)
   return {
     url,
     getTicket: credential('getTicket', opts.getTicket),
     getToken: credential('getToken', opts.getToken),
     WebSocket,
-    backoff: { min, max },
+    backoff: { min, max, drain },
     pingInterval: positive('pingInterval', opts.pingInterval, 25000),
     pingTimeout: positive('pingTimeout', opts.pingTimeout, 10000),
     connectTimeout: positive('connectTimeout', opts.connectTimeout, 10000),

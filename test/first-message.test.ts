@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
 import { connect, type NotifyClient } from '../client/index.js'
@@ -43,7 +44,7 @@ function awayClient (t: Test, { a, b }: Pair, user: string | null, expiresIn: st
     },
     getTicket: user === null ? undefined : () => ticket(b.http, token(b.app, user, expiresIn)),
     WebSocket,
-    backoff: { min: 20, max: 200 }
+    backoff: { min: 20, max: 200, drain: 200 }
   })
   t.teardown(() => client.close())
   return { client, events: new Recorder(client), release }
@@ -133,4 +134,38 @@ t.test('subscribed gives each history stream\'s position: its latest id, or 0-0 
   t.same(await carol.event('subscribed'), { event: 'subscribed', streams: ['reward'], id: 'q' }, 'none for a stream it already receives')
   carol.send({ event: 'subscribe', streams: [{ stream: 'promotional', since: '0-0' }], id: 'r' })
   t.same(await carol.event('subscribed'), { event: 'subscribed', streams: ['promotional'], id: 'r', gaps: [] }, 'since 0-0 on an empty stream: complete')
+})
+
+t.test('several URLs: each connect takes the next, so a client fails over from a dead instance', async (t) => {
+  const { a, b } = await pair(t)
+  const { port } = a.app.server.address() as AddressInfo
+  await a.app.close()
+  const client = connect({
+    url: [`ws://127.0.0.1:${port}/ws`, `${b.ws}/ws`],
+    getTicket: () => ticket(b.http, token(b.app, 'erin')),
+    WebSocket,
+    backoff: { min: 20, max: 100 }
+  })
+  t.teardown(() => client.close())
+  const events = new Recorder(client)
+  events.subscribe('order')
+  await events.next('connected', () => true, 5000)
+  const sent = await publish(b.http, { stream: 'order', user: 'erin', data: { orderId: 'e', status: 'placed' } })
+  t.equal((await events.next('message')).id, sent.body.id)
+})
+
+t.test('a URL function that fails is reported and asked again', async (t) => {
+  const { b } = await pair(t)
+  let calls = 0
+  const client = connect({
+    url: () => ++calls === 1 ? 'ftp://nowhere/ws' : `${b.ws}/ws`,
+    getTicket: () => ticket(b.http, token(b.app, 'finn')),
+    WebSocket,
+    backoff: { min: 20, max: 100 }
+  })
+  t.teardown(() => client.close())
+  const events = new Recorder(client)
+  t.match(await events.next('error'), { code: 'NOTIFY_CLIENT_CREDENTIAL_FAILED' })
+  await events.next('connected', () => true, 5000)
+  t.equal(calls, 2)
 })

@@ -41,6 +41,14 @@ export interface RedisHistoryStoreOptions {
    * @default 1000
    */
   timeout?: number
+  /**
+   * How long a read (a resume, a live repair, a subscribe's position) may take before it fails,
+   * in ms. Longer than `timeout`: when thousands of clients resume at once (a rolling deploy),
+   * their reads queue behind each other on the pipelined connection, and waiting a little longer
+   * replays what history holds instead of reporting a gap.
+   * @default 5000
+   */
+  readTimeout?: number
   /** Clock in ms, for ids (never below the topic's latest), timestamps and expiry. @default Date.now */
   now?: () => number
 }
@@ -185,6 +193,7 @@ export class RedisHistoryStore implements HistoryStore {
   readonly #metaTtl: number
   readonly #timeout: number
   readonly #deadlines: Deadlines
+  readonly #readDeadlines: Deadlines
   readonly #now: () => number
 
   constructor (opts: RedisHistoryStoreOptions) {
@@ -208,6 +217,7 @@ export class RedisHistoryStore implements HistoryStore {
     this.#metaTtl = positiveInteger('metaTtl', opts.metaTtl, 86400)
     this.#timeout = positiveInteger('timeout', opts.timeout, 1000)
     this.#deadlines = new Deadlines(this.#timeout)
+    this.#readDeadlines = new Deadlines(positiveInteger('readTimeout', opts.readTimeout, 5000))
     this.#now = opts.now ?? Date.now
   }
 
@@ -272,17 +282,18 @@ export class RedisHistoryStore implements HistoryStore {
     const keys = [stream, `${stream}:last`]
     if (typeof record === 'string') keys.push(stream + record)
     const work = runScript(this.#client, script, keys, args)
+    const reading = script === READ_SCRIPT || script === LATEST_SCRIPT
     let result: { value: unknown } | null
     this.#writes.hold()
     try {
-      result = await this.#deadlines.race(work)
+      result = await (reading ? this.#readDeadlines : this.#deadlines).race(work)
     } catch (err) {
       const reason = `history: ${(err as Error).message}`
       if (record !== undefined && mayHaveRun(err)) throw outcomeUnknown(reason, work)
       throw new BusUnavailableError(reason)
     }
     if (result === null) {
-      const reason = `history: no answer within ${this.#timeout} ms`
+      const reason = `history: no answer within ${reading ? 'readTimeout' : `${this.#timeout} ms`}`
       if (record !== undefined) throw outcomeUnknown(reason, work)
       throw new BusUnavailableError(reason)
     }
