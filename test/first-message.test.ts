@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
 import { connect, type NotifyClient } from '../client/index.js'
-import { defineStreams } from '../plugins/index.js'
+import { defineStreams, MemoryHistoryStore } from '../plugins/index.js'
 import { STREAMS } from '../example-app/app.js'
 import { build, connectUser, publish, ticket, token, type Edge } from './helpers.js'
 import { Recorder, serverConnections } from './client-helpers.js'
@@ -168,4 +168,22 @@ t.test('a URL function that fails is reported and asked again', async (t) => {
   t.match(await events.next('error'), { code: 'NOTIFY_CLIENT_CREDENTIAL_FAILED' })
   await events.next('connected', () => true, 5000)
   t.equal(calls, 2)
+})
+
+/** A memory history whose `latest` fails: a history that does not answer a subscribe's position. */
+class NoPositionStore extends MemoryHistoryStore {
+  override async latest (): Promise<string> {
+    throw new Error('history is down')
+  }
+}
+
+t.test('a history that cannot give a position leaves it out, and the socket lives on', async (t) => {
+  const store = new NoPositionStore()
+  t.teardown(() => store.close())
+  const edge = await build(t, { streams, history: { store } })
+  const gina = await connectUser(t, edge, 'gina')
+  gina.send({ event: 'subscribe', streams: ['order', 'live'], id: 'p' })
+  t.same(await gina.event('subscribed'), { event: 'subscribed', streams: ['order', 'live'], id: 'p' }, 'no positions')
+  const sent = await publish(edge.http, { stream: 'order', user: 'gina', data: { orderId: 'g', status: 'placed' } })
+  t.equal((await gina.event('message')).id, sent.body.id, 'live delivery works')
 })

@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import { credentials, loadPackageDefinition, Metadata, status, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js'
 import { loadSync } from '@grpc/proto-loader'
-import { defineStreams, NOTIFY_PROTO_PATH, RedisIdempotencyStore, type IdempotencyEntry } from '../plugins/index.js'
+import { defineStreams, MemoryIdempotencyStore, NOTIFY_PROTO_PATH, RedisIdempotencyStore, type IdempotencyEntry } from '../plugins/index.js'
 import { STREAMS } from '../example-app/app.js'
 import { API_KEY, build, connectUser, type Edge } from './helpers.js'
 import { amqpNames, producer, queueDepth } from './rabbitmq.js'
@@ -69,6 +69,7 @@ async function stallingEdge (t: Test, opts: Record<string, unknown> = {}): Promi
   const redis = await redisServer(t, ['--enable-debug-command', 'yes'])
   // As the edge builds its own: no offline queue, nothing resent after a reconnect.
   const client = new Redis(redis.url, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false })
+  client.on('error', () => {})
   t.teardown(() => client.disconnect())
   await once(client, 'ready')
   const store = new StallAfterClaim({ client, keyPrefix: 'idem:' })
@@ -287,4 +288,60 @@ t.test('allOrUnknown: one unknown among successes is unknown with all their late
   t.notOk(mayHaveRun(new Error("Stream isn't writeable and enableOfflineQueue options is false")), 'never sent')
   t.ok(mayHaveRun(new Error('Connection is closed.')), 'lost in flight')
   t.notOk(isOutcomeUnknown(new Error('x')))
+})
+
+/** A memory idempotency store (so claims never wait for Redis) that stalls the history's Redis after a claim. */
+class MemoryStallAfterClaim extends MemoryIdempotencyStore {
+  stall: (() => void) | null = null
+  override async claim (key: string, token: string, pendingTtl: number): Promise<IdempotencyEntry | null> {
+    const entry = await super.claim(key, token, pendingTtl)
+    if (entry === null && this.stall !== null) {
+      this.stall()
+      this.stall = null
+    }
+    return entry
+  }
+}
+
+t.test('a retry that finds the key pending publishes under it: unknown again during the stall, the original id after', async (t) => {
+  const redis = await redisServer(t, ['--enable-debug-command', 'yes'])
+  const client = new Redis(redis.url, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  await once(client, 'ready')
+  const store = new MemoryStallAfterClaim()
+  let recovered!: Promise<unknown>
+  // Long enough that the retry, a second later, times out as well.
+  store.stall = () => { recovered = client.call('DEBUG', 'SLEEP', String(STALL_S + 1)) }
+  const edge = await build(t, { redis: { client }, idempotency: { store }, streams })
+  const alice = await connectUser(t, edge, 'alice')
+  await alice.subscribe('order')
+  const k = key()
+  const first = await post(edge, { stream: 'order', user: 'alice', data }, k)
+  const second = await post(edge, { stream: 'order', user: 'alice', data }, k)
+  t.same([first.body.code, second.body.code], ['FST_NOTIFY_OUTCOME_UNKNOWN', 'FST_NOTIFY_OUTCOME_UNKNOWN'], 'the retry ran the publish too, and it waited as well')
+  await recovered
+  const shown = await alice.event('message')
+  const third = await post(edge, { stream: 'order', user: 'alice', data }, k)
+  t.equal(third.body.id, shown.id)
+  await alice.request({ event: 'ping' }, 'pong')
+  t.same(alice.messages(), [], 'shown once: both appends under the key wrote one message')
+})
+
+t.test('Redis lost with the append in flight: the key is not recorded, and a retry publishes once on the new Redis', async (t) => {
+  const edge = await stallingEdge(t)
+  const alice = await connectUser(t, edge, 'alice')
+  await alice.subscribe('order')
+  const k = key()
+  const { started } = edge.sleepAfterClaim()
+  const pending = post(edge, { stream: 'order', user: 'alice', data }, k)
+  await started
+  await edge.redis.stop()
+  t.equal((await pending).body.code, 'FST_NOTIFY_OUTCOME_UNKNOWN')
+  await edge.redis.start()
+  const answers = await retryUntilAnswered(async () => {
+    const res = await post(edge, { stream: 'order', user: 'alice', data }, k)
+    return { ...res, code: res.status === 202 ? null : res.body.code as string }
+  })
+  t.equal(answers.at(-1)!.status, 202)
 })
