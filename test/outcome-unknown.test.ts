@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import { credentials, loadPackageDefinition, Metadata, status, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js'
 import { loadSync } from '@grpc/proto-loader'
-import { defineStreams, MemoryIdempotencyStore, NOTIFY_PROTO_PATH, RedisIdempotencyStore, type IdempotencyEntry } from '../plugins/index.js'
+import { defineStreams, MemoryIdempotencyStore, NOTIFY_PROTO_PATH, RedisIdempotencyStore, type IdempotencyEntry, type IdempotencyStore } from '../plugins/index.js'
 import { STREAMS } from '../example-app/app.js'
 import { API_KEY, build, connectUser, type Edge } from './helpers.js'
 import { amqpNames, producer, queueDepth } from './rabbitmq.js'
@@ -239,7 +239,7 @@ t.test('an instance that died after its append, before recording the answer: a r
 })
 
 /** An in-process emitter whose publishes are held until `release()`: a bus connection stalled while the rest answers. */
-function heldEmitter (): { emitter: MQEmitter, release: () => void } {
+function heldEmitter (): { emitter: MQEmitter, release: () => void, hold: () => void } {
   const real = mqemitter()
   const held: Array<() => void> = []
   let holding = true
@@ -251,7 +251,7 @@ function heldEmitter (): { emitter: MQEmitter, release: () => void } {
       return emitter
     }
   })
-  return { emitter, release: () => { holding = false; held.splice(0).forEach((go) => go()) } }
+  return { emitter, release: () => { holding = false; held.splice(0).forEach((go) => go()) }, hold: () => { holding = true } }
 }
 
 t.test('a key stays held past its pendingTtl while the bus has not answered, and gets the late answer', async (t) => {
@@ -266,6 +266,8 @@ t.test('a key stays held past its pendingTtl while the bus has not answered, and
   await new Promise((resolve) => setTimeout(resolve, 2200))
   const during = await post(edge, { stream: 'live', data: { n: 1 } }, k)
   t.same([during.status, during.body.code], [409, 'FST_NOTIFY_IDEMPOTENCY_IN_PROGRESS'], 'still held, never published a second time')
+  const durable = await post(edge, { stream: 'promotional', data: { n: 2 } })
+  t.same([durable.status, durable.body.code], [503, 'FST_NOTIFY_OUTCOME_UNKNOWN'], 'a memory history appends, then the bus leaves it unknown')
   release()
   const shown = await viewer.event('message')
   const answers = await retryUntilAnswered(async () => {
@@ -344,4 +346,25 @@ t.test('Redis lost with the append in flight: the key is not recorded, and a ret
     return { ...res, code: res.status === 202 ? null : res.body.code as string }
   })
   t.equal(answers.at(-1)!.status, 202)
+})
+
+t.test('a store that fails while a publish is unanswered is logged, and closing the app stops the wait', async (t) => {
+  const { emitter, release, hold } = heldEmitter()
+  const failing: IdempotencyStore = {
+    claim: async () => null,
+    complete: async () => { throw new Error('gone') },
+    release: async () => {},
+    extend: async () => { throw new Error('gone') }
+  }
+  const edge = await build(t, { streams, bus: { emitter, publishTimeout: 100 }, idempotency: { store: failing, pendingTtl: 1 } })
+  const warned: string[] = []
+  edge.app.log.warn = ((_obj: unknown, msg: string) => { warned.push(msg) }) as typeof edge.app.log.warn
+  t.equal((await post(edge, { stream: 'live', data: { n: 1 } }, key())).body.code, 'FST_NOTIFY_OUTCOME_UNKNOWN')
+  await until('a failed extend', () => warned.some((m) => m.includes('not extended')))
+  release()
+  await until('a failed complete', () => warned.some((m) => m.includes('late answer')))
+  hold()
+  t.equal((await post(edge, { stream: 'live', data: { n: 2 } }, key())).body.code, 'FST_NOTIFY_OUTCOME_UNKNOWN', 'the held bus answers late again')
+  await edge.app.close()
+  t.pass('closed with a publish still unanswered')
 })
