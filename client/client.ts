@@ -212,7 +212,7 @@ export class NotifyClient<Streams = AnyStreams, Methods = AnyMethods> {
 
   async #openSse (): Promise<WebSocketLike | null> {
     if (this.#subscriptions.requests().length === 0) return null
-    const url = sseUrl(this.#opts.sseUrl ?? this.#opts.url)
+    const url = sseUrl(this.#opts.sseUrl ?? await this.#opts.url())
     const { getTicket, getToken } = this.#opts
     if (getToken !== undefined) {
       // An access token survives EventSource's own reconnects; a ticket does not.
@@ -261,7 +261,7 @@ export class NotifyClient<Streams = AnyStreams, Methods = AnyMethods> {
   }
 
   async #openWebSocket (): Promise<WebSocketLike | null> {
-    const url = new URL(this.#opts.url)
+    const url = await this.#opts.url()
     const { getTicket, getToken } = this.#opts
     if (getTicket !== undefined) url.searchParams.set('ticket', await credential(getTicket, 'getTicket'))
     else if (getToken !== undefined) url.searchParams.set('token', await credential(getToken, 'getToken'))
@@ -376,6 +376,8 @@ export class NotifyClient<Streams = AnyStreams, Methods = AnyMethods> {
   #onSubscribed (frame: ServerFrame): void {
     this.#gaps(frame.gaps)
     const streams = Array.isArray(frame.streams) ? frame.streams.filter((s) => typeof s === 'string') : []
+    const positions = typeof frame.positions === 'object' && frame.positions !== null ? frame.positions as Record<string, unknown> : {}
+    for (const stream of streams) this.#subscriptions.accept(stream, positions[stream])
     this.#emit('subscribed', { streams })
     if (this.#restoreId !== null && frame.id === this.#restoreId) {
       this.#restoreId = null

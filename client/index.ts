@@ -9,7 +9,7 @@ export type { ConnectedEvent, ConnectionState, DisconnectedEvent, NotifyClientEv
 export type { AnyMethods, MethodName, MethodRequest, MethodResponse, MethodTypeMap, MethodTypes } from '../plugins/typed-methods.js'
 export { NotifyClientError, type ClientErrorCode, type ServerErrorCode } from './errors.js'
 export type { BackoffOptions } from './backoff.js'
-export type { CredentialSource, NotifyClientOptions } from './options.js'
+export type { CredentialSource, NotifyClientOptions, UrlSource } from './options.js'
 export type { WebSocketConstructor, WebSocketLike } from './socket.js'
 export type { MessageHandler, NotifyMessage } from './subscriptions.js'
 export type { AnyStreams, StreamData, StreamName, StreamTypeMap, StreamTypes } from '../plugins/typed.js'

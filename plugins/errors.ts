@@ -106,3 +106,9 @@ export const ControlDisabledError = createError('FST_NOTIFY_CONTROL_DISABLED', '
 
 /** An SSE request is malformed: no `streams`, too many, or a name too long. */
 export const BadSseRequestError = createError('FST_NOTIFY_BAD_SSE_REQUEST', 'Bad SSE request: %s', 400)
+
+/**
+ * A publish was sent to Redis but no answer came in time (a stall, a dropped connection): it may
+ * have happened or not. Retry with the same idempotency key, which answers the original ids if it did.
+ */
+export const OutcomeUnknownError = createError('FST_NOTIFY_OUTCOME_UNKNOWN', 'Publish outcome unknown: %s; retry with the same idempotency key', 503)

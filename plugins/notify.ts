@@ -3,10 +3,11 @@ import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { noControl } from './control-commands.js'
 import { declareStreams, type DeclaredStream, type StreamDefinition } from './declarations.js'
-import type { HistoryBounds } from './history/store.js'
+import type { AppendedMessage, HistoryBounds, OnceKey } from './history/store.js'
 import { MessageIdGenerator } from './message-id.js'
 import { metricsOf } from './recorder.js'
 import { messageFrame, type MessageTemplate } from './message.js'
+import { mapLate } from './outcome.js'
 import { noPresence, offlineHook, perTopic, presenceOf, publisherOf, type Notify, type OfflineHandoff, type OfflineMessage, type OnOffline, type Sent } from './publishing.js'
 import { topicPrefixOption } from './topics.js'
 import { positiveInteger } from './util.js'
@@ -51,18 +52,29 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
   }
 
   // Not async where there is no history to wait for: every message takes this path.
-  function send (stream: DeclaredStream, topic: string, template: MessageTemplate): Promise<Sent> {
-    if (stream.history !== undefined) return sendDurable(topic, template, stream.history)
+  function send (stream: DeclaredStream, topic: string, template: MessageTemplate, once?: OnceKey): Promise<Sent> {
+    if (stream.history !== undefined) return sendDurable(topic, template, stream.history, once)
     const { id, ts } = ids.next()
-    return bus.publish({ topic, id, frame: messageFrame(template, id, ts) }).then((receivers) => ({ id, receivers }))
+    return bus.publish({ topic, id, frame: messageFrame(template, id, ts) })
+      .then((receivers) => ({ id, receivers }), (err) => mapLate(err, (receivers: number | null) => ({ id, receivers })))
   }
 
-  async function sendDurable (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<Sent> {
+  async function sendDurable (topic: string, template: MessageTemplate, bounds: HistoryBounds, once?: OnceKey): Promise<Sent> {
     // Durable first: a message is on the bus only once history holds it, under the same id.
     const { store } = app.notifyHistory
-    const { receivers, ...message } = await store.append(topic, template, bounds)
-    if (!store.appendPublishes) return { id: message.id, receivers: await bus.publish(message) }
-    return { id: message.id, receivers: receivers ?? null }
+    let appended: AppendedMessage
+    try {
+      appended = await store.append(topic, template, bounds, once)
+    } catch (err) {
+      return mapLate(err, sentOf)
+    }
+    if (store.appendPublishes || appended.replayed === true) return sentOf(appended)
+    const { receivers, replayed, ...message } = appended
+    try {
+      return { id: message.id, receivers: await bus.publish(message) }
+    } catch (err) {
+      return mapLate(err, (late: number | null) => ({ id: message.id, receivers: late }))
+    }
   }
 
   const presence = presenceOf(streams, maxUsers, () =>
@@ -77,6 +89,10 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
   const publish = publisherOf(streams, maxUsers, perTopic(send, metricsOf(app)), handOff)
   // The control plugin, registered after this one, puts its own methods in place of these.
   app.decorate('notify', { streams, publish, presence, ...noControl('register the control plugin') } as Notify)
+}
+
+function sentOf ({ id, receivers, replayed }: AppendedMessage): Sent {
+  return replayed === true ? { id, receivers: receivers ?? null, replayed } : { id, receivers: receivers ?? null }
 }
 
 export const notify = fp(fastifyNotify, {

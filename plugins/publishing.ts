@@ -6,7 +6,9 @@ import {
   PresenceDisabledError, UnknownStreamError, UserNotAllowedError, UserRequiredError
 } from './errors.js'
 import type { DeclaredStream } from './declarations.js'
+import type { OnceKey } from './history/store.js'
 import { messageTemplate, type MessageTemplate } from './message.js'
+import { allOrUnknown, mapLate } from './outcome.js'
 import type { NotifyMetricsRecorder } from './recorder.js'
 import type { PresenceStore, StreamPresence, UserPresence } from './presence/store.js'
 import { userIdProblem } from './topics.js'
@@ -69,14 +71,23 @@ export interface CheckedPublish {
   readonly template: MessageTemplate
 }
 
-/** One message sent: its id, and how many instances subscribe to its topic (null when the bus cannot tell). */
-export interface Sent { id: string, receivers: number | null }
+/**
+ * One message sent: its id, and how many instances subscribe to its topic (null when the bus
+ * cannot tell); `replayed` when an earlier attempt under the same idempotency key had sent it.
+ */
+export interface Sent { id: string, receivers: number | null, replayed?: true }
 
-/** Sends a checked publish; resolves with one `Sent` per recipient, in order. */
-export type Deliver = (publish: CheckedPublish) => Promise<Sent[]>
+/**
+ * Sends a checked publish; resolves with one `Sent` per recipient, in order. `once` is the
+ * publish's idempotency key, for a history store that records the answer with the append.
+ */
+export type Deliver = (publish: CheckedPublish, once?: OnceKey) => Promise<Sent[]>
 
 /** Sends one message to one topic. */
-export type SendToTopic = (stream: DeclaredStream, topic: string, template: MessageTemplate) => Promise<Sent>
+export type SendToTopic = (stream: DeclaredStream, topic: string, template: MessageTemplate, once?: OnceKey) => Promise<Sent>
+
+/** `publish` as `publisherOf` builds it: the idempotency layer passes the key down (not public API). */
+export type PublishUnderKey = (input: PublishInput, once?: OnceKey, from?: string) => Promise<PublishResult>
 
 /**
  * `app.notify`: the declared streams, publishing and presence, whether the edge is here or
@@ -165,16 +176,28 @@ export function publisherOf (
   streams: ReadonlyMap<string, DeclaredStream>, maxUsers: number, deliver: Deliver, offline: (users: string[], message: OfflineMessage) => void
 ): Notify['publish'] {
   // One implementation behind the typed overloads: the checks hold whatever the types said.
-  async function publish (input: PublishInput, from?: string): Promise<PublishResult> {
+  async function publish (input: PublishInput, once?: OnceKey, from?: string): Promise<PublishResult> {
     const checked = checkPublish(streams, maxUsers, input, from)
-    const sent = await deliver(checked)
-    const { stream, users } = checked
+    let sent: Sent[]
+    try {
+      sent = await deliver(checked, once)
+    } catch (err) {
+      // Sent but unanswered: when Redis answers after all, the idempotency layer records this.
+      return mapLate(err, (late: Sent[]) => answer(checked, late))
+    }
+    if (once !== undefined && sent.every((s) => s.replayed === true)) once.replayed = true
+    return answer(checked, sent)
+  }
+  function answer (checked: CheckedPublish, sent: Sent[]): PublishResult {
+    const { stream, users, input } = checked
     const data = (input as { data: unknown }).data
     if (stream.kind === 'public') return { id: sent[0].id }
     // PUBLISH's receivers are the instances holding a socket subscribed to this user's topic.
     const known = sent.every((s) => s.receivers !== null)
     const missed = known ? (users as string[]).filter((_, i) => sent[i].receivers === 0) : []
-    if (missed.length > 0) offline(missed, { stream: stream.name, data, ids: sent.flatMap((s) => s.receivers === 0 ? [s.id] : []) })
+    // A replayed message's offline users were told about by the attempt that sent it.
+    const tell = missed.length > 0 ? (users as string[]).filter((_, i) => sent[i].receivers === 0 && sent[i].replayed !== true) : missed
+    if (tell.length > 0) offline(tell, { stream: stream.name, data, ids: sent.flatMap((s) => s.receivers === 0 && s.replayed !== true ? [s.id] : []) })
     if ((input as { users?: unknown }).users === undefined) return known ? { id: sent[0].id, online: missed.length === 0 } : { id: sent[0].id }
     const result = { ids: sent.map((s) => s.id) }
     return known ? { ...result, offline: missed } : result
@@ -190,7 +213,8 @@ export function publisherOf (
 export type PublishAs = (input: PublishInput, from?: string) => Promise<PublishResult>
 
 export function publishAs (notify: Notify): PublishAs {
-  return notify.publish as PublishAs
+  const publish = notify.publish as PublishUnderKey
+  return (input, from) => publish(input, undefined, from)
 }
 
 /** Calls `onOffline` without awaiting it (the publish has succeeded already); a throw or a rejection is logged. */
@@ -209,8 +233,8 @@ export function offlineHook (onOffline: OnOffline | undefined, log: FastifyBaseL
 
 /** A `Deliver` that sends to each recipient's topic at once, counting each message in `metrics`. */
 export function perTopic (send: SendToTopic, metrics: NotifyMetricsRecorder): Deliver {
-  function sendTo (stream: DeclaredStream, user: string | null, template: MessageTemplate): Promise<Sent> {
-    return send(stream, stream.topic(user), template).then((sent) => {
+  function sendTo (stream: DeclaredStream, user: string | null, template: MessageTemplate, once?: OnceKey): Promise<Sent> {
+    return send(stream, stream.topic(user), template, once).then((sent) => {
       metrics.published(stream.name)
       return sent
     }, (err: unknown) => {
@@ -218,10 +242,10 @@ export function perTopic (send: SendToTopic, metrics: NotifyMetricsRecorder): De
       throw err
     })
   }
-  return ({ stream, users, template }) => {
+  return ({ stream, users, template }, once) => {
     // One recipient is the common case, and the hot path of a busy publisher: no Promise.all.
-    if (users.length === 1) return sendTo(stream, users[0], template).then(inArray)
-    return Promise.all(users.map((user) => sendTo(stream, user, template)))
+    if (users.length === 1) return sendTo(stream, users[0], template, once).then(inArray, (err) => mapLate(err, inArray))
+    return allOrUnknown(users.map((user) => sendTo(stream, user, template, once)))
   }
 }
 

@@ -91,7 +91,7 @@ t.test('a bus that cannot publish (Redis frozen) answers UNAVAILABLE, then works
   redis.pause()
   const { err } = await edge.publish({ stream: 'reward', users: ['alice'], data_json: '{}' })
   t.equal(err?.code, status.UNAVAILABLE)
-  t.same(err?.metadata.get('x-error-code'), ['FST_NOTIFY_BUS_UNAVAILABLE'])
+  t.same(err?.metadata.get('x-error-code'), ['FST_NOTIFY_OUTCOME_UNKNOWN'], 'sent, not answered: its outcome is unknown')
   redis.resume()
   t.equal((await edge.publish({ stream: 'reward', users: ['alice'], data_json: '{}' })).err, null)
 })

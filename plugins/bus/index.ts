@@ -3,6 +3,7 @@ import mqemitter from 'mqemitter'
 import type { FastifyInstance } from 'fastify'
 import type { MQEmitter, Message } from 'mqemitter'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
+import { outcomeUnknown } from '../outcome.js'
 import { Deadlines, integerBetween, positiveInteger, withTimeout } from '../util.js'
 import { createRedisBus, isMQEmitterRedis, watchRedisEmitter, type NotifyBusRedisOptions, type RedisBus, type RedisEmitterKind } from './redis-emitter.js'
 
@@ -154,8 +155,9 @@ function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, stat
   const topics = new Map<string, TopicEntry>()
   const internal = new Set<string>()
   const deadlines = new Deadlines(publishTimeout)
-  const answered = (sent: { value: number | null } | null): number | null => {
-    if (sent === null) throw new BusUnavailableError(`no answer within ${publishTimeout} ms`)
+  // Sent and not answered in time: the PUBLISH may still go out, so the outcome is unknown.
+  const answered = (sent: { value: number | null } | null, work: Promise<number | null>): number | null => {
+    if (sent === null) throw outcomeUnknown(`bus: no answer within ${publishTimeout} ms`, work)
     return sent.value
   }
 
@@ -203,7 +205,8 @@ function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, stat
       // On Redis, a publish while the connection is down would wait in ioredis's offline queue.
       const down = state.down()
       if (down !== null) return Promise.reject(new BusUnavailableError(`Redis is not connected (${down})`))
-      return deadlines.race(send(message, topics)).then(answered, unavailable)
+      const work = send(message, topics)
+      return deadlines.race(work).then((sent) => answered(sent, work), unavailable)
     },
     topicCount: () => topics.size - internal.size,
     health: state.health,

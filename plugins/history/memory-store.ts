@@ -3,7 +3,7 @@ import { InvalidOptionError } from '../errors.js'
 import { MessageIdGenerator, compareMessageIds, isMessageId } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
 import { positiveInteger } from '../util.js'
-import type { HistoryBounds, HistoryStore } from './store.js'
+import type { HistoryBounds, HistoryStore, OnceKey } from './store.js'
 
 export interface MemoryHistoryStoreOptions {
   /** Clock in ms, for ids, timestamps and expiry. @default Date.now */
@@ -85,7 +85,8 @@ export class MemoryHistoryStore implements HistoryStore {
     return this.#topics.size
   }
 
-  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<BusMessage> {
+  // No `recordsOnce`: a memory store serves one process, whose idempotency store is the record.
+  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds, _once?: OnceKey): Promise<BusMessage> {
     let ring = this.#topics.get(topic)
     if (ring === undefined) {
       ring = new Ring(topic, bounds)

@@ -6,7 +6,7 @@ import type { NotifyHistory } from '../history/index.js'
 import type { PresenceReporter } from '../presence/index.js'
 import type { DeclaredStream } from '../declarations.js'
 import type { Inbound } from '../inbound.js'
-import { isMessageId } from '../message-id.js'
+import { EMPTY_POSITION, isMessageId } from '../message-id.js'
 import { principalFromJwt, type Principal } from '../principal.js'
 import { refuseRevoked, type ControlledConnection, type ServerFrame } from '../control-hooks.js'
 import type { Fanout, Subscriber } from './fanout.js'
@@ -414,6 +414,7 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
     const accepted: string[] = []
     const resumes: Resume[] = []
     const gaps: string[] = []
+    let positions: Record<string, string> | undefined
     let resuming = false
     for (const { stream: name, since } of requests) {
       const stream = this.#lookup(name, id)
@@ -435,6 +436,9 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
         this.#subscribed = withPair(this.#subscribed, stream, topic)
         this.ctx.presence?.subscribed(this.#principal.user, stream.name, stream.kind === 'public')
         if (since === undefined) {
+          // Read before live delivery starts: every message the socket will get is newer.
+          const position = await this.#position(stream, topic)
+          if (position !== null) (positions ??= {})[name] = position
           await this.ctx.fanout.add(topic, this, stream)
         } else {
           const resume = await this.#resume(stream, topic, since)
@@ -446,7 +450,7 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
     }
     if (this.#closed) return
     // `subscribed` (with `gaps` whenever a `since` was given) comes first, then each replay.
-    this.send(frame('subscribed', { streams: accepted, id, gaps: resuming ? gaps : undefined }))
+    this.send(frame('subscribed', { streams: accepted, id, gaps: resuming ? gaps : undefined, positions }))
     for (const resume of resumes) {
       if (!resume.finish(this.socket)) this.#endResume(resume.topic)
     }
@@ -473,11 +477,29 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
     return resume
   }
 
+  /**
+   * Where a stream with history stands (SPEC section 6): its latest id, `EMPTY_POSITION` when it
+   * has none, null when unknown (no history, or history did not answer).
+   */
+  async #position (stream: DeclaredStream, topic: string): Promise<string | null> {
+    const history = this.ctx.history
+    if (stream.history === undefined || history === null) return null
+    try {
+      const latest = await history.store.latest(topic)
+      return latest === '' ? EMPTY_POSITION : latest
+    } catch (err) {
+      this.ctx.log.warn({ err, connection: this.id, stream: stream.name }, 'notify history position not read: the subscribe carries none')
+      return null
+    }
+  }
+
   /** Reads what `resume` is to replay; a history that cannot be read is a gap. */
   async #replay (stream: DeclaredStream, resume: Resume): Promise<void> {
     const history = this.ctx.history!
+    // The empty position resumes from the topic's start, complete while nothing was trimmed.
+    const since = resume.since === EMPTY_POSITION ? '' : resume.since
     try {
-      resume.replay = await history.store.read(resume.topic, resume.since, stream.history!, history.maxReplay)
+      resume.replay = await history.store.read(resume.topic, since, stream.history!, history.maxReplay)
     } catch (err) {
       this.ctx.log.warn({ err, connection: this.id, stream: stream.name }, 'notify history read failed: reporting a gap')
     }

@@ -26,6 +26,13 @@ export interface NotifyStreamsOptions extends LimitOptions {
   /** How long `app.close()` waits for sockets to close after 1001 before terminating them, in ms. @default 5000 */
   drainTimeout?: number
   /**
+   * Longest time over which a drain spreads its 1001 closes, in ms, so that the clients of a
+   * stopping instance do not all reconnect (and resume) at once elsewhere. @default 3000
+   */
+  drainWindow?: number
+  /** Most 1001 closes a drain sends per second, within `drainWindow`: a few sockets close at once. @default 500 */
+  drainRate?: number
+  /**
    * Largest inbound frame, in bytes; over it the socket is closed with 1009. Applies to the whole
    * WebSocket server and only when this plugin registers `@fastify/websocket` itself.
    * @default 65536
@@ -61,6 +68,8 @@ export interface NotifyStreamsRoute {
   readonly stats: Readonly<RouteStats>
   /** How long `app.close()` waits for this route's sockets, in ms. */
   readonly drainTimeout: number
+  /** How the drain spreads its closes: over at most `window` ms, at most `rate` a second. */
+  readonly drainSpread: { readonly window: number, readonly rate: number }
   /** Sockets whose notifications wait, corked, for the route's next flush tick. */
   heldSockets (): number
 }
@@ -85,6 +94,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const anonymous = opts.anonymous === true
   const maxSubscriptions = positiveInteger('maxSubscriptions', opts.maxSubscriptions, 100)
   const drainTimeout = positiveInteger('drainTimeout', opts.drainTimeout, 5000)
+  const drainSpread = { window: integerBetween('drainWindow', opts.drainWindow, 3000, 0, 600_000), rate: positiveInteger('drainRate', opts.drainRate, 500) }
   const maxPayload = positiveInteger('maxPayload', opts.maxPayload, 65536)
   const heartbeatInterval = opts.heartbeatInterval === false ? false : positiveInteger('heartbeatInterval', opts.heartbeatInterval, 30_000)
   const flushInterval = integerBetween('flushInterval', opts.flushInterval, DEFAULT_FLUSH_INTERVAL, 0, 1000)
@@ -137,7 +147,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
       users.delete(connection.principal.user)
     }
   }
-  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, heldSockets: () => ctx.flushes.waiting })
+  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, drainSpread, heldSockets: () => ctx.flushes.waiting })
   metrics.route(path, {
     stats,
     connections: () => connections.size,

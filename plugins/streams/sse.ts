@@ -148,7 +148,9 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
       users.delete(connection.principal.user)
     }
   }
-  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, heldSockets: () => ctx.flushes.waiting })
+  // A drain spreads the ends of responses as the WebSocket routes' defaults spread their 1001s.
+  const drainSpread = { window: 3000, rate: 500 }
+  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, drainSpread, heldSockets: () => ctx.flushes.waiting })
   metrics.route(path, {
     stats,
     connections: () => connections.size,
