@@ -17,6 +17,11 @@ export function messageTemplate (stream: string, data: unknown): MessageTemplate
   return { head: `{"event":"message","stream":"${stream}","id":"`, tail: `,"data":${json}}` }
 }
 
+/** The same message for another stream name (a channel's `room:lobby`), its data serialized once for all. */
+export function retarget (template: MessageTemplate, stream: string): MessageTemplate {
+  return { head: `{"event":"message","stream":"${stream}","id":"`, tail: template.tail }
+}
+
 export function messageFrame (template: MessageTemplate, id: string, ts: number): string {
   return `${template.head}${id}","ts":${ts}${template.tail}`
 }

@@ -2,14 +2,14 @@
 // validate and encode the same way, and differ only in how a checked message travels.
 import type { FastifyBaseLogger } from 'fastify'
 import {
-  BadPresenceQueryError, BadPublishError, DataRequiredError, InvalidDataError, InvalidOptionError, InvalidUserError,
-  PresenceDisabledError, UnknownStreamError, UserNotAllowedError, UserRequiredError
+  BadPresenceQueryError, BadPublishError, DataRequiredError, InvalidDataError, InvalidKeyError, InvalidOptionError, InvalidUserError,
+  KeyNotAllowedError, KeyRequiredError, PresenceDisabledError, UnknownStreamError, UserNotAllowedError, UserRequiredError
 } from './errors.js'
 import type { DeclaredStream } from './declarations.js'
-import { messageTemplate, type MessageTemplate } from './message.js'
+import { messageTemplate, retarget, type MessageTemplate } from './message.js'
 import type { NotifyMetricsRecorder } from './recorder.js'
 import type { PresenceStore, StreamPresence, UserPresence } from './presence/store.js'
-import { userIdProblem } from './topics.js'
+import { keyProblem, userIdProblem } from './topics.js'
 import type { PublishInput, PublishResult, Publisher } from './typed.js'
 
 // The publish types come from the typed layer (typed.ts), so that a declaration types them.
@@ -45,8 +45,10 @@ export type OnOffline = (users: string[], message: OfflineMessage) => unknown
 /** A publish that passed every check: what a transport sends. */
 export interface CheckedPublish {
   readonly stream: DeclaredStream
-  /** The recipients in the caller's order; `[null]` on a public stream. */
+  /** The recipients in the caller's order; `[null]` on a public stream or a channel. */
   readonly users: Array<string | null>
+  /** A channel's keys in the caller's order; null on other streams. */
+  readonly keys: string[] | null
   /** The caller's input, as checked (a remote transport forwards it). */
   readonly input: PublishInput
   /** The `message` frame without its id and ts, serialized once for every recipient. */
@@ -89,12 +91,33 @@ declare module 'fastify' {
   }
 }
 
-const PUBLISH_KEYS = new Set(['stream', 'user', 'users', 'data'])
+const PUBLISH_KEYS = new Set(['stream', 'user', 'users', 'key', 'keys', 'data'])
+
+/** A channel publish's keys (`key` or `keys`, checked), or null for another stream, which may have none. */
+function channelKeys (stream: DeclaredStream, input: Record<string, unknown>, maxKeys: number): string[] | null {
+  const hasKey = input.key !== undefined
+  const hasKeys = input.keys !== undefined
+  if (stream.kind !== 'channel') {
+    if (hasKey || hasKeys) throw new KeyNotAllowedError(stream.name)
+    return null
+  }
+  if (input.user !== undefined || input.users !== undefined) throw new BadPublishError(`stream ${stream.name} is a channel: give "key" or "keys", not users`)
+  if (hasKey === hasKeys) throw new KeyRequiredError(stream.name)
+  const keys = hasKey ? [input.key] : input.keys
+  if (!Array.isArray(keys) || keys.length === 0 || keys.length > maxKeys) {
+    throw new BadPublishError(`keys must be an array of 1 to ${maxKeys} channel keys`)
+  }
+  for (const key of keys) {
+    const problem = keyProblem(key)
+    if (problem !== null) throw new InvalidKeyError(problem)
+  }
+  return keys as string[]
+}
 
 function recipients (stream: DeclaredStream, input: Record<string, unknown>, maxUsers: number): Array<string | null> {
   const hasUser = input.user !== undefined
   const hasUsers = input.users !== undefined
-  if (stream.kind === 'public') {
+  if (stream.kind !== 'private') {
     if (hasUser || hasUsers) throw new UserNotAllowedError(stream.name)
     return [null]
   }
@@ -121,6 +144,7 @@ export function checkPublish (streams: ReadonlyMap<string, DeclaredStream>, maxU
   }
   const stream = typeof body.stream === 'string' ? streams.get(body.stream) : undefined
   if (stream === undefined) throw new UnknownStreamError(String(body.stream).slice(0, 64))
+  const keys = channelKeys(stream, body, maxUsers)
   const users = recipients(stream, body, maxUsers)
   if (body.data === undefined) throw new DataRequiredError()
   const problem = stream.dataProblem(body.data)
@@ -131,7 +155,7 @@ export function checkPublish (streams: ReadonlyMap<string, DeclaredStream>, maxU
   } catch (err) {
     throw new InvalidDataError(stream.name, (err as Error).message)
   }
-  return { stream, users, input: input as PublishInput, template }
+  return { stream, users, keys, input: input as PublishInput, template }
 }
 
 /**
@@ -148,6 +172,7 @@ export function publisherOf (
     const { stream, users } = checked
     const data = (input as { data: unknown }).data
     if (stream.kind === 'public') return { id: sent[0].id }
+    if (stream.kind === 'channel') return (input as { key?: unknown }).key !== undefined ? { id: sent[0].id } : { ids: sent.map((s) => s.id) }
     // PUBLISH's receivers are the instances holding a socket subscribed to this user's topic.
     const known = sent.every((s) => s.receivers !== null)
     const missed = known ? (users as string[]).filter((_, i) => sent[i].receivers === 0) : []
@@ -175,8 +200,8 @@ export function offlineHook (onOffline: OnOffline | undefined, log: FastifyBaseL
 
 /** A `Deliver` that sends to each recipient's topic at once, counting each message in `metrics`. */
 export function perTopic (send: SendToTopic, metrics: NotifyMetricsRecorder): Deliver {
-  function sendTo (stream: DeclaredStream, user: string | null, template: MessageTemplate): Promise<Sent> {
-    return send(stream, stream.topic(user), template).then((sent) => {
+  function sendTo (stream: DeclaredStream, target: string | null, template: MessageTemplate): Promise<Sent> {
+    return send(stream, stream.topic(target), template).then((sent) => {
       metrics.published(stream.name)
       return sent
     }, (err: unknown) => {
@@ -184,7 +209,9 @@ export function perTopic (send: SendToTopic, metrics: NotifyMetricsRecorder): De
       throw err
     })
   }
-  return ({ stream, users, template }) => {
+  return ({ stream, users, keys, template }) => {
+    // Each key's frame names its channel in full (`room:lobby`); the data is serialized once for all.
+    if (keys !== null) return Promise.all(keys.map((key) => sendTo(stream, key, retarget(template, `${stream.name}:${key}`))))
     // One recipient is the common case, and the hot path of a busy publisher: no Promise.all.
     if (users.length === 1) return sendTo(stream, users[0], template).then(inArray)
     return Promise.all(users.map((user) => sendTo(stream, user, template)))

@@ -59,10 +59,10 @@ export class Fanout {
     return this.#topics.size
   }
 
-  /** Resolves once the topic is live on the bus. */
-  add (topic: string, subscriber: Subscriber, stream: DeclaredStream): Promise<void> {
+  /** Resolves once the topic is live on the bus; `name` is what its frames call it (a channel's `room:lobby`). */
+  add (topic: string, subscriber: Subscriber, stream: DeclaredStream, name = stream.name): Promise<void> {
     let entry = this.#topics.get(topic)
-    if (entry === undefined) entry = this.#open(topic, stream)
+    if (entry === undefined) entry = this.#open(topic, stream, name)
     entry.subscribers.add(subscriber)
     return entry.ready
   }
@@ -83,10 +83,10 @@ export class Fanout {
     this.#repairs.close()
   }
 
-  #open (topic: string, stream: DeclaredStream): TopicSubscribers {
+  #open (topic: string, stream: DeclaredStream, name: string): TopicSubscribers {
     const subscribers = new Set<Subscriber>()
     const { stats, log } = this.ctx
-    const gapFrame = new OutboundFrame(frame('gap', { streams: [stream.name] }))
+    const gapFrame = new OutboundFrame(frame('gap', { streams: [name] }))
     const line: TopicLine = new TopicLine(topic, stream.history, {
       deliver (message) {
         const outbound = new OutboundFrame(message.frame)
@@ -102,7 +102,7 @@ export class Fanout {
       },
       gap () {
         stats.gaps++
-        for (const subscriber of subscribers) subscriber.gap(gapFrame, stream.name)
+        for (const subscriber of subscribers) subscriber.gap(gapFrame, name)
       },
       repair: (since) => this.#repairs.run(line, since)
     })
