@@ -46,7 +46,12 @@ function input (request: GrpcPublishRequest): PublishInput {
   } catch {
     throw new BadPublishError('data_json is not JSON')
   }
-  return request.users.length === 0 ? { stream: request.stream, data } : { stream: request.stream, users: request.users, data }
+  // What was given passes on, so that the publish rules refuse what does not fit the stream.
+  const fields: Record<string, unknown> = { stream: request.stream, data }
+  if (request.users.length > 0) fields.users = request.users
+  if (request.key !== '') fields.key = request.key
+  if (request.keys.length > 0) fields.keys = request.keys
+  return fields as PublishInput
 }
 
 function reply (result: PublishResult): GrpcPublishReply {

@@ -84,14 +84,14 @@ export function httpTransport (opts: NotifyPublisherHttpOptions, timeout: number
     })
   }
 
-  const deliver: Deliver = async ({ input, users }) => {
+  const deliver: Deliver = async ({ input, users, keys }) => {
     let answer: EdgeAnswer
     try {
       answer = await call(url, JSON.stringify(input))
     } catch (err) {
       throw new BusUnavailableError(`edge unreachable: ${(err as Error).message}`)
     }
-    return sentFrom(answer, users)
+    return sentFrom(answer, keys ?? users)
   }
 
   /** GET /presence?…: the body of a 200, or the coded error the edge's answer amounts to. */
