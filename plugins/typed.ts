@@ -40,11 +40,16 @@ export interface NotifyEdgeStreams {}
 /** The registered streams' type map (`AnyStreams` when nothing is registered). */
 export type RegisteredStreams = NotifyEdgeStreams extends { streams: infer D } ? StreamsOf<D> : AnyStreams
 
-/** The stream names of a declaration or type map. */
-export type StreamName<Streams> = keyof StreamsOf<Streams> & string
+/** The channel streams of a type map. */
+type ChannelNames<M> = { [N in keyof M & string]: M[N] extends { kind: 'channel' } ? N : never }[keyof M & string]
 
-/** The `data` type of one stream of a declaration or type map. */
-export type StreamData<Streams, Name extends string> = StreamsOf<Streams>[Name] extends { data: infer D } ? D : unknown
+/** The names a client subscribes to: the streams of a declaration or type map, a channel's with a key (`room:lobby`). */
+export type StreamName<Streams> = Exclude<keyof StreamsOf<Streams> & string, ChannelNames<StreamsOf<Streams>>> | `${ChannelNames<StreamsOf<Streams>>}:${string}`
+
+/** The `data` type of one stream of a declaration or type map (of a channel's, for `room:<key>`). */
+export type StreamData<Streams, Name extends string> = Name extends `${infer Channel}:${string}`
+  ? StreamsOf<Streams>[Channel] extends { data: infer D } ? D : unknown
+  : StreamsOf<Streams>[Name] extends { data: infer D } ? D : unknown
 
 type Names<M> = keyof M & string
 type Kind<M, N extends Names<M>> = M[N] extends { kind: infer K } ? K : never
