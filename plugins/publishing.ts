@@ -15,8 +15,8 @@ import type { PublishInput, PublishResult, Publisher } from './typed.js'
 // The publish types come from the typed layer (typed.ts), so that a declaration types them.
 export type { PublishInput, PublishResult } from './typed.js'
 
-/** Who to ask about: users (private and public streams alike), or a public stream's audience. */
-export type PresenceQuery = { user: string } | { users: string[] } | { stream: string }
+/** Who to ask about: users (private and public streams alike), a public stream's audience, or a channel key's. */
+export type PresenceQuery = { user: string } | { users: string[] } | { stream: string } | { stream: string, key: string }
 
 /** Where `presence()` reads, once the query is checked: a presence store, or an edge asked remotely. */
 export type PresenceSource = Pick<PresenceStore, 'users' | 'stream'>
@@ -26,9 +26,11 @@ export interface UsersPresence {
   users: Record<string, UserPresence>
 }
 
-/** A public stream's audience, in counts. */
+/** A public stream's audience, in counts; a channel key's too, with its `members` when the channel declares them. */
 export interface PublicStreamPresence extends StreamPresence {
   stream: string
+  /** The channel key asked about. */
+  key?: string
 }
 
 /** What `onOffline` is told about the message the offline users missed live. */
@@ -77,7 +79,7 @@ export interface Notify extends Publisher {
    * `FST_NOTIFY_PRESENCE_DISABLED` (501) without the presence plugin (and from a publisher over
    * gRPC or AMQP).
    */
-  presence (query: { stream: string }): Promise<PublicStreamPresence>
+  presence (query: { stream: string } | { stream: string, key: string }): Promise<PublicStreamPresence>
   presence (query: { user: string } | { users: string[] }): Promise<UsersPresence>
   presence (query: PresenceQuery): Promise<UsersPresence | PublicStreamPresence>
 }
@@ -224,6 +226,14 @@ function inArray<T> (value: T): T[] {
 
 const PRESENCE_KEYS = new Set(['stream', 'user', 'users'])
 
+/** A channel key's audience: counts, and its members when the channel declares member presence. */
+async function channelPresence (source: PresenceSource, stream: DeclaredStream, key: unknown): Promise<PublicStreamPresence> {
+  const problem = keyProblem(key)
+  if (problem !== null) throw new BadPresenceQueryError(`key ${problem}`)
+  const found = await source.stream(`${stream.name}:${key as string}`, stream.members)
+  return { stream: stream.name, key: key as string, ...found }
+}
+
 /** A source with nothing to tell: every read fails with `FST_NOTIFY_PRESENCE_DISABLED` (501), saying why. */
 export function noPresence (why: string): PresenceSource {
   const disabled = async (): Promise<never> => { throw new PresenceDisabledError(why) }
@@ -237,11 +247,18 @@ export function noPresence (why: string): PresenceSource {
 export function presenceOf (streams: ReadonlyMap<string, DeclaredStream>, maxUsers: number, source: () => PresenceSource): Notify['presence'] {
   async function presence (query: PresenceQuery): Promise<UsersPresence | PublicStreamPresence> {
     if (query === null || typeof query !== 'object' || Array.isArray(query)) throw new BadPresenceQueryError('the query must be an object')
-    const keys = Object.keys(query)
+    const keys = Object.keys(query).filter((name) => name !== 'key')
     if (keys.length !== 1 || !PRESENCE_KEYS.has(keys[0])) throw new BadPresenceQueryError('give exactly one of user, users or stream')
+    const key = (query as { key?: unknown }).key
+    if (key !== undefined && !('stream' in query)) throw new BadPresenceQueryError('a key goes with a channel stream')
     if ('stream' in query) {
       const stream = typeof query.stream === 'string' ? streams.get(query.stream) : undefined
       if (stream === undefined) throw new UnknownStreamError(String(query.stream).slice(0, 64))
+      if (stream.kind === 'channel') {
+        if (key === undefined) throw new BadPresenceQueryError(`stream ${stream.name} is a channel: give a key`)
+        return channelPresence(source(), stream, key)
+      }
+      if (key !== undefined) throw new BadPresenceQueryError(`stream ${stream.name} is not a channel: it takes no key`)
       // A private stream's audience is its users: ask about them.
       if (stream.kind === 'private') throw new BadPresenceQueryError(`stream ${stream.name} is private: ask about users`)
       return { stream: stream.name, ...await source().stream(stream.name) }

@@ -84,7 +84,8 @@ export const presenceSchema: JsonSchema = {
     type: 'object',
     properties: {
       user: { type: 'array', items: USER, description: 'repeat for several users' },
-      stream: { type: 'string', description: 'a public stream (not with user)' }
+      stream: { type: 'string', description: 'a public stream or a channel stream (not with user)' },
+      key: { type: 'string', description: 'the channel key (with a channel stream)' }
     }
   },
   response: {
@@ -106,10 +107,16 @@ export const presenceSchema: JsonSchema = {
           }
         },
         {
-          title: 'a public stream',
+          title: 'a public stream, or a channel key',
           type: 'object',
           required: ['stream', 'connections', 'users'],
-          properties: { stream: { type: 'string' }, connections: COUNT, users: COUNT }
+          properties: {
+            stream: { type: 'string' },
+            key: { type: 'string' },
+            connections: COUNT,
+            users: COUNT,
+            members: { type: 'array', items: { type: 'string' }, description: 'a channel that declares member presence: its users' }
+          }
         }
       ]
     },

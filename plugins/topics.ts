@@ -42,6 +42,11 @@ export function channelTopic (prefix: string, stream: string, key: string): stri
   return `${prefix}/c/${stream}/${Buffer.from(key, 'utf8').toString('base64url')}`
 }
 
+/** Where instances tell each other that a channel key's members changed (a level below its topic: no channel topic has it). */
+export function membersTopic (topic: string): string {
+  return `${topic}/members`
+}
+
 /** The `topicPrefix` option, checked: the same for the edge and the publisher. */
 export function topicPrefixOption (prefix: unknown): string {
   if (prefix === undefined) return 'notify'

@@ -9,6 +9,7 @@ import { isMessageId } from '../message-id.js'
 import { principalFromJwt, type Principal } from '../principal.js'
 import { MAX_NAME_ECHO, authorizeKey, isUnresolved, resolveTarget, type Target } from './channels.js'
 import type { Fanout, Subscriber } from './fanout.js'
+import type { MemberWatch } from './members.js'
 import { Admission, admission, frameDue, type AdmissionResult, type Closable, type RouteLimits } from './limits.js'
 import { Missed } from './missed.js'
 import { Resume } from './resume.js'
@@ -37,6 +38,8 @@ export interface RouteContext {
   flushes: FlushScheduler
   /** Told of connects, subscriptions and disconnects (never of deliveries); null without presence. */
   presence: PresenceReporter | null
+  /** Join and leave frames of channels with member presence; null without presence or such channels. */
+  members: MemberWatch | null
   /** Called once a connection's socket has closed and its subscriptions are released. */
   released: (connection: Connection) => void
 }
@@ -231,6 +234,10 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
     this.write(outbound)
   }
 
+  notice (outbound: OutboundFrame): void {
+    this.write(outbound)
+  }
+
   #drop (message: BusMessage): void {
     this.ctx.onSlowConsumer(this)
     if (this.ctx.limits.slowConsumer !== 'drop' || this.#closed) return
@@ -292,6 +299,7 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
     const released: Array<Promise<void>> = []
     for (let i = 0; i < subscribed.length; i += 2) {
       presence?.unsubscribed(user, subscribed[i], this.#isCounted(subscribed[i]))
+      this.ctx.members?.remove(subscribed[i])
       released.push(this.ctx.fanout.remove(subscribed[i + 1], this))
     }
     presence?.disconnected(user)
@@ -434,6 +442,7 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
         const subscribedName = key === null ? stream.name : name
         this.#subscribed = withPair(this.#subscribed, stream, topic, subscribedName)
         this.ctx.presence?.subscribed(this.#principal.user, subscribedName, stream.kind !== 'private')
+        if (stream.members) this.ctx.members?.add(subscribedName, topic)
         if (since === undefined) {
           await this.ctx.fanout.add(topic, this, stream, subscribedName)
         } else {
@@ -495,6 +504,7 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
         const topic = this.#subscribed[at + 1]
         this.#subscribed = this.#subscribed.length === 2 ? NONE : this.#subscribed.toSpliced(at, 2)
         this.ctx.presence?.unsubscribed(this.#principal.user, name, this.#isCounted(name))
+        this.ctx.members?.remove(name)
         this.#endResume(topic)
         await this.ctx.fanout.remove(topic, this)
       }

@@ -16,6 +16,8 @@ export interface Subscriber {
   deliver (frame: OutboundFrame, message: BusMessage): void
   /** Writes a `gap` frame: live messages of `stream` were lost and history could not fill the hole. */
   gap (frame: OutboundFrame, stream: string): void
+  /** Writes a frame that is no message: a channel's `join` or `leave`. */
+  notice? (frame: OutboundFrame): void
   /** Closes the socket: used with 1011 when a delivery to it threw, so its client resumes. */
   close (code: number, reason: string): void
 }
@@ -75,6 +77,13 @@ export class Fanout {
     this.#topics.delete(topic)
     entry.line.closed = true
     return this.bus.unsubscribe(topic, entry.listener)
+  }
+
+  /** Writes `frame` to every local subscriber of `topic`, if any. */
+  notice (topic: string, frame: OutboundFrame): void {
+    const entry = this.#topics.get(topic)
+    if (entry === undefined) return
+    for (const subscriber of entry.subscribers) subscriber.notice?.(frame)
   }
 
   /** Stops listening for re-subscriptions of the bus, and repairing. */

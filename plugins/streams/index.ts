@@ -9,6 +9,7 @@ import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connec
 import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
+import { MemberWatch } from './members.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
 import { claimUpgrade, corkUpgrade, releaseUpgrade, watchUpgrades } from './upgrade.js'
 import { FlushScheduler } from './wire.js'
@@ -35,6 +36,11 @@ export interface NotifyStreamsOptions extends LimitOptions {
    * pong, no frame) by the next one is terminated. `false` turns them off. @default 30000
    */
   heartbeatInterval?: number | false
+  /**
+   * How often the members of each channel key with member presence are read again, in ms, so that
+   * the members of an instance that died leave (once presence stops counting it). @default 5000
+   */
+  membersSweepInterval?: number
   /**
    * Write coalescing, in ms: a socket written to less than this long ago holds later notifications
    * (up to a quarter of `maxBufferedBytes`, at most 16 KiB) until the route's next flush tick, then
@@ -114,6 +120,11 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const fanout = new Fanout(app.notifyBus, { history, log: app.log, stats })
   app.addHook('onClose', async () => fanout.close())
   const metrics = metricsOf(app)
+  const withMembers = [...app.notify.streams.values()].some((stream) => stream.members)
+  const members = withMembers && app.hasDecorator('notifyPresence')
+    ? new MemberWatch(app.notify.streams, app.notifyPresence, app.notifyBus, fanout, app.log, positiveInteger('membersSweepInterval', opts.membersSweepInterval, 5000))
+    : null
+  if (members !== null) app.addHook('onClose', async () => members.close())
   const ctx: RouteContext = {
     app,
     fanout,
@@ -129,6 +140,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     // reads is never taken for a slow one because of what coalescing held back.
     flushes: new FlushScheduler(flushInterval, Math.min(MAX_HOLD_BYTES, Math.floor(limits.maxBufferedBytes / 4))),
     presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null,
+    members,
     released (connection) {
       connections.delete(connection)
       users.delete(connection.principal.user)
