@@ -3,10 +3,11 @@ import { notifyEdge, notifyEdgeLoggerOptions } from '../plugins/index.js'
 import { redisOption } from '../bin/env.js'
 import type { AppConfig } from './config.js'
 import { loginRoute } from './login.js'
-import { orderRoutes } from './orders.js'
+import { OrderOwners, orderRoutes } from './orders.js'
+import { roomRoutes } from './rooms.js'
 import { pageRoutes } from './page.js'
 import { promotionRoute } from './promotion.js'
-import { STREAMS } from './streams.js'
+import { exampleStreams } from './streams.js'
 
 export { STREAMS } from './streams.js'
 
@@ -17,10 +18,12 @@ export { STREAMS } from './streams.js'
 export async function buildApp (config: AppConfig, logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
   const app = Fastify({ logger: logger === false ? false : { ...notifyEdgeLoggerOptions(), ...logger } })
   const redis = redisOption({ url: config.redisUrl, sentinels: config.redisSentinels, sentinelName: config.redisSentinelName, cluster: config.redisCluster })
+  // The order-status channel asks the order service who placed an order; its book comes later.
+  const owners = new OrderOwners()
 
   await app.register(notifyEdge, {
     jwt: { secret: config.jwtSecret },
-    streams: STREAMS,
+    streams: exampleStreams(owners.lookup),
     tickets: { ttl: config.ticketTtl },
     socketAuth: { allowedOrigins: config.allowedOrigins },
     publishApi: { apiKey: config.publishApiKey },
@@ -37,14 +40,16 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     grpc: config.grpcPort === undefined ? undefined : { apiKey: config.publishApiKey, port: config.grpcPort, host: config.host },
     // GET /asyncapi.json; docs/asyncapi.json is a copy (npm run docs:asyncapi).
     asyncapi: {
-      info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams.' },
+      info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams, chat rooms (room:<name>) and one channel per order (order-status:<orderId>).' },
       servers: { local: { host: '127.0.0.1:3000', protocol: 'ws', description: 'npm start' } }
     }
   })
 
   await app.register(loginRoute)
 
-  await app.register(orderRoutes, { stepMs: config.orderStepMs, amqp: config.amqpUrl !== undefined })
+  await app.register(orderRoutes, { stepMs: config.orderStepMs, amqp: config.amqpUrl !== undefined, owners })
+
+  await app.register(roomRoutes)
 
   await app.register(promotionRoute)
 
