@@ -15,7 +15,7 @@ import { cleanUpKeys, publisherApp } from './split-helpers.js'
 type Reply = { ids: string[], offline: string[] }
 type Call = (request: Record<string, unknown>, metadata: Metadata, callback: (err: ServiceError | null, reply: Reply) => void) => void
 
-const CHANNELS: StreamDefinition[] = [...STREAMS, { name: 'room', kind: 'channel', openAccess: true, history: { size: 50, ttl: 600 } }]
+const CHANNELS: StreamDefinition[] = [...STREAMS.filter((stream) => stream.kind !== 'channel'), { name: 'room', kind: 'channel', openAccess: true, history: { size: 50, ttl: 600 } }]
 const PROTO = fileURLToPath(new URL('../proto/notify/v1/notify.proto', import.meta.url))
 const Notifications = ((loadPackageDefinition(loadSync(PROTO, { keepCase: true, defaults: true })).notify as GrpcObject).v1 as GrpcObject)
   .Notifications as ServiceClientConstructor

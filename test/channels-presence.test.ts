@@ -6,9 +6,10 @@ import type { StreamDefinition } from '../plugins/index.js'
 import { STREAMS } from '../example-app/app.js'
 import { API_KEY, build, connect, connectUser, type Client, type Edge } from './helpers.js'
 import { redisServer, until } from './redis-server.js'
+import { publisherApp } from './split-helpers.js'
 
 const CHANNELS: StreamDefinition[] = [
-  ...STREAMS,
+  ...STREAMS.filter((stream) => stream.kind !== 'channel'),
   { name: 'room', kind: 'channel', openAccess: true, members: true, anonymous: true },
   { name: 'ticker', kind: 'channel', openAccess: true, anonymous: true }
 ]
@@ -26,7 +27,7 @@ async function seen (client: Client, event: string): Promise<Array<Record<string
 
 t.test('GET /presence?stream=<channel>&key=<key>: counts for any channel, members where declared', async (t) => {
   const edge = await build(t)
-  t.equal((await presence(edge, 'stream=room&key=lobby')).body.code, 'FST_NOTIFY_UNKNOWN_STREAM')
+  t.equal((await presence(edge, 'stream=nope&key=lobby')).body.code, 'FST_NOTIFY_UNKNOWN_STREAM')
   const withChannels = await build(t, { streams: CHANNELS })
   const [alice, bob, alice2] = [await connectUser(t, withChannels, 'alice'), await connectUser(t, withChannels, 'bob'), await connectUser(t, withChannels, 'alice')]
   const { client: anonymous } = await connect(t, `${withChannels.ws}/public`)
@@ -36,6 +37,11 @@ t.test('GET /presence?stream=<channel>&key=<key>: counts for any channel, member
   t.same((await presence(withChannels, 'stream=ticker&key=ACME')).body, { stream: 'ticker', key: 'ACME', connections: 4, users: 2 }, 'counts only')
   t.same((await presence(withChannels, 'stream=room&key=nobody')).body, { stream: 'room', key: 'nobody', connections: 0, users: 0, members: [] })
   t.same((await withChannels.app.notify.presence({ stream: 'room', key: 'kitchen' })).members, ['bob'], 'in-process too')
+  const { app: remote } = await publisherApp(t, { streams: CHANNELS, http: { url: withChannels.http, apiKey: API_KEY } })
+  t.same(await remote.notify.presence({ stream: 'room', key: 'lobby' }), { stream: 'room', key: 'lobby', connections: 4, users: 2, members: ['alice', 'bob'] },
+    'and from a publisher over HTTP')
+  t.same(await remote.notify.presence({ stream: 'ticker', key: 'ACME' }), { stream: 'ticker', key: 'ACME', connections: 4, users: 2 })
+  await t.rejects(remote.notify.presence({ stream: 'room' }), { code: 'FST_NOTIFY_BAD_PRESENCE_QUERY' }, 'checked before it travels')
   const users = await presence(withChannels, 'user=bob')
   t.same(users.body.users.bob.streams, ['room:kitchen', 'room:lobby', 'ticker:ACME'], 'a user\'s channels, in full')
   for (const [query, code] of [

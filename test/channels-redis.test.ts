@@ -9,7 +9,7 @@ import { build, connectUser, type Client, type Edge, type Frame } from './helper
 import { redisServer, until } from './redis-server.js'
 
 const CHANNELS: StreamDefinition[] = [
-  ...STREAMS,
+  ...STREAMS.filter((stream) => stream.kind !== 'channel'),
   { name: 'room', kind: 'channel', openAccess: true, history: { size: 500, ttl: 600 } },
   { name: 'chat', kind: 'channel', openAccess: true }
 ]
