@@ -95,25 +95,40 @@ declare module 'fastify' {
 
 const PUBLISH_KEYS = new Set(['stream', 'user', 'users', 'key', 'keys', 'data'])
 
+/** How a list of recipients (users or keys) is named and checked. */
+interface Recipients {
+  one: 'user' | 'key'
+  many: 'users' | 'keys'
+  what: string
+  problem: (value: unknown) => string | null
+  Invalid: new (problem: string) => Error
+}
+const USERS: Recipients = { one: 'user', many: 'users', what: 'user ids', problem: userIdProblem, Invalid: InvalidUserError }
+const KEYS: Recipients = { one: 'key', many: 'keys', what: 'channel keys', problem: keyProblem, Invalid: InvalidKeyError }
+
+/** `user` or `users` (`key` or `keys`), checked, as 1 to `max` ids; exactly one of the two is given. */
+function recipientList (input: Record<string, unknown>, max: number, { one, many, what, problem, Invalid }: Recipients): string[] {
+  const list = input[one] !== undefined ? [input[one]] : input[many]
+  if (!Array.isArray(list) || list.length === 0 || list.length > max) {
+    throw new BadPublishError(`${many} must be an array of 1 to ${max} ${what}`)
+  }
+  for (const value of list) {
+    const found = problem(value)
+    if (found !== null) throw new Invalid(found)
+  }
+  return list as string[]
+}
+
 /** A channel publish's keys (`key` or `keys`, checked), or null for another stream, which may have none. */
 function channelKeys (stream: DeclaredStream, input: Record<string, unknown>, maxKeys: number): string[] | null {
   const hasKey = input.key !== undefined
-  const hasKeys = input.keys !== undefined
   if (stream.kind !== 'channel') {
-    if (hasKey || hasKeys) throw new KeyNotAllowedError(stream.name)
+    if (hasKey || input.keys !== undefined) throw new KeyNotAllowedError(stream.name)
     return null
   }
   if (input.user !== undefined || input.users !== undefined) throw new BadPublishError(`stream ${stream.name} is a channel: give "key" or "keys", not users`)
-  if (hasKey === hasKeys) throw new KeyRequiredError(stream.name)
-  const keys = hasKey ? [input.key] : input.keys
-  if (!Array.isArray(keys) || keys.length === 0 || keys.length > maxKeys) {
-    throw new BadPublishError(`keys must be an array of 1 to ${maxKeys} channel keys`)
-  }
-  for (const key of keys) {
-    const problem = keyProblem(key)
-    if (problem !== null) throw new InvalidKeyError(problem)
-  }
-  return keys as string[]
+  if (hasKey === (input.keys !== undefined)) throw new KeyRequiredError(stream.name)
+  return recipientList(input, maxKeys, KEYS)
 }
 
 function recipients (stream: DeclaredStream, input: Record<string, unknown>, maxUsers: number): Array<string | null> {
@@ -124,15 +139,7 @@ function recipients (stream: DeclaredStream, input: Record<string, unknown>, max
     return [null]
   }
   if (hasUser === hasUsers) throw new UserRequiredError(stream.name)
-  const users = hasUser ? [input.user] : input.users
-  if (!Array.isArray(users) || users.length === 0 || users.length > maxUsers) {
-    throw new BadPublishError(`users must be an array of 1 to ${maxUsers} user ids`)
-  }
-  for (const user of users) {
-    const problem = userIdProblem(user)
-    if (problem !== null) throw new InvalidUserError(problem)
-  }
-  return users as string[]
+  return recipientList(input, maxUsers, USERS)
 }
 
 /** Checks `input` against the declared streams; throws the coded 400 errors of SPEC section 5. */
