@@ -47,6 +47,10 @@ export interface NotifyClientEvents {
   gap: { stream: string }
   /** The server accepted a `refresh`. */
   refreshed: { expiresAt: number }
+  /** A user's first connection subscribed to a channel key with member presence (`room:lobby`). */
+  join: { stream: string, user: string }
+  /** A user's last connection left a channel key with member presence. */
+  leave: { stream: string, user: string }
   state: ConnectionState
   error: NotifyClientError
 }
@@ -346,6 +350,8 @@ export class NotifyClient<Streams = AnyStreams, Methods = AnyMethods> {
       case 'message': return this.#onMessage(frame)
       case 'refreshed': return this.#onRefreshed(frame)
       case 'gap': return this.#gaps(frame.streams)
+      case 'join':
+      case 'leave': return this.#emit(frame.event, { stream: String(frame.stream), user: String(frame.user) })
       case 'error': return this.#error(new NotifyClientError(frame.code as ServerErrorCode, String(frame.message), {
         stream: typeof frame.stream === 'string' ? frame.stream : undefined
       }))

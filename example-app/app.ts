@@ -4,12 +4,13 @@ import { notifyEdge, notifyEdgeLoggerOptions } from '../plugins/index.js'
 import { redisOption } from '../bin/env.js'
 import type { AppConfig } from './config.js'
 import { loginRoute } from './login.js'
-import { orderRoutes } from './orders.js'
+import { OrderOwners, orderRoutes } from './orders.js'
+import { roomRoutes } from './rooms.js'
 import { pageRoutes } from './page.js'
 import { promotionRoute } from './promotion.js'
 import { offlineOptions, pushKeyRoute } from './offline.js'
-import { STREAMS } from './streams.js'
 import { METHODS } from './methods.js'
+import { exampleStreams } from './streams.js'
 
 export { STREAMS } from './streams.js'
 
@@ -20,10 +21,12 @@ export { STREAMS } from './streams.js'
 export async function buildApp (config: AppConfig, logger: false | Record<string, unknown> = { level: config.logLevel }): Promise<FastifyInstance> {
   const app = Fastify({ logger: logger === false ? false : { ...notifyEdgeLoggerOptions(), ...logger } })
   const redis = redisOption({ url: config.redisUrl, sentinels: config.redisSentinels, sentinelName: config.redisSentinelName, cluster: config.redisCluster })
+  // The order-status channel asks the order service who placed an order; its book comes later.
+  const owners = new OrderOwners()
 
   await app.register(notifyEdge, {
     jwt: { secret: config.jwtSecret },
-    streams: STREAMS,
+    streams: exampleStreams(owners.lookup),
     tickets: { ttl: config.ticketTtl },
     socketAuth: { allowedOrigins: config.allowedOrigins },
     publishApi: { apiKey: config.publishApiKey },
@@ -55,7 +58,7 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     upstream: { methods: METHODS },
     // GET /asyncapi.json; docs/asyncapi.json is a copy (npm run docs:asyncapi).
     asyncapi: {
-      info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams.' },
+      info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams, chat rooms (room:<name>) and one channel per order (order-status:<orderId>).' },
       servers: { local: { host: '127.0.0.1:3000', protocol: 'ws', description: 'npm start' } }
     }
   })
@@ -66,8 +69,11 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     stepMs: config.orderStepMs,
     amqp: config.amqpUrl !== undefined,
     outbox: config.databaseUrl === undefined ? undefined : { databaseUrl: config.databaseUrl, table: config.outboxTable },
-    jetstream: config.natsUrl !== undefined
+    jetstream: config.natsUrl !== undefined,
+    owners
   })
+
+  await app.register(roomRoutes)
 
   await app.register(promotionRoute)
 

@@ -11,6 +11,8 @@ export interface PostgresOrderBook {
   /** Stores the order's status and its `order` notification to `user`, atomically. */
   set (user: string, order: Order): Promise<void>
   list (user: string): Promise<Order[]>
+  /** Who placed the order (the `order-status` channel's authorization), or null. */
+  owner (orderId: string): Promise<string | null>
   close (): Promise<void>
 }
 
@@ -43,6 +45,10 @@ export async function postgresOrderBook (databaseUrl: string, outboxTable: strin
     async list (user) {
       const { rows } = await pool.query('SELECT order_id, status FROM demo_orders WHERE user_id = $1 ORDER BY updated_at DESC LIMIT 50', [user])
       return rows.map((row) => ({ orderId: row.order_id as string, status: row.status as string }))
+    },
+    async owner (orderId) {
+      const { rows } = await pool.query('SELECT user_id FROM demo_orders WHERE order_id = $1 LIMIT 1', [orderId])
+      return rows.length === 0 ? null : rows[0].user_id as string
     },
     close: () => pool.end()
   }

@@ -23,6 +23,15 @@ export const UserRequiredError = createError('FST_NOTIFY_USER_REQUIRED', 'Stream
 /** A public stream takes no `user` or `users`. */
 export const UserNotAllowedError = createError('FST_NOTIFY_USER_NOT_ALLOWED', 'Stream %s is public: "user" and "users" are not allowed', 400)
 
+/** A channel stream needs `key` or `keys` (SPEC section 12). */
+export const KeyRequiredError = createError('FST_NOTIFY_KEY_REQUIRED', 'Stream %s is a channel: give "key" or "keys"', 400)
+
+/** Only a channel stream takes `key` or `keys`. */
+export const KeyNotAllowedError = createError('FST_NOTIFY_KEY_NOT_ALLOWED', 'Stream %s is not a channel: "key" and "keys" are not allowed', 400)
+
+/** A channel key is not 1 to 128 characters of `[A-Za-z0-9_@.=-]`. */
+export const InvalidKeyError = createError('FST_NOTIFY_INVALID_KEY', 'Invalid channel key: %s', 400)
+
 /** A user id is empty, too long or not a string. */
 export const InvalidUserError = createError('FST_NOTIFY_INVALID_USER', 'Invalid user: %s', 400)
 

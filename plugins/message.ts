@@ -21,6 +21,11 @@ export function messageTemplate (stream: string, data: unknown, from?: string): 
   return { head: `{"event":"message","stream":"${stream}","id":"`, tail: `${sender},"data":${json}}` }
 }
 
+/** The same message for another stream name (a channel's `room:lobby`), its data serialized once for all. */
+export function retarget (template: MessageTemplate, stream: string): MessageTemplate {
+  return { head: `{"event":"message","stream":"${stream}","id":"`, tail: template.tail }
+}
+
 export function messageFrame (template: MessageTemplate, id: string, ts: number): string {
   return `${template.head}${id}","ts":${ts}${template.tail}`
 }

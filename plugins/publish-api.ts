@@ -24,14 +24,14 @@ export interface NotifyPublishApiOptions {
 
 /** `?user=a&user=b` or `?stream=s` as `app.notify.presence()` takes it. */
 function presenceQuery (query: Record<string, unknown>): PresenceQuery {
-  const { user, stream, ...rest } = query
+  const { user, stream, key, ...rest } = query
   const extra = Object.keys(rest)
   if (extra.length > 0) throw new BadPresenceQueryError(`unexpected parameter ${extra[0].slice(0, 64)}`)
   if (user !== undefined && stream !== undefined) throw new BadPresenceQueryError('give user or stream, not both')
-  if (user !== undefined) return { users: Array.isArray(user) ? user : [user] }
-  if (Array.isArray(stream)) throw new BadPresenceQueryError('give one stream')
+  if (user !== undefined) return { users: Array.isArray(user) ? user : [user], ...(key === undefined ? {} : { key }) } as PresenceQuery
+  if (Array.isArray(stream) || Array.isArray(key)) throw new BadPresenceQueryError('give one stream (and one key)')
   if (stream === undefined) throw new BadPresenceQueryError('give user or stream')
-  return { stream: stream as string }
+  return key === undefined ? { stream: stream as string } : { stream: stream as string, key: key as string }
 }
 
 async function fastifyNotifyPublishApi (app: FastifyInstance, opts: NotifyPublishApiOptions): Promise<void> {

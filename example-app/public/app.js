@@ -130,6 +130,7 @@ function start () {
   })
   notify.subscribe('order', showOrder)
   notify.subscribe('promotional', (message) => notification('promotional', message, message.data.text ?? JSON.stringify(message.data)))
+  showChannels()
 }
 
 $('login').addEventListener('submit', async (event) => {
@@ -228,3 +229,90 @@ $('order').addEventListener('click', async () => {
   }
 })
 $('promo').addEventListener('click', act($('promo'), at('orders', '/demo/promotion'), () => ({})))
+
+// Chat rooms: the `room` channel, one key per room (`room:lobby`). Until clients publish over
+// their socket, a line is posted to the example's /rooms route, which publishes it for us.
+let room = null
+let leaveRoom = () => {}
+const authorized = (path, init = {}) => fetch(path, { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } })
+
+function chatLine (message) {
+  if ($('chat').querySelector(`[data-id="${CSS.escape(message.id)}"]`) !== null) return
+  const item = document.createElement('li')
+  item.dataset.id = message.id
+  item.textContent = `${message.data.from ?? '?'}: ${message.data.text}`
+  $('chat').querySelector('.empty')?.remove()
+  $('chat').append(item)
+}
+
+function showMembers (members) {
+  $('members').textContent = [...members].sort().join(', ')
+  $('members').dataset.members = [...members].sort().join(',')
+}
+
+let members = new Set()
+async function joinRoom (name) {
+  leaveRoom()
+  room = name
+  localStorage.setItem('notify-demo-room', name)
+  $('room-name').textContent = name
+  $('chat').replaceChildren()
+  leaveRoom = notify.subscribe(`room:${name}`, chatLine)
+  // What the room said before we came (or before a reload), then live lines as they come.
+  const kept = await authorized(`/rooms/${encodeURIComponent(name)}/messages`).then((res) => res.json())
+  for (const message of kept.messages ?? []) chatLine(message)
+  members = new Set((await authorized(`/rooms/${encodeURIComponent(name)}/members`).then((res) => res.json())).members ?? [])
+  members.add(user)
+  showMembers(members)
+}
+
+function onPresence (event, joined) {
+  if (room === null || event.stream !== `room:${room}`) return
+  if (joined) members.add(event.user)
+  else members.delete(event.user)
+  showMembers(members)
+}
+
+$('join-room').addEventListener('submit', (event) => {
+  event.preventDefault()
+  joinRoom($('room').value.trim()).catch((err) => notification('error', null, err.message))
+})
+
+$('say').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  if (room === null) return
+  const text = $('text').value
+  const res = await authorized(`/rooms/${encodeURIComponent(room)}/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) })
+  if (res.ok) $('text').value = ''
+  else notification('error', null, (await res.json()).message)
+})
+
+// One order's channel (`order-status:<orderId>`): its owner and support staff may follow it.
+$('follow').addEventListener('submit', (event) => {
+  event.preventDefault()
+  const orderId = $('follow-id').value.trim()
+  notify.subscribe(`order-status:${orderId}`, (message) => {
+    const item = document.createElement('li')
+    item.dataset.order = message.data.orderId
+    item.dataset.status = message.data.status
+    item.textContent = `#${message.data.orderId.slice(0, 8)} ${message.data.status}`
+    $('followed').querySelector('.empty')?.remove()
+    $('followed').append(item)
+  })
+})
+
+// Shown once signed in, with the rest of the session.
+function showChannels () {
+  $('chat-room').hidden = false
+  $('follow-order').hidden = false
+  notify.on('join', (event) => onPresence(event, true))
+  notify.on('leave', (event) => onPresence(event, false))
+  notify.on('error', (err) => {
+    if (err.stream?.startsWith('order-status:')) $('followed').dataset.refused = err.stream
+  })
+  const saved = localStorage.getItem('notify-demo-room')
+  if (saved !== null) {
+    $('room').value = saved
+    joinRoom(saved).catch((err) => notification('error', null, err.message))
+  }
+}

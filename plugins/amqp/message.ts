@@ -55,7 +55,7 @@ export function bodyData (msg: AsyncMessage, maxBytes: number): unknown {
 /** The publish a delivery asks for; throws a `Rejection` when it can never be one. */
 export function delivery (msg: AsyncMessage, maxBytes: number): Delivery {
   const target = parseRoutingKey(msg.routingKey)
-  if (target === null) throw new Rejection('routing_key', 'routing key is neither public.<stream> nor private.<user>.<stream>')
+  if (target === null) throw new Rejection('routing_key', 'routing key is none of public.<stream>, private.<user>.<stream>, channel.<stream>.<key>')
   let idempotencyKey: string | undefined
   try {
     idempotencyKey = msg.messageId === undefined ? undefined : checkIdempotencyKey(msg.messageId)
@@ -63,8 +63,10 @@ export function delivery (msg: AsyncMessage, maxBytes: number): Delivery {
     throw new Rejection('message_id', 'messageId is not 1 to 128 printable characters')
   }
   const data = bodyData(msg, maxBytes)
-  const input = target.user === undefined ? { stream: target.stream, data } : { stream: target.stream, user: target.user, data }
-  return { input, idempotencyKey }
+  const input = target.key !== undefined
+    ? { stream: target.stream, key: target.key, data }
+    : target.user === undefined ? { stream: target.stream, data } : { stream: target.stream, user: target.user, data }
+  return { input: input as PublishInput, idempotencyKey }
 }
 
 /** The reason a publish error gives a delivery, or null when it may succeed on a retry. */

@@ -42,7 +42,12 @@ declare module 'fastify' {
 function input (request: GrpcPublishRequest, maxBytes: number): PublishInput {
   if (request.dataJson === '') throw new DataRequiredError()
   const data = parseJsonPayload(request.dataJson, { maxBytes })
-  return request.users.length === 0 ? { stream: request.stream, data } : { stream: request.stream, users: request.users, data }
+  // What was given passes on, so that the publish rules refuse what does not fit the stream.
+  const fields: Record<string, unknown> = { stream: request.stream, data }
+  if (request.users.length > 0) fields.users = request.users
+  if (request.key !== '') fields.key = request.key
+  if (request.keys.length > 0) fields.keys = request.keys
+  return fields as PublishInput
 }
 
 function reply (result: PublishResult): GrpcPublishReply {

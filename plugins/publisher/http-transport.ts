@@ -93,14 +93,14 @@ export function httpTransport (opts: NotifyPublisherHttpOptions, timeout: number
     })
   }
 
-  const deliver: Deliver = async ({ input, users }) => {
+  const deliver: Deliver = async ({ input, users, keys }) => {
     let answer: EdgeAnswer
     try {
       answer = await call(url, JSON.stringify(input))
     } catch (err) {
       throw new BusUnavailableError(`edge unreachable: ${(err as Error).message}`)
     }
-    return sentFrom(answer, users)
+    return sentFrom(answer, keys ?? users)
   }
 
   /** GET /presence?…: the body of a 200, or the coded error the edge's answer amounts to. */
@@ -142,9 +142,13 @@ export function httpTransport (opts: NotifyPublisherHttpOptions, timeout: number
       }
       return users.map((user) => found.get(user) ?? { connections: 0, streams: [] })
     },
-    async stream (stream) {
-      const { connections, users } = await ask(new URLSearchParams({ stream })) as unknown as StreamPresence
-      return { connections, users }
+    async stream (name, members) {
+      // A channel key arrives as `room:lobby`; the edge is asked `?stream=room&key=lobby`.
+      const colon = name.indexOf(':')
+      const query: Record<string, string> = colon < 0 ? { stream: name } : { stream: name.slice(0, colon), key: name.slice(colon + 1) }
+      const found = await ask(new URLSearchParams(query)) as unknown as StreamPresence
+      const counts = { connections: found.connections, users: found.users }
+      return members === true ? { ...counts, members: found.members ?? [] } : counts
     }
   }
 

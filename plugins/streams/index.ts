@@ -10,6 +10,7 @@ import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connec
 import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
+import { memberWatch } from './members.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
 import { claimUpgrade, corkUpgrade, releaseUpgrade, watchUpgrades } from './upgrade.js'
 import { FlushScheduler } from './wire.js'
@@ -43,6 +44,11 @@ export interface NotifyStreamsOptions extends LimitOptions {
    * pong, no frame) by the next one is terminated. `false` turns them off. @default 30000
    */
   heartbeatInterval?: number | false
+  /**
+   * How often the members of each channel key with member presence are read again, in ms, so that
+   * the members of an instance that died leave (once presence stops counting it). @default 5000
+   */
+  membersSweepInterval?: number
   /**
    * Write coalescing, in ms: a socket written to less than this long ago holds later notifications
    * (up to a quarter of `maxBufferedBytes`, at most 16 KiB) until the route's next flush tick, then
@@ -125,6 +131,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const fanout = new Fanout(app.notifyBus, { history, log: app.log, stats })
   app.addHook('onClose', async () => fanout.close())
   const metrics = metricsOf(app)
+  const members = memberWatch(app, fanout, positiveInteger('membersSweepInterval', opts.membersSweepInterval, 5000))
   const ctx: RouteContext = {
     app,
     fanout,
@@ -142,6 +149,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null,
     // The upstream plugin (client publish and RPC), when registered before this route.
     inbound: app.hasDecorator('notifyUpstream') ? (app as unknown as { notifyUpstream: Inbound }).notifyUpstream : null,
+
+    members,
     released (connection) {
       connections.delete(connection)
       users.delete(connection.principal.user)

@@ -13,6 +13,8 @@ import { Fanout } from './fanout.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
 import { errorFrame, type StreamRequest } from './protocol.js'
 import { SseConnection, SseSocket, type EventSink } from './sse-connection.js'
+import { isUnresolved, resolveTarget } from './channels.js'
+import { memberWatch } from './members.js'
 import { refuseRevoked } from '../control-hooks.js'
 import { AccessTokens, EventIds, processSecret } from './sse-tokens.js'
 import { FlushScheduler } from './wire.js'
@@ -131,6 +133,7 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
     fanout,
     // Receive only: an SSE client cannot send a publish or a call.
     inbound: null,
+    members: memberWatch(app, fanout, 5000),
     anonymous,
     maxSubscriptions,
     history,
@@ -196,10 +199,13 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
    */
   async function latestPositions (names: readonly string[], principal: Principal): Promise<Array<string | null>> {
     return Promise.all(names.map(async (name) => {
-      const stream = app.notify.streams.get(name)
-      if (stream?.history === undefined || history === null || (stream.kind === 'private' && principal.user === null)) return null
+      // A channel (`room:lobby`) stands at its key's topic.
+      const target = resolveTarget(app.notify.streams, name)
+      if (isUnresolved(target)) return null
+      const { stream, key } = target
+      if (stream.history === undefined || history === null || (stream.kind === 'private' && principal.user === null)) return null
       try {
-        const latest = await history.store.latest(stream.topic(principal.user))
+        const latest = await history.store.latest(stream.topic(key ?? principal.user))
         return latest === '' || isMessageId(latest) ? latest : null
       } catch {
         return null
