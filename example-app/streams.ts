@@ -22,8 +22,9 @@ export function exampleStreams (owner: OrderOwner = async () => null) {
     { name: 'reward', kind: 'private', history: { size: 100, ttl: 3600 } },
     { name: 'promotional', kind: 'public', history: { size: 100, ttl: 3600 } },
     { name: 'system', kind: 'public', history: { size: 1000, ttl: 3600 } },
-    // Any signed-in user may join any room; members and join / leave are announced.
-    { name: 'room', kind: 'channel', openAccess: true, members: true, schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) }), history: { size: 100, ttl: 3600 } },
+    // Any signed-in user may join any room and say something there over the socket (the server
+    // sets `from`); members and join / leave are announced.
+    { name: 'room', kind: 'channel', openAccess: true, members: true, clientPublish: true, schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) }), history: { size: 100, ttl: 3600 } },
     // One order, followed by its owner and by support staff.
     {
       name: 'order-status',

@@ -230,8 +230,9 @@ $('order').addEventListener('click', async () => {
 })
 $('promo').addEventListener('click', act($('promo'), at('orders', '/demo/promotion'), () => ({})))
 
-// Chat rooms: the `room` channel, one key per room (`room:lobby`). Until clients publish over
-// their socket, a line is posted to the example's /rooms route, which publishes it for us.
+// Chat rooms: the `room` channel, one key per room (`room:lobby`). A line is published over the
+// socket (SPEC section 13), the server setting `from`; on SSE, which only receives, it is posted
+// to the example's /rooms route instead, which publishes it for us.
 let room = null
 let leaveRoom = () => {}
 const authorized = (path, init = {}) => fetch(path, { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } })
@@ -240,7 +241,7 @@ function chatLine (message) {
   if ($('chat').querySelector(`[data-id="${CSS.escape(message.id)}"]`) !== null) return
   const item = document.createElement('li')
   item.dataset.id = message.id
-  item.textContent = `${message.data.from ?? '?'}: ${message.data.text}`
+  item.textContent = `${message.from ?? message.data.from ?? '?'}: ${message.data.text}`
   $('chat').querySelector('.empty')?.remove()
   $('chat').append(item)
 }
@@ -282,6 +283,14 @@ $('say').addEventListener('submit', async (event) => {
   event.preventDefault()
   if (room === null) return
   const text = $('text').value
+  try {
+    await notify.publish(`room:${room}`, { text })
+    $('text').value = ''
+    return
+  } catch (err) {
+    // A refusal of the line itself is final; a socket that cannot publish (SSE) falls back.
+    if (err.code === 'BAD_REQUEST' || err.code === 'RATE_LIMITED' || err.code === 'FORBIDDEN') return notification('error', null, `${err.code}: ${err.message}`)
+  }
   const res = await authorized(`/rooms/${encodeURIComponent(room)}/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) })
   if (res.ok) $('text').value = ''
   else notification('error', null, (await res.json()).message)
