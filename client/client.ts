@@ -185,6 +185,8 @@ export class NotifyClient<Streams = AnyStreams, Methods = AnyMethods> {
     if (this.#welcome === null || this.#socket?.readyState !== OPEN) {
       return Promise.reject(new NotifyClientError('NOTIFY_CLIENT_NOT_CONNECTED', 'the connection is not open'))
     }
+    // An SSE response only receives: nothing could carry the frame, so no answer would come.
+    if (this.#sse) return Promise.reject(new NotifyClientError('NOTIFY_CLIENT_NOT_CONNECTED', 'an SSE connection only receives: publish and rpc need a WebSocket'))
     const timeout = options.timeout ?? 10_000
     if (typeof timeout !== 'number' || !(timeout > 0)) return Promise.reject(new NotifyClientError('NOTIFY_CLIENT_INVALID_ARGUMENT', 'timeout must be a positive number'))
     const id = this.#nextId(prefix)

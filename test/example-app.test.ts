@@ -168,7 +168,10 @@ t.test('loadConfig refuses production without secrets and out-of-range numbers',
   }
 })
 
-t.test('the app refuses a JWT secret that is too short for HS256', async (t) => {
-  const { config } = loadConfig({ ...ENV, JWT_SECRET: 'short' })
-  await t.rejects(buildApp(config, false), { code: 'FST_NOTIFY_INVALID_OPTION' })
+t.test('the app refuses a JWT secret that is too short for HS256, naming the variable', async (t) => {
+  t.throws(() => loadConfig({ ...ENV, JWT_SECRET: 'short' }), { name: 'SettingError', message: 'JWT_SECRET must be at least 32 characters, got 5' })
+  t.throws(() => loadConfig({ ...ENV, PUBLISH_API_KEY: 'short' }), { name: 'SettingError', message: 'PUBLISH_API_KEY must be at least 16 characters, got 5' })
+  // The plugin itself still refuses it, for an app that does not read the environment this way.
+  const { config } = loadConfig(ENV)
+  await t.rejects(buildApp({ ...config, jwtSecret: 'short' }, false), { code: 'FST_NOTIFY_INVALID_OPTION' })
 })

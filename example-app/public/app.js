@@ -223,6 +223,8 @@ $('order').addEventListener('click', async () => {
     $('order').dataset.via = 'rpc'
     placedFor(reply, { user })
   } catch (err) {
+    // On SSE, which only receives, the order goes over HTTP as anyone else's.
+    if (err.code === 'NOTIFY_CLIENT_NOT_CONNECTED') return placeOverHttp()
     notification('error', null, `${err.code}: ${err.message}`)
   } finally {
     $('order').disabled = false

@@ -12,5 +12,7 @@ import { rpcMethodsAt } from '../methods.js'
 export async function buildDemoEdge (config: EdgeConfig, services: PageServices): Promise<FastifyInstance> {
   const app = await buildEdge(config, STREAMS, undefined, services.orders === undefined ? undefined : rpcMethodsAt(services.orders))
   await pageRoutes(app, services)
+  // The dedicated edge sends no Web Push (docs/offline-delivery.md): the page is told so.
+  app.get('/demo/push', async () => ({ publicKey: null }))
   return app
 }
