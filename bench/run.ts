@@ -9,6 +9,7 @@ import { round, type Latency } from './lib/stats.js'
 import { processCpuUs, startCluster, startRedis, type BenchRedis } from './lib/redis.js'
 import { report, type Results, type Scenario } from './report.js'
 import { ingress, INGRESS_FULL, INGRESS_QUICK } from './ingress.js'
+import { scale as scaleRun } from './scale/scenario.js'
 
 // The bench driver: runs every scenario against every contender, each server in its own
 // process, the clients in a separate load-generator process; then prints and saves the figures.
@@ -463,6 +464,15 @@ const amqpUrl = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672'
 const presence = !custom && (onlySessions?.includes('presence') ?? true) && contenders.some((c) => c.id === 'edge')
 // Not in --quick runs unless asked for: a cluster takes seconds to start.
 const scale = !custom && (onlySessions?.includes('redis-scale') ?? !quick) && contenders.some((c) => c.id === 'edge')
+// The 100,000-connection scenario runs only when asked for (--sessions scale); --scale-connections N runs it smaller.
+const scaleWanted = !custom && (onlySessions?.includes('scale') ?? false)
+const SCALE_RUN = {
+  connections: Number(argument('scale-connections') ?? 100_000),
+  idleSeconds: Number(argument('scale-idle-seconds') ?? 30),
+  privateRate: 1000,
+  privateSeconds: Number(argument('scale-private-seconds') ?? 10),
+  stormSeconds: Number(argument('scale-storm-seconds') ?? 30)
+}
 const startedAt = new Date()
 const results: Results = {
   version: 1,
@@ -549,6 +559,15 @@ try {
         await redis.stop()
       }
     }
+  }
+  if (scaleWanted) {
+    await timed(`scale × ${SCALE_RUN.connections} connections`, async () => {
+      const hooks = {
+        spawnEdge: (extra: string[]) => spawnServer(CONTENDERS[0], extra),
+        spawnLoadgen: (name: string) => Peer.spawn(name, join(here, 'loadgen.js'), [], ['--max-old-space-size=4096'])
+      }
+      results.scale = await scaleRun(hooks, SCALE_RUN).catch(failure)
+    })
   }
 } finally {
   await Promise.all([loadgen.stop(), feeder.stop()])

@@ -19,7 +19,7 @@ export interface Contender {
 declare const gc: () => void
 
 /** Publishes `total` notifications at `rate` per second, from a 1 ms timer (no busy loop: CPU is measured). */
-function steady (total: number, rate: number, publish: (index: number) => void): Promise<void> {
+export function steady (total: number, rate: number, publish: (index: number) => void): Promise<void> {
   const start = nowUs()
   let sent = 0
   return new Promise((resolve) => {
