@@ -54,12 +54,12 @@ export function scaleLines (f: Figures, results: Results): string[] {
     ...(busy(env) ? [`The machine was busy (load average above ${BUSY_LOAD}): these figures are not a clean run.`] : []),
     `- file descriptors per process (soft/hard): ${(f.fileLimits as Array<{ soft: number, hard: number, raised: boolean, note?: string }>).map((l) => `${l.soft}/${l.hard}${l.raised ? ' raised' : ''}${l.note === undefined ? '' : ` (${l.note})`}`).join(', ')}`,
     `- connected in ${f.connectSeconds} s`,
-    `- server RSS: ${f.rssPerConnectionKB} KB per connection, ${f.rssPerSubscriptionKB} KB per subscription (${f.rssTotalMB} MB in all instances)`,
-    `- kernel (/proc/net/sockstat, both ends of each loopback connection): ${f.kernelTcpSocketsPerConnection} TCP sockets and ${f.kernelSocketMemPerConnectionKB} KB of buffers per connection`,
+    `- server RSS: ${f.rssPerConnectionKB} KB per connection, ${f.rssPerSubscriptionKB} KB per subscription (${f.rssTotalMB} MB in all instances); heap ${f.heapPerConnectionKB} KB per connection`,
+    `- kernel (/proc/net/sockstat, both ends of each loopback connection): ${f.kernelTcpSocketsPerConnection} TCP sockets, ${f.kernelSocketMemPerConnectionKB} KB of buffers and ${f.kernelSocketSlabPerConnectionKB ?? '–'} KB of socket objects (/proc/slabinfo) per connection`,
     `- idle over ${f.idleSeconds} s: ${f.idleCorePercentPer10k} % of a core per 10,000 connections, on top of ${f.idleEmptyInstancesCorePercent} % for the ${f.instances} instances with no socket`,
     `- broadcast to all: last socket after ${f.broadcastLastMs} ms, ${f.broadcastDelivered} delivered, ${f.broadcastCpuPerDeliveryUs} µs of server CPU per delivery`,
     `- private at ${p.rate} msg/s to random users: p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms, ${p.delivered}/${p.sent} delivered`,
-    `- storm (one instance SIGKILLed, ${s.orphans} clients): ${s.back} open again${s.recoverySeconds === null ? ' (not all)' : ` after ${s.recoverySeconds} s`}, peak ${s.peakHandshakesPerSecond} handshakes/s, ${s.lost} of ${s.published} lost, ${s.gaps} gaps, ${s.refused} refused`,
+    `- storm (one instance SIGKILLed, ${s.orphans} clients): ${s.back} open again${s.recoverySeconds === null ? ' (not all)' : ` after ${s.recoverySeconds} s`}, peak ${s.peakHandshakesPerSecond} handshakes/s, ${s.lost} of ${s.published} lost, ${s.gaps} gaps, ${s.refused} handshakes refused; ${s.publishFailures} publishes failed (the publisher was told${s.firstPublishFailure === null ? '' : `: ${s.firstPublishFailure}`}), ${s.failedButDelivered} of them delivered all the same`,
     '',
     'Targets (issue 31):'
   ]

@@ -79,6 +79,23 @@ export function sockstat (): { inuse: number, memBytes: number } {
   return { inuse: field('inuse'), memBytes: field('mem') * 4096 }
 }
 
+// The kernel's per-socket objects (struct tcp_sock, its inode), which sockstat's `mem` (buffer pages) leaves out.
+const SLABS = ['TCP', 'TCPv6', 'sock_inode_cache']
+
+/** Bytes in the kernel's socket slabs (active objects × size), or null where /proc/slabinfo is not readable. */
+export function socketSlabBytes (): number | null {
+  try {
+    let bytes = 0
+    for (const line of readFileSync('/proc/slabinfo', 'utf8').split('\n')) {
+      const [name, active, , size] = line.split(/\s+/)
+      if (SLABS.includes(name)) bytes += Number(active) * Number(size)
+    }
+    return bytes
+  } catch {
+    return null
+  }
+}
+
 const cpuOf = (peers: Peer[]): number => peers.reduce((sum, peer) => sum + processCpuUs(peer.child.pid!), 0)
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -86,13 +103,15 @@ async function statuses (loadgens: Peer[], detail = false): Promise<Status[]> {
   return Promise.all(loadgens.map((loadgen) => loadgen.call<Status>('scale-status', { detail })))
 }
 
-/** Tracked private messages that reached no load generator. */
-function missing (list: Status[]): number {
+/** Tracked private messages that reached no load generator, but for the `refused` slots (publishes that failed). */
+function missing (list: Status[], refused: Set<number> = new Set()): number {
   const totals = list.map((status) => Buffer.from(status.seen, 'base64'))
   let count = 0
-  for (let slot = 0; slot < (totals[0]?.length ?? 0); slot++) if (totals.every((seen) => seen[slot] === 0)) count++
+  for (let slot = 0; slot < (totals[0]?.length ?? 0); slot++) if (!refused.has(slot) && totals.every((seen) => seen[slot] === 0)) count++
   return count
 }
+
+interface Failures { count: number, first: string | null, seqs: number[] }
 
 function sum (list: Status[], key: 'open' | 'received' | 'duplicates' | 'gaps' | 'reconnects' | 'refused'): number {
   return list.reduce((total, status) => total + status[key], 0)
@@ -134,9 +153,13 @@ async function idleCorePercent (servers: Peer[], seconds: number): Promise<numbe
   return 100 * (cpuOf(servers) - start) / (nowUs() - began)
 }
 
-async function rssTotal (servers: Peer[]): Promise<number> {
-  let total = 0
-  for (const server of servers) total += (await server.call<{ rss: number }>('memory')).rss
+async function memoryTotal (servers: Peer[]): Promise<{ rss: number, heapUsed: number }> {
+  const total = { rss: 0, heapUsed: 0 }
+  for (const server of servers) {
+    const { rss, heapUsed } = await server.call<{ rss: number, heapUsed: number }>('memory')
+    total.rss += rss
+    total.heapUsed += heapUsed
+  }
   return total
 }
 
@@ -157,8 +180,9 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
     // The instances' own idle cost (timers, Redis, presence) with no socket: subtracted below.
     const emptyPercent = await idleCorePercent(servers, params.idleSeconds)
     // Memory: the instances' RSS after a full GC, and the kernel's TCP buffers, before and after.
-    const rssBefore = await rssTotal(servers)
+    const before = await memoryTotal(servers)
     const kernelBefore = sockstat()
+    const slabBefore = socketSlabBytes()
     const began = Date.now()
     const share = Math.ceil(n / generators)
     await Promise.all(loadgens.map((loadgen, k) => loadgen.call('scale-connect', {
@@ -166,15 +190,18 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
     })))
     figures.connectSeconds = round((Date.now() - began) / 1000, 1)
     const open = (await Promise.all(servers.map((server) => server.call<number>('connections')))).reduce((a, b) => a + b, 0)
-    const rssAfter = await rssTotal(servers)
+    const after = await memoryTotal(servers)
     const kernelAfter = sockstat()
+    const slabAfter = socketSlabBytes()
     figures.connections = open
-    figures.rssPerConnectionKB = round((rssAfter - rssBefore) / n / 1024, 2)
-    figures.rssPerSubscriptionKB = round((rssAfter - rssBefore) / (2 * n) / 1024, 2)
-    figures.rssTotalMB = round(rssAfter / 2 ** 20, 0)
+    figures.rssPerConnectionKB = round((after.rss - before.rss) / n / 1024, 2)
+    figures.rssPerSubscriptionKB = round((after.rss - before.rss) / (2 * n) / 1024, 2)
+    figures.heapPerConnectionKB = round((after.heapUsed - before.heapUsed) / n / 1024, 2)
+    figures.rssTotalMB = round(after.rss / 2 ** 20, 0)
     // Both ends of each loopback connection are on this machine: the kernel figure counts both.
     figures.kernelTcpSocketsPerConnection = round((kernelAfter.inuse - kernelBefore.inuse) / n, 2)
     figures.kernelSocketMemPerConnectionKB = round((kernelAfter.memBytes - kernelBefore.memBytes) / n / 1024, 3)
+    figures.kernelSocketSlabPerConnectionKB = slabBefore === null || slabAfter === null ? null : round((slabAfter - slabBefore) / n / 1024, 2)
 
     // Idle: the instances' CPU over a window with nothing published (heartbeats, presence, timers).
     const idlePercent = Math.max(0, await idleCorePercent(servers, params.idleSeconds) - emptyPercent)
@@ -210,7 +237,8 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
     await arm(loadgens, 1000, count)
     await servers[1].call('scale-private', { count, rate: params.privateRate, users: n, firstSeq: 1000 })
     const priv = await until(loadgens, (list) => sum(list, 'received') >= count, undefined, true)
-    figures.private = { rate: params.privateRate, sent: count, delivered: sum(priv, 'received'), missing: missing(priv), ...(await latency(loadgens)) }
+    const privFailures = await servers[1].call<Failures>('scale-failures')
+    figures.private = { rate: params.privateRate, sent: count, delivered: sum(priv, 'received'), missing: missing(priv), publishFailures: privFailures.count, ...(await latency(loadgens)) }
 
     // Storm: instance 0 is SIGKILLed a second into private publishing from instance 1.
     const stormCount = params.privateRate * params.stormSeconds
@@ -226,7 +254,9 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
     const back = await until(loadgens, (list) => sum(list, 'open') >= n && sum(list, 'reconnects') >= orphans, STORM_TIMEOUT_MS)
     const backAt = nowUs()
     await publishing
-    const storm = await until(loadgens, (list) => missing(list) === 0, undefined, true)
+    const failed = await servers[1].call<Failures>('scale-failures')
+    const refused = new Set(failed.seqs.map((seq) => seq - stormFirst))
+    const storm = await until(loadgens, (list) => missing(list, refused) === 0, undefined, true)
     const perSecond = new Map<number, number>()
     for (const status of storm) for (const [second, shakes] of status.handshakesPerSecond) perSecond.set(second, (perSecond.get(second) ?? 0) + shakes)
     figures.storm = {
@@ -237,10 +267,13 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
       reconnects: sum(storm, 'reconnects'),
       refused: sum(storm, 'refused'),
       published: stormCount,
-      lost: missing(storm),
+      lost: missing(storm, refused),
+      // Publishes that failed (the publisher was told, as a 503 would say) but reached their user all the same.
+      failedButDelivered: failed.seqs.length - [...refused].filter((slot) => storm.every((status) => Buffer.from(status.seen, 'base64')[slot] === 0)).length,
       duplicatesDropped: sum(storm, 'duplicates'),
       gaps: sum(storm, 'gaps'),
-      publishFailures: (await servers[1].call<{ count: number }>('scale-failures')).count
+      publishFailures: failed.count,
+      firstPublishFailure: failed.first
     }
     return figures
   } finally {

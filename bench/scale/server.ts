@@ -11,11 +11,13 @@ import { ROOMS, roomName, SCALE_PRIVATE } from './streams.js'
 const USERS_PER_PUBLISH = 1000
 
 export function scaleHandlers (app: FastifyInstance): Handlers {
-  const failures = { count: 0, first: null as string | null }
-  const settle = (published: Promise<unknown>): void => {
+  // Publishes that rejected: the publisher was told, so they do not count as lost (their seqs, to tell).
+  const failures = { count: 0, first: null as string | null, seqs: [] as number[] }
+  const settle = (published: Promise<unknown>, seq = -1): void => {
     published.catch((err: Error) => {
       failures.count++
-      failures.first ??= err.message
+      failures.first ??= `${(err as { code?: string }).code ?? ''} ${err.message}`.trim()
+      if (seq >= 0) failures.seqs.push(seq)
     })
   }
   return {
@@ -32,8 +34,15 @@ export function scaleHandlers (app: FastifyInstance): Handlers {
     },
     /** `count` private messages at `rate`/s, each to a random user; seq firstSeq … firstSeq+count-1. */
     'scale-private': async ({ count, rate, users, firstSeq }: { count: number, rate: number, users: number, firstSeq: number }) => {
-      await steady(count, rate, (i) => settle(app.notify.publish({ stream: SCALE_PRIVATE, user: userName(Math.floor(Math.random() * users)), data: notification(firstSeq + i) })))
+      await steady(count, rate, (i) => settle(app.notify.publish({ stream: SCALE_PRIVATE, user: userName(Math.floor(Math.random() * users)), data: notification(firstSeq + i) }), firstSeq + i))
     },
-    'scale-failures': () => ({ ...failures })
+    /** The failures so far, and forgets them. */
+    'scale-failures': () => {
+      const { count, first, seqs } = failures
+      failures.count = 0
+      failures.first = null
+      failures.seqs = []
+      return { count, first, seqs }
+    }
   }
 }
