@@ -153,6 +153,10 @@ async function idleCorePercent (servers: Peer[], seconds: number): Promise<numbe
   return 100 * (cpuOf(servers) - start) / (nowUs() - began)
 }
 
+async function openTotal (servers: Peer[]): Promise<number> {
+  return (await Promise.all(servers.map((server) => server.call<number>('connections')))).reduce((a, b) => a + b, 0)
+}
+
 async function memoryTotal (servers: Peer[]): Promise<{ rss: number, heapUsed: number }> {
   const total = { rss: 0, heapUsed: 0 }
   for (const server of servers) {
@@ -185,18 +189,31 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
     const slabBefore = socketSlabBytes()
     const began = Date.now()
     const share = Math.ceil(n / generators)
-    await Promise.all(loadgens.map((loadgen, k) => loadgen.call('scale-connect', {
-      ports, first: k * share, count: Math.max(0, Math.min(share, n - k * share)), concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES
-    })))
+    // In two halves: the second half's growth is what one more connection costs, without the
+    // instances' one-time growth (V8's young generation, code) that the first half also pays.
+    const connectHalf = (half: 0 | 1): Promise<unknown> => Promise.all(loadgens.map((loadgen, k) => {
+      const first = k * share
+      const count = Math.max(0, Math.min(share, n - first))
+      const firstHalf = Math.floor(count / 2)
+      return loadgen.call('scale-connect', {
+        ports, first: first + half * firstHalf, count: half === 0 ? firstHalf : count - firstHalf, concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES
+      })
+    }))
+    await connectHalf(0)
+    const middle = await memoryTotal(servers)
+    const openHalf = await openTotal(servers)
+    await connectHalf(1)
     figures.connectSeconds = round((Date.now() - began) / 1000, 1)
-    const open = (await Promise.all(servers.map((server) => server.call<number>('connections')))).reduce((a, b) => a + b, 0)
+    const open = await openTotal(servers)
     const after = await memoryTotal(servers)
     const kernelAfter = sockstat()
     const slabAfter = socketSlabBytes()
     figures.connections = open
-    figures.rssPerConnectionKB = round((after.rss - before.rss) / n / 1024, 2)
-    figures.rssPerSubscriptionKB = round((after.rss - before.rss) / (2 * n) / 1024, 2)
-    figures.heapPerConnectionKB = round((after.heapUsed - before.heapUsed) / n / 1024, 2)
+    const marginal = (after.rss - middle.rss) / Math.max(1, open - openHalf)
+    figures.rssPerConnectionKB = round(marginal / 1024, 2)
+    figures.rssPerSubscriptionKB = round(marginal / 2 / 1024, 2)
+    figures.rssAveragePerConnectionKB = round((after.rss - before.rss) / n / 1024, 2)
+    figures.heapPerConnectionKB = round((after.heapUsed - middle.heapUsed) / Math.max(1, open - openHalf) / 1024, 2)
     figures.rssTotalMB = round(after.rss / 2 ** 20, 0)
     // Both ends of each loopback connection are on this machine: the kernel figure counts both.
     figures.kernelTcpSocketsPerConnection = round((kernelAfter.inuse - kernelBefore.inuse) / n, 2)
@@ -204,9 +221,12 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
     figures.kernelSocketSlabPerConnectionKB = slabBefore === null || slabAfter === null ? null : round((slabAfter - slabBefore) / n / 1024, 2)
 
     // Idle: the instances' CPU over a window with nothing published (heartbeats, presence, timers).
-    const idlePercent = Math.max(0, await idleCorePercent(servers, params.idleSeconds) - emptyPercent)
+    const withSockets = await idleCorePercent(servers, params.idleSeconds)
+    // On a busy machine the two windows' noise can exceed the difference: never below zero.
+    const idlePercent = Math.max(0, withSockets - emptyPercent)
     figures.idleSeconds = params.idleSeconds
     figures.idleEmptyInstancesCorePercent = round(emptyPercent, 2)
+    figures.idleInstancesCorePercent = round(withSockets, 2)
     figures.idleCorePercentPer10k = round(idlePercent * 10_000 / n, 3)
     figures.idleCorePercentPer100k = round(idlePercent * 100_000 / n, 2)
 
