@@ -1,37 +1,18 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
+import { runBench } from './bench-run.js'
 
 // A smoke test of the scale scenario (`npm run bench -- --sessions scale`) at a tiny size: it runs
 // every phase over six instances and two load generators, loses nothing in the storm, and prints
 // the targets. Never a speed threshold: the figures depend on the machine and what else runs on it.
 
-function benchEnv (): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) =>
-    !/^(NODE_OPTIONS|NODE_V8_COVERAGE|TAP|_TAPJS_|REDIS_URL)/.test(name)))
-  return { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
-}
-
 const N = 300
 t.setTimeout(180_000)
 t.test('npm run bench -- --sessions scale runs at a tiny size, every client back, nothing lost', { timeout: 180_000 }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'notify-edge-bench-scale-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const out = join(dir, 'results.json')
-  const args = ['run', '--silent', 'bench', '--', '--sessions', 'scale', '--scale-connections', String(N), '--scale-idle-seconds', '1', '--scale-private-seconds', '1', '--scale-storm-seconds', '3', '--out', out]
-  const child = spawn('npm', args, { env: benchEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  t.teardown(() => { child.kill() })
-  const [code] = await once(child, 'exit')
-  if (code !== 0) t.comment(output)
+  const args = ['--sessions', 'scale', '--scale-connections', String(N), '--scale-idle-seconds', '1', '--scale-private-seconds', '1', '--scale-storm-seconds', '3']
+  const { code, output, results } = await runBench(t, args)
   t.equal(code, 0, 'exits with 0')
 
-  const { scale, environment } = JSON.parse(await readFile(out, 'utf8'))
+  const { scale, environment } = results
   t.equal(scale.error, undefined, 'no error')
   t.match(scale, { instances: 6, loadgens: 2, connections: N, broadcastDelivered: N, private: { rate: 1000, sent: 1000, delivered: 1000, missing: 0 } })
   for (const key of ['rssPerConnectionKB', 'rssPerSubscriptionKB', 'kernelSocketMemPerConnectionKB', 'idleCorePercentPer10k', 'broadcastLastMs', 'broadcastCpuPerDeliveryUs']) {
