@@ -157,12 +157,13 @@ async function openTotal (servers: Peer[]): Promise<number> {
   return (await Promise.all(servers.map((server) => server.call<number>('connections')))).reduce((a, b) => a + b, 0)
 }
 
-async function memoryTotal (servers: Peer[]): Promise<{ rss: number, heapUsed: number }> {
-  const total = { rss: 0, heapUsed: 0 }
+interface Memory { rss: number, heapUsed: number, heapTotal: number, external: number }
+
+async function memoryTotal (servers: Peer[]): Promise<Memory> {
+  const total: Memory = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0 }
   for (const server of servers) {
-    const { rss, heapUsed } = await server.call<{ rss: number, heapUsed: number }>('memory')
-    total.rss += rss
-    total.heapUsed += heapUsed
+    const usage = await server.call<Memory>('memory')
+    for (const key of ['rss', 'heapUsed', 'heapTotal', 'external'] as const) total[key] += usage[key]
   }
   return total
 }
@@ -213,7 +214,11 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
     figures.rssPerConnectionKB = round(marginal / 1024, 2)
     figures.rssPerSubscriptionKB = round(marginal / 2 / 1024, 2)
     figures.rssAveragePerConnectionKB = round((after.rss - before.rss) / n / 1024, 2)
-    figures.heapPerConnectionKB = round((after.heapUsed - middle.heapUsed) / Math.max(1, open - openHalf) / 1024, 2)
+    const perSecondHalf = (key: keyof Memory): number => round((after[key] - middle[key]) / Math.max(1, open - openHalf) / 1024, 2)
+    figures.heapPerConnectionKB = perSecondHalf('heapUsed')
+    // Where RSS goes besides live objects: heap V8 keeps committed, and memory outside the heap.
+    figures.heapCommittedPerConnectionKB = perSecondHalf('heapTotal')
+    figures.externalPerConnectionKB = perSecondHalf('external')
     figures.rssTotalMB = round(after.rss / 2 ** 20, 0)
     // Both ends of each loopback connection are on this machine: the kernel figure counts both.
     figures.kernelTcpSocketsPerConnection = round((kernelAfter.inuse - kernelBefore.inuse) / n, 2)

@@ -96,8 +96,8 @@ export function control (contender: Contender, extra: Handlers = {}): void {
     memory: () => {
       gc()
       gc()
-      const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage()
-      return { rss, heapUsed, external, arrayBuffers }
+      const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage()
+      return { rss, heapUsed, heapTotal, external, arrayBuffers }
     },
     connections: () => contender.connections(),
     // All in one synchronous loop: a burst, as when many messages arrive in one read.
