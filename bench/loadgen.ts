@@ -2,7 +2,8 @@ import http from 'node:http'
 import WebSocket, { type RawData } from 'ws'
 import { serve } from './lib/ipc.js'
 import { nowUs, signToken, userName } from './lib/shared.js'
-import { Samples, round } from './lib/stats.js'
+import { pool, Samples, round } from './lib/stats.js'
+import { scaleClients } from './scale/clients.js'
 
 // The load generator: one process holding every client socket, apart from the servers.
 // `notify` clients speak this project's protocol (edge and plain ws contenders); `sio` clients
@@ -96,15 +97,6 @@ function open (target: Target, auth: { token: string } | { ticket: string }, loc
       })
     }
   })
-}
-
-/** Runs `task(i)` for i in [0, count) with at most `concurrency` in flight. */
-async function pool (count: number, concurrency: number, task: (index: number) => Promise<void>): Promise<void> {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < count) await task(next++)
-  }
-  await Promise.all(Array.from({ length: Math.min(count, concurrency) }, worker))
 }
 
 function postTicket (port: number, token: string, agent: http.Agent): Promise<string> {
@@ -216,5 +208,7 @@ serve({
     return { closed: closing.length }
   },
 
-  close: () => { setImmediate(() => process.exit(0)) }
+  close: () => { setImmediate(() => process.exit(0)) },
+  // The scale scenario's clients (bench/scale/clients.ts): two streams each, reconnect and resume.
+  ...scaleClients
 }, { pid: process.pid })

@@ -1,4 +1,5 @@
 import { round } from './lib/stats.js'
+import { busy, scaleLines } from './scale/report.js'
 
 /** What `bench/results/*.json` holds. */
 export interface Results {
@@ -25,6 +26,8 @@ export interface Results {
   ingress?: { params: Record<string, number>, results: Record<string, Record<string, unknown>> }
   /** PostgreSQL outbox and NATS JetStream into notify-edge, each next to its bare consumer (bench/pipelines.ts). */
   pipelines?: { params: Record<string, number>, results: Record<string, Record<string, unknown>> }
+  /** The scale scenario (bench/scale/scenario.ts), or its error. */
+  scale?: Record<string, unknown>
 }
 
 export interface TargetResult { target: string, value: number | null, limit: number, holds: boolean | null }
@@ -242,25 +245,28 @@ export function report (results: Results): string {
     }
   }
   const line = (cells: string[]): string => `| ${cells.join(' | ')} |`
+  const table = results.scenarios.length > 0
+    ? [line(header), line(header.map((_, i) => (i < 2 ? '---' : '---:'))), ...rows.map(line), '']
+    : []
   const lines = [
     `notify-edge benchmark${results.quick ? ' (--quick: small sizes, not for comparison)' : ''}, ${results.startedAt}`,
     `${env.cpu}, ${env.cores} cores, ${env.memoryGB} GB, ${env.platform}, Node ${env.node}; load average before ${env.loadAverageBefore.join(' ')}, after ${env.loadAverageAfter.join(' ')}`,
+    ...(busy(env) ? ['Load average above 1.5: the machine was busy, these figures are not a clean run.'] : []),
     '',
-    line(header),
-    line(header.map((_, i) => (i < 2 ? '---' : '---:'))),
-    ...rows.map(line),
-    ''
+    ...table
   ]
   if (problems.length > 0) lines.push('Problems (! in the table):', ...problems.map((p) => `- ${p}`), '')
   if (results.ingress !== undefined) lines.push(...ingressLines(results.ingress), '')
   if (results.pipelines !== undefined) lines.push(...pipelineLines(results.pipelines), '')
+
+  if (results.scale !== undefined) lines.push(...(results.scale.error === undefined ? scaleLines(results.scale, results) : [`Scale: ${String(results.scale.error)}`, '']))
   if (hasEdge) {
     results.targets = judge(results)
     results.floors = floors(results)
   }
   if (results.quick) {
     lines.push('Targets are judged on full runs only: --quick sizes are too small to compare.', '')
-  } else if (results.targets !== undefined) {
+  } else if (results.targets !== undefined && results.targets.length > 0) {
     lines.push('Targets (issues 4, 11 and 15):')
     for (const t of results.targets) {
       const verdict = t.holds === null ? 'not measured' : t.holds ? 'holds' : 'MISSED'

@@ -10,6 +10,7 @@ import { processCpuUs, startCluster, startRedis, type BenchRedis } from './lib/r
 import { report, type Results, type Scenario } from './report.js'
 import { ingress, INGRESS_FULL, INGRESS_QUICK } from './ingress.js'
 import { pipelines, PIPELINES_FULL, PIPELINES_QUICK } from './pipelines.js'
+import { scale as scaleRun } from './scale/scenario.js'
 
 // The bench driver: runs every scenario against every contender, each server in its own
 // process, the clients in a separate load-generator process; then prints and saves the figures.
@@ -466,6 +467,15 @@ const pipelinesWanted = !custom && (onlySessions?.includes('pipelines') ?? false
 const presence = !custom && (onlySessions?.includes('presence') ?? true) && contenders.some((c) => c.id === 'edge')
 // Not in --quick runs unless asked for: a cluster takes seconds to start.
 const scale = !custom && (onlySessions?.includes('redis-scale') ?? !quick) && contenders.some((c) => c.id === 'edge')
+// The 100,000-connection scenario runs only when asked for (--sessions scale); --scale-connections N runs it smaller.
+const scaleWanted = !custom && (onlySessions?.includes('scale') ?? false)
+const SCALE_RUN = {
+  connections: Number(argument('scale-connections') ?? 100_000),
+  idleSeconds: Number(argument('scale-idle-seconds') ?? 30),
+  privateRate: 1000,
+  privateSeconds: Number(argument('scale-private-seconds') ?? 10),
+  stormSeconds: Number(argument('scale-storm-seconds') ?? 30)
+}
 const startedAt = new Date()
 const results: Results = {
   version: 1,
@@ -565,6 +575,15 @@ try {
         await redis.stop()
       }
     }
+  }
+  if (scaleWanted) {
+    await timed(`scale × ${SCALE_RUN.connections} connections`, async () => {
+      const hooks = {
+        spawnEdge: (extra: string[]) => spawnServer(CONTENDERS[0], extra),
+        spawnLoadgen: (name: string) => Peer.spawn(name, join(here, 'loadgen.js'), [], ['--max-old-space-size=4096'])
+      }
+      results.scale = await scaleRun(hooks, SCALE_RUN).catch(failure)
+    })
   }
 } finally {
   await Promise.all([loadgen.stop(), feeder.stop()])

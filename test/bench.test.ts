@@ -1,9 +1,5 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
+import { runBench } from './bench-run.js'
 
 // A smoke test of `npm run bench -- --quick`: it completes and writes results of the expected
 // shape. Never a speed threshold: the figures depend on the machine and what else runs on it.
@@ -28,31 +24,13 @@ const METRICS: Record<string, string[]> = {
 // notify-edge alone, on Redis with presence off then on.
 const PRESENCE_RUNS = ['edge']
 
-// The bench's processes must not inherit tap's loader, nor count in coverage: tap re-adds its
-// process tracking to every spawn, but leaves a coverage switch that is set explicitly.
-function benchEnv (): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) =>
-    !/^(NODE_OPTIONS|NODE_V8_COVERAGE|TAP|_TAPJS_)/.test(name)))
-  return { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
-}
-
 // Every scenario starts processes of its own, which takes long on a loaded machine.
 t.setTimeout(300_000)
 t.test('npm run bench -- --quick completes and writes every scenario for every contender', { timeout: 300_000 }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'notify-edge-bench-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const out = join(dir, 'results.json')
-  const child = spawn('npm', ['run', '--silent', 'bench', '--', '--quick', '--out', out], { env: benchEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  t.teardown(() => { child.kill() })
-  const [code] = await once(child, 'exit')
-  if (code !== 0) t.comment(output)
+  const { code, output, results } = await runBench(t, ['--quick'])
   t.equal(code, 0, 'exits with 0')
   t.match(output, /\| scenario \| metric \| notify-edge \| notify-edge flushInterval 0 \| notify-edge lean emitter \| notify-edge no ticket rate limit \| ws send \| ws send on Fastify \| ws frame-once \| Socket\.IO \|/)
 
-  const results = JSON.parse(await readFile(out, 'utf8'))
   t.match(results, {
     version: 1,
     quick: true,

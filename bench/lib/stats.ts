@@ -15,6 +15,11 @@ export class Samples {
     this.#values[this.count++] = value
   }
 
+  /** The samples so far (a view, valid until the next `add`). */
+  values (): Float64Array {
+    return this.#values.subarray(0, this.count)
+  }
+
   reset (): void {
     this.count = 0
   }
@@ -29,4 +34,13 @@ export class Samples {
 export function round (value: number, digits = 2): number {
   const scale = 10 ** digits
   return Math.round(value * scale) / scale
+}
+
+/** Runs `task(i)` for i in [0, count) with at most `concurrency` in flight. */
+export async function pool (count: number, concurrency: number, task: (index: number) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < count) await task(next++)
+  }
+  await Promise.all(Array.from({ length: Math.min(count, concurrency) }, worker))
 }

@@ -19,7 +19,7 @@ export interface Contender {
 declare const gc: () => void
 
 /** Publishes `total` notifications at `rate` per second, from a 1 ms timer (no busy loop: CPU is measured). */
-function steady (total: number, rate: number, publish: (index: number) => void): Promise<void> {
+export function steady (total: number, rate: number, publish: (index: number) => void): Promise<void> {
   const start = nowUs()
   let sent = 0
   return new Promise((resolve) => {
@@ -96,8 +96,8 @@ export function control (contender: Contender, extra: Handlers = {}): void {
     memory: () => {
       gc()
       gc()
-      const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage()
-      return { rss, heapUsed, external, arrayBuffers }
+      const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage()
+      return { rss, heapUsed, heapTotal, external, arrayBuffers }
     },
     connections: () => contender.connections(),
     // All in one synchronous loop: a burst, as when many messages arrive in one read.

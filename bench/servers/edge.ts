@@ -5,6 +5,8 @@ import { STREAMS } from '../../example-app/app.js'
 import { argument } from '../lib/ipc.js'
 import { API_KEY, PRIVATE_STREAM, PUBLIC_STREAM, SECRET } from '../lib/shared.js'
 import { control } from './control.js'
+import { scaleHandlers } from '../scale/server.js'
+import { SCALE_STREAMS } from '../scale/streams.js'
 
 // Contender (a): this project, registered as the example app does (its streams, and with --redis
 // its `redis` option: bus, tickets on Redis). History is left out: no other contender keeps any;
@@ -29,10 +31,12 @@ const busFlushInterval = argument('bus-flush-interval')
 // --outbox-table relays that outbox table (the pipelines scenario).
 const nats = argument('nats')
 const outbox = argument('outbox')
+// --streams scale: the scale scenario's streams (a private one and 100 public ones, with history).
+const scaleStreams = argument('streams') === 'scale'
 const app = Fastify({ logger: false })
 await app.register(notifyEdge, {
   jwt: { secret: SECRET },
-  streams: STREAMS.map(({ history: _history, ...stream }) => stream),
+  streams: scaleStreams ? SCALE_STREAMS : STREAMS.map(({ history: _history, ...stream }) => stream),
   redis,
   bus: { redisEmitter, flushInterval: busFlushInterval === undefined ? undefined : Number(busFlushInterval) },
   publishApi: { apiKey: API_KEY },
@@ -57,6 +61,7 @@ control({
   connections: () => app.notifyStreams.get('/ws')!.connections.size,
   close: () => app.close()
 }, {
+  ...(scaleStreams ? scaleHandlers(app) : {}),
   ingress: async () => {
     if (amqp !== undefined) await until(() => app.notifyAmqp.health().state === 'consuming')
     if (nats !== undefined) await until(() => app.notifyJetStream.health().state === 'consuming')

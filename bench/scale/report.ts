@@ -1,0 +1,71 @@
+import type { Results, TargetResult } from '../report.js'
+
+// The scale scenario's figures as text, judged against issue 31's targets. A missed target names
+// the resource that ran out, as far as the run can tell: memory for the RSS target; otherwise CPU
+// when the machine's load stayed above its cores, else the edge's own work.
+
+type Figures = Record<string, any>
+export type ScaleTarget = TargetResult & { resource?: string }
+
+const BUSY_LOAD = 1.5
+
+/** Whether a load average above 1.5 makes the run's figures not comparable. */
+export function busy (env: Results['environment']): boolean {
+  return Math.max(env.loadAverageBefore[0] ?? 0, env.loadAverageAfter[0] ?? 0) > BUSY_LOAD
+}
+
+function cpuVerdict (env: Results['environment'], what: string): string {
+  const load = Math.max(env.loadAverageBefore[0] ?? 0, env.loadAverageAfter[0] ?? 0)
+  return load > env.cores
+    ? `CPU: load average ${load} on ${env.cores} cores, the instances and load generators shared what was left (${what})`
+    : `the edge's own CPU (${what}); the machine had cores to spare`
+}
+
+export function scaleTargets (f: Figures, env: Results['environment']): ScaleTarget[] {
+  const targets: ScaleTarget[] = []
+  const add = (target: string, value: number | null, limit: number, holds: (v: number) => boolean, resource: () => string): void => {
+    const verdict = value === null ? null : holds(value)
+    targets.push({ target, value, limit, holds: verdict, ...(verdict === false ? { resource: resource() } : {}) })
+  }
+  add('server RSS per connection with its subscriptions ≤ 8 KB', f.rssPerConnectionKB ?? null, 8, (v) => v <= 8,
+    () => `memory: ${f.rssPerConnectionKB} KB per connection (${f.rssTotalMB} MB in ${f.instances} instances)`)
+  add('idle CPU ≤ 5 % of a core per 100,000 connections (%)', f.idleCorePercentPer100k ?? null, 5, (v) => v <= 5,
+    () => cpuVerdict(env, `${f.idleCorePercentPer10k} % of a core per 10,000 idle connections`))
+  const all = f.broadcastDelivered === f.connections
+  add('broadcast reaches every socket within 1.5 s (ms)', all ? f.broadcastLastMs : null, 1500, (v) => v <= 1500,
+    () => cpuVerdict(env, `${f.broadcastCpuPerDeliveryUs} µs per delivery, ${f.broadcastCorePercent} % of a core per instance`))
+  const storm = f.storm ?? {}
+  add('storm: every client back within 30 s (s)', storm.recoverySeconds ?? null, 30, (v) => v <= 30,
+    () => cpuVerdict(env, `peak ${storm.peakHandshakesPerSecond} handshakes/s`))
+  add('storm: messages lost = 0', storm.lost ?? null, 0, (v) => v === 0,
+    () => `history: ${storm.lost} messages never arrived, ${storm.gaps} gaps announced`)
+  add('storm: handshakes refused by an instance = 0', storm.refused ?? null, 0, (v) => v === 0,
+    () => `an instance answered ${storm.refused} handshakes with an HTTP error`)
+  return targets
+}
+
+export function scaleLines (f: Figures, results: Results): string[] {
+  const env = results.environment
+  const p = f.private ?? {}
+  const s = f.storm ?? {}
+  const lines = [
+    `Scale: ${f.connections} connections (each its private stream and one of 100 public streams) on ${f.instances} instances, one Redis (${f.redis}), ${f.loadgens} load generators`,
+    `${results.startedAt}; ${env.cpu}, ${env.cores} cores, ${env.memoryGB} GB; load average before ${env.loadAverageBefore.join(' ')}, after ${env.loadAverageAfter.join(' ')}`,
+    ...(busy(env) ? [`The machine was busy (load average above ${BUSY_LOAD}): these figures are not a clean run.`] : []),
+    `- file descriptors per process (soft/hard): ${(f.fileLimits as Array<{ soft: number, hard: number, raised: boolean, note?: string }>).map((l) => `${l.soft}/${l.hard}${l.raised ? ' raised' : ''}${l.note === undefined ? '' : ` (${l.note})`}`).join(', ')}`,
+    `- connected in ${f.connectSeconds} s`,
+    `- server RSS: ${f.rssPerConnectionKB} KB per connection, ${f.rssPerSubscriptionKB} KB per subscription (growth over the second half of the connections; ${f.rssAveragePerConnectionKB} KB averaged over all, with the instances' one-time growth; ${f.rssTotalMB} MB in all instances); heap ${f.heapPerConnectionKB} KB per connection, ${f.heapCommittedPerConnectionKB} KB committed, ${f.externalPerConnectionKB} KB external`,
+    `- kernel (/proc/net/sockstat, both ends of each loopback connection): ${f.kernelTcpSocketsPerConnection} TCP sockets, ${f.kernelSocketMemPerConnectionKB} KB of buffers and ${f.kernelSocketSlabPerConnectionKB ?? '–'} KB of socket objects (/proc/slabinfo) per connection`,
+    `- idle over ${f.idleSeconds} s: ${f.idleCorePercentPer10k} % of a core per 10,000 connections (all instances ${f.idleInstancesCorePercent} % of a core with the sockets, ${f.idleEmptyInstancesCorePercent} % with none)`,
+    `- broadcast to all: last socket after ${f.broadcastLastMs} ms, ${f.broadcastDelivered} delivered, ${f.broadcastCpuPerDeliveryUs} µs of server CPU per delivery`,
+    `- private at ${p.rate} msg/s to random users: p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms, ${p.delivered}/${p.sent} delivered`,
+    `- storm (one instance SIGKILLed, ${s.orphans} clients): ${s.back} open again${s.recoverySeconds === null ? ' (not all)' : ` after ${s.recoverySeconds} s`}, peak ${s.peakHandshakesPerSecond} handshakes/s, ${s.lost} of ${s.published} lost, ${s.gaps} gaps, ${s.refused} handshakes refused; ${s.publishFailures} publishes failed (the publisher was told${s.firstPublishFailure === null ? '' : `: ${s.firstPublishFailure}`}), ${s.failedButDelivered} of them delivered all the same`,
+    '',
+    'Targets (issue 31):'
+  ]
+  for (const t of scaleTargets(f, env)) {
+    const verdict = t.holds === null ? 'not measured' : t.holds ? 'met' : 'MISSED'
+    lines.push(`- ${t.target}: ${t.value ?? '–'} → ${verdict}${t.resource === undefined ? '' : `; ran out: ${t.resource}`}`)
+  }
+  return [...lines, '']
+}

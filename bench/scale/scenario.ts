@@ -1,0 +1,309 @@
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import type { Peer } from '../lib/ipc.js'
+import { processCpuUs, startRedis } from '../lib/redis.js'
+import { nowUs } from '../lib/shared.js'
+import { round, Samples } from '../lib/stats.js'
+
+// The scale scenario (`npm run bench -- --sessions scale`): N users, each one socket subscribed to
+// its private stream and one of 100 public rooms, over several edge instances on one Redis and
+// several load generators. Memory, idle CPU, a broadcast to all, private latency at 1,000 msg/s,
+// then a storm: one instance SIGKILLed while private publishing goes on. See docs/scaling.md.
+
+export interface ScaleParams {
+  connections: number
+  idleSeconds: number
+  privateRate: number
+  privateSeconds: number
+  stormSeconds: number
+}
+
+export interface ScaleHooks {
+  /** An edge server process with these extra arguments. */
+  spawnEdge (args: string[]): Promise<Peer>
+  /** A load-generator process. */
+  spawnLoadgen (name: string): Promise<Peer>
+}
+
+interface Status {
+  clients: number
+  open: number
+  received: number
+  duplicates: number
+  gaps: number
+  lastReceivedUs: number
+  reconnects: number
+  refused: number
+  handshakesPerSecond: Array<[number, number]>
+  seen: string
+  samples: number[]
+}
+
+// The most descriptors one process may hold (the issue's rule), and what a process needs besides sockets.
+const FD_CAP = 20_000
+const FD_SPARE = 1_000
+const ADDRESSES = 8
+const CONNECT_CONCURRENCY = 50
+const IDLE_MS = 15_000
+const STORM_TIMEOUT_MS = 120_000
+
+/** Instances: at least 6, and enough that the survivors of a storm stay under the cap. */
+export function layout (connections: number): { instances: number, loadgens: number } {
+  const perProcess = FD_CAP - FD_SPARE
+  return { instances: Math.max(6, 1 + Math.ceil(connections / perProcess)), loadgens: Math.max(2, Math.ceil(connections / perProcess)) }
+}
+
+function fileLimit (pid: number | 'self'): { soft: number, hard: number } {
+  const line = readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files'))!
+  const [soft, hard] = line.split(/\s+/).slice(3, 5).map((v) => v === 'unlimited' ? Infinity : Number(v))
+  return { soft, hard }
+}
+
+/** Raises a process's soft descriptor limit to its hard limit (capped at FD_CAP); says what it got. */
+function raiseFileLimit (pid: number): { soft: number, hard: number, raised: boolean, note?: string } {
+  const { soft, hard } = fileLimit(pid)
+  const wanted = Math.min(hard, FD_CAP)
+  if (soft >= wanted) return { soft, hard, raised: false }
+  try {
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${wanted}:${hard === Infinity ? 'unlimited' : hard}`])
+    return { ...fileLimit(pid), raised: true }
+  } catch (err) {
+    return { soft, hard, raised: false, note: `cannot raise: ${(err as Error).message.split('\n')[0]}` }
+  }
+}
+
+/** TCP sockets in use and their kernel buffer memory (bytes), machine-wide, from /proc/net/sockstat. */
+export function sockstat (): { inuse: number, memBytes: number } {
+  const tcp = readFileSync('/proc/net/sockstat', 'utf8').split('\n').find((l) => l.startsWith('TCP:'))!
+  const field = (name: string): number => Number(new RegExp(`${name} (\\d+)`).exec(tcp)![1])
+  return { inuse: field('inuse'), memBytes: field('mem') * 4096 }
+}
+
+// The kernel's per-socket objects (struct tcp_sock, its inode), which sockstat's `mem` (buffer pages) leaves out.
+const SLABS = ['TCP', 'TCPv6', 'sock_inode_cache']
+
+/** Bytes in the kernel's socket slabs (active objects × size), or null where /proc/slabinfo is not readable. */
+export function socketSlabBytes (): number | null {
+  try {
+    let bytes = 0
+    for (const line of readFileSync('/proc/slabinfo', 'utf8').split('\n')) {
+      const [name, active, , size] = line.split(/\s+/)
+      if (SLABS.includes(name)) bytes += Number(active) * Number(size)
+    }
+    return bytes
+  } catch {
+    return null
+  }
+}
+
+const cpuOf = (peers: Peer[]): number => peers.reduce((sum, peer) => sum + processCpuUs(peer.child.pid!), 0)
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function statuses (loadgens: Peer[], detail = false): Promise<Status[]> {
+  return Promise.all(loadgens.map((loadgen) => loadgen.call<Status>('scale-status', { detail })))
+}
+
+/** Tracked private messages that reached no load generator, but for the `refused` slots (publishes that failed). */
+function missing (list: Status[], refused: Set<number> = new Set()): number {
+  const totals = list.map((status) => Buffer.from(status.seen, 'base64'))
+  let count = 0
+  for (let slot = 0; slot < (totals[0]?.length ?? 0); slot++) if (!refused.has(slot) && totals.every((seen) => seen[slot] === 0)) count++
+  return count
+}
+
+interface Failures { count: number, first: string | null, seqs: number[] }
+
+function sum (list: Status[], key: 'open' | 'received' | 'duplicates' | 'gaps' | 'reconnects' | 'refused'): number {
+  return list.reduce((total, status) => total + status[key], 0)
+}
+
+/** Polls until `done` holds, or nothing changed for IDLE_MS, or `timeoutMs` passed. */
+async function until (loadgens: Peer[], done: (list: Status[]) => boolean, timeoutMs = 300_000, detail = false): Promise<Status[]> {
+  const deadline = Date.now() + timeoutMs
+  let progress = -1
+  let changed = Date.now()
+  for (;;) {
+    const list = await statuses(loadgens, detail)
+    const now = sum(list, 'received') + sum(list, 'open')
+    if (now !== progress) {
+      progress = now
+      changed = Date.now()
+    }
+    if (done(list) || Date.now() - changed > IDLE_MS || Date.now() > deadline) return list
+    await sleep(100)
+  }
+}
+
+async function arm (loadgens: Peer[], firstSeq = 0, count = 0): Promise<void> {
+  await Promise.all(loadgens.map((loadgen) => loadgen.call('scale-arm', { firstSeq, count })))
+}
+
+async function latency (loadgens: Peer[]): Promise<{ p50Ms: number, p99Ms: number, count: number }> {
+  const merged = new Samples()
+  for (const status of await statuses(loadgens, true)) for (const value of status.samples) merged.add(value)
+  const { p50, p99, count } = merged.summary()
+  return { p50Ms: p50, p99Ms: p99, count }
+}
+
+/** The instances' CPU over `seconds` with nothing published, in % of one core. */
+async function idleCorePercent (servers: Peer[], seconds: number): Promise<number> {
+  const start = cpuOf(servers)
+  const began = nowUs()
+  await sleep(seconds * 1000)
+  return 100 * (cpuOf(servers) - start) / (nowUs() - began)
+}
+
+async function openTotal (servers: Peer[]): Promise<number> {
+  return (await Promise.all(servers.map((server) => server.call<number>('connections')))).reduce((a, b) => a + b, 0)
+}
+
+interface Memory { rss: number, heapUsed: number, heapTotal: number, external: number }
+
+async function memoryTotal (servers: Peer[]): Promise<Memory> {
+  const total: Memory = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0 }
+  for (const server of servers) {
+    const usage = await server.call<Memory>('memory')
+    for (const key of ['rss', 'heapUsed', 'heapTotal', 'external'] as const) total[key] += usage[key]
+  }
+  return total
+}
+
+export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Record<string, unknown>> {
+  const n = params.connections
+  const { instances, loadgens: generators } = layout(n)
+  const redis = process.env.REDIS_URL ? null : await startRedis()
+  const redisUrl = process.env.REDIS_URL || redis!.url
+  const servers: Peer[] = []
+  const loadgens: Peer[] = []
+  const figures: Record<string, unknown> = { instances, loadgens: generators, redis: redis === null ? 'REDIS_URL' : 'private redis-server' }
+  try {
+    for (let i = 0; i < instances; i++) servers.push(await hooks.spawnEdge(['--redis', redisUrl, '--streams', 'scale']))
+    for (let i = 0; i < generators; i++) loadgens.push(await hooks.spawnLoadgen(`scale-loadgen-${i}`))
+    figures.fileLimits = [...servers, ...loadgens].map((peer) => raiseFileLimit(peer.child.pid!))
+    const ports = servers.map((server) => server.info.port as number)
+
+    // The instances' own idle cost (timers, Redis, presence) with no socket: subtracted below.
+    const emptyPercent = await idleCorePercent(servers, params.idleSeconds)
+    // Memory: the instances' RSS after a full GC, and the kernel's TCP buffers, before and after.
+    const before = await memoryTotal(servers)
+    const kernelBefore = sockstat()
+    const slabBefore = socketSlabBytes()
+    const began = Date.now()
+    const share = Math.ceil(n / generators)
+    // In two halves: the second half's growth is what one more connection costs, without the
+    // instances' one-time growth (V8's young generation, code) that the first half also pays.
+    const connectHalf = (half: 0 | 1): Promise<unknown> => Promise.all(loadgens.map((loadgen, k) => {
+      const first = k * share
+      const count = Math.max(0, Math.min(share, n - first))
+      const firstHalf = Math.floor(count / 2)
+      return loadgen.call('scale-connect', {
+        ports, first: first + half * firstHalf, count: half === 0 ? firstHalf : count - firstHalf, concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES
+      })
+    }))
+    await connectHalf(0)
+    const middle = await memoryTotal(servers)
+    const openHalf = await openTotal(servers)
+    await connectHalf(1)
+    figures.connectSeconds = round((Date.now() - began) / 1000, 1)
+    const open = await openTotal(servers)
+    const after = await memoryTotal(servers)
+    const kernelAfter = sockstat()
+    const slabAfter = socketSlabBytes()
+    figures.connections = open
+    const marginal = (after.rss - middle.rss) / Math.max(1, open - openHalf)
+    figures.rssPerConnectionKB = round(marginal / 1024, 2)
+    figures.rssPerSubscriptionKB = round(marginal / 2 / 1024, 2)
+    figures.rssAveragePerConnectionKB = round((after.rss - before.rss) / n / 1024, 2)
+    const perSecondHalf = (key: keyof Memory): number => round((after[key] - middle[key]) / Math.max(1, open - openHalf) / 1024, 2)
+    figures.heapPerConnectionKB = perSecondHalf('heapUsed')
+    // Where RSS goes besides live objects: heap V8 keeps committed, and memory outside the heap.
+    figures.heapCommittedPerConnectionKB = perSecondHalf('heapTotal')
+    figures.externalPerConnectionKB = perSecondHalf('external')
+    figures.rssTotalMB = round(after.rss / 2 ** 20, 0)
+    // Both ends of each loopback connection are on this machine: the kernel figure counts both.
+    figures.kernelTcpSocketsPerConnection = round((kernelAfter.inuse - kernelBefore.inuse) / n, 2)
+    figures.kernelSocketMemPerConnectionKB = round((kernelAfter.memBytes - kernelBefore.memBytes) / n / 1024, 3)
+    figures.kernelSocketSlabPerConnectionKB = slabBefore === null || slabAfter === null ? null : round((slabAfter - slabBefore) / n / 1024, 2)
+
+    // Idle: the instances' CPU over a window with nothing published (heartbeats, presence, timers).
+    const withSockets = await idleCorePercent(servers, params.idleSeconds)
+    // On a busy machine the two windows' noise can exceed the difference: never below zero.
+    const idlePercent = Math.max(0, withSockets - emptyPercent)
+    figures.idleSeconds = params.idleSeconds
+    figures.idleEmptyInstancesCorePercent = round(emptyPercent, 2)
+    figures.idleInstancesCorePercent = round(withSockets, 2)
+    figures.idleCorePercentPer10k = round(idlePercent * 10_000 / n, 3)
+    figures.idleCorePercentPer100k = round(idlePercent * 100_000 / n, 2)
+
+    // Broadcast: one message to each room, so one to every socket; a first one unmeasured.
+    let seq = 0
+    await arm(loadgens)
+    await servers[0].call('scale-broadcast', { seq: seq++ })
+    await until(loadgens, (list) => sum(list, 'received') >= n)
+    await arm(loadgens)
+    const cpuBefore = cpuOf(servers)
+    const publishedAt = nowUs()
+    await servers[0].call('scale-broadcast', { seq: seq++ })
+    const cast = await until(loadgens, (list) => sum(list, 'received') >= n)
+    const castCpu = cpuOf(servers) - cpuBefore
+    const castReceived = sum(cast, 'received')
+    const lastAt = Math.max(...cast.map((status) => status.lastReceivedUs))
+    figures.broadcastDelivered = castReceived
+    figures.broadcastLastMs = round((lastAt - publishedAt) / 1000, 1)
+    figures.broadcastCpuPerDeliveryUs = round(castCpu / Math.max(1, castReceived), 2)
+    figures.broadcastCorePercent = round(100 * castCpu / Math.max(1, lastAt - publishedAt) / instances, 1)
+
+    // Private: every user gets one message first (so every client has a `since` for the storm), then
+    // `privateRate` msg/s to random users.
+    await arm(loadgens)
+    await servers[1].call('scale-prime', { users: n, seq: seq++ })
+    await until(loadgens, (list) => sum(list, 'received') >= n)
+    const count = params.privateRate * params.privateSeconds
+    await arm(loadgens, 1000, count)
+    await servers[1].call('scale-private', { count, rate: params.privateRate, users: n, firstSeq: 1000 })
+    const priv = await until(loadgens, (list) => sum(list, 'received') >= count, undefined, true)
+    const privFailures = await servers[1].call<Failures>('scale-failures')
+    figures.private = { rate: params.privateRate, sent: count, delivered: sum(priv, 'received'), missing: missing(priv), publishFailures: privFailures.count, ...(await latency(loadgens)) }
+
+    // Storm: instance 0 is SIGKILLed a second into private publishing from instance 1.
+    const stormCount = params.privateRate * params.stormSeconds
+    const stormFirst = 1000 + count
+    await arm(loadgens, stormFirst, stormCount)
+    const publishing = servers[1].call('scale-private', { count: stormCount, rate: params.privateRate, users: n, firstSeq: stormFirst })
+    await sleep(1000)
+    const victim = servers[0]
+    const orphans = await victim.call<number>('connections')
+    const killedAt = nowUs()
+    victim.child.kill('SIGKILL')
+    await victim.exited
+    const back = await until(loadgens, (list) => sum(list, 'open') >= n && sum(list, 'reconnects') >= orphans, STORM_TIMEOUT_MS)
+    const backAt = nowUs()
+    await publishing
+    const failed = await servers[1].call<Failures>('scale-failures')
+    const refused = new Set(failed.seqs.map((seq) => seq - stormFirst))
+    const storm = await until(loadgens, (list) => missing(list, refused) === 0, undefined, true)
+    const perSecond = new Map<number, number>()
+    for (const status of storm) for (const [second, shakes] of status.handshakesPerSecond) perSecond.set(second, (perSecond.get(second) ?? 0) + shakes)
+    figures.storm = {
+      orphans,
+      back: sum(back, 'open'),
+      recoverySeconds: sum(back, 'open') >= n ? round((backAt - killedAt) / 1e6, 1) : null,
+      peakHandshakesPerSecond: Math.max(0, ...perSecond.values()),
+      reconnects: sum(storm, 'reconnects'),
+      refused: sum(storm, 'refused'),
+      published: stormCount,
+      lost: missing(storm, refused),
+      // Publishes that failed (the publisher was told, as a 503 would say) but reached their user all the same.
+      failedButDelivered: failed.seqs.length - [...refused].filter((slot) => storm.every((status) => Buffer.from(status.seen, 'base64')[slot] === 0)).length,
+      duplicatesDropped: sum(storm, 'duplicates'),
+      gaps: sum(storm, 'gaps'),
+      publishFailures: failed.count,
+      firstPublishFailure: failed.first
+    }
+    return figures
+  } finally {
+    await Promise.all(loadgens.map((loadgen) => loadgen.call('scale-disconnect').catch(() => {})))
+    await Promise.all([...loadgens, ...servers].map((peer) => peer.stop()))
+    await redis?.stop()
+  }
+}

@@ -1,0 +1,29 @@
+import t from 'tap'
+import { runBench } from './bench-run.js'
+
+// A smoke test of the scale scenario (`npm run bench -- --sessions scale`) at a tiny size: it runs
+// every phase over six instances and two load generators, loses nothing in the storm, and prints
+// the targets. Never a speed threshold: the figures depend on the machine and what else runs on it.
+
+const N = 300
+t.setTimeout(180_000)
+t.test('npm run bench -- --sessions scale runs at a tiny size, every client back, nothing lost', { timeout: 180_000 }, async (t) => {
+  const args = ['--sessions', 'scale', '--scale-connections', String(N), '--scale-idle-seconds', '1', '--scale-private-seconds', '1', '--scale-storm-seconds', '3']
+  const { code, output, results } = await runBench(t, args)
+  t.equal(code, 0, 'exits with 0')
+
+  const { scale, environment } = results
+  t.equal(scale.error, undefined, 'no error')
+  t.match(scale, { instances: 6, loadgens: 2, connections: N, broadcastDelivered: N, private: { rate: 1000, sent: 1000, delivered: 1000, missing: 0 } })
+  for (const key of ['rssPerConnectionKB', 'rssPerSubscriptionKB', 'kernelSocketMemPerConnectionKB', 'idleCorePercentPer10k', 'broadcastLastMs', 'broadcastCpuPerDeliveryUs']) {
+    t.ok(Number.isFinite(scale[key]), `${key} is a number`)
+  }
+  t.equal(scale.fileLimits.length, 8, 'the descriptor limit of every instance and load generator')
+  t.ok(scale.storm.orphans > 0, 'the killed instance held clients')
+  t.match(scale.storm, { back: N, lost: 0, refused: 0, published: 3000, reconnects: scale.storm.orphans })
+  t.ok(scale.storm.recoverySeconds > 0 && scale.storm.peakHandshakesPerSecond > 0)
+  t.equal(environment.loadAverageAfter.length, 3)
+  t.match(output, /Targets \(issue 31\):\n- server RSS per connection with its subscriptions ≤ 8 KB: /)
+  t.match(output, /- storm: messages lost = 0: 0 → met/)
+  t.match(output, /load average before [\d. ]+, after [\d. ]+/)
+})
