@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import { traceLogFields } from './tracing.js'
 
 // Credentials travel in query strings (browsers cannot set headers on a WebSocket), so any log
 // line that holds a URL can hold a ticket or a JWT.
@@ -34,6 +35,7 @@ interface LoggerOptionsSubset {
   redact: { paths: string[], censor: string }
   hooks: { logMethod (this: unknown, args: unknown[], method: (...args: unknown[]) => void): void }
   formatters: { log (object: Record<string, unknown>): Record<string, unknown> }
+  mixin (): Record<string, string>
 }
 
 /**
@@ -41,10 +43,13 @@ interface LoggerOptionsSubset {
  * of every log line: the request serializer, redact paths for headers, and a pass over log
  * messages and top-level string fields (Fastify's 404 line and @fastify/websocket's log the raw
  * URL). Spread them into `Fastify({ logger: { level, ...notifyEdgeLoggerOptions() } })`.
+ * Lines written inside an OpenTelemetry span (a traced publish or delivery) carry its
+ * `trace_id`, `span_id` and `trace_flags`.
  */
 export function notifyEdgeLoggerOptions (): LoggerOptionsSubset {
   return {
     serializers: { req: redactedReqSerializer },
+    mixin: traceLogFields,
     redact: { paths: REDACT_PATHS, censor: REDACTED },
     hooks: {
       logMethod (args, method) {

@@ -1,14 +1,17 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import type { BusMessage } from './bus/index.js'
 import { InvalidOptionError } from './errors.js'
 import { declareStreams, type DeclaredStream, type StreamDefinition } from './declarations.js'
 import type { HistoryBounds } from './history/store.js'
 import { MessageIdGenerator } from './message-id.js'
 import { metricsOf } from './recorder.js'
 import { messageFrame, type MessageTemplate } from './message.js'
-import { noPresence, offlineHook, perTopic, presenceOf, publisherOf, type Notify, type OnOffline, type Sent } from './publishing.js'
+import { noPresence, offlineHook, perTopic, presenceOf, publisherOf, type Notify, type OnOffline, type PublishInput, type Sent } from './publishing.js'
 import { topicPrefixOption } from './topics.js'
 import { positiveInteger } from './util.js'
+import { SpanKind, inSpan, notifyTracer, traceparentOf } from './tracing.js'
+import { context, trace, type Tracer } from '@opentelemetry/api'
 
 export type {
   Notify, OfflineMessage, OnOffline, PresenceQuery, PresenceSource, PublicStreamPresence, PublishInput, PublishResult, UsersPresence
@@ -28,6 +31,19 @@ export interface NotifyOptions {
    * Not called when the bus cannot tell (a given emitter other than mqemitter-redis).
    */
   onOffline?: OnOffline
+  /**
+   * Trace publishes and deliveries with OpenTelemetry (the API: the app registers an SDK and an
+   * exporter). The publish span's `traceparent` rides on the bus message (docs/observability.md).
+   * @default false
+   */
+  tracing?: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The edge's OpenTelemetry tracer, null when the notify plugin was registered without `tracing`. */
+    notifyTracer: Tracer | null
+  }
 }
 
 async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promise<void> {
@@ -36,6 +52,8 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
   const offline = offlineHook(opts.onOffline, app.log)
   const streams = declareStreams(opts.streams, prefix)
   const ids = new MessageIdGenerator()
+  if (opts.tracing !== undefined && typeof opts.tracing !== 'boolean') throw new InvalidOptionError('tracing must be a boolean')
+  const tracer = notifyTracer(opts.tracing)
   const bus = app.notifyBus
   const withHistory = [...streams.values()].filter((stream) => stream.history !== undefined)
   if (withHistory.length > 0 && !app.hasDecorator('notifyHistory')) {
@@ -46,21 +64,37 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
   function send (stream: DeclaredStream, topic: string, template: MessageTemplate): Promise<Sent> {
     if (stream.history !== undefined) return sendDurable(topic, template, stream.history)
     const { id, ts } = ids.next()
-    return bus.publish({ topic, id, frame: messageFrame(template, id, ts) }).then((receivers) => ({ id, receivers }))
+    const message: BusMessage = { topic, id, frame: messageFrame(template, id, ts) }
+    if (tracer !== null) message.trace = activeTraceparent()
+    return bus.publish(message).then((receivers) => ({ id, receivers }))
   }
 
   async function sendDurable (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<Sent> {
     // Durable first: a message is on the bus only once history holds it, under the same id.
     const { store } = app.notifyHistory
-    const { receivers, ...message } = await store.append(topic, template, bounds)
-    if (!store.appendPublishes) return { id: message.id, receivers: await bus.publish(message) }
+    const traceparent = tracer === null ? undefined : activeTraceparent()
+    const { receivers, ...message } = await store.append(topic, template, bounds, traceparent)
+    if (!store.appendPublishes) {
+      if (traceparent !== undefined) message.trace = traceparent
+      return { id: message.id, receivers: await bus.publish(message) }
+    }
     return { id: message.id, receivers: receivers ?? null }
   }
 
   const presence = presenceOf(streams, maxUsers, () =>
     app.hasDecorator('notifyPresence') ? app.notifyPresence : noPresence('the edge was registered with presence: false'))
-  const publish = publisherOf(streams, maxUsers, perTopic(send, metricsOf(app)), offline)
+  const untraced = publisherOf(streams, maxUsers, perTopic(send, metricsOf(app)), offline)
+  const publish = tracer === null
+    ? untraced
+    : (input: PublishInput) => inSpan(tracer, 'notify publish', SpanKind.PRODUCER, { 'notify.stream': String(input?.stream) }, () => untraced(input))
   app.decorate('notify', { streams, publish, presence } as Notify)
+  app.decorate('notifyTracer', tracer)
+}
+
+/** The active span's `traceparent` (the publish span, in a traced publish). */
+function activeTraceparent (): string | undefined {
+  const span = trace.getSpan(context.active())
+  return span === undefined ? undefined : traceparentOf(span)
 }
 
 export const notify = fp(fastifyNotify, {

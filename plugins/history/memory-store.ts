@@ -85,7 +85,8 @@ export class MemoryHistoryStore implements HistoryStore {
     return this.#topics.size
   }
 
-  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<BusMessage> {
+  // `_trace` is not kept: the caller puts it on the message it publishes.
+  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds, _trace?: string): Promise<BusMessage> {
     let ring = this.#topics.get(topic)
     if (ring === undefined) {
       ring = new Ring(topic, bounds)

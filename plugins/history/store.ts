@@ -35,9 +35,10 @@ export interface HistoryStore {
   readonly appendPublishes: boolean
   /**
    * Records a message on `topic`, completing `template` with the id it assigns; the message
-   * carries the id before it in the topic as `prev` (`''` for the topic's first).
+   * carries the id before it in the topic as `prev` (`''` for the topic's first). `trace`, the
+   * publish span's `traceparent`, goes on the bus message when the store publishes it.
    */
-  append (topic: string, template: MessageTemplate, bounds: HistoryBounds): Promise<AppendedMessage>
+  append (topic: string, template: MessageTemplate, bounds: HistoryBounds, trace?: string): Promise<AppendedMessage>
   /**
    * The messages after `since`, oldest first, or null for a gap. `since` may be `''`: the
    * topic's start, complete only while nothing was trimmed from it.
