@@ -99,6 +99,17 @@ async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOp
       if (app.hasDecorator('notifyBus')) this.set(app.notifyBus.topicCount())
     }
   })
+  new Gauge({
+    name: `${prefix}bus_healthy`,
+    help: '1 while the bus can publish and receive (on Redis: both connections ready), else 0',
+    labelNames: ['backend'],
+    registers,
+    collect () {
+      if (!app.hasDecorator('notifyBus')) return
+      const { healthy, backend } = app.notifyBus.health()
+      this.set({ backend }, healthy ? 1 : 0)
+    }
+  })
   for (const [field, name, help] of ROUTE_COUNTERS) {
     new Counter({
       name: `${prefix}${name}`,
