@@ -27,6 +27,8 @@ export interface AppConfig {
   amqpQueue: string
   /** Set: serve the gRPC ingress on this port. */
   grpcPort: number | undefined
+  /** Set: trace with OpenTelemetry, exporting spans over OTLP/HTTP there (docs/observability.md). */
+  otlpEndpoint: string | undefined
 }
 
 /** Reads the config; `warnings` lists development defaults that stood in for missing secrets. */
@@ -50,7 +52,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       amqpUrl: read.get('AMQP_URL'),
       amqpExchange: read.get('AMQP_EXCHANGE') ?? 'notifications',
       amqpQueue: read.get('AMQP_QUEUE') ?? 'notify-edge',
-      grpcPort: read.integer('GRPC_PORT', undefined, 0, 65535)
+      grpcPort: read.integer('GRPC_PORT', undefined, 0, 65535),
+      otlpEndpoint: read.get('OTEL_EXPORTER_OTLP_ENDPOINT')
     },
     warnings: read.warnings
   }
