@@ -4,6 +4,8 @@ import { ForbiddenOriginError, InvalidOptionError, UnauthorizedError } from './e
 import { metricsOf } from './recorder.js'
 import { ANONYMOUS, NO_CLAIMS, bearerToken, principalFromJwt, type Principal } from './principal.js'
 import type { TicketRecord } from './tickets/store.js'
+import { SpanKind, inSpan } from './tracing.js'
+import type { Tracer } from '@opentelemetry/api'
 
 export type { Principal } from './principal.js'
 
@@ -72,13 +74,18 @@ async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocket
   app.decorateRequest('notifyPrincipal', null)
   app.decorate('notifySocketAuth', (handshake: HandshakeAuthOptions = {}) => {
     const anonymous = handshake.anonymous === true
+    // Read here, not at registration: the notify plugin (which holds the tracer) comes later.
+    const tracer = app.hasDecorator('notifyTracer') ? (app as unknown as { notifyTracer: Tracer | null }).notifyTracer : null
+    const traced = tracer === null
+      ? authenticate
+      : (request: FastifyRequest) => inSpan(tracer, (request.query as CredentialQuery).ticket === undefined ? 'notify handshake' : 'notify handshake ticket redeem', SpanKind.SERVER, {}, () => authenticate(request))
     return async function authenticateHandshake (request) {
       try {
         const origin = request.headers.origin
         if (origins !== null && origin !== undefined && !origins.has(origin)) {
           throw new ForbiddenOriginError(origin.slice(0, 256))
         }
-        request.notifyPrincipal = anonymous ? ANONYMOUS : await authenticate(request)
+        request.notifyPrincipal = anonymous ? ANONYMOUS : await traced(request)
       } catch (err) {
         metrics.authFailure('handshake', err)
         throw err

@@ -6,7 +6,7 @@ import { credentials, loadPackageDefinition, Metadata, type Client, type GrpcObj
 import { STREAMS } from '../example-app/app.js'
 import { contextFrom, continueTrace, traceparentOf, traceLogFields } from '../plugins/tracing.js'
 import { context, trace } from '@opentelemetry/api'
-import { API_KEY, build, connectUser, publish, type Client as Socket, type Edge } from './helpers.js'
+import { API_KEY, build, connect, connectUser, publish, token, type Client as Socket, type Edge } from './helpers.js'
 import { AMQP_URL, amqpNames, producer } from './rabbitmq.js'
 import { until } from './redis-server.js'
 import { logCapture } from './log-capture.js'
@@ -157,4 +157,25 @@ t.test('the bus packet carries trace as an optional field, read by the fast read
   t.equal(readBusPacket(swapped), null, 'another field order goes to the general reader')
   t.equal(readBusPacket(encodePacket({ id: 'pid', msg: { topic: 'n/p/a', id: '1-0', frame: '{}', trace: 5 } })), null, 'a trace that is no string')
   t.equal(readBusPacket(encodePacket({ id: 'pid', msg: { topic: 'n/p/a', id: '1-0', frame: '{}', prev: 5 } })), null, 'a prev that is no string')
+})
+
+t.test('handshakes, ticket redemption, resume replays and live repairs are spans', async (t) => {
+  const [edge] = await twoEdges(t)
+  spans.reset()
+  const alice = await connectUser(t, edge, 'alice')
+  await edge.app.notify.publish({ stream: 'order', user: 'alice', data })
+  await alice.subscribe({ stream: 'order', since: '0-0' })
+  const names = (): string[] => spans.getFinishedSpans().map((s) => s.name)
+  await until('handshake and replay spans', () => names().includes('notify handshake ticket redeem') && names().includes('notify resume replay'), 5000)
+  const replay = spans.getFinishedSpans().find((s) => s.name === 'notify resume replay')!
+  t.equal(replay.attributes['notify.stream'], 'order')
+
+  const topic = edge.app.notify.streams.get('order')!.topic('alice')
+  await edge.app.notifyBus.publish({ topic, id: `${Date.now()}-9`, frame: '{"event":"message","stream":"order","id":"x","data":{}}', prev: 'not-the-last' })
+  await until('a repair span', () => names().includes('notify repair'), 5000)
+  t.equal(spans.getFinishedSpans().find((s) => s.name === 'notify repair')!.attributes['notify.stream'], 'order')
+
+  const { client: byJwt } = await connect(t, `${edge.ws}/ws?token=${token(edge.app, 'bob')}`)
+  t.ok(byJwt)
+  await until('a JWT handshake span', () => names().includes('notify handshake'), 5000)
 })

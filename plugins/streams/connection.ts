@@ -16,6 +16,7 @@ import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type
 import { FrameWriter, OutboundFrame, type FlushScheduler } from './wire.js'
 import { sharedArray } from '../util.js'
 import type { Watched } from './heartbeat.js'
+import { SpanKind, inSpan } from '../tracing.js'
 
 /** What every connection of one streams route shares. */
 export interface RouteContext {
@@ -454,8 +455,10 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
   /** Reads what `resume` is to replay; a history that cannot be read is a gap. */
   async #replay (stream: DeclaredStream, resume: Resume): Promise<void> {
     const history = this.ctx.history!
+    const read = (): Promise<BusMessage[] | null> => history.store.read(resume.topic, resume.since, stream.history!, history.maxReplay)
+    const tracer = this.ctx.fanout.tracer
     try {
-      resume.replay = await history.store.read(resume.topic, resume.since, stream.history!, history.maxReplay)
+      resume.replay = await (tracer === null ? read() : inSpan(tracer, 'notify resume replay', SpanKind.INTERNAL, { 'notify.stream': stream.name }, read))
     } catch (err) {
       this.ctx.log.warn({ err, connection: this.id, stream: stream.name }, 'notify history read failed: reporting a gap')
     }

@@ -60,7 +60,13 @@ export class Fanout {
 
   constructor (private readonly bus: NotifyBus, private readonly ctx: FanoutContext) {
     this.#repairs = new Repairs(ctx.history, ctx.log, ctx.stats)
+    this.#repairs.tracer = ctx.tracer ?? null
     this.#offResubscribe = bus.onResubscribe(() => this.#resubscribed())
+  }
+
+  /** The tracer of traced deliveries, null when tracing is off. */
+  get tracer (): Tracer | null {
+    return this.ctx.tracer ?? null
   }
 
   /** Topics with at least one local subscriber. */
@@ -124,7 +130,7 @@ export class Fanout {
         stats.gaps++
         for (const subscriber of subscribers) subscriber.gap(gapFrame, stream.name)
       },
-      repair: (since) => this.#repairs.run(line, since)
+      repair: (since) => this.#repairs.run(line, since, stream.name)
     })
     const listener = (message: BusMessage): void => {
       if (metrics !== undefined && (++this.#received & (BUS_LAG_SAMPLE_EVERY - 1)) === 0) metrics.busLag(message.id, stream.kind)
