@@ -45,6 +45,7 @@ export { publishBodySchema, publishResultSchema } from './schemas.js'
 export * from './amqp/index.js'
 export * from './grpc/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
+export { TRACER_NAME, contextFrom, continueTrace, traceLogFields, traceparentOf } from './tracing.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
 export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient }
