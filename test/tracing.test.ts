@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url'
 import { loadSync } from '@grpc/proto-loader'
 import { credentials, loadPackageDefinition, Metadata, type Client, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js'
 import { STREAMS } from '../example-app/app.js'
-import { contextFrom, continueTrace, traceparentOf, traceLogFields } from '../plugins/tracing.js'
-import { context, trace } from '@opentelemetry/api'
+import { SpanKind, contextFrom, continueTrace, inSpan, traceparentOf, traceLogFields } from '../plugins/tracing.js'
+import { SpanStatusCode, context, trace } from '@opentelemetry/api'
 import { API_KEY, build, connect, connectUser, publish, token, type Client as Socket, type Edge } from './helpers.js'
 import { AMQP_URL, amqpNames, producer } from './rabbitmq.js'
 import { until } from './redis-server.js'
@@ -178,4 +178,17 @@ t.test('handshakes, ticket redemption, resume replays and live repairs are spans
   const { client: byJwt } = await connect(t, `${edge.ws}/ws?token=${token(edge.app, 'bob')}`)
   t.ok(byJwt)
   await until('a JWT handshake span', () => names().includes('notify handshake'), 5000)
+})
+
+t.test('a publish that fails ends its span with an error status; a span body that throws at once is recorded too', async (t) => {
+  const edge = await build(t, { tracing: true })
+  spans.reset()
+  await t.rejects(edge.app.notify.publish({ stream: 'nope', data: {} } as never), { code: 'FST_NOTIFY_UNKNOWN_STREAM' })
+  const failed = spans.getFinishedSpans().find((s) => s.name === 'notify publish')!
+  t.equal(failed.status.code, SpanStatusCode.ERROR)
+  t.equal(failed.events[0]?.name, 'exception')
+
+  const tracer = trace.getTracer('test')
+  t.throws(() => inSpan(tracer, 'sync', SpanKind.INTERNAL, {}, () => { throw new Error('at once') }), /at once/)
+  t.equal(spans.getFinishedSpans().find((s) => s.name === 'sync')?.status.code, SpanStatusCode.ERROR)
 })
