@@ -192,3 +192,37 @@ t.test('a publish that fails ends its span with an error status; a span body tha
   t.throws(() => inSpan(tracer, 'sync', SpanKind.INTERNAL, {}, () => { throw new Error('at once') }), /at once/)
   t.equal(spans.getFinishedSpans().find((s) => s.name === 'sync')?.status.code, SpanStatusCode.ERROR)
 })
+
+t.test('in memory (history kept by the edge, published after): the trace rides on the bus message too; tracing off puts none there', async (t) => {
+  const traced = await build(t, { tracing: true })
+  const alice = await connectUser(t, traced, 'alice')
+  await alice.subscribe('order')
+  const producer = newTraceparent()
+  const seen: Array<string | undefined> = []
+  const topic = traced.app.notify.streams.get('order')!.topic('alice')
+  const listener = (message: { trace?: string }): void => { seen.push(message.trace) }
+  await traced.app.notifyBus.subscribe(topic, listener)
+  t.teardown(() => traced.app.notifyBus.unsubscribe(topic, listener))
+  await context.with(contextFrom(producer.header), () => traced.app.notify.publish({ stream: 'order', user: 'alice', data }))
+  await alice.event('message')
+  await checkTrace(t, producer.traceId, producer.spanId, 1, 'order')
+  t.match(seen[0], new RegExp(`^00-${producer.traceId}-[0-9a-f]{16}-01$`))
+
+  const plain = await build(t)
+  const bob = await connectUser(t, plain, 'bob')
+  await bob.subscribe('order')
+  const untraced: Array<string | undefined> = []
+  const bobTopic = plain.app.notify.streams.get('order')!.topic('bob')
+  const record = (message: { trace?: string }): void => { untraced.push(message.trace) }
+  await plain.app.notifyBus.subscribe(bobTopic, record)
+  t.teardown(() => plain.app.notifyBus.unsubscribe(bobTopic, record))
+  const other = newTraceparent()
+  const res = await fetch(`${plain.http}/notifications`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': API_KEY, traceparent: other.header }, body: JSON.stringify({ stream: 'order', user: 'bob', data })
+  })
+  t.equal(res.status, 202)
+  await bob.event('message')
+  t.same(untraced, [undefined], 'no trace on the bus message')
+  t.same(traceSpans(other.traceId), [], 'no span')
+  t.equal(plain.app.notifyTracer, null)
+})
