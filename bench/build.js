@@ -22,7 +22,7 @@ function * sources (dir) {
 }
 
 const stale = []
-for (const dir of ['bench', 'plugins', 'example-app', 'bin']) {
+for (const dir of ['bench', 'plugins', 'example-app', 'bin', 'client']) {
   for (const file of sources(join(root, dir))) {
     const target = join(out, relative(root, file)).replace(/\.ts$/, '.js')
     let built = 0

@@ -1,6 +1,9 @@
 import { credentials, Metadata, type Client } from '@grpc/grpc-js'
 import { Connection } from 'rabbitmq-client'
-import { notificationsService, routingKey } from '../plugins/index.js'
+import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node'
+import { jetstream } from '@nats-io/jetstream'
+import pg from 'pg'
+import { insertNotification, natsSubject, notificationsService, routingKey } from '../plugins/index.js'
 import { serve } from './lib/ipc.js'
 import { API_KEY, notification, nowUs, PRIVATE_STREAM, userName } from './lib/shared.js'
 
@@ -50,6 +53,22 @@ function grpcSender (port: number): Send {
     { stream: PRIVATE_STREAM, users: [user], dataJson: JSON.stringify(notification(seq)) }, metadata, (err) => err === null ? resolve() : reject(err)))
 }
 
+let nats: NatsConnection | null = null
+let pool: pg.Pool | null = null
+
+/** JetStream: one `js.publish` per notification, acknowledged by the stream. */
+async function natsSender (url: string, prefix: string): Promise<Send> {
+  nats ??= await natsConnect({ servers: url })
+  const js = jetstream(nats)
+  return (user, seq) => js.publish(natsSubject({ stream: PRIVATE_STREAM, user }, prefix), JSON.stringify(notification(seq)))
+}
+
+/** The outbox: one committed INSERT per notification, as a service notifying in its transaction does. */
+function outboxSender (url: string, table: string): Send {
+  pool ??= new pg.Pool({ connectionString: url, max: 16 })
+  return (user, seq) => insertNotification(pool!, { stream: PRIVATE_STREAM, user, data: notification(seq) }, { table })
+}
+
 /** `count` sends, `window` at a time: as fast as the receiving side takes them. */
 async function flood (send: Send, { count, users, firstSeq }: Batch, window = 200): Promise<void> {
   let next = 0
@@ -78,17 +97,23 @@ async function steady (send: Send, { count, users, firstSeq }: Batch, rate: numb
   await Promise.all(sends)
 }
 
-function sender (args: { via: string, url: string, exchange: string, port: number }): Send {
+type SenderArgs = { via: string, url: string, exchange: string, port: number, prefix?: string, table?: string }
+
+async function sender (args: SenderArgs): Promise<Send> {
+  if (args.via === 'nats') return natsSender(args.url, args.prefix!)
+  if (args.via === 'outbox') return outboxSender(args.url, args.table!)
   if (args.via === 'amqp') return amqpSender(args.url, args.exchange)
   if (args.via === 'http') return httpSender(args.port)
   return grpcSender(args.port)
 }
 
 serve({
-  flood: (args: Batch & { via: string, url: string, exchange: string, port: number }) => flood(sender(args), args),
-  steady: (args: Batch & { via: string, url: string, exchange: string, port: number, rate: number }) => steady(sender(args), args, args.rate),
+  flood: async (args: Batch & SenderArgs) => flood(await sender(args), args),
+  steady: async (args: Batch & SenderArgs & { rate: number }) => steady(await sender(args), args, args.rate),
   close: async () => {
     grpc?.close()
+    await nats?.close()
+    await pool?.end()
     await connection?.close()
     setImmediate(() => process.exit(0))
   }

@@ -23,6 +23,8 @@ export interface Results {
   floors?: FloorResult[]
   /** RabbitMQ, HTTP and gRPC ingress of notify-edge, next to a bare consumer (bench/ingress.ts). */
   ingress?: { params: Record<string, number>, results: Record<string, Record<string, unknown>> }
+  /** PostgreSQL outbox and NATS JetStream into notify-edge, each next to its bare consumer (bench/pipelines.ts). */
+  pipelines?: { params: Record<string, number>, results: Record<string, Record<string, unknown>> }
 }
 
 export interface TargetResult { target: string, value: number | null, limit: number, holds: boolean | null }
@@ -130,6 +132,7 @@ export function judge (results: Results): TargetResult[] {
     }
   }
   if (results.ingress !== undefined) judgeIngress(results.ingress, add)
+  if (results.pipelines !== undefined) judgePipelines(results.pipelines, add)
   return targets
 }
 
@@ -164,6 +167,31 @@ function judgeIngress (ingress: NonNullable<Results['ingress']>, add: (target: s
   add('… or ≥ 0.8 × the bare consumer where the broker saturates first', ratio(rate, get('bare-consumer', 'messagesPerSecond')), 0.8, (v) => v >= 0.8)
   add(`RabbitMQ → socket p99 ≤ 20 ms at ${ingress.params.rate} msg/s (ms)`, get(`amqp-${ingress.params.rate}`, 'p99Ms'), 20, (v) => v <= 20)
   add('gRPC CPU per publish ≤ HTTP', ratio(get('cpu-grpc', 'cpuPerPublishUs'), get('cpu-http', 'cpuPerPublishUs')), 1, (v) => v <= 1)
+}
+
+/** Issue 29's targets, judged on the pipelines figures. */
+function judgePipelines (pipelines: NonNullable<Results['pipelines']>, add: (target: string, value: number | null, limit: number, holds: (v: number) => boolean) => void): void {
+  const { params: p, results: r } = pipelines
+  const get = (pipeline: string, part: string, key: string): number | null => {
+    const value = (r[pipeline]?.[part] as Record<string, unknown> | undefined)?.[key]
+    return typeof value === 'number' ? value : null
+  }
+  add(`outbox → ${p.users} private subscribers: msg/s ≥ 5,000`, get('outbox', 'edge', 'messagesPerSecond'), 5000, (v) => v >= 5000)
+  add(`outbox commit → socket p99 ≤ 150 ms at ${p.rate} msg/s (ms)`, get('outbox', `edge-${p.rate}`, 'p99Ms'), 150, (v) => v <= 150)
+  add('JetStream → sockets ≥ 0.8 × its bare consumer', typeof r.jetstream?.edgeOverBare === 'number' ? r.jetstream.edgeOverBare : null, 0.8, (v) => v >= 0.8)
+}
+
+function pipelineLines (pipelines: NonNullable<Results['pipelines']>): string[] {
+  const { params: p, results: r } = pipelines
+  const lines = [`Pipelines: ${p.users.toLocaleString('en-US')} private subscribers; flood of ${p.flood.toLocaleString('en-US')}; latency at ${p.rate} msg/s`, '',
+    '| pipeline | bare msg/s | edge → sockets msg/s | edge ÷ bare | p50 / p99 (ms) |', '| --- | ---: | ---: | ---: | ---: |']
+  for (const [name, result] of Object.entries(r)) {
+    if (result.error !== undefined) { lines.push(`| ${name} | ${String(result.error)} | | | |`); continue }
+    const part = (key: string): Record<string, unknown> => (result[key] ?? {}) as Record<string, unknown>
+    const steady = part(`edge-${p.rate}`)
+    lines.push(`| ${name} | ${format(part('bare').messagesPerSecond)} | ${format(part('edge').messagesPerSecond)}${part('edge').complete === false ? ' !' : ''} | ${format(result.edgeOverBare)} | ${format(steady.p50Ms)} / ${format(steady.p99Ms)}${steady.complete === false ? ' !' : ''} |`)
+  }
+  return lines
 }
 
 const INGRESS_ROWS: Array<[id: string, key: string, label: string]> = [
@@ -225,6 +253,7 @@ export function report (results: Results): string {
   ]
   if (problems.length > 0) lines.push('Problems (! in the table):', ...problems.map((p) => `- ${p}`), '')
   if (results.ingress !== undefined) lines.push(...ingressLines(results.ingress), '')
+  if (results.pipelines !== undefined) lines.push(...pipelineLines(results.pipelines), '')
   if (hasEdge) {
     results.targets = judge(results)
     results.floors = floors(results)

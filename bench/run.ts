@@ -9,6 +9,7 @@ import { round, type Latency } from './lib/stats.js'
 import { processCpuUs, startCluster, startRedis, type BenchRedis } from './lib/redis.js'
 import { report, type Results, type Scenario } from './report.js'
 import { ingress, INGRESS_FULL, INGRESS_QUICK } from './ingress.js'
+import { pipelines, PIPELINES_FULL, PIPELINES_QUICK } from './pipelines.js'
 
 // The bench driver: runs every scenario against every contender, each server in its own
 // process, the clients in a separate load-generator process; then prints and saves the figures.
@@ -462,6 +463,8 @@ const sessions = custom
 const cross = !custom && (onlySessions?.includes('cross') ?? true)
 const ingressWanted = !custom && (onlySessions?.includes('ingress') ?? true) && (onlyContenders?.includes('edge') ?? true)
 const amqpUrl = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672'
+// The outbox and JetStream pipelines: only when asked for (`--sessions pipelines`), as they need PostgreSQL and NATS.
+const pipelinesWanted = !custom && (onlySessions?.includes('pipelines') ?? false) && (onlyContenders?.includes('edge') ?? true)
 const presence = !custom && (onlySessions?.includes('presence') ?? true) && contenders.some((c) => c.id === 'edge')
 // Not in --quick runs unless asked for: a cluster takes seconds to start.
 const scale = !custom && (onlySessions?.includes('redis-scale') ?? !quick) && contenders.some((c) => c.id === 'edge')
@@ -536,6 +539,19 @@ try {
         spawn: (name: string, script: string, args: string[]) => Peer.spawn(name, join(here, script), args)
       }
       results.ingress = { params: { ...params }, results: await ingress(hooks, amqpUrl, params).catch((err: Error) => ({ run: failure(err) })) }
+    })
+  }
+  if (pipelinesWanted) {
+    const params = quick ? PIPELINES_QUICK : PIPELINES_FULL
+    await timed('pipelines (PostgreSQL outbox, NATS JetStream) × notify-edge', async () => {
+      const hooks = {
+        loadgen,
+        idleMs: IDLE_MS,
+        spawnEdge: (extra: string[]) => spawnServer(CONTENDERS[0], extra),
+        spawn: (name: string, script: string, args: string[]) => Peer.spawn(name, join(here, script), args)
+      }
+      const urls = { database: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test', nats: process.env.NATS_URL || 'nats://127.0.0.1:4222' }
+      results.pipelines = { params: { ...params }, results: await pipelines(hooks, urls, params).catch((err: Error) => ({ run: failure(err) })) }
     })
   }
   if (scale) {

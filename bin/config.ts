@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises'
 import { extname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { NotifyEdgeRedisOptions, NotifyJwtOptions, RedisEmitterKind, StreamDefinition } from '../plugins/index.js'
+import type { NotifyEdgeRedisOptions, NotifyJwtOptions, RedisEmitterKind, RpcMethod, StreamDefinition } from '../plugins/index.js'
 import { MIN_KEY_LENGTH } from '../plugins/api-key.js'
 import { declareStreams } from '../plugins/declarations.js'
 import { MIN_SECRET_LENGTH } from '../plugins/jwt.js'
@@ -25,6 +25,14 @@ export interface EdgeConfig {
   topicPrefix: string
   /** Path of the streams module or JSON file; undefined: the example's streams. */
   streamsConfig: string | undefined
+  /** ADMIN_API_KEY: the admin API is off without it. */
+  adminApiKey: string | undefined
+  /** MAX_CONNECTIONS, MAX_HANDSHAKES_PER_SECOND, MAX_CONNECTIONS_PER_USER; undefined: unlimited. */
+  limits: { maxConnections?: number, maxHandshakesPerSecond?: number, maxConnectionsPerUser?: number }
+  /** Path of the RPC methods module or JSON file (SPEC section 13); undefined: none. */
+  methodsConfig: string | undefined
+  /** Shared with the backends that serve methods and hooks (`notifyBackend`); needed when any is a URL. */
+  callerSecret: string | undefined
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -80,10 +88,37 @@ export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Pro
     allowedOrigins: read.list('ALLOWED_ORIGINS'),
     logLevel,
     topicPrefix: read.matching('TOPIC_PREFIX', 'notify', TOPIC_PREFIX, '1 to 64 letters, digits, _ or -'),
-    streamsConfig: read.get('STREAMS_CONFIG')
+    streamsConfig: read.get('STREAMS_CONFIG'),
+    adminApiKey: read.get('ADMIN_API_KEY'),
+    limits: {
+      maxConnections: read.integer('MAX_CONNECTIONS', undefined, 1, 10_000_000),
+      maxHandshakesPerSecond: read.integer('MAX_HANDSHAKES_PER_SECOND', undefined, 1, 1_000_000),
+      maxConnectionsPerUser: read.integer('MAX_CONNECTIONS_PER_USER', undefined, 1, 1_000_000)
+    },
+    methodsConfig: read.get('METHODS_CONFIG'),
+    callerSecret: read.get('CALLER_SECRET')
   }
+  if (config.adminApiKey !== undefined && config.adminApiKey.length < MIN_KEY_LENGTH) {
+    throw new SettingError(`ADMIN_API_KEY must be at least ${MIN_KEY_LENGTH} characters, got ${config.adminApiKey.length}`)
+  }
+  if (config.adminApiKey === config.publishApiKey) throw new SettingError('ADMIN_API_KEY must differ from PUBLISH_API_KEY')
   if (config.redis === undefined) read.warnings.push('REDIS_URL is not set: in-process bus and memory stores, one instance only')
   return { config, warnings: read.warnings }
+}
+
+/**
+ * What the file at `path` holds: a JSON file's value, or a module's default export or the export
+ * named `name` (or its upper-case form); `setting` names the variable in errors.
+ */
+async function loadSetting (setting: string, path: string, name: string): Promise<unknown> {
+  const file = resolve(path)
+  try {
+    if (extname(file) === '.json') return JSON.parse(await readFile(file, 'utf8'))
+    const module = await import(pathToFileURL(file).href) as Record<string, unknown>
+    return module.default ?? module[name] ?? module[name.toUpperCase()]
+  } catch (err) {
+    throw new SettingError(`${setting} ${path}: ${(err as Error).message.split('\n')[0]}`)
+  }
 }
 
 /**
@@ -93,18 +128,7 @@ export async function loadEdgeConfig (env: NodeJS.ProcessEnv = process.env): Pro
  */
 export async function loadStreams (path: string | undefined): Promise<readonly StreamDefinition[]> {
   if (path === undefined) return (await import('../example-app/streams.js')).STREAMS
-  const file = resolve(path)
-  let streams: unknown
-  try {
-    if (extname(file) === '.json') {
-      streams = JSON.parse(await readFile(file, 'utf8'))
-    } else {
-      const module = await import(pathToFileURL(file).href) as Record<string, unknown>
-      streams = module.default ?? module.streams ?? module.STREAMS
-    }
-  } catch (err) {
-    throw new SettingError(`STREAMS_CONFIG ${path}: ${(err as Error).message.split('\n')[0]}`)
-  }
+  const streams = await loadSetting('STREAMS_CONFIG', path, 'streams')
   if (!Array.isArray(streams)) throw new SettingError(`STREAMS_CONFIG ${path} must hold an array of streams (default export, \`streams\` or \`STREAMS\`)`)
   try {
     declareStreams(streams as readonly StreamDefinition[], 'notify')
@@ -112,4 +136,15 @@ export async function loadStreams (path: string | undefined): Promise<readonly S
     throw new SettingError(`STREAMS_CONFIG ${path}: ${(err as Error).message}`)
   }
   return streams as readonly StreamDefinition[]
+}
+
+/**
+ * The RPC methods METHODS_CONFIG names (a JSON file or a module whose default export, `methods`
+ * or `METHODS` is the object of methods by name); unset: none. Checked when the edge registers them.
+ */
+export async function loadMethods (path: string | undefined): Promise<Record<string, RpcMethod> | undefined> {
+  if (path === undefined) return undefined
+  const methods = await loadSetting('METHODS_CONFIG', path, 'methods')
+  if (methods === null || typeof methods !== 'object' || Array.isArray(methods)) throw new SettingError(`METHODS_CONFIG ${path} must hold an object of methods by name`)
+  return methods as Record<string, RpcMethod>
 }

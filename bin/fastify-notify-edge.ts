@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The dedicated edge (SPEC section 11): `npx fastify-notify-edge`, configured by environment.
 // A bad or missing setting ends it with one line on stderr and exit code 1, never a stack trace.
-import { loadEdgeConfig, loadStreams } from './config.js'
+import { loadEdgeConfig, loadMethods, loadStreams } from './config.js'
 import { buildEdge } from './edge.js'
 import { serve } from './serve.js'
 
@@ -13,7 +13,8 @@ function fail (err: unknown): never {
 
 const { config, warnings } = await loadEdgeConfig().catch(fail)
 const streams = await loadStreams(config.streamsConfig).catch(fail)
-const app = await buildEdge(config, streams).catch(fail)
+const methods = await loadMethods(config.methodsConfig).catch(fail)
+const app = await buildEdge(config, streams, undefined, methods).catch(fail)
 for (const warning of warnings) app.log.warn(warning)
 
 await serve(app, { port: config.port, host: config.host }).catch(async (err: unknown) => {

@@ -4,6 +4,17 @@ export interface BackoffOptions {
   min: number
   /** The longest wait before a reconnect. @default 20000 */
   max: number
+  /**
+   * After a 1001 (the server drains), the first wait is uniform between `min` and this, in ms:
+   * the clients of a stopping instance spread their reconnects (and resumes) over the window
+   * the server spreads its closes over. @default 3000
+   */
+  drain?: number
+}
+
+/** The first wait after a 1001: uniform over the drain window. */
+export function drainDelay ({ min, drain = 3000 }: BackoffOptions, random: () => number = Math.random): number {
+  return Math.round(min + random() * Math.max(0, drain - min))
 }
 
 /**

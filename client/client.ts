@@ -1,11 +1,14 @@
 import type { AnyStreams, StreamData, StreamName } from '../plugins/typed.js'
+import type { AnyMethods, MethodName, MethodRequest, MethodResponse } from '../plugins/typed-methods.js'
 import { backoffDelay } from './backoff.js'
-import { CLOSE, retryDelay } from './close-codes.js'
+import { CLOSE, retryAfterDelay, retryDelay } from './close-codes.js'
 import { Emitter } from './emitter.js'
 import { NotifyClientError, type ServerErrorCode } from './errors.js'
 import { resolveOptions, type CredentialSource, type NotifyClientOptions, type ResolvedOptions } from './options.js'
+import { Requests } from './requests.js'
 import { OPEN, type WebSocketLike } from './socket.js'
 import { Subscriptions, type MessageHandler, type NotifyMessage } from './subscriptions.js'
+import { SseSocket, sseUrl } from './sse.js'
 
 /** `connecting` until the first `connected`; `reconnecting` after a loss; `closed` for good. */
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
@@ -44,6 +47,10 @@ export interface NotifyClientEvents {
   gap: { stream: string }
   /** The server accepted a `refresh`. */
   refreshed: { expiresAt: number }
+  /** A user's first connection subscribed to a channel key with member presence (`room:lobby`). */
+  join: { stream: string, user: string }
+  /** A user's last connection left a channel key with member presence. */
+  leave: { stream: string, user: string }
   state: ConnectionState
   error: NotifyClientError
 }
@@ -69,11 +76,30 @@ async function credential (source: CredentialSource, name: string): Promise<stri
   return value
 }
 
+/** What `publish()` resolves with. */
+export interface Published {
+  /** The message id, as subscribers receive it. */
+  id: string
+  /** True when the idempotency key had published already: `id` is that first publish's. */
+  replayed: boolean
+}
+
+/** Options of one `publish()` or `rpc()`. */
+export interface RequestOptions {
+  /** ms to wait for the answer before rejecting with `NOTIFY_CLIENT_TIMEOUT`. @default 10000 */
+  timeout?: number
+}
+
+/** A stream name, or a channel key of it (`room:lobby`). */
+type Target<Name extends string> = Name | `${Name}:${string}`
+
 /**
  * A notify-edge connection that reconnects, resubscribes and resumes by itself. `Streams` is the
- * server's declaration (`typeof streams`, type only): it types stream names and each one's data.
+ * server's declaration (`typeof streams`, type only): it types stream names and each one's data;
+ * `Methods` (`typeof methods`) types `rpc()`.
  */
-export class NotifyClient<Streams = AnyStreams> {
+export class NotifyClient<Streams = AnyStreams, Methods = AnyMethods> {
+  readonly #requests = new Requests()
   readonly #opts: ResolvedOptions
   readonly #events = new Emitter<NotifyClientEvents>()
   readonly #subscriptions = new Subscriptions()
@@ -89,9 +115,18 @@ export class NotifyClient<Streams = AnyStreams> {
   #refreshTimer: ReturnType<typeof setTimeout> | null = null
   #pingTimer: ReturnType<typeof setInterval> | null = null
   #onClosed: (() => void) | null = null
+  // What the last refused handshake's Retry-After asked for (Node's ws only: browsers hide it).
+  #retryAfter: number | null = null
+
+  // SSE: in use (transport 'sse', or 'auto' once a WebSocket could not be opened), and where the last response stood.
+  #sse = false
+  #sseResume: { streams: string, lastEventId: string } | null = null
+  #opening = false
+  #sseStale = false
 
   constructor (options: NotifyClientOptions) {
     this.#opts = resolveOptions(options)
+    this.#sse = this.#opts.transport === 'sse'
     this.#open()
   }
 
@@ -114,14 +149,48 @@ export class NotifyClient<Streams = AnyStreams> {
     if (typeof handler !== 'function') throw new NotifyClientError('NOTIFY_CLIENT_INVALID_ARGUMENT', 'handler must be a function')
     // A wrapper per call, so that subscribing the same function twice needs two unsubscribes.
     const entry = (message: NotifyMessage<StreamData<Streams, Name>>): void => handler(message)
-    if (this.#subscriptions.add(stream, entry) && this.#welcome !== null) {
-      this.#send({ event: 'subscribe', streams: [stream], id: this.#nextId('s') })
+    if (this.#subscriptions.add(stream, entry)) {
+      if (this.#sse) this.#sseStreamsChanged()
+      else if (this.#welcome !== null) this.#send({ event: 'subscribe', streams: [stream], id: this.#nextId('s') })
     }
     return () => {
       if (this.#subscriptions.remove(stream, entry) && this.#welcome !== null) {
         this.#send({ event: 'unsubscribe', streams: [stream], id: this.#nextId('u') })
       }
     }
+  }
+
+  /**
+   * Publishes `data` to a stream that lets clients publish (SPEC section 13); resolves with the
+   * message id once the edge has published it. Needs an open connection; never sent twice: a
+   * connection lost before the answer rejects with `NOTIFY_CLIENT_DISCONNECTED` (give an
+   * `idempotencyKey` to retry safely). Refusals reject with the server's code (`FORBIDDEN` with
+   * the hook's `reason`, `RATE_LIMITED`, `BAD_REQUEST`, …).
+   */
+  publish<Name extends StreamName<Streams>> (stream: Target<Name>, data: StreamData<Streams, Name>, options: RequestOptions & { idempotencyKey?: string } = {}): Promise<Published> {
+    return this.#request({ event: 'publish', stream, data, idempotencyKey: options.idempotencyKey }, 'c', options)
+      .then((frame) => ({ id: String(frame.message), replayed: frame.replayed === true }))
+  }
+
+  /**
+   * Calls a method declared on the server; resolves with its route's answer, or rejects with
+   * `RPC_FAILED` (and the route's `status`), `UNKNOWN_METHOD`, `TIMEOUT`, `FORBIDDEN`, … As
+   * `publish`, a call is never sent twice.
+   */
+  rpc<Name extends MethodName<Methods>> (method: Name, data?: MethodRequest<Methods, Name>, options: RequestOptions = {}): Promise<MethodResponse<Methods, Name>> {
+    return this.#request({ event: 'rpc', method, data }, 'c', options).then((frame) => frame.data as MethodResponse<Methods, Name>)
+  }
+
+  #request (frame: Record<string, unknown>, prefix: string, options: RequestOptions): Promise<Record<string, unknown>> {
+    if (this.#welcome === null || this.#socket?.readyState !== OPEN) {
+      return Promise.reject(new NotifyClientError('NOTIFY_CLIENT_NOT_CONNECTED', 'the connection is not open'))
+    }
+    const timeout = options.timeout ?? 10_000
+    if (typeof timeout !== 'number' || !(timeout > 0)) return Promise.reject(new NotifyClientError('NOTIFY_CLIENT_INVALID_ARGUMENT', 'timeout must be a positive number'))
+    const id = this.#nextId(prefix)
+    const answer = this.#requests.wait(id, timeout)
+    this.#send({ ...frame, id })
+    return answer
   }
 
   /** Closes the connection for good; resolves once the socket has closed. */
@@ -137,28 +206,96 @@ export class NotifyClient<Streams = AnyStreams> {
     })
   }
 
+  /** SSE names its streams in the URL: a new one opens a new response (also the first, on an SSE client with none yet). */
+  #sseStreamsChanged (): void {
+    if (this.#state === 'closed') return
+    if (this.#opening) this.#sseStale = true
+    else if (this.#socket !== null) this.#socket.close(CLOSE.NORMAL, 'streams changed')
+    else if (this.#retryTimer === null) this.#open()
+  }
+
+  async #openSse (): Promise<WebSocketLike | null> {
+    if (this.#subscriptions.requests().length === 0) return null
+    const url = sseUrl(this.#opts.sseUrl ?? await this.#opts.url())
+    const { getTicket, getToken } = this.#opts
+    if (getToken !== undefined) {
+      // An access token survives EventSource's own reconnects; a ticket does not.
+      const res = await fetch(`${url.origin}${url.pathname}/access`, { method: 'POST', headers: { authorization: `Bearer ${await credential(getToken, 'getToken')}` } })
+      if (res.status !== 200) throw new Error(`POST ${url.pathname}/access answered ${res.status}`)
+      url.searchParams.set('access', ((await res.json()) as { access: string }).access)
+    } else if (getTicket !== undefined) {
+      url.searchParams.set('ticket', await credential(getTicket, 'getTicket'))
+    }
+    // The streams wanted now, after the credential's round trip: those subscribed meanwhile too.
+    const streams = this.#subscriptions.requests().map((request) => typeof request === 'string' ? request : request.stream)
+    if (streams.length === 0) return null
+    url.searchParams.set('streams', streams.join(','))
+    if (this.#sseResume?.streams === url.searchParams.get('streams') && this.#sseResume.lastEventId !== '') {
+      url.searchParams.set('lastEventId', this.#sseResume.lastEventId)
+    }
+    if (this.#state === 'closed') return null
+    return new SseSocket(url.href, this.#opts.EventSource!, streams)
+  }
+
   async #open (): Promise<void> {
+    this.#opening = true
+    this.#sseStale = false
+    try {
+      await this.#openOne()
+    } finally {
+      this.#opening = false
+    }
+    if (this.#sseStale) this.#sseStreamsChanged()
+  }
+
+  async #openOne (): Promise<void> {
     this.#retryTimer = null
     let socket: WebSocketLike
     try {
-      const url = new URL(this.#opts.url)
-      const { getTicket, getToken } = this.#opts
-      if (getTicket !== undefined) url.searchParams.set('ticket', await credential(getTicket, 'getTicket'))
-      else if (getToken !== undefined) url.searchParams.set('token', await credential(getToken, 'getToken'))
-      if (this.#state === 'closed') return
-      socket = new this.#opts.WebSocket(url.href)
+      const opened = this.#sse ? await this.#openSse() : await this.#openWebSocket()
+      if (opened === null) return
+      socket = opened
     } catch (err) {
       if (this.#state === 'closed') return
       this.#error(new NotifyClientError('NOTIFY_CLIENT_CREDENTIAL_FAILED', 'could not get a credential or open a socket', { cause: err }))
       this.#retry(backoffDelay(this.#attempt, this.#opts.backoff))
       return
     }
+    this.#listen(socket)
+  }
+
+  async #openWebSocket (): Promise<WebSocketLike | null> {
+    const url = await this.#opts.url()
+    const { getTicket, getToken } = this.#opts
+    if (getTicket !== undefined) url.searchParams.set('ticket', await credential(getTicket, 'getTicket'))
+    else if (getToken !== undefined) url.searchParams.set('token', await credential(getToken, 'getToken'))
+    if (this.#state === 'closed') return null
+    return new this.#opts.WebSocket!(url.href)
+  }
+
+  #listen (socket: WebSocketLike): void {
     this.#socket = socket
     this.#armWatchdog(this.#opts.connectTimeout, 'no welcome within connectTimeout')
     // A close event follows every error; `ws` throws when an error has no listener.
+    this.#watchRefusal(socket)
     socket.addEventListener('error', () => {})
     socket.addEventListener('message', (event) => { if (this.#socket === socket) this.#onFrame(event.data) })
     socket.addEventListener('close', (event) => { if (this.#socket === socket) this.#onClose(event.code, event.reason) })
+  }
+
+  /**
+   * An instance at its cap refuses the handshake with 503 and `Retry-After` (SPEC section 15).
+   * A browser's WebSocket shows none of it (a 1006 close, and backoff); Node's `ws` emits the
+   * response, which is read here, then the handshake is ended as ws would end it.
+   */
+  #watchRefusal (socket: WebSocketLike): void {
+    type Refused = { statusCode?: number, headers: Record<string, unknown> }
+    const node = socket as unknown as { once?: (event: string, listener: (request: unknown, response: Refused) => void) => void, terminate?: () => void }
+    if (typeof node.once !== 'function' || typeof node.terminate !== 'function') return
+    node.once('unexpected-response', (_request, response) => {
+      this.#retryAfter = retryAfterDelay(response.headers['retry-after'])
+      node.terminate!()
+    })
   }
 
   #retry (delay: number): void {
@@ -168,11 +305,18 @@ export class NotifyClient<Streams = AnyStreams> {
   }
 
   #onClose (code: number, reason: string): void {
+    const socket = this.#socket
+    if (socket instanceof SseSocket) this.#sseResume = { streams: socket.streams.join(','), lastEventId: socket.lastEventId }
+    // 'auto': a WebSocket that closed before its welcome could not be opened (a proxy that strips Upgrade): SSE from now on.
+    else if (this.#opts.transport === 'auto' && this.#welcome === null) this.#sse = true
     this.#socket = null
     this.#welcome = null
     this.#restoreId = null
     this.#clearTimers()
-    const delay = this.#state === 'closed' ? null : retryDelay(code, this.#attempt, this.#opts.backoff)
+    this.#requests.failAll()
+    let delay = this.#state === 'closed' ? null : retryDelay(code, this.#attempt, this.#opts.backoff)
+    if (delay !== null && this.#retryAfter !== null) delay = Math.max(delay, this.#retryAfter)
+    this.#retryAfter = null
     if (delay === null) this.#setState('closed')
     else this.#retry(delay)
     this.#emit('disconnected', { code, reason, willRetry: delay !== null, delay })
@@ -198,12 +342,16 @@ export class NotifyClient<Streams = AnyStreams> {
       this.#error(new NotifyClientError('NOTIFY_CLIENT_BAD_FRAME', 'the server sent a frame that is not a JSON object with an event'))
       return
     }
+    // The answer to a publish or a call (errors included) goes to whoever awaits it.
+    if ((frame.event === 'published' || frame.event === 'result' || frame.event === 'error') && this.#requests.settle(frame)) return
     switch (frame.event) {
       case 'welcome': return this.#onWelcome(frame)
       case 'subscribed': return this.#onSubscribed(frame)
       case 'message': return this.#onMessage(frame)
       case 'refreshed': return this.#onRefreshed(frame)
       case 'gap': return this.#gaps(frame.streams)
+      case 'join':
+      case 'leave': return this.#emit(frame.event, { stream: String(frame.stream), user: String(frame.user) })
       case 'error': return this.#error(new NotifyClientError(frame.code as ServerErrorCode, String(frame.message), {
         stream: typeof frame.stream === 'string' ? frame.stream : undefined
       }))
@@ -234,6 +382,8 @@ export class NotifyClient<Streams = AnyStreams> {
   #onSubscribed (frame: ServerFrame): void {
     this.#gaps(frame.gaps)
     const streams = Array.isArray(frame.streams) ? frame.streams.filter((s) => typeof s === 'string') : []
+    const positions = typeof frame.positions === 'object' && frame.positions !== null ? frame.positions as Record<string, unknown> : {}
+    for (const stream of streams) this.#subscriptions.accept(stream, positions[stream])
     this.#emit('subscribed', { streams })
     if (this.#restoreId !== null && frame.id === this.#restoreId) {
       this.#restoreId = null
@@ -250,12 +400,13 @@ export class NotifyClient<Streams = AnyStreams> {
   }
 
   #onMessage (frame: ServerFrame): void {
-    const { stream, id, ts, data } = frame
+    const { stream, id, ts, data, from } = frame
     if (typeof stream !== 'string' || typeof id !== 'string') {
       this.#error(new NotifyClientError('NOTIFY_CLIENT_BAD_FRAME', 'a message frame without stream or id'))
       return
     }
     const message: NotifyMessage = { stream, id, ts: typeof ts === 'number' ? ts : Date.now(), data }
+    if (typeof from === 'string') message.from = from
     for (const err of this.#subscriptions.deliver(message)) this.#handlerFailed(err)
   }
 

@@ -8,6 +8,8 @@ export interface NotifyMessage<T = unknown> {
   /** Publish time, ms since the epoch. */
   ts: number
   data: T
+  /** The sender of a client publish (SPEC section 13), set by the server; absent on a server's publish. */
+  from?: string
 }
 
 export type MessageHandler<T = unknown> = (message: NotifyMessage<T>) => void
@@ -17,9 +19,21 @@ export type StreamRequest = string | { stream: string, since: string }
 
 interface Subscription {
   handlers: Set<MessageHandler<never>>
-  /** The last id delivered: where to resume from, and below which ids are duplicates. */
+  /**
+   * The last id delivered, or the stream's position when the server accepted it (nothing newer
+   * came since): where to resume from, and below which ids are duplicates.
+   */
   lastId: string | undefined
+  /** Whether the server has accepted it: after a reconnect it may have missed something. */
+  accepted: boolean
 }
+
+/**
+ * The `since` of a stream the client may have missed messages on but has no position for (no
+ * history, or the server could not read it): a stream with history replays from its start, one
+ * without answers `gap`. Also the server's position of an empty stream.
+ */
+const FROM_START = '0-0'
 
 /** The streams the application wants, their handlers and how far each has been read. */
 export class Subscriptions {
@@ -32,7 +46,7 @@ export class Subscriptions {
       existing.handlers.add(handler)
       return false
     }
-    this.#streams.set(stream, { handlers: new Set([handler]), lastId: undefined })
+    this.#streams.set(stream, { handlers: new Set([handler]), lastId: undefined, accepted: false })
     return true
   }
 
@@ -45,9 +59,23 @@ export class Subscriptions {
     return true
   }
 
-  /** What to send on (re)connect: every stream, with `since` where something was received. */
+  /**
+   * What to send on (re)connect: every stream, with `since` where something was received or
+   * the server gave a position, and from the start where the client was subscribed before
+   * without either, so that whatever it missed meanwhile is replayed or reported as a gap.
+   */
   requests (): StreamRequest[] {
-    return [...this.#streams].map(([stream, { lastId }]) => lastId === undefined ? stream : { stream, since: lastId })
+    return [...this.#streams].map(([stream, { lastId, accepted }]) =>
+      lastId !== undefined ? { stream, since: lastId } : accepted ? { stream, since: FROM_START } : stream)
+  }
+
+  /** The server accepted `stream`, standing at `position` (SPEC section 6) when it keeps history. */
+  accept (stream: string, position: unknown): void {
+    const subscription = this.#streams.get(stream)
+    if (subscription === undefined) return
+    subscription.accepted = true
+    // Every live message is newer than the position: it is where a resume starts if none comes.
+    if (subscription.lastId === undefined && typeof position === 'string') subscription.lastId = position
   }
 
   /** Hands a message to its stream's handlers unless it is a duplicate; returns what they threw. */

@@ -1,5 +1,5 @@
 // The example app's settings, read from the environment (SPEC section 7).
-import { DEV_API_KEY, DEV_JWT_SECRET, EnvReader, type HostPort } from '../bin/env.js'
+import { DEV_API_KEY, DEV_JWT_SECRET, EnvReader, SettingError, type HostPort } from '../bin/env.js'
 import { MIN_KEY_LENGTH } from '../plugins/api-key.js'
 import { MIN_SECRET_LENGTH } from '../plugins/jwt.js'
 
@@ -27,6 +27,23 @@ export interface AppConfig {
   amqpQueue: string
   /** Set: serve the gRPC ingress on this port. */
   grpcPort: number | undefined
+  /** Set (all three of VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY, VAPID_SUBJECT): Web Push for offline users of `order`. */
+  vapid: { publicKey: string, privateKey: string, subject: string } | undefined
+  /** Push endpoint hosts accepted (PUSH_ENDPOINT_HOSTS); unset: the browsers' push services. */
+  pushEndpointHosts: string[] | undefined
+  /** Set: e-mail for offline users of `order`, from SMTP_FROM. */
+  smtpUrl: string | undefined
+  smtpFrom: string
+  /** Set: the order service stores orders in PostgreSQL and notifies through the outbox, which the edge relays. */
+  databaseUrl: string | undefined
+  outboxTable: string
+  /** Set: consume the JetStream ingress, and the order service publishes through it (unless `databaseUrl`). */
+  natsUrl: string | undefined
+  natsStream: string
+  natsConsumer: string
+  natsSubjectPrefix: string
+  /** Signs SSE event ids and access tokens (SPEC section 14); unset: derived from `jwtSecret`, shared by every instance as it is. */
+  sseSecret: string | undefined
   /** Set: trace with OpenTelemetry, exporting spans over OTLP/HTTP there (docs/observability.md). */
   otlpEndpoint: string | undefined
 }
@@ -53,8 +70,28 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       amqpExchange: read.get('AMQP_EXCHANGE') ?? 'notifications',
       amqpQueue: read.get('AMQP_QUEUE') ?? 'notify-edge',
       grpcPort: read.integer('GRPC_PORT', undefined, 0, 65535),
+      vapid: vapidKeys(read),
+      pushEndpointHosts: read.list('PUSH_ENDPOINT_HOSTS'),
+      smtpUrl: read.get('SMTP_URL'),
+      smtpFrom: read.get('SMTP_FROM') ?? 'notify-edge demo <notify@example.com>',
+      databaseUrl: read.get('DATABASE_URL'),
+      outboxTable: read.get('OUTBOX_TABLE') ?? 'notify_outbox',
+      natsUrl: read.get('NATS_URL'),
+      natsStream: read.get('NATS_STREAM') ?? 'notify',
+      natsConsumer: read.get('NATS_CONSUMER') ?? 'notify-edge',
+      natsSubjectPrefix: read.get('NATS_SUBJECT_PREFIX') ?? 'notify',
+      sseSecret: read.get('SSE_SECRET'),
       otlpEndpoint: read.get('OTEL_EXPORTER_OTLP_ENDPOINT')
     },
     warnings: read.warnings
   }
+}
+
+function vapidKeys (read: EnvReader): AppConfig['vapid'] {
+  const [publicKey, privateKey, subject] = ['VAPID_PUBLIC_KEY', 'VAPID_PRIVATE_KEY', 'VAPID_SUBJECT'].map((name) => read.get(name))
+  if (publicKey === undefined && privateKey === undefined && subject === undefined) return undefined
+  if (publicKey === undefined || privateKey === undefined || subject === undefined) {
+    throw new SettingError('set all of VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY and VAPID_SUBJECT, or none (`npx web-push generate-vapid-keys` makes a pair)')
+  }
+  return { publicKey, privateKey, subject }
 }

@@ -23,7 +23,7 @@ export interface NotifyAsyncApiOptions {
 }
 
 const CORRELATION: JsonSchema = { oneOf: [{ type: 'string', maxLength: 128 }, { type: 'number' }], description: 'echoed by the answer' }
-const STREAM_NAME: JsonSchema = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' }
+const STREAM_NAME: JsonSchema = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_@.=-]{1,128})?$', description: 'a stream, or a channel stream and its key (`room:lobby`)' }
 const MESSAGE_ID: JsonSchema = { type: 'string', description: '`<ms>-<seq>`, increasing per stream topic' }
 
 function frame (event: string, properties: JsonSchema = {}, required: string[] = []): JsonSchema {
@@ -82,9 +82,11 @@ function streamMessage (stream: DeclaredStream): { name: string, title: string, 
     title: `${stream.name} message`,
     summary: stream.kind === 'private'
       ? `A notification of the private stream ${stream.name}: only the authenticated user's own.`
-      : `A notification of the public stream ${stream.name}.`,
+      : stream.kind === 'channel'
+        ? `A notification of one key of the channel stream ${stream.name}, named in full (\`${stream.name}:<key>\`).`
+        : `A notification of the public stream ${stream.name}.`,
     payload: frame('message', {
-      stream: { type: 'string', const: stream.name },
+      stream: stream.kind === 'channel' ? { type: 'string', pattern: `^${stream.name}:[A-Za-z0-9_@.=-]{1,128}$` } : { type: 'string', const: stream.name },
       id: MESSAGE_ID,
       ts: { type: 'integer', description: 'publish time, ms since the epoch' },
       data: dataSchema(stream)
@@ -117,7 +119,7 @@ export function asyncApiDocument (streams: Iterable<DeclaredStream>, opts: Notif
 
   for (const route of routes) {
     const id = channelId(route.path)
-    const visible = declared.filter((stream) => route.anonymous !== true || stream.kind === 'public')
+    const visible = declared.filter((stream) => route.anonymous !== true || stream.kind === 'public' || (stream.kind === 'channel' && stream.anonymous))
     const names = [...Object.keys(CLIENT_FRAMES), ...Object.keys(SERVER_FRAMES), ...visible.map((stream) => `stream-${stream.name}`)]
     channels[id] = {
       address: route.path,

@@ -23,6 +23,15 @@ export const UserRequiredError = createError('FST_NOTIFY_USER_REQUIRED', 'Stream
 /** A public stream takes no `user` or `users`. */
 export const UserNotAllowedError = createError('FST_NOTIFY_USER_NOT_ALLOWED', 'Stream %s is public: "user" and "users" are not allowed', 400)
 
+/** A channel stream needs `key` or `keys` (SPEC section 12). */
+export const KeyRequiredError = createError('FST_NOTIFY_KEY_REQUIRED', 'Stream %s is a channel: give "key" or "keys"', 400)
+
+/** Only a channel stream takes `key` or `keys`. */
+export const KeyNotAllowedError = createError('FST_NOTIFY_KEY_NOT_ALLOWED', 'Stream %s is not a channel: "key" and "keys" are not allowed', 400)
+
+/** A channel key is not 1 to 128 characters of `[A-Za-z0-9_@.=-]`. */
+export const InvalidKeyError = createError('FST_NOTIFY_INVALID_KEY', 'Invalid channel key: %s', 400)
+
 /** A user id is empty, too long or not a string. */
 export const InvalidUserError = createError('FST_NOTIFY_INVALID_USER', 'Invalid user: %s', 400)
 
@@ -34,6 +43,9 @@ export const InvalidDataError = createError('FST_NOTIFY_INVALID_DATA', 'data for
 
 /** The publish body is not a JSON object of the expected shape. */
 export const BadPublishError = createError('FST_NOTIFY_BAD_PUBLISH', 'Bad publish request: %s', 400)
+
+/** A payload is not UTF-8 JSON, holds a `__proto__` or `constructor.prototype` key, or nests too deep (every ingress, one rule). */
+export const InvalidJsonError = createError('FST_NOTIFY_INVALID_JSON', 'Invalid JSON payload: %s', 400)
 
 /** The body is over the publish API's limit. */
 export const PayloadTooLargeError = createError('FST_NOTIFY_PAYLOAD_TOO_LARGE', 'Body is over the limit of %d bytes', 413)
@@ -79,3 +91,33 @@ export const PresenceDisabledError = createError('FST_NOTIFY_PRESENCE_DISABLED',
 
 /** A publisher on Redis found no edge's stream declarations under its topic prefix: a wrong `topicPrefix`, or no edge has started yet. */
 export const UnknownPrefixError = createError('FST_NOTIFY_UNKNOWN_PREFIX', 'No edge has declared its streams under topic prefix "%s" on this Redis: check topicPrefix (the edges\' TOPIC_PREFIX); publishes go through once an edge with this prefix has started', 503)
+
+/** The body of `POST`/`DELETE /push/subscriptions` is not a usable `PushSubscription` (or its endpoint is not an allowed push service). */
+export const BadPushSubscriptionError = createError('FST_NOTIFY_BAD_PUSH_SUBSCRIPTION', 'Bad push subscription: %s', 400)
+
+/** The push subscription store could not be reached. */
+export const PushStoreUnavailableError = createError('FST_NOTIFY_PUSH_STORE_UNAVAILABLE', 'Push subscription store unavailable: %s', 503)
+
+/** The admin API's `x-api-key` is missing or wrong. */
+export const BadAdminKeyError = createError('FST_NOTIFY_BAD_ADMIN_KEY', 'Missing or invalid admin x-api-key', 401)
+
+/** An admin action (disconnect, revoke, subscribe, unsubscribe) is malformed. */
+export const BadAdminRequestError = createError('FST_NOTIFY_BAD_ADMIN_REQUEST', 'Bad admin request: %s', 400)
+
+/** The admin action could not be carried to the instances (the bus or the revocation store is down). */
+export const ControlUnavailableError = createError('FST_NOTIFY_CONTROL_UNAVAILABLE', 'Control unavailable: %s', 503)
+
+/** The edge is at one of its own limits (connections, handshake rate); retry after `Retry-After` seconds, on another instance. */
+export const EdgeBusyError = createError('FST_NOTIFY_EDGE_BUSY', 'Instance busy: %s', 503)
+
+/** `app.notify`'s control methods have nothing to act through: no control plugin, or a publisher over gRPC or AMQP. */
+export const ControlDisabledError = createError('FST_NOTIFY_CONTROL_DISABLED', 'Control is not available: %s', 501)
+
+/** An SSE request is malformed: no `streams`, too many, or a name too long. */
+export const BadSseRequestError = createError('FST_NOTIFY_BAD_SSE_REQUEST', 'Bad SSE request: %s', 400)
+
+/**
+ * A publish was sent to Redis but no answer came in time (a stall, a dropped connection): it may
+ * have happened or not. Retry with the same idempotency key, which answers the original ids if it did.
+ */
+export const OutcomeUnknownError = createError('FST_NOTIFY_OUTCOME_UNKNOWN', 'Publish outcome unknown: %s; retry with the same idempotency key', 503)

@@ -12,15 +12,24 @@ import { notifyPresence, presenceKeyPrefix, RedisPresenceStore, type NotifyPrese
 import { notifyTickets, RedisTicketStore, type NotifyTicketsOptions, type RedisTicketClient } from './tickets/index.js'
 import { notifySocketAuth, type NotifySocketAuthOptions } from './socket-auth.js'
 import { notifyStreams, type NotifyStreamsOptions } from './streams/index.js'
+import { notifySse, type NotifySseOptions } from './streams/sse.js'
 import { notifyPublishApi, type NotifyPublishApiOptions } from './publish-api.js'
 import { notifyIdempotency, RedisIdempotencyStore, type NotifyIdempotencyOptions, type RedisIdempotencyClient } from './idempotency/index.js'
 import { notifyMetrics, type NotifyMetricsOptions } from './metrics.js'
 import { notifyAsyncApi, type NotifyAsyncApiOptions } from './asyncapi.js'
 import { notifyAmqp, type NotifyAmqpOptions } from './amqp/index.js'
 import { notifyGrpc, type NotifyGrpcOptions } from './grpc/index.js'
+import { notifyOffline, RedisDeliveryClaims, RedisPushSubscriptionStore, type NotifyOfflineOptions } from './offline/index.js'
+import { notifyOutbox, type NotifyOutboxOptions } from './outbox/index.js'
+import { notifyJetStream, type NotifyJetStreamOptions } from './jetstream/index.js'
 import { endConnection, redisConnection, watchOutages, type RedisClientLike, type RedisConnectionOptions } from './redis.js'
 import { streamManifest, writeManifest, type ManifestClient, type StreamManifest } from './stream-manifest.js'
 import { isClusterOptions } from './bus/redis-emitter.js'
+import { notifyControl, RedisRevocationStore, type NotifyControlOptions } from './control/index.js'
+import { revokedKey } from './control/redis-store.js'
+import { notifyAdminApi, type NotifyAdminApiOptions } from './admin-api.js'
+import { notifyLimits, RedisUserCounter, type NotifyConnectionLimitsOptions } from './limits/index.js'
+import { notifyUpstream, type NotifyUpstreamOptions } from './upstream/index.js'
 import { FAIL_FAST, redisCluster, type RedisClusterOptions } from './bus/cluster-emitter.js'
 
 export * from './errors.js'
@@ -33,10 +42,11 @@ export * from './jwt.js'
 export * from './notify.js'
 export * from './publisher/index.js'
 export * from './presence/index.js'
-export { compareMessageIds, isMessageId } from './message-id.js'
+export { compareMessageIds, EMPTY_POSITION, isMessageId } from './message-id.js'
 export * from './tickets/index.js'
 export * from './socket-auth.js'
 export * from './streams/index.js'
+export { notifySse, type NotifySseOptions } from './streams/sse.js'
 export * from './publish-api.js'
 export * from './idempotency/index.js'
 export * from './metrics.js'
@@ -44,7 +54,18 @@ export * from './asyncapi.js'
 export { publishBodySchema, publishResultSchema } from './schemas.js'
 export * from './amqp/index.js'
 export * from './grpc/index.js'
+export * from './offline/index.js'
+export * from './control/index.js'
+export * from './admin-api.js'
+export * from './limits/index.js'
+export type * from './control-commands.js'
+export type { ControlledConnection, NotifyControlHooks, ServerFrame } from './control-hooks.js'
+export { refuseRevoked } from './control-hooks.js'
+
+export * from './outbox/index.js'
+export * from './jetstream/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
+export * from './upstream/index.js'
 export { TRACER_NAME, contextFrom, continueTrace, traceLogFields, traceparentOf } from './tracing.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
@@ -92,16 +113,57 @@ export interface NotifyEdgeOptions extends NotifyOptions {
    * with `redis`. @default {}
    */
   idempotency?: NotifyIdempotencyOptions
+  /**
+   * Server-Sent Events (SPEC section 14, docs/sse.md): `routes` default to `/sse` (authenticated,
+   * with `POST /sse/access`) and `/public/sse` (anonymous), each given `secret`; left out when not given.
+   */
+  sse?: NotifyEdgeSseOptions
   /** `POST /notifications`; left out when not given. */
   publishApi?: NotifyPublishApiOptions
   /** The RabbitMQ ingress (SPEC section 9): consume the exchange's messages into `app.notify.publish`; left out when not given. */
   amqp?: NotifyAmqpOptions
   /** The gRPC ingress (SPEC section 9, `proto/notify/v1/notify.proto`); left out when not given. */
   grpc?: NotifyGrpcOptions
+  /** The PostgreSQL outbox relay (SPEC section 16, docs/outbox-jetstream.md); left out when not given. */
+  outbox?: NotifyOutboxOptions
+  /** The NATS JetStream ingress (SPEC section 16, docs/outbox-jetstream.md); left out when not given. */
+  jetstream?: NotifyJetStreamOptions
   /** Prometheus metrics and `GET /metrics`; left out when not given. */
   metrics?: NotifyMetricsOptions
   /** `GET /asyncapi.json`: the AsyncAPI 3 document of the WebSocket routes and declared streams; left out when not given. */
   asyncapi?: NotifyAsyncApiOptions
+  /**
+   * Offline delivery (SPEC section 18): Web Push and e-mail for the users of a private publish
+   * with no subscribed connection anywhere. With `redis`, subscriptions live under
+   * `<topicPrefix>:push:` and delivery claims under `<topicPrefix>:offline:`. Left out when not given.
+   */
+  offline?: NotifyOfflineOptions
+  /**
+   * Acting on users across instances (SPEC section 15): `app.notify.disconnect()`, `revoke()`,
+   * `subscribe()`, `unsubscribe()`, the revocation list (a `RedisRevocationStore` under
+   * `<topicPrefix>:revoked` with `redis`) checked at every credential; `false` leaves it out.
+   * @default {}
+   */
+  control?: NotifyControlOptions | false
+  /** `POST /admin/…` with its own key (never the publish key); left out when not given. */
+  admin?: NotifyAdminApiOptions
+  /**
+   * Connections per instance, handshakes per second, connections per user across instances (a
+   * `RedisUserCounter` under `<topicPrefix>:conns:` with `redis`); left out when not given.
+   */
+  limits?: NotifyConnectionLimitsOptions
+  /**
+   * Client publish and RPC over the sockets (SPEC section 13, docs/upstream.md): limits, methods,
+   * backends. `false` leaves it out (clients then only listen). @default {}
+   */
+  upstream?: NotifyUpstreamOptions | false
+}
+
+/** The edge's SSE routes, sharing one secret (see `NotifySseOptions.secret`). */
+export interface NotifyEdgeSseOptions {
+  secret?: string
+  /** @default [{ path: '/sse' }, { path: '/public/sse', anonymous: true }] */
+  routes?: NotifySseOptions[]
 }
 
 type EdgeRedisClient = RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient
@@ -132,7 +194,7 @@ async function redisClient (app: FastifyInstance, redis: NotifyEdgeRedisOptions,
 
 /** Registers the whole edge from one options object; each plugin stays usable alone. */
 async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions): Promise<void> {
-  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, publishApi, redis, metrics, idempotency, amqp, grpc, asyncapi, ...core } = opts
+  const { jwt: jwtOptions, bus = {}, history, tickets, presence = {}, socketAuth, routes, sse, publishApi, redis, metrics, idempotency, amqp, grpc, outbox, jetstream, asyncapi, upstream = {}, offline, control = {}, admin, limits, ...core } = opts
   // First, so that every plugin after it finds the recorder.
   if (metrics !== undefined) await app.register(notifyMetrics, metrics)
   if (jwtOptions !== undefined) await app.register(notifyJwt, jwtOptions)
@@ -180,24 +242,53 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
       await announced
     })
   }
+  if (control !== false) {
+    const store = control.store ?? (client === null ? undefined : new RedisRevocationStore({ client, key: revokedKey(prefix), timeout: bus.publishTimeout }))
+    await app.register(notifyControl, { topicPrefix: prefix, ...control, store })
+  }
   if (tickets !== false) {
     const store = tickets?.store ?? (client === null
       ? undefined
       : new RedisTicketStore({ client, keyPrefix: `${prefix}:ticket:` }))
-    await app.register(notifyTickets, { ...tickets, store })
+    // A ticket's connection keeps what revocation and the streams claim read.
+    const keepClaims = control === false ? undefined : ['jti', 'iat', ...(control.streamsClaim === undefined ? [] : [control.streamsClaim])]
+    await app.register(notifyTickets, { keepClaims, ...tickets, store })
   }
   await app.register(notifySocketAuth, socketAuth ?? {})
+  if (limits !== undefined) {
+    const counter = limits.counter ?? (client === null
+      ? undefined
+      : new RedisUserCounter({ client: client as unknown as ConstructorParameters<typeof RedisUserCounter>[0]['client'], prefix, timeout: bus.publishTimeout, onError: (err) => app.log.warn({ err }, 'notify limits: liveness not written') }))
+    await app.register(notifyLimits, { ...limits, counter })
+  }
+  if (upstream !== false) await app.register(notifyUpstream, upstream)
   const streamRoutes = routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]
   for (const route of streamRoutes) {
     await app.register(notifyStreams, route)
   }
+  if (sse !== undefined) {
+    for (const route of sse.routes ?? [{ path: '/sse' }, { path: '/public/sse', anonymous: true }]) {
+      await app.register(notifySse, { secret: sse.secret, ...route })
+    }
+  }
   if (publishApi !== undefined) await app.register(notifyPublishApi, publishApi)
+  if (admin !== undefined) await app.register(notifyAdminApi, { publishApiKey: publishApi?.apiKey, ...admin })
   if (asyncapi !== undefined) {
     const described = streamRoutes.map((route) => ({ path: route.path ?? '/ws', anonymous: route.anonymous === true }))
     await app.register(notifyAsyncApi, { routes: described, ...asyncapi })
   }
   if (amqp !== undefined) await app.register(notifyAmqp, amqp)
   if (grpc !== undefined) await app.register(notifyGrpc, grpc)
+  if (offline !== undefined) {
+    const push = offline.push === undefined || offline.push.store !== undefined || client === null
+      ? offline.push
+      : { ...offline.push, store: new RedisPushSubscriptionStore({ client, keyPrefix: `${prefix}:push:` }) }
+    const claims = offline.claims ?? (client === null ? undefined : new RedisDeliveryClaims({ client, keyPrefix: `${prefix}:offline:` }))
+    await app.register(notifyOffline, { ...offline, push, claims })
+  }
+
+  if (outbox !== undefined) await app.register(notifyOutbox, outbox)
+  if (jetstream !== undefined) await app.register(notifyJetStream, jetstream)
 }
 
 export const notifyEdge = fp(fastifyNotifyEdge, { fastify: '5.x', name: 'notify-edge' })

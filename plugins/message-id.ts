@@ -20,6 +20,12 @@ export class MessageIdGenerator {
   }
 }
 
+/**
+ * The position of a stream with history that has no message yet (the `positions` of a
+ * `subscribed` frame): below every id, and as a `since` it resumes from the topic's start.
+ */
+export const EMPTY_POSITION = '0-0'
+
 // Both parts are unsigned 64-bit integers in Redis, written without leading zeros.
 const MESSAGE_ID = /^(0|[1-9]\d{0,19})-(0|[1-9]\d{0,19})$/
 const MAX_PART = '18446744073709551615'

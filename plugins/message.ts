@@ -10,11 +10,20 @@ export interface MessageTemplate {
   readonly tail: string
 }
 
-/** Throws a TypeError for data JSON cannot hold (a function, a symbol, a BigInt, a cycle). */
-export function messageTemplate (stream: string, data: unknown): MessageTemplate {
+/**
+ * Throws a TypeError for data JSON cannot hold (a function, a symbol, a BigInt, a cycle). `from`,
+ * the sender of a client publish (SPEC section 13), is written once here, never per socket.
+ */
+export function messageTemplate (stream: string, data: unknown, from?: string): MessageTemplate {
   const json: string | undefined = JSON.stringify(data)
   if (json === undefined) throw new TypeError('data is not representable as JSON')
-  return { head: `{"event":"message","stream":"${stream}","id":"`, tail: `,"data":${json}}` }
+  const sender = from === undefined ? '' : `,"from":${JSON.stringify(from)}`
+  return { head: `{"event":"message","stream":"${stream}","id":"`, tail: `${sender},"data":${json}}` }
+}
+
+/** The same message for another stream name (a channel's `room:lobby`), its data serialized once for all. */
+export function retarget (template: MessageTemplate, stream: string): MessageTemplate {
+  return { head: `{"event":"message","stream":"${stream}","id":"`, tail: template.tail }
 }
 
 export function messageFrame (template: MessageTemplate, id: string, ts: number): string {

@@ -2,24 +2,29 @@
 // declarations that validate at run time describe the API to OpenAPI and AsyncAPI tools. They
 // document; validation stays in `app.notify.publish`, whose coded errors the contract names.
 import type { DeclaredStream } from './declarations.js'
-import { MAX_USER_LENGTH } from './topics.js'
+import { CHANNEL_KEY, MAX_USER_LENGTH } from './topics.js'
 
 export type JsonSchema = Record<string, unknown>
 
 const USER: JsonSchema = { type: 'string', minLength: 1, maxLength: MAX_USER_LENGTH, description: 'a user id (the JWT `sub`)' }
+const KEY: JsonSchema = { type: 'string', pattern: CHANNEL_KEY.source, description: 'a channel key (`lobby` of `room:lobby`)' }
 
 /** A declared stream's `data` schema as plain JSON (a TypeBox schema's hidden keys dropped); `{}` without one. */
 export function dataSchema (stream: DeclaredStream): JsonSchema {
   return stream.schema === undefined ? {} : JSON.parse(JSON.stringify(stream.schema)) as JsonSchema
 }
 
-function publishVariant (stream: DeclaredStream, recipients: 'user' | 'users' | null): JsonSchema {
+const TO = { user: 'one user', users: 'several users', key: 'one key', keys: 'several keys' }
+
+function publishVariant (stream: DeclaredStream, recipients: 'user' | 'users' | 'key' | 'keys' | null): JsonSchema {
   const properties: JsonSchema = { stream: { type: 'string', const: stream.name } }
   if (recipients === 'user') properties.user = USER
   if (recipients === 'users') properties.users = { type: 'array', minItems: 1, items: USER }
+  if (recipients === 'key') properties.key = KEY
+  if (recipients === 'keys') properties.keys = { type: 'array', minItems: 1, items: KEY }
   properties.data = dataSchema(stream)
   const required = recipients === null ? ['stream', 'data'] : ['stream', recipients, 'data']
-  const to = recipients === null ? 'everyone subscribed' : recipients === 'user' ? 'one user' : 'several users'
+  const to = recipients === null ? 'everyone subscribed' : TO[recipients]
   return { title: `${stream.name} to ${to}`, type: 'object', required, additionalProperties: false, properties }
 }
 
@@ -27,7 +32,9 @@ function publishVariant (stream: DeclaredStream, recipients: 'user' | 'users' | 
 export function publishBodySchema (streams: Iterable<DeclaredStream>): JsonSchema {
   const oneOf = [...streams].flatMap((stream) => stream.kind === 'public'
     ? [publishVariant(stream, null)]
-    : [publishVariant(stream, 'user'), publishVariant(stream, 'users')])
+    : stream.kind === 'channel'
+      ? [publishVariant(stream, 'key'), publishVariant(stream, 'keys')]
+      : [publishVariant(stream, 'user'), publishVariant(stream, 'users')])
   return { oneOf }
 }
 
@@ -77,7 +84,8 @@ export const presenceSchema: JsonSchema = {
     type: 'object',
     properties: {
       user: { type: 'array', items: USER, description: 'repeat for several users' },
-      stream: { type: 'string', description: 'a public stream (not with user)' }
+      stream: { type: 'string', description: 'a public stream or a channel stream (not with user)' },
+      key: { type: 'string', description: 'the channel key (with a channel stream)' }
     }
   },
   response: {
@@ -99,10 +107,16 @@ export const presenceSchema: JsonSchema = {
           }
         },
         {
-          title: 'a public stream',
+          title: 'a public stream, or a channel key',
           type: 'object',
           required: ['stream', 'connections', 'users'],
-          properties: { stream: { type: 'string' }, connections: COUNT, users: COUNT }
+          properties: {
+            stream: { type: 'string' },
+            key: { type: 'string' },
+            connections: COUNT,
+            users: COUNT,
+            members: { type: 'array', items: { type: 'string' }, description: 'a channel that declares member presence: its users' }
+          }
         }
       ]
     },

@@ -1,7 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import { ForbiddenOriginError, InvalidOptionError, UnauthorizedError } from './errors.js'
+import { originMatcher } from './origin.js'
 import { metricsOf } from './recorder.js'
+import { refuseRevoked } from './control-hooks.js'
 import { ANONYMOUS, NO_CLAIMS, bearerToken, principalFromJwt, type Principal } from './principal.js'
 import type { TicketRecord } from './tickets/store.js'
 import { SpanKind, inSpan } from './tracing.js'
@@ -12,7 +14,9 @@ export type { Principal } from './principal.js'
 export interface NotifySocketAuthOptions {
   /**
    * Origins allowed to open a socket (cross-site WebSocket hijacking). A handshake with another
-   * `Origin` answers 403; one without `Origin` (not a browser) is judged by its credential.
+   * `Origin` answers 403; one without `Origin` (not a browser) is judged by its credential. Both
+   * sides are normalized (scheme and host lower-cased, default port dropped, a trailing `/`
+   * ignored); an entry that is no `scheme://host[:port]` fails registration.
    * @default undefined: every origin
    */
   allowedOrigins?: string[]
@@ -44,16 +48,13 @@ function queryString (value: unknown): string | null {
 function ticketPrincipal (record: TicketRecord | null): Principal {
   if (record == null) throw new UnauthorizedError('unknown, expired or used ticket')
   if (record.expiresAt <= Date.now()) throw new UnauthorizedError('token expired')
-  return { user: record.user, expiresAt: record.expiresAt, claims: NO_CLAIMS }
+  return { user: record.user, expiresAt: record.expiresAt, claims: record.claims ?? NO_CLAIMS }
 }
 
 async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocketAuthOptions): Promise<void> {
   const { allowedOrigins } = opts
-  if (allowedOrigins !== undefined &&
-    (!Array.isArray(allowedOrigins) || !allowedOrigins.every((o) => typeof o === 'string' && o.length > 0))) {
-    throw new InvalidOptionError('allowedOrigins must be an array of origins')
-  }
-  const origins = allowedOrigins === undefined ? null : new Set(allowedOrigins)
+  if (allowedOrigins !== undefined && !Array.isArray(allowedOrigins)) throw new InvalidOptionError('allowedOrigins must be an array of origins')
+  const allowed = allowedOrigins === undefined ? null : originMatcher(allowedOrigins)
   const metrics = metricsOf(app)
 
   // Not async: it hands back the ticket store's or the JWT check's own promise (a handshake's
@@ -82,10 +83,10 @@ async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocket
     return async function authenticateHandshake (request) {
       try {
         const origin = request.headers.origin
-        if (origins !== null && origin !== undefined && !origins.has(origin)) {
+        if (allowed !== null && origin !== undefined && !allowed(origin)) {
           throw new ForbiddenOriginError(origin.slice(0, 256))
         }
-        request.notifyPrincipal = anonymous ? ANONYMOUS : await traced(request)
+        request.notifyPrincipal = anonymous ? ANONYMOUS : refuseRevoked(app, await traced(request))
       } catch (err) {
         metrics.authFailure('handshake', err)
         throw err

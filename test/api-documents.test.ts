@@ -44,14 +44,15 @@ t.test('OpenAPI through @fastify/swagger: a valid document with the publish body
   t.same(Object.keys(document.paths).sort(), ['/notifications', '/presence', '/ws/ticket'], 'the HTTP API only: no WebSocket, metrics or AsyncAPI route')
   const presence = document.paths['/presence'].get
   t.same(presence.security, [{ notifyApiKey: [] }])
-  t.same(presence.parameters.map((parameter: Json) => `${parameter.in} ${parameter.name}`).sort(), ['query stream', 'query user'])
+  t.same(presence.parameters.map((parameter: Json) => `${parameter.in} ${parameter.name}`).sort(), ['query key', 'query stream', 'query user'])
   const publish = document.paths['/notifications'].post
   t.same(publish.security, [{ notifyApiKey: [] }])
   t.same(Object.keys(publish.responses).sort(), ['202', '400', '401', '503'])
   const body = publish.requestBody.content['application/json'].schema
   t.same(body.oneOf.map((variant: Json) => variant.title), [
     'order to one user', 'order to several users', 'reward to one user', 'reward to several users',
-    'promotional to everyone subscribed', 'system to everyone subscribed'
+    'promotional to everyone subscribed', 'system to everyone subscribed',
+    'room to one key', 'room to several keys', 'order-status to one key', 'order-status to several keys'
   ])
   t.same(body.oneOf[0].properties.data.required, ['orderId', 'status'], 'the order stream\'s TypeBox schema')
   t.same(document.paths['/ws/ticket'].post.security, [{ notifyBearer: [] }])
@@ -90,8 +91,8 @@ t.test('GET /asyncapi.json: a valid AsyncAPI 3 document of the WebSocket routes 
   t.same(Object.keys(document.servers), ['local'])
   t.same(Object.values(document.channels as Record<string, Json>).map((channel) => channel.address), ['/ws', '/public'])
   const streamsOn = (id: string): string[] => Object.keys(document.channels[id].messages).filter((name) => name.startsWith('stream-'))
-  t.same(streamsOn('ws'), ['stream-order', 'stream-reward', 'stream-promotional', 'stream-system'])
-  t.same(streamsOn('public'), ['stream-promotional', 'stream-system'], 'the anonymous route carries public streams only')
+  t.same(streamsOn('ws'), ['stream-order', 'stream-reward', 'stream-promotional', 'stream-system', 'stream-room', 'stream-order-status'])
+  t.same(streamsOn('public'), ['stream-promotional', 'stream-system'], 'the anonymous route carries public streams (and channels that allow anonymous sockets) only')
   const order = document.components.messages['stream-order'].payload
   t.same(order.properties.data.required, ['orderId', 'status'])
   t.equal(order.properties.stream.const, 'order')

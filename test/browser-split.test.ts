@@ -52,6 +52,7 @@ t.test('npm run start:split: the page places an order through the split set-up a
   await page.click('#order')
   await page.waitForSelector('#orders li[data-status="shipped"]', { timeout: 30_000 })
   t.same((await orderFeed(page)).map((u) => u.status), ['placed', 'paid', 'shipped'])
+  t.equal(await page.locator('#order').getAttribute('data-via'), 'rpc', 'placed over the socket: the edge forwarded orders.place to the order service')
   await page.click('#promo')
   await page.waitForSelector('#feed li[data-stream="promotional"]')
   await screenshot(page, 'browser-split.png')

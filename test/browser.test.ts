@@ -32,6 +32,7 @@ t.test('the demo page logs in, goes live, shows an order placed → paid → shi
   const orderId = (await card.getAttribute('data-order'))!
   t.same((await orderFeed(page, orderId)).map((u) => u.status), ['placed', 'paid', 'shipped'])
   t.equal(await card.locator('.steps li.done').count(), 3)
+  t.equal(await page.locator('#order').getAttribute('data-via'), 'rpc', 'placed over the socket (RPC orders.place)')
 
   await page.click('#promo')
   await page.waitForSelector('#feed li[data-stream="promotional"]')

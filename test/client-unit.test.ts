@@ -1,6 +1,6 @@
 import t from 'tap'
 import WebSocket from 'ws'
-import { backoffDelay, penaltyDelay } from '../client/backoff.js'
+import { backoffDelay, drainDelay, penaltyDelay } from '../client/backoff.js'
 import { retryDelay } from '../client/close-codes.js'
 import { isNewer } from '../client/message-id.js'
 import { socketUrl } from '../client/socket.js'
@@ -35,6 +35,14 @@ t.test('close codes decide whether and when to reconnect', async (t) => {
   }
 })
 
+t.test('after a 1001 the first wait spreads over the drain window', async (t) => {
+  t.equal(retryDelay(1001, 0, bounds, () => 0), 500, 'at its shortest: min')
+  t.equal(retryDelay(1001, 0, bounds, () => 1), 3000, 'at its longest: the default 3 s window')
+  t.equal(retryDelay(1001, 0, { ...bounds, drain: 8000 }, () => 0.5), 4250)
+  t.equal(drainDelay({ min: 500, max: 1000, drain: 100 }, () => 1), 500, 'a window under min is min')
+  t.equal(retryDelay(1006, 0, bounds, () => 1), 1000, 'other codes: the usual backoff')
+})
+
 t.test('message ids compare as <ms>-<seq> pairs', async (t) => {
   t.ok(isNewer('1-0', undefined))
   t.ok(isNewer('1700000000001-0', '1700000000000-9'))
@@ -54,7 +62,10 @@ t.test('connect() rejects bad options with a coded error', async (t) => {
     ['zero backoff.min', { url: 'ws://localhost/ws', backoff: { min: 0 } }],
     ['min over max', { url: 'ws://localhost/ws', backoff: { min: 30000 } }],
     ['fractional ping', { url: 'ws://localhost/ws', pingInterval: 1.5 }],
-    ['getTicket not a function', { url: 'ws://localhost/ws', getTicket: 'abc' }]
+    ['getTicket not a function', { url: 'ws://localhost/ws', getTicket: 'abc' }],
+    ['no urls', { url: [] }],
+    ['a bad url among several', { url: ['ws://localhost/ws', 'ftp://x/ws'] }],
+    ['zero backoff.drain', { url: 'ws://localhost/ws', backoff: { drain: 0 } }]
   ]
   for (const [name, options] of bad) {
     t.throws(() => connect({ WebSocket, ...(options as object) } as unknown as NotifyClientOptions), { code: 'NOTIFY_CLIENT_INVALID_OPTION' }, name)

@@ -71,7 +71,7 @@ t.test('errors are gRPC status codes with the FST_NOTIFY_ code in trailing metad
     ['a private stream without users', { stream: 'order', data_json: '{}' }, API_KEY, status.INVALID_ARGUMENT, 'FST_NOTIFY_USER_REQUIRED'],
     ['a public stream with users', { stream: 'promotional', users: ['a'], data_json: '{}' }, API_KEY, status.INVALID_ARGUMENT, 'FST_NOTIFY_USER_NOT_ALLOWED'],
     ['no data', { stream: 'promotional' }, API_KEY, status.INVALID_ARGUMENT, 'FST_NOTIFY_DATA_REQUIRED'],
-    ['data that is not JSON', { stream: 'promotional', data_json: '{"a":' }, API_KEY, status.INVALID_ARGUMENT, 'FST_NOTIFY_BAD_PUBLISH'],
+    ['data that is not JSON', { stream: 'promotional', data_json: '{"a":' }, API_KEY, status.INVALID_ARGUMENT, 'FST_NOTIFY_INVALID_JSON'],
     ['data failing the schema', { stream: 'order', users: ['a'], data_json: '{"orderId":"1"}' }, API_KEY, status.INVALID_ARGUMENT, 'FST_NOTIFY_INVALID_DATA'],
     ['an empty user', { stream: 'order', users: [''], data_json: JSON.stringify(data) }, API_KEY, status.INVALID_ARGUMENT, 'FST_NOTIFY_INVALID_USER'],
     ['a bad idempotency key', { stream: 'promotional', data_json: '{}', idempotency_key: 'k'.repeat(129) }, API_KEY, status.INVALID_ARGUMENT, 'FST_NOTIFY_BAD_IDEMPOTENCY_KEY'],
@@ -91,7 +91,7 @@ t.test('a bus that cannot publish (Redis frozen) answers UNAVAILABLE, then works
   redis.pause()
   const { err } = await edge.publish({ stream: 'reward', users: ['alice'], data_json: '{}' })
   t.equal(err?.code, status.UNAVAILABLE)
-  t.same(err?.metadata.get('x-error-code'), ['FST_NOTIFY_BUS_UNAVAILABLE'])
+  t.same(err?.metadata.get('x-error-code'), ['FST_NOTIFY_OUTCOME_UNKNOWN'], 'sent, not answered: its outcome is unknown')
   redis.resume()
   t.equal((await edge.publish({ stream: 'reward', users: ['alice'], data_json: '{}' })).err, null)
 })

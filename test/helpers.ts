@@ -235,3 +235,13 @@ export function countingEmitter (): { emitter: MQEmitter, added: () => number, r
   emitter.removeListener = (topic, listener, callback) => { removed++; return off(topic, listener, callback) }
   return { emitter, added: () => added, removed: () => removed }
 }
+
+/** Deterministic randomness, so a failure can be replayed. */
+export function prng (seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6D2B79F5) | 0
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}

@@ -79,15 +79,26 @@ t.test('answers 503 when Redis does not answer in time', async (t) => {
   t.teardown(() => { client.disconnect(); blocker.disconnect() })
   // The first append loads the script: done with the default timeout, so a loaded machine cannot fail it.
   await new RedisHistoryStore({ client }).append('topic', messageTemplate('s', 1), bounds)
-  const store = new RedisHistoryStore({ client, timeout: 100 })
+  const store = new RedisHistoryStore({ client, timeout: 100, readTimeout: 100 })
   // A frozen Redis: every other client's commands wait while it is paused.
   await blocker.client('PAUSE', 500, 'ALL')
-  await t.rejects(store.append('topic', messageTemplate('s', 2), bounds), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' })
+  // Sent and not answered: it may still run, so the answer says the outcome is unknown.
+  const err = await store.append('topic', messageTemplate('s', 2), bounds).catch((e: unknown) => e) as { code: string, statusCode: number, late: Promise<unknown> }
+  t.same([err.code, err.statusCode], ['FST_NOTIFY_OUTCOME_UNKNOWN', 503])
+  const late = await err.late as { id: string, prev: string }
+  t.match(late, { topic: 'topic', id: /^\d+-\d+$/ }, 'the late outcome is the message appended once Redis answered')
+  t.same((await store.read('topic', late.prev, bounds, 10))?.map((m) => m.id), [late.id], 'it is in history')
+  await blocker.client('PAUSE', 500, 'ALL')
+  await t.rejects(store.read('topic', '', bounds, 10), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' }, 'a read that times out is only unavailable')
+  // A read may wait longer than an append (readTimeout): a burst of resumes queues, and is served.
+  const patient = new RedisHistoryStore({ client, timeout: 100 })
+  await blocker.client('PAUSE', 300, 'ALL')
+  t.same((await patient.read('topic', late.prev, bounds, 10))?.map((m) => m.id), [late.id], 'served after 300 ms, past the 100 ms append timeout')
 })
 
 t.test('rejects bad options with a coded error', async (t) => {
   const client = { evalsha: async () => null, eval: async () => null }
-  for (const opts of [{}, { client, keyPrefix: 5 }, { client, metaTtl: 0 }, { client, timeout: -1 }, { client, now: 'now' }, { client, publish: 'yes' }, { client, publish: 'sharded', keyPrefix: 'h{x}:' }]) {
+  for (const opts of [{}, { client, keyPrefix: 5 }, { client, metaTtl: 0 }, { client, timeout: -1 }, { client, readTimeout: 0 }, { client, now: 'now' }, { client, publish: 'yes' }, { client, publish: 'sharded', keyPrefix: 'h{x}:' }]) {
     t.throws(() => new RedisHistoryStore(opts as never), { code: 'FST_NOTIFY_INVALID_OPTION' }, JSON.stringify(opts))
   }
 })

@@ -2,22 +2,12 @@ import { once } from 'node:events'
 import { connect as tcpConnect } from 'node:net'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import { build, connect, ticket, token, watchProcessFailures, type Client, type Edge, type Frame } from './helpers.js'
+import { build, connect, prng, ticket, token, watchProcessFailures, type Client, type Edge, type Frame } from './helpers.js'
 
 const FRAMES = 10_000
 const MESSAGES = 1000
 // Users whose ids look like topic separators, wildcards or other users.
 const HOSTILE_USERS = ['#', '+', '*', 'a/b', 'alice/#', 'alice/+', 'alice/', '/alice', '..', '%2F', 'ALICE', 'alice ', 'YWxpY2U', 'notify/u/order/YWxpY2U']
-
-/** Deterministic randomness, so a failure can be replayed. */
-function prng (seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6D2B79F5) | 0
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function hostileFrames (random: () => number): Array<() => string | Buffer> {
   const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)]

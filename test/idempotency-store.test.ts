@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import fastifyRedis from '@fastify/redis'
 import { MemoryIdempotencyStore, RedisIdempotencyStore } from '../plugins/index.js'
 import { idempotencyStoreSuite } from './abstract/idempotency-store.js'
-import { scanKeys, sharedRedis } from './redis-server.js'
+import { elapseKeys as elapse, scanKeys, sharedRedis } from './redis-server.js'
 
 t.test('MemoryIdempotencyStore', async (t) => {
   idempotencyStoreSuite({
@@ -33,15 +33,6 @@ t.test('the memory store refuses bad options with a code', async (t) => {
   }
   t.throws(() => new MemoryIdempotencyStore({ now: 42 as never }), { code: 'FST_NOTIFY_INVALID_OPTION' })
 })
-
-/** Lets time pass in Redis by taking `seconds` off every key's remaining TTL under `prefix`. */
-async function elapse (redis: Redis, prefix: string, seconds: number): Promise<void> {
-  for (const key of await scanKeys(redis, prefix)) {
-    const left = await redis.pttl(key) - seconds * 1000
-    if (left > 0) await redis.pexpire(key, left)
-    else await redis.del(key)
-  }
-}
 
 t.test('RedisIdempotencyStore', async (t) => {
   const { url, prefix } = await sharedRedis(t)

@@ -109,7 +109,8 @@ t.test('a store that never answers gives 503 within the timeout', async (t) => {
   const silent: IdempotencyStore = {
     claim: () => new Promise(() => {}),
     complete: async () => {},
-    release: async () => {}
+    release: async () => {},
+    extend: async () => {}
   }
   const edge = await build(t, { idempotency: { store: silent, timeout: 50 } })
   const res = await post(edge.http, { stream: 'promotional', data }, 'k')
@@ -121,7 +122,8 @@ t.test('a store that stops answering after the claim does not hold up the publis
   const stuck: IdempotencyStore = {
     claim: async () => null,
     complete: () => new Promise(() => {}),
-    release: () => new Promise(() => {})
+    release: () => new Promise(() => {}),
+    extend: () => new Promise(() => {})
   }
   const edge = await build(t, { idempotency: { store: stuck, timeout: 50 } })
   t.equal((await post(edge.http, { stream: 'promotional', data }, 'k')).status, 202)
@@ -132,7 +134,8 @@ t.test('a store that fails after the publish still answers the publish', async (
   const failing: IdempotencyStore = {
     claim: async () => null,
     complete: async () => { throw new Error('gone') },
-    release: async () => { throw new Error('gone') }
+    release: async () => { throw new Error('gone') },
+    extend: async () => { throw new Error('gone') }
   }
   const edge = await build(t, { idempotency: { store: failing } })
   t.equal((await post(edge.http, { stream: 'promotional', data }, 'k')).status, 202)

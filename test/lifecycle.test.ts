@@ -23,7 +23,7 @@ t.test('app.close() with sockets open closes each with 1001, promptly, and relea
     clients.push(client)
   }
   t.equal(edge.app.notifyBus.topicCount(), 4, 'alice/order, bob/order, promotional, system')
-  t.equal(counted.added(), 4, 'one emitter listener per topic, not per socket or per route')
+  t.equal(counted.added(), 5, 'one emitter listener per topic, not per socket or per route (and the control topic)')
 
   const started = Date.now()
   await edge.app.close()

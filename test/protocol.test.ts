@@ -60,7 +60,7 @@ t.test('an unknown stream is refused on its own: the rest of the frame is applie
   alice.send({ event: 'subscribe', streams: ['order', 'nope', 'x'.repeat(1000)], id: 'm' })
   t.match(await alice.event('error'), { code: 'UNKNOWN_STREAM', stream: 'nope', id: 'm' })
   t.equal((await alice.event('error')).stream, 'x'.repeat(64), 'a long name is echoed truncated')
-  t.same(await alice.event('subscribed'), { event: 'subscribed', streams: ['order'], id: 'm' })
+  t.same(await alice.event('subscribed'), { event: 'subscribed', streams: ['order'], id: 'm', positions: { order: '0-0' } }, 'where order stands: empty')
 })
 
 t.test('a stream may be given as {stream, since}', async (t) => {

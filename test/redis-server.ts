@@ -186,3 +186,12 @@ export async function scanKeys (redis: Redis, prefix: string): Promise<string[]>
   } while (cursor !== '0')
   return keys.sort()
 }
+
+/** Lets time pass in Redis by taking `seconds` off every key's remaining TTL under `prefix`. */
+export async function elapseKeys (redis: Redis, prefix: string, seconds: number): Promise<void> {
+  for (const key of await scanKeys(redis, prefix)) {
+    const left = await redis.pttl(key) - seconds * 1000
+    if (left > 0) await redis.pexpire(key, left)
+    else await redis.del(key)
+  }
+}

@@ -33,6 +33,10 @@ if (tracing) {
   const discard = { export: (_spans: unknown[], done: (result: { code: 0 }) => void) => done({ code: 0 }), shutdown: async () => {} }
   new NodeTracerProvider({ spanProcessors: [new BatchSpanProcessor(discard)] }).register()
 }
+// --nats <url> --nats-stream --nats-consumer --nats-prefix consumes JetStream; --outbox <postgres url>
+// --outbox-table relays that outbox table (the pipelines scenario).
+const nats = argument('nats')
+const outbox = argument('outbox')
 const app = Fastify({ logger: false })
 await app.register(notifyEdge, {
   jwt: { secret: SECRET },
@@ -49,7 +53,9 @@ await app.register(notifyEdge, {
     : {
         amqp: { url: amqp, exchange: argument('exchange'), queue: argument('queue') },
         grpc: { apiKey: API_KEY, port: 0 }
-      })
+      }),
+  jetstream: nats === undefined ? undefined : { servers: nats, stream: argument('nats-stream'), consumer: argument('nats-consumer'), subjectPrefix: argument('nats-prefix') },
+  outbox: outbox === undefined ? undefined : { database: outbox, table: argument('outbox-table') }
 })
 await app.listen({ port: 0, host: '127.0.0.1' })
 
@@ -62,6 +68,8 @@ control({
 }, {
   ingress: async () => {
     if (amqp !== undefined) await until(() => app.notifyAmqp.health().state === 'consuming')
+    if (nats !== undefined) await until(() => app.notifyJetStream.health().state === 'consuming')
+    if (outbox !== undefined) await until(() => app.notifyOutbox.health().state === 'relaying')
     return { grpcPort: amqp === undefined ? null : app.notifyGrpc.port }
   }
 })

@@ -70,7 +70,12 @@ function showOrder (message) {
 }
 
 // After a gap, the order cards are rebuilt from the order service: some updates never arrived.
+// Over the socket when it is open (RPC `orders.list`), else over HTTP.
 async function refetchOrders () {
+  if (notify?.state === 'open') {
+    for (const { orderId, status } of (await notify.rpc('orders.list')).orders) showCard(orderId, status)
+    return
+  }
   const get = () => fetch(at('orders', '/orders'), { headers: { authorization: `Bearer ${token}` } })
   let res = await get()
   if (res.status === 401) {
@@ -106,7 +111,8 @@ function showCard (orderId, status) {
 }
 
 function start () {
-  notify = connect({ url: '/ws', getTicket, getToken: login })
+  // The transport switch: auto falls back to Server-Sent Events when a WebSocket cannot be opened.
+  notify = connect({ url: '/ws', getTicket, getToken: login, transport: $('transport').value })
   setState('connecting')
   notify.on('state', (state) => setState(STATES[state]))
   notify.on('disconnected', ({ code, willRetry, delay }) => {
@@ -124,6 +130,7 @@ function start () {
   })
   notify.subscribe('order', showOrder)
   notify.subscribe('promotional', (message) => notification('promotional', message, message.data.text ?? JSON.stringify(message.data)))
+  showChannels()
 }
 
 $('login').addEventListener('submit', async (event) => {
@@ -139,9 +146,48 @@ $('login').addEventListener('submit', async (event) => {
   $('login').hidden = true
   $('session').hidden = false
   start()
+  setUpPush()
 })
 
+// Web Push for the order stream while offline (SPEC section 18), when the server has VAPID keys:
+// a service worker, a push subscription, registered with the edge under this user's JWT.
+let pushSubscription = null
+function sayPush (state, text) {
+  $('push').hidden = false
+  $('push').dataset.state = state
+  $('push').textContent = text
+}
+
+async function setUpPush () {
+  const res = await fetch('/demo/push').catch(() => null)
+  const { publicKey = null } = res?.ok ? await res.json() : {}
+  if (publicKey === null) return
+  if (!('serviceWorker' in navigator) || !('PushManager' in window)) {
+    return sayPush('unsupported', 'This browser has no Web Push: offline notifications cannot reach it.')
+  }
+  try {
+    const registration = await navigator.serviceWorker.register('/sw.js')
+    await navigator.serviceWorker.ready
+    const key = Uint8Array.from(atob(publicKey.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))
+    // A browser whose push service is out of reach (headless Chromium) never answers: bounded.
+    const late = new Promise((_resolve, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5000))
+    pushSubscription = await registration.pushManager.getSubscription() ??
+      await Promise.race([registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }), late])
+    await post('/push/subscriptions', pushSubscription.toJSON(), { authorization: `Bearer ${token}` })
+    sayPush('on', 'Push notifications on: orders reach you while you are offline.')
+  } catch (err) {
+    if (err.name === 'NotAllowedError') sayPush('blocked', 'Notifications are blocked for this page: offline orders will not reach you.')
+    // Headless and de-Googled browsers have no push service to subscribe with.
+    else sayPush('unavailable', `This browser has no push service (${err.message}): offline notifications cannot reach it.`)
+  }
+}
+
 $('logout').addEventListener('click', async () => {
+  if (pushSubscription !== null) {
+    await fetch('/push/subscriptions', { method: 'DELETE', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ endpoint: pushSubscription.endpoint }) }).catch(() => {})
+    await pushSubscription.unsubscribe().catch(() => {})
+    pushSubscription = null
+  }
   await notify?.close()
   notify = token = null
   $('session').hidden = true
@@ -161,8 +207,121 @@ const act = (button, path, body, then = () => {}) => async () => {
 }
 // An order for someone with no live connection answers `online: false`: the order service's
 // offline fallback (an e-mail, in a real service) fired, and the page says so.
-$('order').addEventListener('click', act($('order'), at('orders', '/orders'), () => ({ user: $('order-user').value.trim() || user }), (reply, body) => {
+const placedFor = (reply, body) => {
   if (reply.online === false) notification('fallback', null, `${body.user} is offline: the order service would send an e-mail`)
   else if (body.user !== user) notification('fallback', null, `${body.user} saw order ${reply.orderId.slice(0, 8)} live`)
-}))
+}
+const placeOverHttp = act($('order'), at('orders', '/orders'), () => ({ user: $('order-user').value.trim() || user }), placedFor)
+// Your own order, while the socket is open, goes over it: the RPC `orders.place`, served by the
+// order service's POST /orders for the signed-in user (forwarded to it when the edge is split out).
+$('order').addEventListener('click', async () => {
+  const forWhom = $('order-user').value.trim() || user
+  if (forWhom !== user || notify?.state !== 'open') return placeOverHttp()
+  $('order').disabled = true
+  try {
+    const reply = await notify.rpc('orders.place')
+    $('order').dataset.via = 'rpc'
+    placedFor(reply, { user })
+  } catch (err) {
+    notification('error', null, `${err.code}: ${err.message}`)
+  } finally {
+    $('order').disabled = false
+  }
+})
 $('promo').addEventListener('click', act($('promo'), at('orders', '/demo/promotion'), () => ({})))
+
+// Chat rooms: the `room` channel, one key per room (`room:lobby`). A line is published over the
+// socket (SPEC section 13), the server setting `from`; on SSE, which only receives, it is posted
+// to the example's /rooms route instead, which publishes it for us.
+let room = null
+let leaveRoom = () => {}
+const authorized = (path, init = {}) => fetch(path, { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } })
+
+function chatLine (message) {
+  if ($('chat').querySelector(`[data-id="${CSS.escape(message.id)}"]`) !== null) return
+  const item = document.createElement('li')
+  item.dataset.id = message.id
+  item.textContent = `${message.from ?? message.data.from ?? '?'}: ${message.data.text}`
+  $('chat').querySelector('.empty')?.remove()
+  $('chat').append(item)
+}
+
+function showMembers (members) {
+  $('members').textContent = [...members].sort().join(', ')
+  $('members').dataset.members = [...members].sort().join(',')
+}
+
+let members = new Set()
+async function joinRoom (name) {
+  leaveRoom()
+  room = name
+  localStorage.setItem('notify-demo-room', name)
+  $('room-name').textContent = name
+  $('chat').replaceChildren()
+  leaveRoom = notify.subscribe(`room:${name}`, chatLine)
+  // What the room said before we came (or before a reload), then live lines as they come.
+  const kept = await authorized(`/rooms/${encodeURIComponent(name)}/messages`).then((res) => res.json())
+  for (const message of kept.messages ?? []) chatLine(message)
+  members = new Set((await authorized(`/rooms/${encodeURIComponent(name)}/members`).then((res) => res.json())).members ?? [])
+  members.add(user)
+  showMembers(members)
+}
+
+function onPresence (event, joined) {
+  if (room === null || event.stream !== `room:${room}`) return
+  if (joined) members.add(event.user)
+  else members.delete(event.user)
+  showMembers(members)
+}
+
+$('join-room').addEventListener('submit', (event) => {
+  event.preventDefault()
+  joinRoom($('room').value.trim()).catch((err) => notification('error', null, err.message))
+})
+
+$('say').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  if (room === null) return
+  const text = $('text').value
+  try {
+    await notify.publish(`room:${room}`, { text })
+    $('text').value = ''
+    return
+  } catch (err) {
+    // A refusal of the line itself is final; a socket that cannot publish (SSE) falls back.
+    if (err.code === 'BAD_REQUEST' || err.code === 'RATE_LIMITED' || err.code === 'FORBIDDEN') return notification('error', null, `${err.code}: ${err.message}`)
+  }
+  const res = await authorized(`/rooms/${encodeURIComponent(room)}/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) })
+  if (res.ok) $('text').value = ''
+  else notification('error', null, (await res.json()).message)
+})
+
+// One order's channel (`order-status:<orderId>`): its owner and support staff may follow it.
+$('follow').addEventListener('submit', (event) => {
+  event.preventDefault()
+  const orderId = $('follow-id').value.trim()
+  notify.subscribe(`order-status:${orderId}`, (message) => {
+    const item = document.createElement('li')
+    item.dataset.order = message.data.orderId
+    item.dataset.status = message.data.status
+    item.textContent = `#${message.data.orderId.slice(0, 8)} ${message.data.status}`
+    $('followed').querySelector('.empty')?.remove()
+    $('followed').append(item)
+  })
+})
+
+// Shown once signed in, with the rest of the session.
+function showChannels () {
+  $('chat-room').hidden = false
+  $('follow-order').hidden = false
+  notify.on('join', (event) => onPresence(event, true))
+  notify.on('leave', (event) => onPresence(event, false))
+  notify.on('error', (err) => {
+    if (err.stream?.startsWith('order-status:')) $('followed').dataset.refused = err.stream
+  })
+  const saved = localStorage.getItem('notify-demo-room')
+  if (saved !== null) {
+    $('room').value = saved
+    joinRoom(saved).catch((err) => notification('error', null, err.message))
+  }
+}

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
 import fastifyRedis from '@fastify/redis'
-import { notifyJwt, notifyPublisher } from '../../plugins/index.js'
+import { notifyBackend, notifyJwt, notifyPublisher } from '../../plugins/index.js'
 import { orderRoutes } from '../orders.js'
 import { STREAMS } from '../streams.js'
 import { promotionRoute } from '../promotion.js'
@@ -13,6 +13,8 @@ export interface OrderServiceOptions {
   topicPrefix: string
   orderStepMs: number
   logLevel: string
+  /** Shared with the edge, which signs the RPC caller with it (SPEC section 13). */
+  callerSecret: string
 }
 
 /**
@@ -27,6 +29,8 @@ export async function buildOrderService (opts: OrderServiceOptions): Promise<Fas
   // The order book, in Redis so that every order-service instance answers GET /orders alike.
   await app.register(fastifyRedis, { url: opts.redisUrl })
   await app.register(notifyPublisher, { streams: STREAMS, redis: opts.redisUrl, topicPrefix: opts.topicPrefix })
+  // RPCs the edge forwards (orders.place, orders.list) arrive with the caller signed: request.notifyPrincipal.
+  await app.register(notifyBackend, { callerSecret: opts.callerSecret })
   await app.register(orderRoutes, { stepMs: opts.orderStepMs })
   await app.register(promotionRoute)
   app.get('/health', async () => ({ status: 'ok' }))

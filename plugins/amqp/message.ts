@@ -1,5 +1,6 @@
 import type { AsyncMessage } from 'rabbitmq-client'
 import { checkIdempotencyKey } from '../idempotency/index.js'
+import { checkJsonValue, JSON_MAX_BYTES, parseJsonPayload } from '../json-payload.js'
 import type { PublishInput } from '../notify.js'
 import { parseRoutingKey } from './routing-key.js'
 
@@ -20,38 +21,41 @@ export interface Delivery {
   idempotencyKey: string | undefined
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+/** A refusal of the shared JSON rule (plugins/json-payload.ts) as a broker ingress's `Rejection`. */
+function jsonRejection (err: unknown): Rejection {
+  const { code, message } = err as { code: string, message: string }
+  return new Rejection(code === 'FST_NOTIFY_PAYLOAD_TOO_LARGE' ? 'too_large' : 'not_json', `${code}: ${message}`)
+}
 
-function parseJson (text: string): unknown {
+/**
+ * JSON text or bytes as data, under the JSON rule every ingress shares; a `Rejection` when it
+ * breaks it. The one JSON parse of the broker-like ingresses (AMQP, JetStream, the outbox).
+ */
+export function parseJson (raw: string | Uint8Array, maxBytes = JSON_MAX_BYTES): unknown {
   try {
-    return JSON.parse(text)
-  } catch {
-    throw new Rejection('not_json', 'body is not JSON')
+    return parseJsonPayload(raw, { maxBytes })
+  } catch (err) {
+    throw jsonRejection(err)
   }
 }
 
 /** The body as data. rabbitmq-client has parsed it already when it says `application/json` and parses. */
-function bodyData (msg: AsyncMessage, maxBytes: number): unknown {
+export function bodyData (msg: AsyncMessage, maxBytes: number): unknown {
   const { body } = msg
   // Parsed JSON may be a string itself (`"hi"`); only a `text/plain` string is still JSON text.
   const parsed = !Buffer.isBuffer(body) && (typeof body !== 'string' || msg.contentType === 'application/json')
-  const bytes = parsed ? Buffer.byteLength(JSON.stringify(body) ?? '') : Buffer.byteLength(body)
-  if (bytes > maxBytes) throw new Rejection('too_large', `body is over ${maxBytes} bytes`)
-  if (parsed) return body
-  if (typeof body === 'string') return parseJson(body)
-  let text: string
+  if (!parsed) return parseJson(body as string | Buffer, maxBytes)
   try {
-    text = utf8.decode(body)
-  } catch {
-    throw new Rejection('not_json', 'body is not UTF-8')
+    return checkJsonValue(body, { maxBytes })
+  } catch (err) {
+    throw jsonRejection(err)
   }
-  return parseJson(text)
 }
 
 /** The publish a delivery asks for; throws a `Rejection` when it can never be one. */
 export function delivery (msg: AsyncMessage, maxBytes: number): Delivery {
   const target = parseRoutingKey(msg.routingKey)
-  if (target === null) throw new Rejection('routing_key', 'routing key is neither public.<stream> nor private.<user>.<stream>')
+  if (target === null) throw new Rejection('routing_key', 'routing key is none of public.<stream>, private.<user>.<stream>, channel.<stream>.<key>')
   let idempotencyKey: string | undefined
   try {
     idempotencyKey = msg.messageId === undefined ? undefined : checkIdempotencyKey(msg.messageId)
@@ -59,8 +63,10 @@ export function delivery (msg: AsyncMessage, maxBytes: number): Delivery {
     throw new Rejection('message_id', 'messageId is not 1 to 128 printable characters')
   }
   const data = bodyData(msg, maxBytes)
-  const input = target.user === undefined ? { stream: target.stream, data } : { stream: target.stream, user: target.user, data }
-  return { input, idempotencyKey }
+  const input = target.key !== undefined
+    ? { stream: target.stream, key: target.key, data }
+    : target.user === undefined ? { stream: target.stream, data } : { stream: target.stream, user: target.user, data }
+  return { input: input as PublishInput, idempotencyKey }
 }
 
 /** The reason a publish error gives a delivery, or null when it may succeed on a retry. */

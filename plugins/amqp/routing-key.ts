@@ -1,10 +1,12 @@
 // The RabbitMQ ingress's routing keys (SPEC section 9), in one leaf that producers written in
-// TypeScript (the publisher plugin) import too: `public.<stream>`, `private.<user>.<stream>`.
+// TypeScript (the publisher plugin) import too: `public.<stream>`, `private.<user>.<stream>`,
+// `channel.<stream>.<key>` (SPEC section 12).
 
-/** What a routing key addresses: a public stream, or one user's private stream. */
+/** What a routing key addresses: a public stream, one user's private stream, or one key of a channel. */
 export interface RoutingTarget {
   stream: string
   user?: string
+  key?: string
 }
 
 /** AMQP caps a routing key at 255 bytes. */
@@ -16,8 +18,10 @@ export function encodeUser (user: string): string {
 }
 
 /** The routing key that publishes to `stream` (for `user` when private); throws a RangeError past 255 bytes. */
-export function routingKey ({ stream, user }: RoutingTarget): string {
-  const key = user === undefined ? `public.${stream}` : `private.${encodeUser(user)}.${stream}`
+export function routingKey ({ stream, user, key: channelKey }: RoutingTarget): string {
+  const key = channelKey !== undefined
+    ? `channel.${stream}.${encodeUser(channelKey)}`
+    : user === undefined ? `public.${stream}` : `private.${encodeUser(user)}.${stream}`
   if (Buffer.byteLength(key) > MAX_ROUTING_KEY_BYTES) throw new RangeError(`routing key over ${MAX_ROUTING_KEY_BYTES} bytes`)
   return key
 }
@@ -29,9 +33,11 @@ export function routingKey ({ stream, user }: RoutingTarget): string {
 export function parseRoutingKey (key: string): RoutingTarget | null {
   const words = key.split('.')
   if (words[0] === 'public' && words.length === 2) return { stream: words[1] }
-  if (words[0] !== 'private' || words.length !== 3) return null
+  if ((words[0] !== 'private' && words[0] !== 'channel') || words.length !== 3) return null
   try {
-    return { stream: words[2], user: decodeURIComponent(words[1]) }
+    return words[0] === 'channel'
+      ? { stream: words[1], key: decodeURIComponent(words[2]) }
+      : { stream: words[2], user: decodeURIComponent(words[1]) }
   } catch {
     return null
   }

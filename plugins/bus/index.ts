@@ -3,6 +3,7 @@ import mqemitter from 'mqemitter'
 import type { FastifyInstance } from 'fastify'
 import type { MQEmitter, Message } from 'mqemitter'
 import { BusUnavailableError, InvalidOptionError } from '../errors.js'
+import { outcomeUnknown } from '../outcome.js'
 import { Deadlines, integerBetween, positiveInteger, withTimeout } from '../util.js'
 import { createRedisBus, isMQEmitterRedis, watchRedisEmitter, type NotifyBusRedisOptions, type RedisBus, type RedisEmitterKind } from './redis-emitter.js'
 
@@ -31,8 +32,11 @@ export type BusListener = (message: BusMessage) => void
 
 /** The typed, reference-counted bus the other plugins use. */
 export interface NotifyBus {
-  /** Adds a listener; resolves once the topic is live (e.g. Redis acknowledged SUBSCRIBE). */
-  subscribe (topic: string, listener: BusListener): Promise<void>
+  /**
+   * Adds a listener; resolves once the topic is live (e.g. Redis acknowledged SUBSCRIBE). An
+   * `internal` topic (the control plugin's) is left out of `topicCount()`.
+   */
+  subscribe (topic: string, listener: BusListener, internal?: boolean): Promise<void>
   /** Removes a listener; the topic's emitter subscription goes with its last listener. */
   unsubscribe (topic: string, listener: BusListener): Promise<void>
   /**
@@ -42,7 +46,7 @@ export interface NotifyBus {
    * when the emitter cannot take it in time.
    */
   publish (message: BusMessage): Promise<number | null>
-  /** Topics this instance holds an emitter subscription for. */
+  /** Stream topics this instance holds an emitter subscription for (internal ones left out). */
   topicCount (): number
   /** The bus's state, for health checks. */
   health (): BusHealth
@@ -151,9 +155,11 @@ const unavailable = (err: unknown): never => {
 
 function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, state: BusState, log: FastifyInstance['log'], onResubscribe = NEVER): NotifyBus {
   const topics = new Map<string, TopicEntry>()
+  const internal = new Set<string>()
   const deadlines = new Deadlines(publishTimeout)
-  const answered = (sent: { value: number | null } | null): number | null => {
-    if (sent === null) throw new BusUnavailableError(`no answer within ${publishTimeout} ms`)
+  // Sent and not answered in time: the PUBLISH may still go out, so the outcome is unknown.
+  const answered = (sent: { value: number | null } | null, work: Promise<number | null>): number | null => {
+    if (sent === null) throw outcomeUnknown(`bus: no answer within ${publishTimeout} ms`, work)
     return sent.value
   }
 
@@ -175,7 +181,8 @@ function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, stat
   }
 
   return {
-    subscribe (topic, listener) {
+    subscribe (topic, listener, isInternal = false) {
+      if (isInternal) internal.add(topic)
       let entry = topics.get(topic)
       if (entry === undefined) {
         entry = createEntry(topic)
@@ -190,6 +197,7 @@ function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, stat
         return Promise.resolve()
       }
       topics.delete(topic)
+      internal.delete(topic)
       // Gone locally at once; on Redis the UNSUBSCRIBE waits for a connection, so a socket closed
       // during an outage (or a drain) must not wait for it longer than a publish would.
       return withTimeout(publishTimeout, (callback) => emitter.removeListener(topic, entry.handler, () => callback())).then(() => {})
@@ -199,9 +207,10 @@ function createBus (emitter: MQEmitter, send: Send, publishTimeout: number, stat
       // On Redis, a publish while the connection is down would wait in ioredis's offline queue.
       const down = state.down()
       if (down !== null) return Promise.reject(new BusUnavailableError(`Redis is not connected (${down})`))
-      return deadlines.race(send(message, topics)).then(answered, unavailable)
+      const work = send(message, topics)
+      return deadlines.race(work).then((sent) => answered(sent, work), unavailable)
     },
-    topicCount: () => topics.size,
+    topicCount: () => topics.size - internal.size,
     health: state.health,
     onResubscribe
   }

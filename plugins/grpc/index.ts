@@ -2,8 +2,9 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { sendUnaryData, Server, ServerCredentials, ServerUnaryCall, ServiceError } from '@grpc/grpc-js'
 import { apiKeyMatcher } from '../api-key.js'
-import { BadApiKeyError, BadPublishError, DataRequiredError, InvalidOptionError } from '../errors.js'
+import { BadApiKeyError, DataRequiredError, InvalidOptionError } from '../errors.js'
 import { ensureIdempotency } from '../idempotency/index.js'
+import { parseJsonPayload } from '../json-payload.js'
 import type { PublishInput, PublishResult } from '../notify.js'
 import { positiveInteger, within } from '../util.js'
 import { grpcCodes, notificationsService, type GrpcPublishReply, type GrpcPublishRequest } from './proto.js'
@@ -39,15 +40,15 @@ declare module 'fastify' {
   }
 }
 
-function input (request: GrpcPublishRequest): PublishInput {
+function input (request: GrpcPublishRequest, maxBytes: number): PublishInput {
   if (request.dataJson === '') throw new DataRequiredError()
-  let data: unknown
-  try {
-    data = JSON.parse(request.dataJson)
-  } catch {
-    throw new BadPublishError('data_json is not JSON')
-  }
-  return request.users.length === 0 ? { stream: request.stream, data } : { stream: request.stream, users: request.users, data }
+  const data = parseJsonPayload(request.dataJson, { maxBytes })
+  // What was given passes on, so that the publish rules refuse what does not fit the stream.
+  const fields: Record<string, unknown> = { stream: request.stream, data }
+  if (request.users.length > 0) fields.users = request.users
+  if (request.key !== '') fields.key = request.key
+  if (request.keys.length > 0) fields.keys = request.keys
+  return fields as PublishInput
 }
 
 function reply (result: PublishResult): GrpcPublishReply {
@@ -88,7 +89,7 @@ async function fastifyNotifyGrpc (app: FastifyInstance, opts: NotifyGrpcOptions)
       if (!keyMatches(call.metadata.get('x-api-key')[0])) throw new BadApiKeyError()
       const key = call.request.idempotencyKey === '' ? undefined : call.request.idempotencyKey
       const { result } = await ingressTrace(app.notifyTracer, call.metadata.get('traceparent')[0], () =>
-        app.notifyIdempotency.publish(key, input(call.request)))
+        app.notifyIdempotency.publish(key, input(call.request, maxMessageBytes)))
       callback(null, reply(result))
     } catch (err) {
       fail(callback, err)

@@ -26,6 +26,10 @@ export interface GrpcPublishRequest {
   users: string[]
   dataJson: string
   idempotencyKey: string
+  /** A channel's key (SPEC section 12); empty otherwise. */
+  key: string
+  /** A channel's keys; empty otherwise. */
+  keys: string[]
 }
 
 /** `notify.v1.PublishReply`. */

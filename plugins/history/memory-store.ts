@@ -3,7 +3,7 @@ import { InvalidOptionError } from '../errors.js'
 import { MessageIdGenerator, compareMessageIds, isMessageId } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
 import { positiveInteger } from '../util.js'
-import type { HistoryBounds, HistoryStore } from './store.js'
+import type { HistoryBounds, HistoryStore, OnceKey } from './store.js'
 
 export interface MemoryHistoryStoreOptions {
   /** Clock in ms, for ids, timestamps and expiry. @default Date.now */
@@ -85,8 +85,9 @@ export class MemoryHistoryStore implements HistoryStore {
     return this.#topics.size
   }
 
+  // No `recordsOnce`: a memory store serves one process, whose idempotency store is the record.
   // `_trace` is not kept: the caller puts it on the message it publishes.
-  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds, _trace?: string): Promise<BusMessage> {
+  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds, _once?: OnceKey, _trace?: string): Promise<BusMessage> {
     let ring = this.#topics.get(topic)
     if (ring === undefined) {
       ring = new Ring(topic, bounds)

@@ -3,10 +3,11 @@ import { BusUnavailableError, InvalidOptionError } from '../errors.js'
 import { isMessageId } from '../message-id.js'
 import { messageFrame, type MessageTemplate } from '../message.js'
 import { WriteCoalescer } from '../redis.js'
+import { mapLate, mayHaveRun, outcomeUnknown } from '../outcome.js'
 import { redisScript, runScript, type RedisScript, type RedisScriptClient } from '../redis-script.js'
 import { shardedChannel } from '../topics.js'
 import { Deadlines, positiveInteger } from '../util.js'
-import type { AppendedMessage, HistoryBounds, HistoryStore } from './store.js'
+import type { AppendedMessage, HistoryBounds, HistoryStore, OnceKey } from './store.js'
 
 /**
  * The two commands the store sends. Any ioredis client fits (`app.redis` of @fastify/redis is
@@ -40,6 +41,14 @@ export interface RedisHistoryStoreOptions {
    * @default 1000
    */
   timeout?: number
+  /**
+   * How long a read (a resume, a live repair, a subscribe's position) may take before it fails,
+   * in ms. Longer than `timeout`: when thousands of clients resume at once (a rolling deploy),
+   * their reads queue behind each other on the pipelined connection, and waiting a little longer
+   * replays what history holds instead of reporting a gap.
+   * @default 5000
+   */
+  readTimeout?: number
   /** Clock in ms, for ids (never below the topic's latest), timestamps and expiry. @default Date.now */
   now?: () => number
 }
@@ -47,10 +56,10 @@ export interface RedisHistoryStoreOptions {
 // Puts a message on the bus the way the store was told to (ARGV[8]: 0 no, 1 PUBLISH in
 // mqemitter-redis's wire format, msgpack `{ id, msg }` with a unique `id` for its de-duplication,
 // 2 SPUBLISH for the cluster bus) on the channel ARGV[9]; the message's topic is ARGV[1], its
-// `trace` (a traceparent) ARGV[10] when given.
+// `trace` (a traceparent) ARGV[11] when given (the append script's ARGV[10] is taken).
 // `receivers`: how many subscribers got it (-1 when not published here).
 const PUT_ON_BUS = `
-local message = { topic = ARGV[1], id = id, frame = frame, prev = prev, trace = ARGV[10] }
+local message = { topic = ARGV[1], id = id, frame = frame, prev = prev, trace = ARGV[11] }
 local receivers = -1
 if ARGV[8] == '1' then
   receivers = redis.call('PUBLISH', ARGV[9], cmsgpack.pack({ id = ARGV[9] .. ' ' .. id, msg = message }))
@@ -66,12 +75,23 @@ end
 // (`b`), and a read across a mark is a gap: it may be over lost messages.
 const EPOCH = "string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')"
 
-// KEYS: stream, latest id. ARGV: topic, frame head, frame tail, size, ttl ms, now ms, meta ttl s,
-// publish (0: no, 1: PUBLISH for mqemitter-redis, 2: SPUBLISH for the cluster bus), channel.
+// KEYS: stream, latest id, and for a publish under an idempotency key its record here. ARGV:
+// topic, frame head, frame tail, size, ttl ms, now ms, meta ttl s, publish (0: no, 1: PUBLISH
+// for mqemitter-redis, 2: SPUBLISH for the cluster bus), channel, the record's ttl s.
+// The record is written in the same step as the append and the publish, so a later attempt
+// under the same key (a retry after an unknown outcome, a redelivery after a crash) finds it and
+// answers the original id without appending: nothing is ever shown twice.
 // The id is chosen here, from the caller's clock but never below the topic's latest, so the frame
 // can carry it; each entry keeps the id before it (`p`), which is how a read detects a gap, and
 // so does the published message, which is how a receiver detects a hole in live delivery.
 const APPEND = `
+if KEYS[3] then
+  local done = redis.call('GET', KEYS[3])
+  if done then
+    local r = cjson.decode(done)
+    return { r[1], r[2], r[3], 1 }
+  end
+end
 local epoch = ${EPOCH}
 local last = redis.call('GET', KEYS[2])
 local lastEpoch = nil
@@ -105,7 +125,10 @@ else
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], id, 'f', frame, 'p', prev)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('SET', KEYS[2], id .. ' ' .. epoch, 'EX', ARGV[7])${PUT_ON_BUS}return { id, prev, receivers }
+redis.call('SET', KEYS[2], id .. ' ' .. epoch, 'EX', ARGV[7])${PUT_ON_BUS}if KEYS[3] then
+  redis.call('SET', KEYS[3], cjson.encode({ id, prev, receivers }), 'EX', ARGV[10])
+end
+return { id, prev, receivers, 0 }
 `
 
 // KEYS: as APPEND's, for the hash slot only. ARGV: topic, id, frame, four unused, publish,
@@ -163,6 +186,7 @@ const PUBLISH_SCRIPT = redisScript(PUBLISH)
  */
 export class RedisHistoryStore implements HistoryStore {
   readonly appendPublishes: boolean
+  readonly recordsOnce: boolean
   readonly keyPrefix: string
   readonly #publish: 0 | 1 | 2
   readonly #client: RedisHistoryClient
@@ -170,6 +194,7 @@ export class RedisHistoryStore implements HistoryStore {
   readonly #metaTtl: number
   readonly #timeout: number
   readonly #deadlines: Deadlines
+  readonly #readDeadlines: Deadlines
   readonly #now: () => number
 
   constructor (opts: RedisHistoryStoreOptions) {
@@ -189,22 +214,34 @@ export class RedisHistoryStore implements HistoryStore {
     this.#writes = new WriteCoalescer(opts.client, 0)
     this.keyPrefix = keyPrefix
     this.appendPublishes = this.#publish !== 0
+    this.recordsOnce = this.appendPublishes
     this.#metaTtl = positiveInteger('metaTtl', opts.metaTtl, 86400)
     this.#timeout = positiveInteger('timeout', opts.timeout, 1000)
     this.#deadlines = new Deadlines(this.#timeout)
+    this.#readDeadlines = new Deadlines(positiveInteger('readTimeout', opts.readTimeout, 5000))
     this.#now = opts.now ?? Date.now
   }
 
-  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds, trace?: string): Promise<AppendedMessage> {
+  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds, once?: OnceKey, trace?: string): Promise<AppendedMessage> {
     const args = [
       topic, template.head, template.tail, bounds.size, bounds.ttl * 1000, this.#now(),
-      Math.max(this.#metaTtl, bounds.ttl), this.#publish, this.#channel(topic)
+      Math.max(this.#metaTtl, bounds.ttl), this.#publish, this.#channel(topic), once?.ttl ?? 0
     ]
     if (trace !== undefined) args.push(trace)
-    const [id, prev, receivers] = await this.#run(APPEND_SCRIPT, topic, args) as [string, string, number]
-    const message: AppendedMessage = { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))), prev }
-    if (receivers >= 0) message.receivers = receivers
-    return message
+    const appended = (reply: unknown): AppendedMessage => {
+      const [id, prev, receivers, replayed] = reply as [string, string, number, number]
+      const message: AppendedMessage = { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))), prev }
+      if (receivers >= 0) message.receivers = receivers
+      if (replayed === 1) message.replayed = true
+      return message
+    }
+    // Only a record kept with the publish makes a repeated attempt safe.
+    const record = once !== undefined && this.recordsOnce ? `:once:${once.key}` : null
+    try {
+      return appended(await this.#run(APPEND_SCRIPT, topic, args, record))
+    } catch (err) {
+      return mapLate(err, appended)
+    }
   }
 
   async read (topic: string, since: string, bounds: HistoryBounds, limit: number): Promise<BusMessage[] | null> {
@@ -237,17 +274,31 @@ export class RedisHistoryStore implements HistoryStore {
     return this.#publish === 2 ? shardedChannel(topic) : topic
   }
 
-  /** Runs a script on a topic's two keys (one hash slot, for Redis Cluster), within the timeout. */
-  async #run (script: RedisScript, topic: string, args: Array<string | number>): Promise<unknown> {
+  /**
+   * Runs a script on a topic's keys (one hash slot, for Redis Cluster), within the timeout. An
+   * append (`record` is a string: the suffix of its idempotency record, or null) that was sent
+   * and not answered fails with an unknown outcome, carrying the script's late answer.
+   */
+  async #run (script: RedisScript, topic: string, args: Array<string | number>, record?: string | null): Promise<unknown> {
     const stream = `${this.keyPrefix}{${topic}}`
+    const keys = [stream, `${stream}:last`]
+    if (typeof record === 'string') keys.push(stream + record)
+    const work = runScript(this.#client, script, keys, args)
+    const reading = script === READ_SCRIPT || script === LATEST_SCRIPT
     let result: { value: unknown } | null
     this.#writes.hold()
     try {
-      result = await this.#deadlines.race(runScript(this.#client, script, [stream, `${stream}:last`], args))
+      result = await (reading ? this.#readDeadlines : this.#deadlines).race(work)
     } catch (err) {
-      throw new BusUnavailableError(`history: ${(err as Error).message}`)
+      const reason = `history: ${(err as Error).message}`
+      if (record !== undefined && mayHaveRun(err)) throw outcomeUnknown(reason, work)
+      throw new BusUnavailableError(reason)
     }
-    if (result === null) throw new BusUnavailableError(`history: no answer within ${this.#timeout} ms`)
+    if (result === null) {
+      const reason = `history: no answer within ${reading ? 'readTimeout' : `${this.#timeout} ms`}`
+      if (record !== undefined) throw outcomeUnknown(reason, work)
+      throw new BusUnavailableError(reason)
+    }
     return result.value
   }
 }

@@ -16,6 +16,20 @@ export interface AppendedMessage extends BusMessage {
    * the topic received it (PUBLISH's reply inside the append script).
    */
   receivers?: number
+  /**
+   * Set when an earlier append under the same `OnceKey` had recorded this message: nothing was
+   * appended or published now, and this is that append's answer.
+   */
+  replayed?: true
+}
+
+/** The idempotency key of a publish, for a store that records the answer with the append (`recordsOnce`). */
+export interface OnceKey {
+  key: string
+  /** Seconds the record is kept. */
+  ttl: number
+  /** Set by the publish path when every message of the publish was answered from records. */
+  replayed?: boolean
 }
 
 /**
@@ -34,11 +48,18 @@ export interface HistoryStore {
    */
   readonly appendPublishes: boolean
   /**
-   * Records a message on `topic`, completing `template` with the id it assigns; the message
-   * carries the id before it in the topic as `prev` (`''` for the topic's first). `trace`, the
-   * publish span's `traceparent`, goes on the bus message when the store publishes it.
+   * True when `append` under a `once` key records its answer in the same atomic step as the
+   * append and the publish, and a later append under that key answers the record (`replayed`)
+   * instead of appending: a publish may then be retried under its key whatever became of the first.
    */
-  append (topic: string, template: MessageTemplate, bounds: HistoryBounds, trace?: string): Promise<AppendedMessage>
+  readonly recordsOnce?: boolean
+  /**
+   * Records a message on `topic`, completing `template` with the id it assigns; the message
+   * carries the id before it in the topic as `prev` (`''` for the topic's first). A store that
+   * `recordsOnce` honours `once` (others ignore it). `trace`, the publish span's `traceparent`,
+   * goes on the bus message when the store publishes it.
+   */
+  append (topic: string, template: MessageTemplate, bounds: HistoryBounds, once?: OnceKey, trace?: string): Promise<AppendedMessage>
   /**
    * The messages after `since`, oldest first, or null for a gap. `since` may be `''`: the
    * topic's start, complete only while nothing was trimmed from it.

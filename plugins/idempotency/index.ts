@@ -5,7 +5,11 @@ import type { FastifyInstance } from 'fastify'
 import {
   BadIdempotencyKeyError, IdempotencyInProgressError, IdempotencyStoreUnavailableError, InvalidOptionError
 } from '../errors.js'
+import type { OnceKey } from '../history/index.js'
 import type { PublishInput, PublishResult } from '../notify.js'
+import { publishAs } from '../publishing.js'
+import { isOutcomeUnknown } from '../outcome.js'
+import type { PublishUnderKey } from '../publishing.js'
 import { positiveInteger, within } from '../util.js'
 import { MemoryIdempotencyStore } from './memory-store.js'
 import type { IdempotencyEntry, IdempotencyStore } from './store.js'
@@ -39,8 +43,11 @@ export interface IdempotentPublish {
 /** `app.notifyIdempotency`: the one publish path of every ingress that carries a key. */
 export interface NotifyIdempotency {
   readonly store: IdempotencyStore
-  /** `app.notify.publish(input)`, at most once per `key` within the TTL; no key: a plain publish. */
-  publish (key: string | undefined, input: PublishInput): Promise<IdempotentPublish>
+  /**
+   * `app.notify.publish(input)`, at most once per `key` within the TTL; no key: a plain publish.
+   * `from`: the sender of a client publish (SPEC section 13), stamped on the frames.
+   */
+  publish (key: string | undefined, input: PublishInput, from?: string): Promise<IdempotentPublish>
 }
 
 declare module 'fastify' {
@@ -61,12 +68,20 @@ export function checkIdempotencyKey (key: unknown): string {
 
 async function fastifyNotifyIdempotency (app: FastifyInstance, opts: NotifyIdempotencyOptions): Promise<void> {
   const store = opts.store ?? new MemoryIdempotencyStore()
-  for (const method of ['claim', 'complete', 'release'] as const) {
+  for (const method of ['claim', 'complete', 'release', 'extend'] as const) {
     if (typeof store?.[method] !== 'function') throw new InvalidOptionError(`store must implement ${method}()`)
   }
   const ttl = positiveInteger('ttl', opts.ttl, 600)
   const pendingTtl = positiveInteger('pendingTtl', opts.pendingTtl, 10)
   const timeout = positiveInteger('timeout', opts.timeout, 1000)
+  const publishUnderKey = app.notify.publish as PublishUnderKey
+  // A history store that records the answer in the append script makes a repeated attempt safe.
+  const historyRecords = app.hasDecorator('notifyHistory') && app.notifyHistory.store.recordsOnce === true
+  const unsettled = new Set<NodeJS.Timeout>()
+  app.addHook('onClose', async () => {
+    for (const timer of unsettled) clearInterval(timer)
+    unsettled.clear()
+  })
 
   async function reach<T> (work: Promise<T>): Promise<T> {
     let answer
@@ -79,29 +94,75 @@ async function fastifyNotifyIdempotency (app: FastifyInstance, opts: NotifyIdemp
     return answer.value
   }
 
-  /** Null once this call holds the key; the first publish's answer when there was one. */
-  async function take (key: string, token: string): Promise<PublishResult | null> {
+  /** Whether every message of this publish goes to a history that records its key atomically. */
+  function recorded (input: PublishInput): boolean {
+    const name = (input as { stream?: unknown } | null)?.stream
+    return historyRecords && typeof name === 'string' && app.notify.streams.get(name)?.history !== undefined
+  }
+
+  /**
+   * 'held' once this call holds the key; the first publish's answer when there was one; 'shared'
+   * when another attempt holds it but the history's record makes publishing under it safe.
+   */
+  async function take (key: string, token: string, safe: boolean): Promise<PublishResult | 'held' | 'shared'> {
     const deadline = Date.now() + pendingTtl * 1000
     for (let delay = 5; ; delay = Math.min(delay * 2, MAX_POLL_MS)) {
-      const entry: IdempotencyEntry | null = await reach(store.claim(key, token, pendingTtl))
-      if (entry === null) return null
+      const claim = store.claim(key, token, pendingTtl)
+      let entry: IdempotencyEntry | null
+      try {
+        entry = await reach(claim)
+      } catch (err) {
+        // The claim may still land once the store answers: free it then, or a retry waits for it to expire.
+        claim.then((late) => late === null ? store.release(key, token) : undefined).catch(() => {})
+        throw err
+      }
+      if (entry === null) return 'held'
       if (entry.state === 'done') return entry.result
-      // A concurrent duplicate: wait for the first to finish (or fail, which frees the key).
+      // Another attempt is under way, or died, or is waiting for Redis to answer.
+      if (safe) return 'shared'
       if (Date.now() >= deadline) throw new IdempotencyInProgressError()
       await sleep(delay)
     }
   }
 
-  async function publish (key: string | undefined, input: PublishInput): Promise<IdempotentPublish> {
-    if (key === undefined) return { result: await app.notify.publish(input), replayed: false }
+  // A publisher's app.notify (a remote edge) knows no `from`: it is passed only when given.
+  const send = (input: PublishInput, from: string | undefined): Promise<PublishResult> =>
+    from === undefined ? app.notify.publish(input) : publishAs(app.notify)(input, from)
+
+  /** Keeps a held key while a publish's outcome is unknown, and records its answer once Redis gives it. */
+  function settleLater (key: string, token: string, late: Promise<unknown>): void {
+    const timer = setInterval(() => {
+      reach(store.extend(key, token, pendingTtl)).catch((err: unknown) =>
+        app.log.warn({ err }, 'notify edge: idempotency key not extended while its publish is unanswered'))
+    }, pendingTtl * 500).unref()
+    unsettled.add(timer)
+    late.then((result) => reach(store.complete(key, result as PublishResult, ttl)), () => {
+      // Its fate stays unknown: the marker expires, and a retry finds the history's record if there is one.
+    }).catch((err: unknown) =>
+      app.log.warn({ err }, 'notify edge: the late answer of a publish was not stored; a retry after the pending marker expires may publish again'))
+      .finally(() => {
+        clearInterval(timer)
+        unsettled.delete(timer)
+      })
+  }
+
+  async function publish (key: string | undefined, input: PublishInput, from?: string): Promise<IdempotentPublish> {
+    if (key === undefined) return { result: await send(input, from), replayed: false }
     checkIdempotencyKey(key)
     const token = randomUUID()
-    const first = await take(key, token)
-    if (first !== null) return { result: first, replayed: true }
+    const taken = await take(key, token, recorded(input))
+    if (taken !== 'held' && taken !== 'shared') return { result: taken, replayed: true }
+    const once: OnceKey = { key, ttl }
     let result: PublishResult
     try {
-      result = await app.notify.publish(input)
+      result = await publishUnderKey(input, once, from)
     } catch (err) {
+      if (taken === 'shared') throw err
+      // Sent but unanswered: the key stays held until Redis answers, never freed for a second publish.
+      if (isOutcomeUnknown(err)) {
+        settleLater(key, token, err.late)
+        throw err
+      }
       await reach(store.release(key, token)).catch((releaseErr: unknown) =>
         app.log.warn({ err: releaseErr }, 'notify edge: idempotency key not released; a retry waits for it to expire'))
       throw err
@@ -109,7 +170,7 @@ async function fastifyNotifyIdempotency (app: FastifyInstance, opts: NotifyIdemp
     // Published: a store failure now must not turn success into an error the caller would retry.
     await reach(store.complete(key, result, ttl)).catch((err: unknown) =>
       app.log.warn({ err }, 'notify edge: idempotency result not stored; a retry after the pending marker expires publishes again'))
-    return { result, replayed: false }
+    return { result, replayed: once.replayed === true }
   }
 
   app.decorate('notifyIdempotency', { store, publish })
@@ -118,7 +179,8 @@ async function fastifyNotifyIdempotency (app: FastifyInstance, opts: NotifyIdemp
 export const notifyIdempotency = fp(fastifyNotifyIdempotency, {
   fastify: '5.x',
   name: 'notify-edge-idempotency',
-  dependencies: ['notify-edge-notify']
+  // app.notify from the edge or from the publisher: an outbox relay on a publisher publishes by key too.
+  decorators: { fastify: ['notify'] }
 })
 export default notifyIdempotency
 

@@ -44,6 +44,11 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     if (slot?.entry.state === 'pending' && slot.token === token) this.#slots.delete(key)
   }
 
+  async extend (key: string, token: string, pendingTtl: number): Promise<void> {
+    const slot = this.#live(key)
+    if (slot?.entry.state === 'pending' && slot.token === token) this.#put(key, { ...slot, expiresAt: this.#now() + pendingTtl * 1000 })
+  }
+
   #live (key: string): Slot | undefined {
     const slot = this.#slots.get(key)
     if (slot === undefined || slot.expiresAt > this.#now()) return slot

@@ -24,6 +24,9 @@ const COMPLETE = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1"
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
 
+const EXTEND = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0`
+
 /** Idempotency keys in Redis, shared by every instance: a key publishes once across all of them. */
 export class RedisIdempotencyStore implements IdempotencyStore {
   readonly #client: RedisIdempotencyClient
@@ -50,6 +53,10 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   async release (key: string, token: string): Promise<void> {
     await this.#client.eval(RELEASE, 1, this.keyPrefix + key, pending(token))
+  }
+
+  async extend (key: string, token: string, pendingTtl: number): Promise<void> {
+    await this.#client.eval(EXTEND, 1, this.keyPrefix + key, pending(token), pendingTtl)
   }
 }
 

@@ -14,4 +14,9 @@ export interface IdempotencyStore {
   complete (key: string, result: PublishResult, ttl: number): Promise<void>
   /** Frees a key still held by this claim's pending marker, so that a retry publishes. */
   release (key: string, token: string): Promise<void>
+  /**
+   * Gives a key still held by this claim's pending marker `pendingTtl` more seconds: a publish
+   * whose outcome is not known yet keeps its key while the answer may still come.
+   */
+  extend (key: string, token: string, pendingTtl: number): Promise<void>
 }

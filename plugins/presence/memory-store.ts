@@ -12,9 +12,10 @@ export class MemoryPresenceStore implements PresenceStore {
     })
   }
 
-  async stream (stream: string): Promise<StreamPresence> {
+  async stream (stream: string, members = false): Promise<StreamPresence> {
     const local = this.tracker.streams.get(stream)
-    return { connections: local?.connections ?? 0, users: local?.users.size ?? 0 }
+    const counts = { connections: local?.connections ?? 0, users: local?.users.size ?? 0 }
+    return members ? { ...counts, members: local === undefined ? [] : [...local.users.keys()].sort() } : counts
   }
 
   async close (): Promise<void> {}

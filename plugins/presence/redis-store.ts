@@ -82,7 +82,8 @@ for i, inst in ipairs(live) do out[i] = redis.call('HMGET', ARGV[1] .. inst .. '
 return out
 `
 
-// KEYS: instances. ARGV: key prefix, ttl ms, stream. Returns { connections, distinct users }.
+// KEYS: instances. ARGV: key prefix, ttl ms, stream, '1' to list members. Returns { connections,
+// distinct users, members or nothing }.
 const STREAM = `${LIVE}
 local connections, sets = 0, {}
 for _, inst in ipairs(live) do
@@ -91,6 +92,11 @@ for _, inst in ipairs(live) do
     connections = connections + tonumber(count)
     sets[#sets + 1] = ARGV[1] .. inst .. ':m:' .. ARGV[3]
   end
+end
+if ARGV[4] == '1' then
+  local members = {}
+  if #sets > 0 then members = redis.call('SUNION', unpack(sets)) end
+  return { connections, #members, members }
 end
 local users = 0
 if #sets == 1 then users = redis.call('SCARD', sets[1]) elseif #sets > 1 then users = #redis.call('SUNION', unpack(sets)) end
@@ -174,9 +180,9 @@ export class RedisPresenceReader {
     })
   }
 
-  async stream (stream: string): Promise<StreamPresence> {
-    const [connections, users] = await this.#query(STREAM_SCRIPT, [stream]) as [number, number]
-    return { connections, users }
+  async stream (stream: string, members = false): Promise<StreamPresence> {
+    const [connections, users, listed] = await this.#query(STREAM_SCRIPT, [stream, members ? '1' : '0']) as [number, number, string[]?]
+    return members ? { connections, users, members: (listed ?? []).sort() } : { connections, users }
   }
 
   #query (script: RedisScript, args: string[]): Promise<unknown> {
@@ -207,7 +213,7 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #timeout: number
   readonly #onError: (err: Error) => void
   readonly #reader: RedisPresenceReader
-  /** Public streams this instance ever wrote members of: their keys are refreshed and removed with it. */
+  /** Public streams and channels this instance holds members of: their keys are refreshed and removed with it. */
   readonly #streams = new Set<string>()
   readonly #heartbeat: NodeJS.Timeout
   // The write waiting for its window to close (see WRITE_WINDOW_MS), if any.
@@ -237,8 +243,8 @@ export class RedisPresenceStore implements PresenceStore {
     return this.#reader.users(users)
   }
 
-  stream (stream: string): Promise<StreamPresence> {
-    return this.#reader.stream(stream)
+  stream (stream: string, members?: boolean): Promise<StreamPresence> {
+    return this.#reader.stream(stream, members)
   }
 
   /** Settles once every write issued so far has been answered (or has failed). */
@@ -311,8 +317,12 @@ export class RedisPresenceStore implements PresenceStore {
       ops.push('u', user, local === undefined ? '' : `${local.connections}|${userStreams(local).join(',')}`)
     }
     for (const stream of streams) {
-      this.#streams.add(stream)
-      ops.push('s', stream, String(this.tracker.streams.get(stream)?.connections ?? 0))
+      const local = this.tracker.streams.get(stream)
+      // A stream no local socket holds any more leaves the list its keys are refreshed by: its
+      // ops below empty its keys, and channels (a key each) would otherwise grow it for ever.
+      if (local === undefined) this.#streams.delete(stream)
+      else this.#streams.add(stream)
+      ops.push('s', stream, String(local?.connections ?? 0))
     }
     for (const [stream, changed] of members) {
       const local = this.tracker.streams.get(stream)?.users

@@ -14,6 +14,8 @@ export interface StreamPresence {
   connections: number
   /** Distinct authenticated users among them. */
   users: number
+  /** Those users, sorted: only when asked for (a channel that declares member presence). */
+  members?: string[]
 }
 
 /** Where presence is answered from: this process (memory) or every live instance (Redis). */
@@ -22,7 +24,10 @@ export interface PresenceStore {
   readonly tracker: PresenceTracker
   /** Each user's presence, in the order asked. */
   users (users: string[]): Promise<UserPresence[]>
-  stream (stream: string): Promise<StreamPresence>
+  /** A public stream's or a channel's (`room:lobby`) audience; with `members`, its users listed too. */
+  stream (stream: string, members?: boolean): Promise<StreamPresence>
+  /** Settles once this instance's changes so far are readable by every instance (Redis: written). */
+  flushed? (): Promise<void>
   /** Stops timers and removes this instance's share (Redis: within its timeout). */
   close (): Promise<void>
 }

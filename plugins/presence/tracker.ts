@@ -75,9 +75,14 @@ function changeStreams (local: LocalUser, stream: string, by: 1 | -1): boolean {
   return !local.streams.includes(stream)
 }
 
+/** Told when a user's first connection on this instance subscribes to a stream, or their last leaves it. */
+export type MemberListener = (stream: string, user: string, joined: boolean) => void
+
 export class PresenceTracker implements PresenceReporter {
   readonly users = new Map<string, LocalUser>()
   readonly streams = new Map<string, LocalStream>()
+  /** Listeners of member changes (counted streams only: public ones and channels). */
+  readonly memberListeners = new Set<MemberListener>()
   #changes = changes()
   #onChange: (() => void) | null = null
 
@@ -130,7 +135,10 @@ export class PresenceTracker implements PresenceReporter {
       this.streams.set(stream, entry)
     }
     entry.connections += by
-    if (user !== null && bump(entry.users, user, by)) this.#memberChanged(stream, user)
+    if (user !== null && bump(entry.users, user, by)) {
+      this.#memberChanged(stream, user)
+      for (const listener of this.memberListeners) listener(stream, user, by === 1)
+    }
     if (entry.connections <= 0) this.streams.delete(stream)
     if (this.#onChange === null) return
     this.#changes.streams.add(stream)

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ConnectionOptions } from 'rabbitmq-client'
 import { routingKey } from '../amqp/routing-key.js'
-import { BusUnavailableError, InvalidOptionError, InvalidUserError } from '../errors.js'
+import { BusUnavailableError, InvalidKeyError, InvalidOptionError, InvalidUserError } from '../errors.js'
 import { noPresence, type Deliver, type Sent } from '../publishing.js'
 import { within } from '../util.js'
 import type { PublisherTransport } from './transport.js'
@@ -60,15 +60,23 @@ export async function amqpTransport (opts: NotifyPublisherAmqpOptions, timeout: 
     return done.value
   }
 
-  const deliver: Deliver = async ({ stream, users, input }) => {
+  const deliver: Deliver = async ({ stream, users, keys: channelKeys, input }) => {
     // Every key first: a publish that cannot be routed sends nothing.
-    const keys = users.map((user) => {
-      try {
-        return routingKey(user === null ? { stream: stream.name } : { stream: stream.name, user })
-      } catch {
-        throw new InvalidUserError(`${String(user).slice(0, 64)}… is over an AMQP routing key's 255 bytes, percent-encoded`)
-      }
-    })
+    const keys = channelKeys === null
+      ? users.map((user) => {
+        try {
+          return routingKey(user === null ? { stream: stream.name } : { stream: stream.name, user })
+        } catch {
+          throw new InvalidUserError(`${String(user).slice(0, 64)}… is over an AMQP routing key's 255 bytes, percent-encoded`)
+        }
+      })
+      : channelKeys.map((key) => {
+        try {
+          return routingKey({ stream: stream.name, key })
+        } catch {
+          throw new InvalidKeyError(`${key.slice(0, 64)}… is over an AMQP routing key's 255 bytes, percent-encoded`)
+        }
+      })
     const body = Buffer.from(JSON.stringify(input.data))
     return Promise.all(keys.map((key) => send(key, body)))
   }

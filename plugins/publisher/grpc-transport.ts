@@ -50,10 +50,11 @@ export async function grpcTransport (opts: NotifyPublisherGrpcOptions, timeout: 
     })
   }
 
-  const deliver: Deliver = async ({ input, users }) => {
+  const deliver: Deliver = async ({ input, users, keys }) => {
     const recipients = users.filter((user) => user !== null)
-    const answer = await call({ stream: input.stream, users: recipients, dataJson: JSON.stringify(input.data), idempotencyKey: '' })
-    return sentFrom(answer, users)
+    const channel = keys === null ? { key: '', keys: [] } : 'key' in input && input.key !== undefined ? { key: input.key, keys: [] } : { key: '', keys }
+    const answer = await call({ stream: input.stream, users: recipients, dataJson: JSON.stringify(input.data), idempotencyKey: '', ...channel })
+    return sentFrom(answer, keys ?? users)
   }
 
   return {

@@ -1,10 +1,12 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
-import { BusUnavailableError, InvalidOptionError, PresenceDisabledError, PresenceUnavailableError } from '../errors.js'
+import { BusUnavailableError, ControlUnavailableError, InvalidOptionError, PresenceDisabledError, PresenceUnavailableError } from '../errors.js'
 import type { Deliver, PresenceSource } from '../publishing.js'
 import type { StreamPresence, UserPresence } from '../presence/store.js'
 import { refusal, sentFrom, type EdgeAnswer } from './edge-answer.js'
 import type { PublisherTransport } from './transport.js'
+import type { ControlSender } from './control.js'
+import type { ControlResult } from '../control-commands.js'
 
 /** Publishing through an edge's `POST /notifications` (SPEC section 5). */
 export interface NotifyPublisherHttpOptions {
@@ -16,6 +18,13 @@ export interface NotifyPublisherHttpOptions {
   path?: string
   /** The edge's presence route, asked by `app.notify.presence()` (SPEC section 8). @default '/presence' */
   presencePath?: string
+  /**
+   * The edge's admin API key: `app.notify.disconnect()`, `revoke()`, `subscribe()` and
+   * `unsubscribe()` go to its `POST /admin/…`. Without it they answer 501. @default undefined
+   */
+  adminApiKey?: string
+  /** Prefix of the edge's admin routes. @default '/admin' */
+  adminPath?: string
 }
 
 // A presence query for many users goes in several GETs, each URL well under Node's 16 KB header limit.
@@ -73,8 +82,8 @@ export function httpTransport (opts: NotifyPublisherHttpOptions, timeout: number
   const request = https ? httpsRequest : httpRequest
 
   /** The edge's answer; rejects only when there was none (unreachable, no answer within `timeout`). */
-  function call (target: URL, body?: string): Promise<EdgeAnswer> {
-    const headers: Record<string, string | number> = { 'x-api-key': opts.apiKey }
+  function call (target: URL, body?: string, key = opts.apiKey): Promise<EdgeAnswer> {
+    const headers: Record<string, string | number> = { 'x-api-key': key }
     if (body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
     return new Promise((resolve, reject) => {
       const req = request(target, { method: body === undefined ? 'GET' : 'POST', agent, signal: AbortSignal.timeout(timeout), headers },
@@ -84,14 +93,14 @@ export function httpTransport (opts: NotifyPublisherHttpOptions, timeout: number
     })
   }
 
-  const deliver: Deliver = async ({ input, users }) => {
+  const deliver: Deliver = async ({ input, users, keys }) => {
     let answer: EdgeAnswer
     try {
       answer = await call(url, JSON.stringify(input))
     } catch (err) {
       throw new BusUnavailableError(`edge unreachable: ${(err as Error).message}`)
     }
-    return sentFrom(answer, users)
+    return sentFrom(answer, keys ?? users)
   }
 
   /** GET /presence?…: the body of a 200, or the coded error the edge's answer amounts to. */
@@ -110,6 +119,20 @@ export function httpTransport (opts: NotifyPublisherHttpOptions, timeout: number
     throw refusal(answer, PresenceUnavailableError)
   }
 
+  const adminKey = opts.adminApiKey
+  if (adminKey !== undefined && (typeof adminKey !== 'string' || adminKey.length < 16)) throw new InvalidOptionError('http.adminApiKey must be a string of at least 16 characters')
+  const adminBase = parseUrl(opts, opts.adminPath, '/admin')
+  const httpControl: ControlSender = async (action, input) => {
+    let answer: EdgeAnswer
+    try {
+      answer = await call(new URL(`${adminBase.pathname}/${action}`, adminBase), JSON.stringify(input), adminKey)
+    } catch (err) {
+      throw new ControlUnavailableError(`edge unreachable: ${(err as Error).message}`)
+    }
+    if (answer.status === 200) return answer.body as unknown as ControlResult
+    throw refusal(answer, ControlUnavailableError)
+  }
+
   const presence: PresenceSource = {
     async users (users) {
       const answers = await Promise.all(userQueries(users).map(async (batch) => ({ batch, body: await ask(batch.query) })))
@@ -119,15 +142,20 @@ export function httpTransport (opts: NotifyPublisherHttpOptions, timeout: number
       }
       return users.map((user) => found.get(user) ?? { connections: 0, streams: [] })
     },
-    async stream (stream) {
-      const { connections, users } = await ask(new URLSearchParams({ stream })) as unknown as StreamPresence
-      return { connections, users }
+    async stream (name, members) {
+      // A channel key arrives as `room:lobby`; the edge is asked `?stream=room&key=lobby`.
+      const colon = name.indexOf(':')
+      const query: Record<string, string> = colon < 0 ? { stream: name } : { stream: name.slice(0, colon), key: name.slice(colon + 1) }
+      const found = await ask(new URLSearchParams(query)) as unknown as StreamPresence
+      const counts = { connections: found.connections, users: found.users }
+      return members === true ? { ...counts, members: found.members ?? [] } : counts
     }
   }
 
   return {
     deliver,
     presence,
+    control: adminKey === undefined ? undefined : httpControl,
     async ready () {},
     async close () { agent.destroy() }
   }

@@ -11,6 +11,7 @@ import { grpcTransport, type NotifyPublisherGrpcOptions } from './grpc-transport
 import { httpTransport, type NotifyPublisherHttpOptions } from './http-transport.js'
 import { redisTransport, type NotifyPublisherRedisOptions } from './redis-transport.js'
 import type { PublisherTransport } from './transport.js'
+import { publisherControl } from './control.js'
 
 export type { NotifyPublisherAmqpOptions } from './amqp-transport.js'
 export type { NotifyPublisherGrpcOptions } from './grpc-transport.js'
@@ -43,6 +44,8 @@ export interface NotifyPublisherOptions {
   timeout?: number
   /** How long start-up waits for Redis before leaving the declaration check to the first publish, in ms. @default 5000 */
   readyTimeout?: number
+  /** As the edge's control `maxTokenLifetime`: how long a revocation by user is kept after its `before`, in ms. @default 86400000 */
+  maxTokenLifetime?: number
   /** As the edge's `onOffline`: the users of a private publish with no subscribed connection anywhere. */
   onOffline?: OnOffline
 }
@@ -82,6 +85,7 @@ async function fastifyNotifyPublisher (app: FastifyInstance, opts: NotifyPublish
   const maxUsers = positiveInteger('maxUsersPerPublish', opts.maxUsersPerPublish, 1000)
   const timeout = positiveInteger('timeout', opts.timeout, 1000)
   const readyTimeout = positiveInteger('readyTimeout', opts.readyTimeout, 5000)
+  const maxTokenLifetime = positiveInteger('maxTokenLifetime', opts.maxTokenLifetime, 86_400_000)
   const streams = declareStreams(opts.streams, prefix)
   const given = TRANSPORTS.filter((name) => opts[name] !== undefined)
   if (given.length !== 1) throw new InvalidOptionError(`give the publisher exactly one transport of ${TRANSPORTS.join(', ')}; got ${given.length}`)
@@ -103,7 +107,8 @@ async function fastifyNotifyPublisher (app: FastifyInstance, opts: NotifyPublish
   const { deliver, presence: source } = codedTransport(transport)
   const publish = publisherOf(streams, maxUsers, deliver, offline)
   const presence = presenceOf(streams, maxUsers, () => source)
-  app.decorate('notify', { streams, publish, presence } as Notify)
+  const control = publisherControl(transport.control, new Set(streams.keys()), maxTokenLifetime, app.log)
+  app.decorate('notify', { streams, publish, presence, ...control } as Notify)
 }
 
 export const notifyPublisher = fp(fastifyNotifyPublisher, { fastify: '5.x', name: 'notify-edge-publisher' })

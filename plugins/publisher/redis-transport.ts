@@ -11,6 +11,8 @@ import { connectionReady, endConnection, redisConnection, watchOutages, type Red
 import { manifestMismatch, readManifest, streamManifest, type ManifestClient } from '../stream-manifest.js'
 import { within } from '../util.js'
 import type { PublisherTransport } from './transport.js'
+import { redisControlSender } from './control.js'
+import { RedisRevocationStore, revokedKey } from '../control/redis-store.js'
 
 /** The client the Redis transport may be given, e.g. `app.redis`: scripts, GET and SET. */
 export type PublisherRedisClient = RedisHistoryClient & ManifestClient & RedisPresenceClient
@@ -85,6 +87,7 @@ export function redisTransport (opts: RedisTransportOptions): PublisherTransport
   return {
     deliver,
     presence,
+    control: redisControlSender(new RedisRevocationStore({ client, key: revokedKey(prefix), timeout }), (message) => store.publish(message), prefix),
     async ready () {
       if (connection !== null && await within(opts.readyTimeout, connectionReady(connection)) === null) {
         log.warn({ readyTimeout: opts.readyTimeout }, 'notify publisher: Redis not reachable; declarations are checked at the first publish')

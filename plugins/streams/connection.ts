@@ -5,9 +5,13 @@ import type { BusMessage } from '../bus/index.js'
 import type { NotifyHistory } from '../history/index.js'
 import type { PresenceReporter } from '../presence/index.js'
 import type { DeclaredStream } from '../declarations.js'
-import { isMessageId } from '../message-id.js'
+import type { Inbound } from '../inbound.js'
+import { EMPTY_POSITION, isMessageId } from '../message-id.js'
 import { principalFromJwt, type Principal } from '../principal.js'
+import { refuseRevoked, type ControlledConnection, type ServerFrame } from '../control-hooks.js'
+import { MAX_NAME_ECHO, authorizeKey, isUnresolved, resolveTarget, type Target } from './channels.js'
 import type { Fanout, Subscriber } from './fanout.js'
+import type { MemberWatch } from './members.js'
 import { Admission, admission, frameDue, type AdmissionResult, type Closable, type RouteLimits } from './limits.js'
 import { Missed } from './missed.js'
 import { Resume } from './resume.js'
@@ -37,8 +41,12 @@ export interface RouteContext {
   flushes: FlushScheduler
   /** Told of connects, subscriptions and disconnects (never of deliveries); null without presence. */
   presence: PresenceReporter | null
+  /** Join and leave frames of channels with member presence; null without presence or such channels. */
+  members: MemberWatch | null
   /** Called once a connection's socket has closed and its subscriptions are released. */
   released: (connection: Connection) => void
+  /** Serves client publishes and RPCs (the upstream plugin); null without it. */
+  inbound: Inbound | null
 }
 
 /** One delivery in this many is sampled for lag (a power of two: the test is a mask). */
@@ -87,10 +95,10 @@ const NONE: readonly string[] = Object.freeze([])
 const PUBLIC_PAIRS = new Map<string, readonly string[]>()
 
 /** `subscribed` with one more pair; arrays are replaced, never changed, so they can be shared. */
-function withPair (subscribed: readonly string[], stream: DeclaredStream, topic: string): readonly string[] {
+function withPair (subscribed: readonly string[], stream: DeclaredStream, topic: string, name: string): readonly string[] {
   // concat() makes an array of the exact size; spreading over-allocates.
-  if (subscribed.length > 0 || stream.kind !== 'public') return subscribed.concat(stream.name, topic)
-  return sharedArray(PUBLIC_PAIRS, topic, stream.name, topic)
+  if (subscribed.length > 0 || stream.kind !== 'public') return subscribed.concat(name, topic)
+  return sharedArray(PUBLIC_PAIRS, topic, name, topic)
 }
 
 export const CLOSE = {
@@ -106,7 +114,7 @@ export const CLOSE = {
  * One open socket: its principal, its subscriptions and the protocol it speaks. It is its socket's
  * frame writer too (it extends `FrameWriter`), so that an idle connection is one object, not two.
  */
-export class Connection extends FrameWriter implements Subscriber, Watched {
+export class Connection extends FrameWriter implements Subscriber, Watched, ControlledConnection {
   /** What the socket had read at the heartbeat's last ping (see Heartbeat). */
   readAtPing = -1
 
@@ -231,6 +239,10 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
     this.write(outbound)
   }
 
+  notice (outbound: OutboundFrame): void {
+    this.write(outbound)
+  }
+
   #drop (message: BusMessage): void {
     this.ctx.onSlowConsumer(this)
     if (this.ctx.limits.slowConsumer !== 'drop' || this.#closed) return
@@ -251,7 +263,7 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
     for (const [topic, since] of missed.topics) {
       const name = this.#streamOf(topic)
       if (name === undefined) continue
-      const stream = this.ctx.app.notify.streams.get(name)!
+      const { stream } = resolveTarget(this.ctx.app.notify.streams, name) as Target
       if (since === null || stream.history === undefined || this.ctx.history === null || this.#resuming?.has(topic) === true) {
         gaps.push(name)
         continue
@@ -291,7 +303,8 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
     const { user } = this.#principal
     const released: Array<Promise<void>> = []
     for (let i = 0; i < subscribed.length; i += 2) {
-      presence?.unsubscribed(user, subscribed[i], this.#isPublic(subscribed[i]))
+      presence?.unsubscribed(user, subscribed[i], this.#isCounted(subscribed[i]))
+      this.ctx.members?.remove(subscribed[i])
       released.push(this.ctx.fanout.remove(subscribed[i + 1], this))
     }
     presence?.disconnected(user)
@@ -340,6 +353,13 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
       if (++this.#more().badFrames >= this.ctx.limits.maxBadFrames) this.#policyClose('too many bad frames')
       return
     }
+    // A call runs beside the queue: a slow method must not hold the socket's other frames.
+    if (parsed.event === 'rpc') return this.#rpc(parsed)
+    this.enqueue(parsed)
+  }
+
+  /** Handles `parsed` after the frames before it: the client's own, or one the server makes for it (control). */
+  enqueue (parsed: ClientFrame | ServerFrame): void {
     // Two promises a frame, not three: the queue settles in both branches of one `then`.
     const settle = (): void => {
       if (this.#queue === queue) this.#queue = SETTLED
@@ -375,33 +395,63 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
         return this.send(frame('pong', { id: message.id }))
       case 'refresh':
         return this.#refresh(message.token, message.id)
+      case 'publish':
+        // In the queue: a socket's publishes reach the bus in the order sent.
+        if (this.ctx.inbound === null) return this.send(errorFrame('FORBIDDEN', 'clients may not publish here', { id: message.id }))
+        return this.ctx.inbound.publish(this, message)
     }
   }
 
-  /** The declared stream, or an error frame saying why it cannot be used here. */
-  #lookup (name: string, id: CorrelationId): DeclaredStream | undefined {
-    const stream = this.ctx.app.notify.streams.get(name)
-    if (stream === undefined) {
-      this.send(errorFrame('UNKNOWN_STREAM', 'unknown stream', { stream: name.slice(0, 64), id }))
-    } else if (stream.kind === 'private' && this.#principal.user === null) {
-      this.send(errorFrame('FORBIDDEN', 'private streams need an authenticated connection', { stream: name, id }))
+  #rpc (message: Extract<ClientFrame, { event: 'rpc' }>): void {
+    if (this.#closed) return
+    if (this.ctx.inbound === null) return this.send(errorFrame('FORBIDDEN', 'no methods are served here', { id: message.id }))
+    this.ctx.inbound.rpc(this, message)
+  }
+
+  /** The declared stream (and a channel's key), or an error frame saying why it cannot be used here. */
+  #lookup (name: string, id: CorrelationId): Target | undefined {
+    const target = resolveTarget(this.ctx.app.notify.streams, name)
+    if (isUnresolved(target)) {
+      this.send(errorFrame(target.code, target.message, { stream: name.slice(0, MAX_NAME_ECHO), id }))
       return undefined
     }
-    return stream
+    const { stream } = target
+    if (this.#principal.user === null && (stream.kind === 'private' || (stream.kind === 'channel' && !stream.anonymous))) {
+      this.send(errorFrame('FORBIDDEN', `${stream.kind} streams need an authenticated connection`, { stream: name, id }))
+      return undefined
+    }
+    return target
+  }
+
+  /** Starts every channel key's authorization of one frame at once, so slow hooks wait side by side. */
+  #authorizeKeys (targets: Array<Target | undefined>, names: string[]): Array<Promise<boolean> | null> {
+    return targets.map((target, i) => target?.key == null || this.#topicOf(names[i]) !== undefined
+      ? null
+      : authorizeKey(target.stream, this.#principal, target.key, this.ctx.log))
   }
 
   async #subscribe (requests: StreamRequest[], id: CorrelationId): Promise<void> {
     const accepted: string[] = []
     const resumes: Resume[] = []
     const gaps: string[] = []
+    let positions: Record<string, string> | undefined
     let resuming = false
-    for (const { stream: name, since } of requests) {
-      const stream = this.#lookup(name, id)
-      if (stream === undefined) continue
+    const names = requests.map((request) => request.stream)
+    const targets = names.map((name) => this.#lookup(name, id))
+    const keyDecisions = this.#authorizeKeys(targets, names)
+    for (let i = 0; i < requests.length; i++) {
+      const target = targets[i]
+      if (target === undefined) continue
+      const { stream: name, since } = requests[i]
+      const { stream, key } = target
       if (since !== undefined) resuming = true
       // A stream this connection already receives live has nothing to resume: `since` is ignored.
       if (this.#topicOf(name) === undefined) {
-        if (stream.authorize !== undefined && !(await stream.authorize(this.#principal, name))) {
+        const decision = keyDecisions[i]
+        const allowed = decision !== null
+          ? await decision
+          : stream.authorize === undefined || await (stream.authorize as (principal: Principal, stream: string) => boolean | Promise<boolean>)(this.#principal, name)
+        if (!allowed) {
           this.send(errorFrame('FORBIDDEN', 'not allowed to subscribe', { stream: name, id }))
           continue
         }
@@ -410,14 +460,19 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
           this.send(errorFrame('TOO_MANY_SUBSCRIPTIONS', `at most ${this.ctx.maxSubscriptions} subscriptions`, { stream: name, id }))
           continue
         }
-        const topic = stream.topic(this.#principal.user)
+        const topic = stream.topic(key ?? this.#principal.user)
         // The declared name, not the frame's copy of it: one string for every connection.
-        this.#subscribed = withPair(this.#subscribed, stream, topic)
-        this.ctx.presence?.subscribed(this.#principal.user, stream.name, stream.kind === 'public')
+        const subscribedName = key === null ? stream.name : name
+        this.#subscribed = withPair(this.#subscribed, stream, topic, subscribedName)
+        this.ctx.presence?.subscribed(this.#principal.user, subscribedName, stream.kind !== 'private')
+        if (stream.members) this.ctx.members?.add(subscribedName, topic)
         if (since === undefined) {
-          await this.ctx.fanout.add(topic, this, stream)
+          // Read before live delivery starts: every message the socket will get is newer.
+          const position = await this.#position(stream, topic)
+          if (position !== null) (positions ??= {})[name] = position
+          await this.ctx.fanout.add(topic, this, stream, subscribedName)
         } else {
-          const resume = await this.#resume(stream, topic, since)
+          const resume = await this.#resume(stream, topic, since, subscribedName)
           if (resume.replay === null) gaps.push(name)
           resumes.push(resume)
         }
@@ -426,7 +481,7 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
     }
     if (this.#closed) return
     // `subscribed` (with `gaps` whenever a `since` was given) comes first, then each replay.
-    this.send(frame('subscribed', { streams: accepted, id, gaps: resuming ? gaps : undefined }))
+    this.send(frame('subscribed', { streams: accepted, id, gaps: resuming ? gaps : undefined, positions }))
     for (const resume of resumes) {
       if (!resume.finish(this.socket)) this.#endResume(resume.topic)
     }
@@ -438,24 +493,43 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
   }
 
   /** Subscribes to `topic` holding its live messages, then reads what came after `since`. */
-  async #resume (stream: DeclaredStream, topic: string, since: string): Promise<Resume> {
+  async #resume (stream: DeclaredStream, topic: string, since: string, name: string): Promise<Resume> {
     const resume = new Resume(topic, since)
     const history = this.ctx.history
-    if (stream.history === undefined || history === null || !isMessageId(since)) {
-      await this.ctx.fanout.add(topic, this, stream)
+    // `since: ''` asks for the topic from its start (an SSE response on a topic that was empty when it opened).
+    if (stream.history === undefined || history === null || (since !== '' && !isMessageId(since))) {
+      await this.ctx.fanout.add(topic, this, stream, name)
       return resume
     }
     this.#resuming ??= new Map()
     this.#resuming.set(topic, resume)
-    await this.ctx.fanout.add(topic, this, stream)
+    await this.ctx.fanout.add(topic, this, stream, name)
     await this.#replay(stream, resume)
     return resume
+  }
+
+  /**
+   * Where a stream with history stands (SPEC section 6): its latest id, `EMPTY_POSITION` when it
+   * has none, null when unknown (no history, or history did not answer).
+   */
+  async #position (stream: DeclaredStream, topic: string): Promise<string | null> {
+    const history = this.ctx.history
+    if (stream.history === undefined || history === null) return null
+    try {
+      const latest = await history.store.latest(topic)
+      return latest === '' ? EMPTY_POSITION : latest
+    } catch (err) {
+      this.ctx.log.warn({ err, connection: this.id, stream: stream.name }, 'notify history position not read: the subscribe carries none')
+      return null
+    }
   }
 
   /** Reads what `resume` is to replay; a history that cannot be read is a gap. */
   async #replay (stream: DeclaredStream, resume: Resume): Promise<void> {
     const history = this.ctx.history!
-    const read = (): Promise<BusMessage[] | null> => history.store.read(resume.topic, resume.since, stream.history!, history.maxReplay)
+    // The empty position resumes from the topic's start, complete while nothing was trimmed.
+    const since = resume.since === EMPTY_POSITION ? '' : resume.since
+    const read = (): Promise<BusMessage[] | null> => history.store.read(resume.topic, since, stream.history!, history.maxReplay)
     const tracer = this.ctx.fanout.tracer
     try {
       resume.replay = await (tracer === null ? read() : inSpan(tracer, 'notify resume replay', SpanKind.INTERNAL, { 'notify.stream': stream.name }, read))
@@ -467,15 +541,17 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
   async #unsubscribe (requests: StreamRequest[], id: CorrelationId): Promise<void> {
     const removed: string[] = []
     for (const { stream: name } of requests) {
-      if (!this.ctx.app.notify.streams.has(name)) {
-        this.send(errorFrame('UNKNOWN_STREAM', 'unknown stream', { stream: name.slice(0, 64), id }))
+      const target = resolveTarget(this.ctx.app.notify.streams, name)
+      if (isUnresolved(target)) {
+        this.send(errorFrame(target.code, target.message, { stream: name.slice(0, MAX_NAME_ECHO), id }))
         continue
       }
       const at = this.#indexOf(name, 0)
       if (at >= 0) {
         const topic = this.#subscribed[at + 1]
         this.#subscribed = this.#subscribed.length === 2 ? NONE : this.#subscribed.toSpliced(at, 2)
-        this.ctx.presence?.unsubscribed(this.#principal.user, name, this.#isPublic(name))
+        this.ctx.presence?.unsubscribed(this.#principal.user, name, this.#isCounted(name))
+        this.ctx.members?.remove(name)
         this.#endResume(topic)
         await this.ctx.fanout.remove(topic, this)
       }
@@ -484,8 +560,9 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
     this.send(frame('unsubscribed', { streams: removed, id }))
   }
 
-  #isPublic (name: string): boolean {
-    return this.ctx.app.notify.streams.get(name)?.kind === 'public'
+  /** Whether presence counts a subscription's audience: a public stream's or a channel's (`room:lobby`), not a private one's. */
+  #isCounted (name: string): boolean {
+    return name.includes(':') || this.ctx.app.notify.streams.get(name)?.kind === 'public'
   }
 
   async #refresh (token: string, id: CorrelationId): Promise<void> {
@@ -495,7 +572,7 @@ export class Connection extends FrameWriter implements Subscriber, Watched {
     }
     let next: Principal
     try {
-      next = await principalFromJwt(this.ctx.app, token)
+      next = refuseRevoked(this.ctx.app, await principalFromJwt(this.ctx.app, token))
     } catch {
       this.send(errorFrame('UNAUTHORIZED', 'invalid or expired token', { id }))
       return

@@ -3,13 +3,27 @@ import type { FastifyInstance } from 'fastify'
 import { within } from '../util.js'
 import { CLOSE, type Connection } from './connection.js'
 
-/** Closes sockets with 1001, waits for them up to `timeout` ms, then terminates the rest. */
-async function drain (connections: ReadonlySet<Connection>, timeout: number): Promise<void> {
+const STEP_MS = 50
+
+/**
+ * Closes sockets with 1001, spread over `spread.window` ms at most `spread.rate` a second (a
+ * few close at once, thousands over the window), waits for them up to `timeout` ms after the
+ * last close, then terminates the rest.
+ */
+async function drain (connections: ReadonlySet<Connection>, timeout: number, spread: { window: number, rate: number }): Promise<void> {
   if (connections.size === 0) return
-  const closed = [...connections].map((connection) => {
-    connection.close(CLOSE.GOING_AWAY, 'server shutting down')
-    return connection.closed
-  })
+  const sockets = [...connections]
+  const window = Math.min(spread.window, Math.ceil(sockets.length * 1000 / spread.rate))
+  const steps = Math.max(1, Math.floor(window / STEP_MS))
+  const perStep = Math.ceil(sockets.length / steps)
+  const closed: Array<Promise<void>> = []
+  for (let i = 0; i < sockets.length; i += perStep) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, STEP_MS))
+    for (const connection of sockets.slice(i, i + perStep)) {
+      connection.close(CLOSE.GOING_AWAY, 'server shutting down')
+      closed.push(connection.closed)
+    }
+  }
   await within(timeout, Promise.all(closed))
   for (const connection of connections) connection.socket.terminate()
   await Promise.all(closed)
@@ -32,7 +46,7 @@ export function installDrain (app: FastifyInstance): void {
 
   app.addHook('preClose', async () => {
     closing = true
-    await Promise.all([...app.notifyStreams.values()].map((route) => drain(route.connections, route.drainTimeout)))
+    await Promise.all([...app.notifyStreams.values()].map((route) => drain(route.connections, route.drainTimeout, route.drainSpread)))
   })
   app.addHook('onClose', async () => { app.server.off('upgrade', onUpgrade) })
 }

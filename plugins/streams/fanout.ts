@@ -20,6 +20,8 @@ export interface Subscriber {
   deliver (frame: OutboundFrame, message: BusMessage): void
   /** Writes a `gap` frame: live messages of `stream` were lost and history could not fill the hole. */
   gap (frame: OutboundFrame, stream: string): void
+  /** Writes a frame that is no message: a channel's `join` or `leave`. */
+  notice? (frame: OutboundFrame): void
   /** Closes the socket: used with 1011 when a delivery to it threw, so its client resumes. */
   close (code: number, reason: string): void
 }
@@ -74,10 +76,10 @@ export class Fanout {
     return this.#topics.size
   }
 
-  /** Resolves once the topic is live on the bus. */
-  add (topic: string, subscriber: Subscriber, stream: DeclaredStream): Promise<void> {
+  /** Resolves once the topic is live on the bus; `name` is what its frames call it (a channel's `room:lobby`). */
+  add (topic: string, subscriber: Subscriber, stream: DeclaredStream, name = stream.name): Promise<void> {
     let entry = this.#topics.get(topic)
-    if (entry === undefined) entry = this.#open(topic, stream)
+    if (entry === undefined) entry = this.#open(topic, stream, name)
     entry.subscribers.add(subscriber)
     return entry.ready
   }
@@ -97,17 +99,24 @@ export class Fanout {
     return this.#topics.get(topic)?.stream.kind ?? 'unknown'
   }
 
+  /** Writes `frame` to every local subscriber of `topic`, if any. */
+  notice (topic: string, frame: OutboundFrame): void {
+    const entry = this.#topics.get(topic)
+    if (entry === undefined) return
+    for (const subscriber of entry.subscribers) subscriber.notice?.(frame)
+  }
+
   /** Stops listening for re-subscriptions of the bus, and repairing. */
   close (): void {
     this.#offResubscribe()
     this.#repairs.close()
   }
 
-  #open (topic: string, stream: DeclaredStream): TopicSubscribers {
+  #open (topic: string, stream: DeclaredStream, name: string): TopicSubscribers {
     const subscribers = new Set<Subscriber>()
     const { stats, log, metrics } = this.ctx
     const tracer = this.ctx.tracer ?? null
-    const gapFrame = new OutboundFrame(frame('gap', { streams: [stream.name] }))
+    const gapFrame = new OutboundFrame(frame('gap', { streams: [name] }))
     const writeAll = (message: BusMessage): void => {
       const outbound = new OutboundFrame(message.frame)
       for (const subscriber of subscribers) {
@@ -128,7 +137,7 @@ export class Fanout {
       },
       gap () {
         stats.gaps++
-        for (const subscriber of subscribers) subscriber.gap(gapFrame, stream.name)
+        for (const subscriber of subscribers) subscriber.gap(gapFrame, name)
       },
       repair: (since) => this.#repairs.run(line, since, stream.name)
     })

@@ -3,12 +3,14 @@ import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyRequest, FastifySchema, onRequestHookHandler } from 'fastify'
 import type { WebSocket } from 'ws'
 import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
+import type { Inbound } from '../inbound.js'
 import { metricsOf, routeStats, type RouteStats } from '../recorder.js'
 import { integerBetween, positiveInteger } from '../util.js'
 import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
 import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
+import { memberWatch } from './members.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
 import { claimUpgrade, corkUpgrade, releaseUpgrade, watchUpgrades } from './upgrade.js'
 import { FlushScheduler } from './wire.js'
@@ -25,6 +27,13 @@ export interface NotifyStreamsOptions extends LimitOptions {
   /** How long `app.close()` waits for sockets to close after 1001 before terminating them, in ms. @default 5000 */
   drainTimeout?: number
   /**
+   * Longest time over which a drain spreads its 1001 closes, in ms, so that the clients of a
+   * stopping instance do not all reconnect (and resume) at once elsewhere. @default 3000
+   */
+  drainWindow?: number
+  /** Most 1001 closes a drain sends per second, within `drainWindow`: a few sockets close at once. @default 500 */
+  drainRate?: number
+  /**
    * Largest inbound frame, in bytes; over it the socket is closed with 1009. Applies to the whole
    * WebSocket server and only when this plugin registers `@fastify/websocket` itself.
    * @default 65536
@@ -35,6 +44,11 @@ export interface NotifyStreamsOptions extends LimitOptions {
    * pong, no frame) by the next one is terminated. `false` turns them off. @default 30000
    */
   heartbeatInterval?: number | false
+  /**
+   * How often the members of each channel key with member presence are read again, in ms, so that
+   * the members of an instance that died leave (once presence stops counting it). @default 5000
+   */
+  membersSweepInterval?: number
   /**
    * Write coalescing, in ms: a socket written to less than this long ago holds later notifications
    * (up to a quarter of `maxBufferedBytes`, at most 16 KiB) until the route's next flush tick, then
@@ -60,6 +74,8 @@ export interface NotifyStreamsRoute {
   readonly stats: Readonly<RouteStats>
   /** How long `app.close()` waits for this route's sockets, in ms. */
   readonly drainTimeout: number
+  /** How the drain spreads its closes: over at most `window` ms, at most `rate` a second. */
+  readonly drainSpread: { readonly window: number, readonly rate: number }
   /** Sockets whose notifications wait, corked, for the route's next flush tick. */
   heldSockets (): number
 }
@@ -84,6 +100,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const anonymous = opts.anonymous === true
   const maxSubscriptions = positiveInteger('maxSubscriptions', opts.maxSubscriptions, 100)
   const drainTimeout = positiveInteger('drainTimeout', opts.drainTimeout, 5000)
+  const drainSpread = { window: integerBetween('drainWindow', opts.drainWindow, 3000, 0, 600_000), rate: positiveInteger('drainRate', opts.drainRate, 500) }
   const maxPayload = positiveInteger('maxPayload', opts.maxPayload, 65536)
   const heartbeatInterval = opts.heartbeatInterval === false ? false : positiveInteger('heartbeatInterval', opts.heartbeatInterval, 30_000)
   const flushInterval = integerBetween('flushInterval', opts.flushInterval, DEFAULT_FLUSH_INTERVAL, 0, 1000)
@@ -115,6 +132,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const tracer = app.hasDecorator('notifyTracer') ? app.notifyTracer : null
   const fanout = new Fanout(app.notifyBus, { history, log: app.log, stats, metrics, tracer })
   app.addHook('onClose', async () => fanout.close())
+  const members = memberWatch(app, fanout, positiveInteger('membersSweepInterval', opts.membersSweepInterval, 5000))
   const ctx: RouteContext = {
     app,
     fanout,
@@ -130,12 +148,16 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     // reads is never taken for a slow one because of what coalescing held back.
     flushes: new FlushScheduler(flushInterval, Math.min(MAX_HOLD_BYTES, Math.floor(limits.maxBufferedBytes / 4))),
     presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null,
+    // The upstream plugin (client publish and RPC), when registered before this route.
+    inbound: app.hasDecorator('notifyUpstream') ? (app as unknown as { notifyUpstream: Inbound }).notifyUpstream : null,
+
+    members,
     released (connection) {
       connections.delete(connection)
       users.delete(connection.principal.user)
     }
   }
-  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, heldSockets: () => ctx.flushes.waiting })
+  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, drainSpread, heldSockets: () => ctx.flushes.waiting })
   metrics.route(path, {
     stats,
     connections: () => connections.size,
@@ -148,10 +170,17 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
 
   // One listener for every socket of the route, called with the socket as `this`.
   function onSocketError (this: WebSocket, err: Error): void {
-    app.log.error({ err }, 'websocket error')
+    // ws reports a peer's protocol violation (a frame over maxPayload, invalid UTF-8, a bad opcode:
+    // it has closed with 1009, 1007 or 1002) with a WS_ERR_ code: the client's fault, which any
+    // client can cause at will, so no error line and no stack.
+    const { code } = err as { code?: unknown }
+    if (typeof code === 'string' && code.startsWith('WS_ERR_')) app.log.debug({ code, reason: err.message }, 'websocket closed: client protocol violation')
+    else app.log.error({ err }, 'websocket error')
     this.terminate()
   }
 
+  // Registered before the routes by the umbrella: revocation at open, subscriptions from the token.
+  const control = app.hasDecorator('notifyControl') ? app.notifyControl : null
   const users = new UserConnections(limits.maxConnectionsPerUser)
   const heartbeat = heartbeatInterval === false
     ? null
@@ -166,6 +195,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const started = new WeakMap<FastifyRequest, number>()
   const onRequest: onRequestHookHandler[] = [app.notifySocketAuth({ anonymous }) as onRequestHookHandler]
   if (timed) onRequest.unshift((request, _reply, done) => { started.set(request, performance.now()); done() })
+  // Instance and cross-instance limits, after authentication: before the upgrade, as the route's own.
+  if (app.hasDecorator('notifyLimits')) onRequest.push(app.notifyLimits.admit as onRequestHookHandler)
   if (limits.maxConnectionsPerUser !== Infinity) {
     onRequest.push((request, _reply, done) => {
       done(users.full(request.notifyPrincipal!.user) ? new TooManyConnectionsError(limits.maxConnectionsPerUser) : undefined)
@@ -185,6 +216,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     connections.add(connection)
     users.add(user)
     heartbeat?.start()
+    control?.opened(connection)
     if (timed) metrics.handshake(path, (performance.now() - started.get(request)!) / 1000)
     // Two handshakes of one user can pass the check at once; the later one goes.
     if (users.count(user) > limits.maxConnectionsPerUser) {

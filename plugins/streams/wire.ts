@@ -22,6 +22,7 @@ const { Sender } = ws as unknown as { Sender: SenderStatic }
 const TEXT_FRAME = { fin: true, opcode: 0x01, mask: false, readOnly: false, rsv1: false }
 const SEND_TEXT = { binary: false }
 const OPEN = 1
+const EVENT_END = Buffer.from('\n\n')
 // A FrameWriter's socket: not corked, corked until the end of the job, or held to the next tick;
 // or never corked, its frames sent through ws.
 const INDIRECT = -1
@@ -35,9 +36,19 @@ const HELD = 2
 export class OutboundFrame {
   readonly payload: Buffer
   #wire: Buffer | null = null
+  #eventStream: Buffer | null = null
 
   constructor (text: string) {
     this.payload = Buffer.from(text, 'utf8')
+  }
+
+  /** The payload as one Server-Sent Event, `event: message` (a `gap`'s `event: gap`): written to every SSE response. */
+  get eventStream (): Buffer {
+    if (this.#eventStream === null) {
+      const event = this.payload.toString('latin1', 10, this.payload.indexOf(34, 10))
+      this.#eventStream = Buffer.concat([Buffer.from(`event: ${event}\ndata: `), this.payload, EVENT_END])
+    }
+    return this.#eventStream
   }
 
   /** The complete unmasked WebSocket frame: header and payload in one Buffer. */

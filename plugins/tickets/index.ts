@@ -4,6 +4,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest, FastifySchema, onRequestHookHandler } from 'fastify'
 import { InvalidOptionError, TicketRateLimitedError, TicketStoreUnavailableError, UnauthorizedError } from '../errors.js'
 import { metricsOf } from '../recorder.js'
+import { refuseRevoked } from '../control-hooks.js'
 import { bearerToken, principalFromJwt, type Principal } from '../principal.js'
 import { errorSchema } from '../schemas.js'
 import { positiveInteger } from '../util.js'
@@ -31,6 +32,12 @@ export interface NotifyTicketsOptions {
    * `false` turns it off. @default { max: 60, timeWindow: 60000 }
    */
   rateLimit?: TicketRateLimitOptions | false
+  /**
+   * Claims of the bearer token a ticket carries to its connection, which otherwise keeps none:
+   * the umbrella passes `jti` and `iat` (revocation) and the control plugin's `streamsClaim`.
+   * @default []
+   */
+  keepClaims?: string[]
 }
 
 export interface TicketRateLimitOptions {
@@ -76,10 +83,25 @@ function newTicket (): string {
   return ticket
 }
 
+/** The claims of `keep` that the token has; undefined when it has none of them. */
+function keptClaims (claims: Readonly<Record<string, unknown>>, keep: string[]): Record<string, unknown> | undefined {
+  let kept: Record<string, unknown> | undefined
+  for (const claim of keep) {
+    if (claims[claim] === undefined) continue
+    kept ??= {}
+    kept[claim] = claims[claim]
+  }
+  return kept
+}
+
 async function fastifyNotifyTickets (app: FastifyInstance, opts: NotifyTicketsOptions): Promise<void> {
   const ttl = positiveInteger('ttl', opts.ttl, 30)
   const path = opts.path ?? '/ws/ticket'
   if (typeof path !== 'string' || !path.startsWith('/')) throw new InvalidOptionError('path must start with /')
+  const keepClaims = opts.keepClaims ?? []
+  if (!Array.isArray(keepClaims) || !keepClaims.every((claim) => typeof claim === 'string' && claim.length > 0)) {
+    throw new InvalidOptionError('keepClaims must be an array of claim names')
+  }
   const store = opts.store ?? new MemoryTicketStore()
   if (typeof store.issue !== 'function' || typeof store.redeem !== 'function') {
     throw new InvalidOptionError('store must implement issue() and redeem()')
@@ -115,7 +137,9 @@ async function fastifyNotifyTickets (app: FastifyInstance, opts: NotifyTicketsOp
     const holder = request as FastifyRequest & { [VERIFIED]: Promise<Principal> | null }
     if (holder[VERIFIED] === null) {
       const token = bearerToken(request.headers.authorization)
-      holder[VERIFIED] = token === null ? Promise.reject(new UnauthorizedError('missing bearer token')) : principalFromJwt(app, token)
+      holder[VERIFIED] = token === null
+        ? Promise.reject(new UnauthorizedError('missing bearer token'))
+        : principalFromJwt(app, token).then((principal) => refuseRevoked(app, principal))
     }
     return holder[VERIFIED]
   }
@@ -173,7 +197,7 @@ async function fastifyNotifyTickets (app: FastifyInstance, opts: NotifyTicketsOp
         metrics.authFailure('ticket', err)
         throw err
       }
-      return tickets.issue({ user: principal.user as string, expiresAt: principal.expiresAt as number })
+      return tickets.issue({ user: principal.user as string, expiresAt: principal.expiresAt as number, claims: keptClaims(principal.claims, keepClaims) })
     })
   })
 }

@@ -36,7 +36,7 @@ export class RedisTicketStore implements TicketStore {
   }
 
   async issue (ticket: string, record: TicketRecord, ttlSeconds: number): Promise<void> {
-    const value = JSON.stringify({ user: record.user, expiresAt: record.expiresAt })
+    const value = JSON.stringify({ user: record.user, expiresAt: record.expiresAt, claims: record.claims })
     const stored = await this.#client.set(this.keyPrefix + ticket, value, 'EX', ttlSeconds, 'NX')
     // 256 random bits do not collide; if they ever did, the older ticket must not change hands.
     if (stored === null) throw new Error('ticket already exists')
@@ -45,7 +45,7 @@ export class RedisTicketStore implements TicketStore {
   async redeem (ticket: string): Promise<TicketRecord | null> {
     const value = await this.#client.getdel(this.keyPrefix + ticket)
     if (value === null) return null
-    const { user, expiresAt } = JSON.parse(value) as TicketRecord
-    return { user, expiresAt }
+    const { user, expiresAt, claims } = JSON.parse(value) as TicketRecord
+    return claims === undefined ? { user, expiresAt } : { user, expiresAt, claims }
   }
 }

@@ -4,6 +4,8 @@ export interface TicketRecord {
   user: string
   /** The JWT's `exp`, in ms since the epoch: the connection expires with it. */
   expiresAt: number
+  /** The token's claims a connection keeps (`keepClaims`: `jti` and `iat` for revocation); absent when none. */
+  claims?: Readonly<Record<string, unknown>>
 }
 
 /** Where tickets live until redeemed; the Redis store makes redemption single-use across instances. */

@@ -48,6 +48,24 @@ export function idempotencyStoreSuite ({ builder, test }: StoreSuite<Idempotency
     t.equal(await store.claim(done, 'later', 10), null, 'gone after its ttl')
   })
 
+  test('extend keeps a pending marker alive, but only for the claim that holds it', async (t) => {
+    const { store, elapse } = await builder(t)
+    const [held, done] = [key(), key()]
+    await store.claim(held, 'holder', 10)
+    await elapse(8)
+    await store.extend(held, 'someone-else', 10)
+    await store.extend(held, 'holder', 10)
+    await elapse(8)
+    t.same(await store.claim(held, 'retry', 10), { state: 'pending' }, 'still held 16 s after its 10 s claim')
+    await elapse(3)
+    t.equal(await store.claim(held, 'later', 10), null, 'expires once no longer extended')
+    await store.claim(done, 'ok', 10)
+    await store.complete(done, { id: '5-0' }, 600)
+    await store.extend(done, 'ok', 1)
+    await elapse(2)
+    t.same(await store.claim(done, 'z', 10), { state: 'done', result: { id: '5-0' } }, 'a result is never shortened')
+  })
+
   test('keys are independent of each other', async (t) => {
     const { store } = await builder(t)
     const [one, two] = [key(), key()]

@@ -14,7 +14,10 @@ export const streams = defineStreams([
   },
   { name: 'promotional', kind: 'public', schema: Type.Object({ text: Type.String() }) },
   { name: 'plain', kind: 'public', schema: { type: 'object', required: ['anything'] } },
-  { name: 'vip', kind: 'public', authorize: (principal) => principal.user?.startsWith('vip-') === true }
+  { name: 'vip', kind: 'public', authorize: (principal) => principal.user?.startsWith('vip-') === true },
+  // A channel's hook is typed from its kind: it gets the key.
+  { name: 'room', kind: 'channel', schema: Type.Object({ text: Type.String() }), members: true, authorize: (principal, { key }) => principal.user !== null && key !== 'staff' },
+  { name: 'ticker', kind: 'channel', openAccess: true, anonymous: true }
 ])
 
 // Once per app, and `app.notify` is typed everywhere.
@@ -60,6 +63,25 @@ await app.notify.publish({ stream: 'promotional', users: ['alice'], data: { text
 // @ts-expect-error an unknown stream
 await app.notify.publish({ stream: 'ordr', user: 'alice', data: { orderId: '42', status: 'paid' } })
 
+// A channel takes a key, or keys in one call.
+const toKey = await app.notify.publish({ stream: 'room', key: 'lobby', data: { text: 'hi' } })
+const keyId: string = toKey.id
+const toKeys = await app.notify.publish({ stream: 'room', keys: ['lobby', 'kitchen'], data: { text: 'hi' } })
+const keyIds: string[] = toKeys.ids
+await app.notify.publish({ stream: 'ticker', key: 'ACME', data: 42 })
+// @ts-expect-error a channel needs a key
+await app.notify.publish({ stream: 'room', data: { text: 'hi' } })
+// @ts-expect-error a channel's data is typed too
+await app.notify.publish({ stream: 'room', key: 'lobby', data: { text: 1 } })
+// @ts-expect-error a channel takes keys, not users
+await app.notify.publish({ stream: 'room', user: 'alice', data: { text: 'hi' } })
+// @ts-expect-error not key and keys at once
+await app.notify.publish({ stream: 'room', key: 'a', keys: ['b'], data: { text: 'hi' } })
+// @ts-expect-error a public stream takes no key
+await app.notify.publish({ stream: 'promotional', key: 'lobby', data: { text: 'hi' } })
+// @ts-expect-error a private stream takes no keys
+await app.notify.publish({ stream: 'order', user: 'alice', keys: ['x'], data: { orderId: '42', status: 'paid' } })
+
 // A declaration narrows any publisher by assignment (e.g. in a module that must not see the registry).
 const typed: Publisher<typeof streams> = app.notify
 // @ts-expect-error the narrowed publisher knows the streams too
@@ -84,7 +106,12 @@ client.subscribe('plain', (message: NotifyMessage) => console.log(message.data))
 client.subscribe('ordr', () => {})
 // @ts-expect-error data is typed per stream
 client.subscribe('promotional', ({ data }) => console.log(data.orderId))
+client.subscribe('room:lobby', ({ data, stream }) => console.log(data.text.toUpperCase(), stream))
+// @ts-expect-error a channel is subscribed with a key
+client.subscribe('room', () => {})
+// @ts-expect-error only a channel takes a key
+client.subscribe('promotional:x', () => {})
 // Untyped, the client takes any stream.
 connect({ url: '/ws' }).subscribe('anything', ({ data }) => console.log(data))
 
-export { id, online, ids, offline, publicId, anyId }
+export { id, online, ids, offline, publicId, anyId, keyId, keyIds }

@@ -1,0 +1,116 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { InvalidOptionError } from '../errors.js'
+import type { Inbound } from '../inbound.js'
+import { positiveInteger } from '../util.js'
+import { BackendClient } from './backend-client.js'
+import { callerSecretOption } from './caller-token.js'
+import { ClientPublish } from './client-publish.js'
+import { inProcessGate, openGate, remoteGate, type PublishGate } from './gates.js'
+import { rateOption, UserBuckets, type RateOptions } from './rate.js'
+import { declareMethods, InProcessRoutes, remoteTarget, Rpc, type RpcMethod } from './rpc.js'
+
+export type { ClientPublishHook, ClientPublishPolicy, ClientPublishVerdict, PublishTarget } from '../inbound.js'
+export { defineMethods, type RpcMethod } from './rpc.js'
+export type * from '../typed-methods.js'
+export type { RateOptions } from './rate.js'
+export { remoteAuthorize, type AuthorizeGate } from './gates.js'
+export { BackendClient, type BackendClientOptions } from './backend-client.js'
+export * from './backend.js'
+
+export interface NotifyUpstreamOptions {
+  /** Client publishes one connection may make. @default { perSecond: 10, burst: 20 } */
+  publishRate?: RateOptions
+  /** Client publishes one user may make across their connections on this instance. @default { perSecond: 20, burst: 40 } */
+  userPublishRate?: RateOptions
+  /** Largest `publish` frame, in bytes. @default 16384 */
+  maxPublishBytes?: number
+  /** How long a publish hook (a function or a backend) may take, in ms; then `TIMEOUT`. @default 2000 */
+  hookTimeout?: number
+  /** Methods clients may call, by name (SPEC section 13). @default none */
+  methods?: Record<string, RpcMethod>
+  /** How long a call may take, in ms; then `TIMEOUT` (the route is not called again). @default 10000 */
+  rpcTimeout?: number
+  /** Calls one connection may have in flight; more answer `RATE_LIMITED`. @default 8 */
+  maxCallsInFlight?: number
+  /**
+   * Backends a dedicated edge calls (methods and hooks given as URLs): the secret they verify the
+   * caller token with (`notifyBackend`), the token's lifetime in seconds, connections per backend.
+   */
+  backend?: { callerSecret: string, callerTokenTtl?: number, connections?: number }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Client publish and RPC for the streams routes (see `Inbound`). */
+    notifyUpstream: Inbound
+  }
+}
+
+function backendClient (app: FastifyInstance, backend: NotifyUpstreamOptions['backend'], needed: string | null): BackendClient | null {
+  if (backend === undefined) {
+    if (needed !== null) throw new InvalidOptionError(`${needed} is a URL: give backend.callerSecret for the backend to verify callers`)
+    return null
+  }
+  const client = new BackendClient({
+    callerSecret: callerSecretOption(backend?.callerSecret),
+    callerTokenTtl: positiveInteger('backend.callerTokenTtl', backend.callerTokenTtl, 30),
+    connections: positiveInteger('backend.connections', backend.connections, 64),
+    maxAnswerBytes: 1024 * 1024
+  })
+  app.addHook('onClose', () => client.close(1000))
+  return client
+}
+
+async function fastifyNotifyUpstream (app: FastifyInstance, opts: NotifyUpstreamOptions): Promise<void> {
+  const hookTimeout = positiveInteger('hookTimeout', opts.hookTimeout, 2000)
+  const methods = declareMethods(opts.methods)
+  const remoteHook = [...app.notify.streams.values()].find((s) => typeof s.clientPublish === 'string')
+  const remoteMethod = methods.find((m) => m.origin !== null)
+  const client = backendClient(app, opts.backend,
+    remoteHook !== undefined ? `stream ${remoteHook.name}'s clientPublish` : remoteMethod !== undefined ? `rpc method ${remoteMethod.name}` : null)
+  const users = new UserBuckets(rateOption('userPublishRate', opts.userPublishRate, { perSecond: 20, burst: 40 }))
+  app.addHook('onClose', async () => users.close())
+
+  const onHookError = (err: unknown): void => app.log.warn({ err }, 'notify publish hook failed: refusing the publish')
+  const gates = new Map<string, PublishGate>()
+  for (const stream of app.notify.streams.values()) {
+    const policy = stream.clientPublish
+    if (policy === undefined) continue
+    gates.set(stream.name, policy === true
+      ? openGate
+      : typeof policy === 'function' ? inProcessGate(policy, hookTimeout, onHookError) : remoteGate(client!, policy, hookTimeout, onHookError))
+  }
+  const clientPublish = new ClientPublish(app, gates, {
+    rate: rateOption('publishRate', opts.publishRate, { perSecond: 10, burst: 20 }),
+    users,
+    maxBytes: positiveInteger('maxPublishBytes', opts.maxPublishBytes, 16384)
+  })
+
+  const local = new InProcessRoutes(app)
+  if (methods.some((m) => m.origin === null)) {
+    if (!app.hasRequestDecorator('notifyPrincipal')) app.decorateRequest('notifyPrincipal', null)
+    app.addHook('onRequest', async (request: FastifyRequest) => local.identify(request))
+  }
+  const rpc = new Rpc(new Map(methods.map((m) => [m.name, {
+    method: m.method,
+    path: m.path,
+    anonymous: m.anonymous,
+    target: m.origin === null ? local.target : remoteTarget(client!, m.origin)
+  }])), {
+    timeout: positiveInteger('rpcTimeout', opts.rpcTimeout, 10_000),
+    maxInFlight: positiveInteger('maxCallsInFlight', opts.maxCallsInFlight, 8)
+  }, app)
+
+  app.decorate('notifyUpstream', {
+    publish: (caller, frame) => clientPublish.publish(caller, frame),
+    rpc: (caller, frame) => rpc.call(caller, frame)
+  } satisfies Inbound)
+}
+
+export const notifyUpstream = fp(fastifyNotifyUpstream, {
+  fastify: '5.x',
+  name: 'notify-edge-upstream',
+  dependencies: ['notify-edge-notify', 'notify-edge-idempotency']
+})
+export default notifyUpstream
