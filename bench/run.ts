@@ -38,6 +38,8 @@ interface Contender {
 const CONTENDERS: Contender[] = [
   { id: 'edge', label: 'notify-edge', script: 'edge.js', args: [], protocol: 'notify' },
   { id: 'edge-flush0', label: 'notify-edge flushInterval 0', script: 'edge.js', args: ['--flush-interval', '0'], protocol: 'notify', only: ['sustained'] },
+  // What tracing costs: every publish and every topic delivery a span, batched to a discarding exporter.
+  { id: 'edge-traced', label: 'notify-edge tracing on', script: 'edge.js', args: ['--tracing', 'on'], protocol: 'notify', only: ['fanout'] },
   { id: 'edge-lean', label: 'notify-edge lean emitter', script: 'edge.js', args: ['--emitter', 'lean'], protocol: 'notify', only: ['cross-instance'] },
   // The plain servers' checks and no more (a ticket redeemed once, a verified JWT): no ticket rate limit.
   { id: 'edge-nolimit', label: 'notify-edge no ticket rate limit', script: 'edge.js', args: ['--ticket-rate-limit', 'off'], protocol: 'notify', only: ['handshakes'] },

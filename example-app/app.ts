@@ -33,6 +33,8 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     // Set: Redis bus and tickets, so any number of instances share users and tickets.
     redis,
     metrics: {},
+    // Set: spans for publishes and deliveries; example-app/tracing.ts registered the SDK.
+    tracing: config.otlpEndpoint !== undefined,
     // Users with no socket on the stream anywhere when it was published: a real service would
     // queue an e-mail or a push here (docs/presence.md).
     onOffline: (users, message) => {

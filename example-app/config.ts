@@ -44,6 +44,8 @@ export interface AppConfig {
   natsSubjectPrefix: string
   /** Signs SSE event ids and access tokens (SPEC section 14); unset: derived from `jwtSecret`, shared by every instance as it is. */
   sseSecret: string | undefined
+  /** Set: trace with OpenTelemetry, exporting spans over OTLP/HTTP there (docs/observability.md). */
+  otlpEndpoint: string | undefined
 }
 
 /** Reads the config; `warnings` lists development defaults that stood in for missing secrets. */
@@ -78,7 +80,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       natsStream: read.get('NATS_STREAM') ?? 'notify',
       natsConsumer: read.get('NATS_CONSUMER') ?? 'notify-edge',
       natsSubjectPrefix: read.get('NATS_SUBJECT_PREFIX') ?? 'notify',
-      sseSecret: read.get('SSE_SECRET')
+      sseSecret: read.get('SSE_SECRET'),
+      otlpEndpoint: read.get('OTEL_EXPORTER_OTLP_ENDPOINT')
     },
     warnings: read.warnings
   }

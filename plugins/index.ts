@@ -66,6 +66,7 @@ export * from './outbox/index.js'
 export * from './jetstream/index.js'
 export { notifyEdgeLoggerOptions, redactSecrets, redactedReqSerializer } from './logging.js'
 export * from './upstream/index.js'
+export { TRACER_NAME, contextFrom, continueTrace, traceLogFields, traceparentOf } from './tracing.js'
 
 /** Redis for the whole edge: connection options, or an existing ioredis client to reuse. */
 export type NotifyEdgeRedisOptions = RedisConnectionOptions | RedisClusterOptions | { client: RedisClientLike & RedisTicketClient & RedisHistoryClient & ManifestClient & RedisIdempotencyClient }

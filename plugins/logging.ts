@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import { traceLogFields } from './tracing.js'
 
 // Credentials travel in query strings (browsers cannot set headers on a WebSocket), so any log
 // line that holds a URL can hold a ticket or a JWT.
@@ -144,6 +145,7 @@ interface LoggerOptionsSubset {
   redact: { paths: string[], censor: string }
   hooks: { logMethod (this: unknown, args: unknown[], method: (...args: unknown[]) => void, level: number): void }
   formatters: { log (object: Record<string, unknown>): Record<string, unknown> }
+  mixin (): Record<string, string>
 }
 
 /**
@@ -151,10 +153,13 @@ interface LoggerOptionsSubset {
  * of every log line: the request serializer, redact paths for headers, and a pass over log
  * messages, top-level string fields and errors (Fastify's 404 line, a bad URL's error and
  * @fastify/websocket's log carry the raw URL). Spread them into `Fastify({ logger: { level, ...notifyEdgeLoggerOptions() } })`.
+ * Lines written inside an OpenTelemetry span (a traced publish or delivery) carry its
+ * `trace_id`, `span_id` and `trace_flags`.
  */
 export function notifyEdgeLoggerOptions (): LoggerOptionsSubset {
   return {
     serializers: { req: redactedReqSerializer },
+    mixin: traceLogFields,
     redact: { paths: REDACT_PATHS, censor: REDACTED },
     hooks: {
       logMethod (args, method, level) {

@@ -99,6 +99,17 @@ async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOp
       if (app.hasDecorator('notifyBus')) this.set(app.notifyBus.topicCount())
     }
   })
+  new Gauge({
+    name: `${prefix}bus_healthy`,
+    help: '1 while the bus can publish and receive (on Redis: both connections ready), else 0',
+    labelNames: ['backend'],
+    registers,
+    collect () {
+      if (!app.hasDecorator('notifyBus')) return
+      const { healthy, backend } = app.notifyBus.health()
+      this.set({ backend }, healthy ? 1 : 0)
+    }
+  })
   for (const [field, name, help] of ROUTE_COUNTERS) {
     new Counter({
       name: `${prefix}${name}`,
@@ -123,12 +134,35 @@ async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOp
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers
   })
+  const lagBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
   const lag = new Histogram({
     name: `${prefix}delivery_lag_seconds`,
     help: 'From publish (message id timestamp) to the socket write, sampled; across instances it includes clock skew',
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    labelNames: ['kind'],
+    buckets: lagBuckets,
     registers
   })
+  const busLag = new Histogram({
+    name: `${prefix}bus_lag_seconds`,
+    help: 'From publish (message id timestamp) to this instance receiving it from the bus, sampled; across instances it includes clock skew',
+    labelNames: ['kind'],
+    buckets: lagBuckets,
+    registers
+  })
+  const negativeLag = new Counter({
+    name: `${prefix}negative_lag_total`,
+    help: 'Lag samples below zero (the publisher\'s clock ahead of this one), observed as 0',
+    labelNames: ['metric', 'kind'],
+    registers
+  })
+  // Message ids carry the publisher's clock: a sample from an instance whose clock runs ahead is
+  // negative; it is clamped to 0 and counted, so skew shows instead of vanishing.
+  const observeLag = (histogram: Histogram<'kind'>, metric: string, messageId: string, kind: string): void => {
+    const ms = Date.now() - Number.parseInt(messageId, 10)
+    if (Number.isNaN(ms)) return
+    if (ms < 0) negativeLag.inc({ metric, kind })
+    histogram.observe({ kind }, Math.max(ms, 0) / 1000)
+  }
 
   const metrics: NotifyMetrics = {
     registry,
@@ -137,10 +171,8 @@ async function fastifyNotifyMetrics (app: FastifyInstance, opts: NotifyMetricsOp
     publishFailed: (stream) => publishFailures.inc({ stream }),
     authFailure: (stage, err) => authFailures.inc({ stage, reason: authFailureReason(err) }),
     handshake: (route, seconds) => handshakes.observe({ route }, seconds),
-    lag (messageId) {
-      const ms = Date.now() - Number.parseInt(messageId, 10)
-      if (ms >= 0) lag.observe(ms / 1000)
-    },
+    lag: (messageId, kind = 'unknown') => observeLag(lag, 'delivery', messageId, kind),
+    busLag: (messageId, kind) => observeLag(busLag, 'bus', messageId, kind),
     route: (path, gauges) => { routes.set(path, gauges) }
   }
   app.decorate('notifyMetrics', metrics)

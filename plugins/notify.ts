@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import type { BusMessage } from './bus/index.js'
 import { InvalidOptionError } from './errors.js'
 import { noControl } from './control-commands.js'
 import { declareStreams, type DeclaredStream, type StreamDefinition } from './declarations.js'
@@ -8,9 +9,11 @@ import { MessageIdGenerator } from './message-id.js'
 import { metricsOf } from './recorder.js'
 import { messageFrame, type MessageTemplate } from './message.js'
 import { mapLate } from './outcome.js'
-import { noPresence, offlineHook, perTopic, presenceOf, publisherOf, type Notify, type OfflineHandoff, type OfflineMessage, type OnOffline, type Sent } from './publishing.js'
+import { noPresence, offlineHook, perTopic, presenceOf, publisherOf, type Notify, type OfflineHandoff, type OfflineMessage, type OnOffline, type PublishInput, type Sent } from './publishing.js'
 import { topicPrefixOption } from './topics.js'
 import { positiveInteger } from './util.js'
+import { SpanKind, inSpan, notifyTracer, traceparentOf } from './tracing.js'
+import { context, trace, type Tracer } from '@opentelemetry/api'
 
 export type {
   Notify, OfflineFallback, OfflineHandoff, OfflineMessage, OnOffline, PresenceQuery, PresenceSource, PublicStreamPresence, PublishInput, PublishResult, UsersPresence
@@ -37,6 +40,19 @@ export interface NotifyOptions {
    * Not called when the bus cannot tell (a given emitter other than mqemitter-redis).
    */
   onOffline?: OnOffline
+  /**
+   * Trace publishes and deliveries with OpenTelemetry (the API: the app registers an SDK and an
+   * exporter). The publish span's `traceparent` rides on the bus message (docs/observability.md).
+   * @default false
+   */
+  tracing?: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The edge's OpenTelemetry tracer, null when the notify plugin was registered without `tracing`. */
+    notifyTracer: Tracer | null
+  }
 }
 
 async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promise<void> {
@@ -45,6 +61,8 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
   const offline = offlineHook(opts.onOffline, app.log)
   const streams = declareStreams(opts.streams, prefix)
   const ids = new MessageIdGenerator()
+  if (opts.tracing !== undefined && typeof opts.tracing !== 'boolean') throw new InvalidOptionError('tracing must be a boolean')
+  const tracer = notifyTracer(opts.tracing)
   const bus = app.notifyBus
   const withHistory = [...streams.values()].filter((stream) => stream.history !== undefined)
   if (withHistory.length > 0 && !app.hasDecorator('notifyHistory')) {
@@ -55,21 +73,25 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
   function send (stream: DeclaredStream, topic: string, template: MessageTemplate, once?: OnceKey): Promise<Sent> {
     if (stream.history !== undefined) return sendDurable(topic, template, stream.history, once)
     const { id, ts } = ids.next()
-    return bus.publish({ topic, id, frame: messageFrame(template, id, ts) })
+    const message: BusMessage = { topic, id, frame: messageFrame(template, id, ts) }
+    if (tracer !== null) message.trace = activeTraceparent()
+    return bus.publish(message)
       .then((receivers) => ({ id, receivers }), (err) => mapLate(err, (receivers: number | null) => ({ id, receivers })))
   }
 
   async function sendDurable (topic: string, template: MessageTemplate, bounds: HistoryBounds, once?: OnceKey): Promise<Sent> {
     // Durable first: a message is on the bus only once history holds it, under the same id.
     const { store } = app.notifyHistory
+    const traceparent = tracer === null ? undefined : activeTraceparent()
     let appended: AppendedMessage
     try {
-      appended = await store.append(topic, template, bounds, once)
+      appended = await store.append(topic, template, bounds, once, traceparent)
     } catch (err) {
       return mapLate(err, sentOf)
     }
     if (store.appendPublishes || appended.replayed === true) return sentOf(appended)
     const { receivers, replayed, ...message } = appended
+    if (traceparent !== undefined) message.trace = traceparent
     try {
       return { id: message.id, receivers: await bus.publish(message) }
     } catch (err) {
@@ -86,9 +108,19 @@ async function fastifyNotify (app: FastifyInstance, opts: NotifyOptions): Promis
     if (handoff === null) offline(users, message)
     else handoff(users, message, offline)
   }
-  const publish = publisherOf(streams, maxUsers, perTopic(send, metricsOf(app)), handOff)
+  const untraced = publisherOf(streams, maxUsers, perTopic(send, metricsOf(app)), handOff)
+  const publish = tracer === null
+    ? untraced
+    : (input: PublishInput) => inSpan(tracer, 'notify publish', SpanKind.PRODUCER, { 'notify.stream': String(input?.stream) }, () => untraced(input))
   // The control plugin, registered after this one, puts its own methods in place of these.
   app.decorate('notify', { streams, publish, presence, ...noControl('register the control plugin') } as Notify)
+  app.decorate('notifyTracer', tracer)
+}
+
+/** The active span's `traceparent` (the publish span, in a traced publish). */
+function activeTraceparent (): string | undefined {
+  const span = trace.getSpan(context.active())
+  return span === undefined ? undefined : traceparentOf(span)
 }
 
 function sentOf ({ id, receivers, replayed }: AppendedMessage): Sent {

@@ -7,6 +7,7 @@ import { JSON_MAX_DEPTH, parseJsonPayload } from './json-payload.js'
 import type { PresenceQuery, PublishInput } from './publishing.js'
 import { errorSchema, presenceSchema, publishBodySchema, publishResultSchema } from './schemas.js'
 import { positiveInteger } from './util.js'
+import { ingressTrace } from './tracing.js'
 
 export interface NotifyPublishApiOptions {
   /** Key (or keys, while rotating) that callers send in `x-api-key`. Required. */
@@ -88,7 +89,9 @@ async function fastifyNotifyPublishApi (app: FastifyInstance, opts: NotifyPublis
     }, async (request, reply) => {
       // Node types every header loosely; the key check refuses anything but 1 to 128 printable characters.
       const key = request.headers['idempotency-key'] as string | undefined
-      const { result, replayed } = await app.notifyIdempotency.publish(key, request.body as PublishInput)
+      // A producer's W3C traceparent header continues its trace (docs/observability.md).
+      const { result, replayed } = await ingressTrace(app.notifyTracer, request.headers.traceparent, () =>
+        app.notifyIdempotency.publish(key, request.body as PublishInput))
       if (replayed) reply.header('idempotent-replayed', 'true')
       return reply.code(202).send(result)
     })

@@ -49,8 +49,10 @@ export interface NotifyMetricsRecorder {
   publishFailed (stream: string): void
   authFailure (stage: AuthStage, err: unknown): void
   handshake (route: string, seconds: number): void
-  /** Publish-to-write lag of one sampled delivery, from the message id's timestamp. */
-  lag (messageId: string): void
+  /** Publish-to-write lag of one sampled delivery, from the message id's timestamp; `kind`: the stream's. */
+  lag (messageId: string, kind?: string): void
+  /** Publish-to-bus-receipt lag of one sampled message on this instance, from the message id's timestamp. */
+  busLag (messageId: string, kind: string): void
   /** A streams route registers its gauges once, at registration. */
   route (path: string, gauges: RouteGauges): void
 }
@@ -61,6 +63,7 @@ const NO_METRICS: NotifyMetricsRecorder = {
   authFailure () {},
   handshake () {},
   lag () {},
+  busLag () {},
   route () {}
 }
 

@@ -6,6 +6,8 @@ import { metricsOf } from './recorder.js'
 import { refuseRevoked } from './control-hooks.js'
 import { ANONYMOUS, NO_CLAIMS, bearerToken, principalFromJwt, type Principal } from './principal.js'
 import type { TicketRecord } from './tickets/store.js'
+import { SpanKind, inSpan } from './tracing.js'
+import type { Tracer } from '@opentelemetry/api'
 
 export type { Principal } from './principal.js'
 
@@ -73,13 +75,18 @@ async function fastifyNotifySocketAuth (app: FastifyInstance, opts: NotifySocket
   app.decorateRequest('notifyPrincipal', null)
   app.decorate('notifySocketAuth', (handshake: HandshakeAuthOptions = {}) => {
     const anonymous = handshake.anonymous === true
+    // Read here, not at registration: the notify plugin (which holds the tracer) comes later.
+    const tracer = app.hasDecorator('notifyTracer') ? (app as unknown as { notifyTracer: Tracer | null }).notifyTracer : null
+    const traced = tracer === null
+      ? authenticate
+      : (request: FastifyRequest) => inSpan(tracer, (request.query as CredentialQuery).ticket === undefined ? 'notify handshake' : 'notify handshake ticket redeem', SpanKind.SERVER, {}, () => authenticate(request))
     return async function authenticateHandshake (request) {
       try {
         const origin = request.headers.origin
         if (allowed !== null && origin !== undefined && !allowed(origin)) {
           throw new ForbiddenOriginError(origin.slice(0, 256))
         }
-        request.notifyPrincipal = anonymous ? ANONYMOUS : refuseRevoked(app, await authenticate(request))
+        request.notifyPrincipal = anonymous ? ANONYMOUS : refuseRevoked(app, await traced(request))
       } catch (err) {
         metrics.authFailure('handshake', err)
         throw err

@@ -7,12 +7,14 @@ import { runBench } from './bench-run.js'
 const CONTENDERS = ['edge', 'ws-send', 'ws-frame', 'socketio']
 // The edge with flushInterval 0 runs in the sustained scenario only: the latency it is judged against.
 const SUSTAINED_CONTENDERS = ['edge', 'edge-flush0', 'ws-send', 'ws-frame', 'socketio']
+// The edge with tracing on runs in the fan-out scenario only: what tracing costs.
+const FANOUT_CONTENDERS = ['edge', 'edge-traced', 'ws-send', 'ws-frame', 'socketio']
 // The edge on the lean Redis emitter runs in the cross-instance scenario only.
 const CROSS_CONTENDERS = ['edge', 'edge-lean', 'ws-send', 'ws-frame', 'socketio']
 // The edge without the ticket route's rate limit, and the plain server on Fastify, run in the
 // handshakes scenario only.
 const HANDSHAKE_CONTENDERS = ['edge', 'edge-nolimit', 'ws-send', 'fastify-floor', 'ws-frame', 'socketio']
-const ALL_CONTENDERS = ['edge', 'edge-flush0', 'edge-lean', 'edge-nolimit', 'ws-send', 'fastify-floor', 'ws-frame', 'socketio']
+const ALL_CONTENDERS = ['edge', 'edge-flush0', 'edge-traced', 'edge-lean', 'edge-nolimit', 'ws-send', 'fastify-floor', 'ws-frame', 'socketio']
 const METRICS: Record<string, string[]> = {
   fanout: ['cpuPerDeliveryUs', 'deliveriesPerSecond', 'p50Ms', 'p99Ms', 'delivered'],
   sustained: ['cpuPerDeliveryUs', 'deliveriesPerSecond', 'publishesPerSecond', 'p50Ms', 'p99Ms', 'p999Ms', 'delivered'],
@@ -29,7 +31,7 @@ t.setTimeout(300_000)
 t.test('npm run bench -- --quick completes and writes every scenario for every contender', { timeout: 300_000 }, async (t) => {
   const { code, output, results } = await runBench(t, ['--quick'])
   t.equal(code, 0, 'exits with 0')
-  t.match(output, /\| scenario \| metric \| notify-edge \| notify-edge flushInterval 0 \| notify-edge lean emitter \| notify-edge no ticket rate limit \| ws send \| ws send on Fastify \| ws frame-once \| Socket\.IO \|/)
+  t.match(output, /\| scenario \| metric \| notify-edge \| notify-edge flushInterval 0 \| notify-edge tracing on \| notify-edge lean emitter \| notify-edge no ticket rate limit \| ws send \| ws send on Fastify \| ws frame-once \| Socket\.IO \|/)
 
   t.match(results, {
     version: 1,
@@ -40,7 +42,7 @@ t.test('npm run bench -- --quick completes and writes every scenario for every c
   t.same(results.scenarios.map((s: { kind: string }) => s.kind), ['fanout', 'sustained', 'sustained', 'memory', 'cross-instance', 'handshakes', 'presence', 'presence'])
   t.same(results.scenarios.filter((s: { kind: string }) => s.kind === 'presence').map((s: { params: { on: number } }) => s.params.on), [0, 1])
   for (const scenario of results.scenarios) {
-    const contenders = { presence: PRESENCE_RUNS, sustained: SUSTAINED_CONTENDERS, 'cross-instance': CROSS_CONTENDERS, handshakes: HANDSHAKE_CONTENDERS }[scenario.kind as string] ?? CONTENDERS
+    const contenders = { presence: PRESENCE_RUNS, fanout: FANOUT_CONTENDERS, sustained: SUSTAINED_CONTENDERS, 'cross-instance': CROSS_CONTENDERS, handshakes: HANDSHAKE_CONTENDERS }[scenario.kind as string] ?? CONTENDERS
     t.same(Object.keys(scenario.results).sort(), [...contenders].sort(), `${scenario.id}: every contender`)
     for (const id of contenders) {
       const figures = scenario.results[id]

@@ -27,6 +27,14 @@ const tickets = argument('ticket-rate-limit') === 'off' ? { rateLimit: false as 
 const redisEmitter = argument('emitter') as 'lean' | undefined
 // --bus-flush-interval sets the bus's write coalescing on Redis.
 const busFlushInterval = argument('bus-flush-interval')
+// --tracing on: OpenTelemetry tracing with a real SDK whose exporter drops every batch, so the
+// figures are what spans cost the edge (creating, ending, batching), not a collector's network.
+const tracing = argument('tracing') === 'on'
+if (tracing) {
+  const { BatchSpanProcessor, NodeTracerProvider } = await import('@opentelemetry/sdk-trace-node')
+  const discard = { export: (_spans: unknown[], done: (result: { code: 0 }) => void) => done({ code: 0 }), shutdown: async () => {} }
+  new NodeTracerProvider({ spanProcessors: [new BatchSpanProcessor(discard)] }).register()
+}
 // --nats <url> --nats-stream --nats-consumer --nats-prefix consumes JetStream; --outbox <postgres url>
 // --outbox-table relays that outbox table (the pipelines scenario).
 const nats = argument('nats')
@@ -43,6 +51,7 @@ await app.register(notifyEdge, {
   tickets,
   ...(flushInterval === undefined ? {} : { routes: [{ path: '/ws', flushInterval: Number(flushInterval) }, { path: '/public', anonymous: true }] }),
   presence,
+  tracing,
   ...(amqp === undefined
     ? {}
     : {

@@ -6,6 +6,7 @@ import { InvalidOptionError } from '../errors.js'
 import { ensureIdempotency } from '../idempotency/index.js'
 import { positiveInteger, within } from '../util.js'
 import { delivery, rejectReason, Rejection, type RejectReason } from './message.js'
+import { ingressTrace } from '../tracing.js'
 
 export * from './routing-key.js'
 export type { RejectReason } from './message.js'
@@ -142,7 +143,8 @@ async function fastifyNotifyAmqp (app: FastifyInstance, opts: NotifyAmqpOptions)
       throw err
     }
     try {
-      const { replayed } = await app.notifyIdempotency.publish(idempotencyKey, input)
+      const { replayed } = await ingressTrace(app.notifyTracer, msg.headers?.traceparent, () =>
+        app.notifyIdempotency.publish(idempotencyKey, input))
       failing = false
       stats[replayed ? 'replayed' : 'acked']++
       counters?.outcomes.inc({ outcome: replayed ? 'replayed' : 'acked' })

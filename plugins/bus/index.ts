@@ -24,6 +24,8 @@ export interface BusMessage {
    * when unknown (a stream without history). A receiver that delivered another id last has a hole.
    */
   prev?: string
+  /** The W3C `traceparent` of the publish span, when the publishing edge traces (docs/observability.md). */
+  trace?: string
 }
 
 export type BusListener = (message: BusMessage) => void

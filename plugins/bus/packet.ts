@@ -90,12 +90,12 @@ export function encodePacket (value: { [key: string]: Value }): Buffer {
 }
 
 /** What the bus carries (BusMessage's fields), for `encodeBusPacket`. */
-export interface BusPacketMessage { topic: string, id: string, frame: string, prev?: string }
+export interface BusPacketMessage { topic: string, id: string, frame: string, prev?: string, trace?: string }
 
 function fixstr (key: string): Buffer {
   return Buffer.concat([Buffer.of(0xa0 | key.length), Buffer.from(key)])
 }
-const KEYS = { id: fixstr('id'), msg: fixstr('msg'), topic: fixstr('topic'), frame: fixstr('frame'), prev: fixstr('prev') }
+const KEYS = { id: fixstr('id'), msg: fixstr('msg'), topic: fixstr('topic'), frame: fixstr('frame'), prev: fixstr('prev'), trace: fixstr('trace') }
 
 function writeKey (out: Buffer, at: number, key: Buffer): number {
   return at + key.copy(out, at)
@@ -106,25 +106,28 @@ function writeKey (out: Buffer, at: number, key: Buffer): number {
  * object's keys: the same bytes, in a fraction of the time (it runs once per publish).
  */
 export function encodeBusPacket (id: string, message: BusPacketMessage): Buffer {
-  const { topic, frame, prev } = message
+  const { topic, frame, prev, trace } = message
   const idBytes = Buffer.byteLength(id)
   const topicBytes = Buffer.byteLength(topic)
   const messageIdBytes = Buffer.byteLength(message.id)
   const frameBytes = Buffer.byteLength(frame)
   const prevBytes = prev === undefined ? -1 : Buffer.byteLength(prev)
+  const traceBytes = trace === undefined ? -1 : Buffer.byteLength(trace)
   const out = Buffer.allocUnsafe(
     2 + KEYS.id.length * 2 + KEYS.msg.length + KEYS.topic.length + KEYS.frame.length +
     stringSize(idBytes) + stringSize(topicBytes) + stringSize(messageIdBytes) + stringSize(frameBytes) +
-    (prevBytes < 0 ? 0 : KEYS.prev.length + stringSize(prevBytes))
+    (prevBytes < 0 ? 0 : KEYS.prev.length + stringSize(prevBytes)) +
+    (traceBytes < 0 ? 0 : KEYS.trace.length + stringSize(traceBytes))
   )
   out[0] = 0x82
   let at = writeString(out, writeKey(out, 1, KEYS.id), id, idBytes)
   at = writeKey(out, at, KEYS.msg)
-  out[at++] = 0x80 | (prevBytes < 0 ? 3 : 4)
+  out[at++] = 0x80 | (3 + (prevBytes < 0 ? 0 : 1) + (traceBytes < 0 ? 0 : 1))
   at = writeString(out, writeKey(out, at, KEYS.topic), topic, topicBytes)
   at = writeString(out, writeKey(out, at, KEYS.id), message.id, messageIdBytes)
   at = writeString(out, writeKey(out, at, KEYS.frame), frame, frameBytes)
-  if (prevBytes >= 0) writeString(out, writeKey(out, at, KEYS.prev), prev!, prevBytes)
+  if (prevBytes >= 0) at = writeString(out, writeKey(out, at, KEYS.prev), prev!, prevBytes)
+  if (traceBytes >= 0) writeString(out, writeKey(out, at, KEYS.trace), trace!, traceBytes)
   return out
 }
 
@@ -274,12 +277,25 @@ export function readBusPacket (bytes: Buffer): BusPacketMessage | null {
   cursor = idEnd
   if (!keyNext(bytes, KEYS.msg)) return null
   const fields = bytes[cursor++]
-  if (fields !== 0x83 && fields !== 0x84) return null
+  if (fields < 0x83 || fields > 0x85) return null
   const topic = keyNext(bytes, KEYS.topic) ? stringAt(bytes) : null
   const id = topic !== null && keyNext(bytes, KEYS.id) ? stringAt(bytes) : null
   const frame = id !== null && keyNext(bytes, KEYS.frame) ? stringAt(bytes) : null
   if (frame === null) return null
-  if (fields === 0x83) return cursor === bytes.length ? { topic: topic!, id: id!, frame } : null
-  const prev = keyNext(bytes, KEYS.prev) ? stringAt(bytes) : null
-  return prev !== null && cursor === bytes.length ? { topic: topic!, id: id!, frame, prev } : null
+  const message: BusPacketMessage = { topic: topic!, id: id!, frame }
+  for (let extra = fields - 0x83; extra > 0; extra--) {
+    // Optional fields in the encoder's order: prev, then trace.
+    if (message.prev === undefined && message.trace === undefined && keyNext(bytes, KEYS.prev)) {
+      const prev = stringAt(bytes)
+      if (prev === null) return null
+      message.prev = prev
+    } else if (message.trace === undefined && keyNext(bytes, KEYS.trace)) {
+      const trace = stringAt(bytes)
+      if (trace === null) return null
+      message.trace = trace
+    } else {
+      return null
+    }
+  }
+  return cursor === bytes.length ? message : null
 }

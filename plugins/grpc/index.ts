@@ -8,6 +8,7 @@ import { parseJsonPayload } from '../json-payload.js'
 import type { PublishInput, PublishResult } from '../notify.js'
 import { positiveInteger, within } from '../util.js'
 import { grpcCodes, notificationsService, type GrpcPublishReply, type GrpcPublishRequest } from './proto.js'
+import { ingressTrace } from '../tracing.js'
 
 export * from './proto.js'
 
@@ -87,7 +88,8 @@ async function fastifyNotifyGrpc (app: FastifyInstance, opts: NotifyGrpcOptions)
     try {
       if (!keyMatches(call.metadata.get('x-api-key')[0])) throw new BadApiKeyError()
       const key = call.request.idempotencyKey === '' ? undefined : call.request.idempotencyKey
-      const { result } = await app.notifyIdempotency.publish(key, input(call.request, maxMessageBytes))
+      const { result } = await ingressTrace(app.notifyTracer, call.metadata.get('traceparent')[0], () =>
+        app.notifyIdempotency.publish(key, input(call.request, maxMessageBytes)))
       callback(null, reply(result))
     } catch (err) {
       fail(callback, err)

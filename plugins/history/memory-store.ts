@@ -86,7 +86,8 @@ export class MemoryHistoryStore implements HistoryStore {
   }
 
   // No `recordsOnce`: a memory store serves one process, whose idempotency store is the record.
-  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds, _once?: OnceKey): Promise<BusMessage> {
+  // `_trace` is not kept: the caller puts it on the message it publishes.
+  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds, _once?: OnceKey, _trace?: string): Promise<BusMessage> {
     let ring = this.#topics.get(topic)
     if (ring === undefined) {
       ring = new Ring(topic, bounds)

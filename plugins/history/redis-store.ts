@@ -55,10 +55,11 @@ export interface RedisHistoryStoreOptions {
 
 // Puts a message on the bus the way the store was told to (ARGV[8]: 0 no, 1 PUBLISH in
 // mqemitter-redis's wire format, msgpack `{ id, msg }` with a unique `id` for its de-duplication,
-// 2 SPUBLISH for the cluster bus) on the channel ARGV[9]; the message's topic is ARGV[1].
+// 2 SPUBLISH for the cluster bus) on the channel ARGV[9]; the message's topic is ARGV[1], its
+// `trace` (a traceparent) ARGV[11] when given (the append script's ARGV[10] is taken).
 // `receivers`: how many subscribers got it (-1 when not published here).
 const PUT_ON_BUS = `
-local message = { topic = ARGV[1], id = id, frame = frame, prev = prev }
+local message = { topic = ARGV[1], id = id, frame = frame, prev = prev, trace = ARGV[11] }
 local receivers = -1
 if ARGV[8] == '1' then
   receivers = redis.call('PUBLISH', ARGV[9], cmsgpack.pack({ id = ARGV[9] .. ' ' .. id, msg = message }))
@@ -221,11 +222,12 @@ export class RedisHistoryStore implements HistoryStore {
     this.#now = opts.now ?? Date.now
   }
 
-  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds, once?: OnceKey): Promise<AppendedMessage> {
+  async append (topic: string, template: MessageTemplate, bounds: HistoryBounds, once?: OnceKey, trace?: string): Promise<AppendedMessage> {
     const args = [
       topic, template.head, template.tail, bounds.size, bounds.ttl * 1000, this.#now(),
       Math.max(this.#metaTtl, bounds.ttl), this.#publish, this.#channel(topic), once?.ttl ?? 0
     ]
+    if (trace !== undefined) args.push(trace)
     const appended = (reply: unknown): AppendedMessage => {
       const [id, prev, receivers, replayed] = reply as [string, string, number, number]
       const message: AppendedMessage = { topic, id, frame: messageFrame(template, id, Number(id.slice(0, id.indexOf('-')))), prev }

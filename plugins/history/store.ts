@@ -56,9 +56,10 @@ export interface HistoryStore {
   /**
    * Records a message on `topic`, completing `template` with the id it assigns; the message
    * carries the id before it in the topic as `prev` (`''` for the topic's first). A store that
-   * `recordsOnce` honours `once` (others ignore it).
+   * `recordsOnce` honours `once` (others ignore it). `trace`, the publish span's `traceparent`,
+   * goes on the bus message when the store publishes it.
    */
-  append (topic: string, template: MessageTemplate, bounds: HistoryBounds, once?: OnceKey): Promise<AppendedMessage>
+  append (topic: string, template: MessageTemplate, bounds: HistoryBounds, once?: OnceKey, trace?: string): Promise<AppendedMessage>
   /**
    * The messages after `since`, oldest first, or null for a gap. `since` may be `''`: the
    * topic's start, complete only while nothing was trimmed from it.

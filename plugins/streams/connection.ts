@@ -20,6 +20,7 @@ import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type
 import { FrameWriter, OutboundFrame, type FlushScheduler } from './wire.js'
 import { sharedArray } from '../util.js'
 import type { Watched } from './heartbeat.js'
+import { SpanKind, inSpan } from '../tracing.js'
 
 /** What every connection of one streams route shares. */
 export interface RouteContext {
@@ -528,8 +529,10 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
     const history = this.ctx.history!
     // The empty position resumes from the topic's start, complete while nothing was trimmed.
     const since = resume.since === EMPTY_POSITION ? '' : resume.since
+    const read = (): Promise<BusMessage[] | null> => history.store.read(resume.topic, since, stream.history!, history.maxReplay)
+    const tracer = this.ctx.fanout.tracer
     try {
-      resume.replay = await history.store.read(resume.topic, since, stream.history!, history.maxReplay)
+      resume.replay = await (tracer === null ? read() : inSpan(tracer, 'notify resume replay', SpanKind.INTERNAL, { 'notify.stream': stream.name }, read))
     } catch (err) {
       this.ctx.log.warn({ err, connection: this.id, stream: stream.name }, 'notify history read failed: reporting a gap')
     }

@@ -2,13 +2,17 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { BusMessage, NotifyBus } from '../bus/index.js'
 import type { DeclaredStream } from '../declarations.js'
 import type { NotifyHistory } from '../history/index.js'
-import type { RouteStats } from '../recorder.js'
+import type { NotifyMetricsRecorder, RouteStats } from '../recorder.js'
+import { inRemoteChild } from '../tracing.js'
+import type { Tracer } from '@opentelemetry/api'
 import { frame } from './protocol.js'
 import { Repairs } from './repairs.js'
 import { TopicLine } from './topic-line.js'
 import { OutboundFrame } from './wire.js'
 
 const INTERNAL_ERROR = 1011
+/** One message received from the bus in this many is sampled for bus lag (a power of two: a mask). */
+export const BUS_LAG_SAMPLE_EVERY = 16
 
 /** A local receiver of a topic's messages: one per socket subscription. */
 export interface Subscriber {
@@ -36,6 +40,10 @@ export interface FanoutContext {
   history: NotifyHistory | null
   log: FastifyBaseLogger
   stats: RouteStats
+  /** Where sampled bus lag goes. @default no metrics */
+  metrics?: Pick<NotifyMetricsRecorder, 'busLag'>
+  /** Traces deliveries of traced messages when set. @default null */
+  tracer?: Tracer | null
 }
 
 /**
@@ -50,10 +58,17 @@ export class Fanout {
   readonly #topics = new Map<string, TopicSubscribers>()
   readonly #repairs: Repairs
   readonly #offResubscribe: () => void
+  #received = 0
 
   constructor (private readonly bus: NotifyBus, private readonly ctx: FanoutContext) {
     this.#repairs = new Repairs(ctx.history, ctx.log, ctx.stats)
+    this.#repairs.tracer = ctx.tracer ?? null
     this.#offResubscribe = bus.onResubscribe(() => this.#resubscribed())
+  }
+
+  /** The tracer of traced deliveries, null when tracing is off. */
+  get tracer (): Tracer | null {
+    return this.ctx.tracer ?? null
   }
 
   /** Topics with at least one local subscriber. */
@@ -79,6 +94,11 @@ export class Fanout {
     return this.bus.unsubscribe(topic, entry.listener)
   }
 
+  /** The kind of the stream a topic with local subscribers belongs to, for metrics labels. */
+  kindOf (topic: string): string {
+    return this.#topics.get(topic)?.stream.kind ?? 'unknown'
+  }
+
   /** Writes `frame` to every local subscriber of `topic`, if any. */
   notice (topic: string, frame: OutboundFrame): void {
     const entry = this.#topics.get(topic)
@@ -94,28 +114,37 @@ export class Fanout {
 
   #open (topic: string, stream: DeclaredStream, name: string): TopicSubscribers {
     const subscribers = new Set<Subscriber>()
-    const { stats, log } = this.ctx
+    const { stats, log, metrics } = this.ctx
+    const tracer = this.ctx.tracer ?? null
     const gapFrame = new OutboundFrame(frame('gap', { streams: [name] }))
+    const writeAll = (message: BusMessage): void => {
+      const outbound = new OutboundFrame(message.frame)
+      for (const subscriber of subscribers) {
+        // One socket's failure must not cost the others this message, nor pass unnoticed by its client.
+        try {
+          subscriber.deliver(outbound, message)
+        } catch (err) {
+          log.error({ err, topic }, 'notify delivery to a socket failed: closing it')
+          subscriber.close(INTERNAL_ERROR, 'internal error')
+        }
+      }
+    }
     const line: TopicLine = new TopicLine(topic, stream.history, {
       deliver (message) {
-        const outbound = new OutboundFrame(message.frame)
-        for (const subscriber of subscribers) {
-          // One socket's failure must not cost the others this message, nor pass unnoticed by its client.
-          try {
-            subscriber.deliver(outbound, message)
-          } catch (err) {
-            log.error({ err, topic }, 'notify delivery to a socket failed: closing it')
-            subscriber.close(INTERNAL_ERROR, 'internal error')
-          }
-        }
+        // One span per topic delivery (not per socket), in the publisher's trace.
+        if (tracer === null || message.trace === undefined) return writeAll(message)
+        inRemoteChild(tracer, 'notify deliver', message.trace, { 'notify.stream': stream.name, 'notify.sockets': subscribers.size }, () => writeAll(message))
       },
       gap () {
         stats.gaps++
         for (const subscriber of subscribers) subscriber.gap(gapFrame, name)
       },
-      repair: (since) => this.#repairs.run(line, since)
+      repair: (since) => this.#repairs.run(line, since, stream.name)
     })
-    const listener = (message: BusMessage): void => line.receive(message)
+    const listener = (message: BusMessage): void => {
+      if (metrics !== undefined && (++this.#received & (BUS_LAG_SAMPLE_EVERY - 1)) === 0) metrics.busLag(message.id, stream.kind)
+      line.receive(message)
+    }
     const ready = this.bus.subscribe(topic, listener)
     const entry = { subscribers, listener, ready, line, stream }
     this.#topics.set(topic, entry)

@@ -128,9 +128,10 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const connections = new Set<Connection>()
   const history = app.hasDecorator('notifyHistory') ? app.notifyHistory : null
   const stats = routeStats()
-  const fanout = new Fanout(app.notifyBus, { history, log: app.log, stats })
-  app.addHook('onClose', async () => fanout.close())
   const metrics = metricsOf(app)
+  const tracer = app.hasDecorator('notifyTracer') ? app.notifyTracer : null
+  const fanout = new Fanout(app.notifyBus, { history, log: app.log, stats, metrics, tracer })
+  app.addHook('onClose', async () => fanout.close())
   const members = memberWatch(app, fanout, positiveInteger('membersSweepInterval', opts.membersSweepInterval, 5000))
   const ctx: RouteContext = {
     app,
@@ -142,7 +143,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     limits,
     stats,
     onSlowConsumer: slowConsumerPolicy(limits.slowConsumer, stats),
-    sampleLag: (message) => metrics.lag(message.id),
+    sampleLag: (message) => metrics.lag(message.id, fanout.kindOf(message.topic)),
     // Held bytes count toward the slow-consumer limit: hold a fraction of it, so that a socket that
     // reads is never taken for a slow one because of what coalescing held back.
     flushes: new FlushScheduler(flushInterval, Math.min(MAX_HOLD_BYTES, Math.floor(limits.maxBufferedBytes / 4))),

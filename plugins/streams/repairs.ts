@@ -4,6 +4,8 @@ import type { BusMessage } from '../bus/index.js'
 import type { NotifyHistory } from '../history/index.js'
 import type { RouteStats } from '../recorder.js'
 import type { TopicLine } from './topic-line.js'
+import { SpanKind, inSpan } from '../tracing.js'
+import type { Tracer } from '@opentelemetry/api'
 
 /** History reads in flight at once, across all topics of a route, after a blip. */
 export const REPAIR_CONCURRENCY = 16
@@ -22,6 +24,8 @@ export class Repairs {
   #active = 0
   readonly #waiting: Array<() => Promise<void>> = []
   readonly #closing = new AbortController()
+  /** Set: each repair is a span (`notify repair`). */
+  tracer: Tracer | null = null
 
   constructor (
     private readonly history: NotifyHistory | null,
@@ -35,8 +39,11 @@ export class Repairs {
     this.#closing.abort()
   }
 
-  run (line: TopicLine, since: string): void {
-    this.#waiting.push(() => this.#repair(line, since))
+  run (line: TopicLine, since: string, stream = ''): void {
+    const tracer = this.tracer
+    this.#waiting.push(tracer === null
+      ? () => this.#repair(line, since)
+      : () => inSpan(tracer, 'notify repair', SpanKind.INTERNAL, { 'notify.stream': stream }, () => this.#repair(line, since)))
     this.#next()
   }
 
