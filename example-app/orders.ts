@@ -55,8 +55,11 @@ function redisBook (redis: FastifyInstance['redis']): OrderBook {
   const key = (user: string): string => `notify:demo:orders:${user}`
   return {
     async set (user, { orderId, status }) {
-      await redis.multi().hset(key(user), orderId, status).expire(key(user), KEEP_SECONDS)
-        .set(`notify:demo:order-owner:${orderId}`, user, 'EX', KEEP_SECONDS).exec()
+      // Two transactions, not one: on Redis Cluster the owner's key may sit in another slot.
+      await Promise.all([
+        redis.multi().hset(key(user), orderId, status).expire(key(user), KEEP_SECONDS).exec(),
+        redis.set(`notify:demo:order-owner:${orderId}`, user, 'EX', KEEP_SECONDS)
+      ])
     },
     async list (user) {
       return Object.entries(await redis.hgetall(key(user))).map(([orderId, status]) => ({ orderId, status }))

@@ -59,7 +59,7 @@ t.test('an unknown stream is refused on its own: the rest of the frame is applie
   const alice = await connectUser(t, edge, 'alice')
   alice.send({ event: 'subscribe', streams: ['order', 'nope', 'x'.repeat(1000)], id: 'm' })
   t.match(await alice.event('error'), { code: 'UNKNOWN_STREAM', stream: 'nope', id: 'm' })
-  t.equal((await alice.event('error')).stream, 'x'.repeat(64), 'a long name is echoed truncated')
+  t.equal((await alice.event('error')).stream, 'x'.repeat(64 + 1 + 128), 'a long name is echoed truncated (to a channel name\'s length)')
   t.same(await alice.event('subscribed'), { event: 'subscribed', streams: ['order'], id: 'm', positions: { order: '0-0' } }, 'where order stands: empty')
 })
 

@@ -140,7 +140,9 @@ async function fastifyNotifyControl (app: FastifyInstance, opts: NotifyControlOp
     clearInterval(sweep)
     stopResync()
     replies.close()
-    await bus.unsubscribe(topic, onMessage)
+    // Not awaited: the bus closes its connections right after, and a Redis that is down would hold
+    // the close for an UNSUBSCRIBE it never answers. The listener is released all the same.
+    bus.unsubscribe(topic, onMessage).catch((err: unknown) => app.log.debug({ err }, 'notify control: control topic not unsubscribed before close'))
   })
 
   async function act (action: ControlAction, input: unknown, by = 'app'): Promise<ControlResult> {
