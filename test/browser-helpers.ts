@@ -3,7 +3,12 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { buildApp } from '../example-app/app.js'
+import { loadConfig } from '../example-app/config.js'
+import { API_KEY, SECRET } from './helpers.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -56,4 +61,13 @@ export async function orderFeed (page: Page, orderId?: string): Promise<Array<{ 
   const items = await page.locator('#feed li[data-stream="order"]').evaluateAll((nodes) =>
     nodes.map((node) => ({ id: (node as HTMLElement).dataset.id!, status: (node as HTMLElement).dataset.status!, order: (node as HTMLElement).dataset.order! })))
   return items.reverse().filter((item) => orderId === undefined || item.order === orderId).map(({ id, status }) => ({ id, status }))
+}
+
+/** The example app in this process, listening on a free port, with quick order steps; closed at teardown. */
+export async function exampleApp (t: Test): Promise<{ app: FastifyInstance, url: string }> {
+  const { config } = loadConfig({ PORT: '0', JWT_SECRET: SECRET, PUBLISH_API_KEY: API_KEY, ORDER_STEP_MS: '150' })
+  const app = await buildApp(config, false)
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/` }
 }

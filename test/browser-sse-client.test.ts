@@ -1,22 +1,10 @@
 // The client SDK on Server-Sent Events, in Chromium, through the demo page's transport switch.
 
-import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import t from 'tap'
-import { buildApp } from '../example-app/app.js'
-import { loadConfig } from '../example-app/config.js'
-import { browserProblem, openBrowser, orderFeed } from './browser-helpers.js'
-import { API_KEY, SECRET } from './helpers.js'
+import { browserProblem, exampleApp, openBrowser, orderFeed } from './browser-helpers.js'
 
 const problem = browserProblem()
-
-async function exampleApp (t: { teardown: (fn: () => unknown) => void }) {
-  const { config } = loadConfig({ PORT: '0', JWT_SECRET: SECRET, PUBLISH_API_KEY: API_KEY, ORDER_STEP_MS: '150' })
-  const app = await buildApp(config, false)
-  t.teardown(() => app.close())
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/` }
-}
 
 t.test('transport sse: the demo page goes live on SSE, shows orders, and resumes after the response is cut', { skip: problem ?? false }, async (t) => {
   const { app, url } = await exampleApp(t)

@@ -1,20 +1,8 @@
-import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { buildApp } from '../example-app/app.js'
-import { loadConfig } from '../example-app/config.js'
-import { browserProblem, openBrowser, orderFeed, screenshot } from './browser-helpers.js'
-import { API_KEY, SECRET } from './helpers.js'
+import { browserProblem, exampleApp, openBrowser, orderFeed, screenshot } from './browser-helpers.js'
 import { serverConnections } from './client-helpers.js'
 
 const problem = browserProblem()
-
-async function exampleApp (t: { teardown: (fn: () => unknown) => void }) {
-  const { config } = loadConfig({ PORT: '0', JWT_SECRET: SECRET, PUBLISH_API_KEY: API_KEY, ORDER_STEP_MS: '150' })
-  const app = await buildApp(config, false)
-  t.teardown(() => app.close())
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/` }
-}
 
 t.test('the demo page logs in, goes live, shows an order placed → paid → shipped and a promotion', { skip: problem ?? false }, async (t) => {
   const { app, url } = await exampleApp(t)
