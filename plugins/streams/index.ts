@@ -4,13 +4,16 @@ import type { FastifyInstance, FastifyRequest, FastifySchema, onRequestHookHandl
 import type { WebSocket } from 'ws'
 import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
 import type { Inbound } from '../inbound.js'
-import { metricsOf, routeStats, type RouteStats } from '../recorder.js'
+import { metricsOf, routeStats } from '../recorder.js'
 import { integerBetween, positiveInteger } from '../util.js'
 import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
 import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import { memberWatch } from './members.js'
+import { announceRoute, type NotifyStreamsRoute } from './route.js'
+
+export type { NotifyStreamsRoute } from './route.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
 import { claimUpgrade, corkUpgrade, releaseUpgrade, watchUpgrades } from './upgrade.js'
 import { FlushScheduler } from './wire.js'
@@ -62,23 +65,6 @@ export interface NotifyStreamsOptions extends LimitOptions {
 // Chosen from `npm run bench` (docs/benchmarks.md, "sustained").
 const DEFAULT_FLUSH_INTERVAL = 2
 const MAX_HOLD_BYTES = 16 * 1024
-
-/** A registration's live state, for health checks, metrics and tests. */
-export interface NotifyStreamsRoute {
-  readonly path: string
-  /** Open connections on this route. */
-  readonly connections: ReadonlySet<Connection>
-  /** Topics this route's sockets subscribe to. */
-  topicCount (): number
-  /** Counters of what happened on this route. */
-  readonly stats: Readonly<RouteStats>
-  /** How long `app.close()` waits for this route's sockets, in ms. */
-  readonly drainTimeout: number
-  /** How the drain spreads its closes: over at most `window` ms, at most `rate` a second. */
-  readonly drainSpread: { readonly window: number, readonly rate: number }
-  /** Sockets whose notifications wait, corked, for the route's next flush tick. */
-  heldSockets (): number
-}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -150,23 +136,13 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null,
     // The upstream plugin (client publish and RPC), when registered before this route.
     inbound: app.hasDecorator('notifyUpstream') ? (app as unknown as { notifyUpstream: Inbound }).notifyUpstream : null,
-
     members,
     released (connection) {
       connections.delete(connection)
       users.delete(connection.principal.user)
     }
   }
-  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, drainSpread, heldSockets: () => ctx.flushes.waiting })
-  metrics.route(path, {
-    stats,
-    connections: () => connections.size,
-    subscriptions () {
-      let count = 0
-      for (const connection of connections) count += connection.subscriptions
-      return count
-    }
-  })
+  announceRoute(app, metrics, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, drainSpread, heldSockets: () => ctx.flushes.waiting })
 
   // One listener for every socket of the route, called with the socket as `this`.
   function onSocketError (this: WebSocket, err: Error): void {

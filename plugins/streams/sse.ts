@@ -15,6 +15,7 @@ import { errorFrame, type StreamRequest } from './protocol.js'
 import { SseConnection, SseSocket, type EventSink } from './sse-connection.js'
 import { isUnresolved, resolveTarget } from './channels.js'
 import { memberWatch } from './members.js'
+import { announceRoute } from './route.js'
 import { refuseRevoked } from '../control-hooks.js'
 import { AccessTokens, EventIds, processSecret } from './sse-tokens.js'
 import { FlushScheduler } from './wire.js'
@@ -126,8 +127,10 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
   const users = new UserConnections(limits.maxConnectionsPerUser)
   const history = app.hasDecorator('notifyHistory') ? app.notifyHistory : null
   const stats = routeStats()
-  const fanout = new Fanout(app.notifyBus, { history, log: app.log, stats })
   const metrics = metricsOf(app)
+  // Bus lag and delivery spans as on the WebSocket routes.
+  const tracer = app.hasDecorator('notifyTracer') ? app.notifyTracer : null
+  const fanout = new Fanout(app.notifyBus, { history, log: app.log, stats, metrics, tracer })
   const ctx: RouteContext = {
     app,
     fanout,
@@ -141,7 +144,7 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
     limits,
     stats,
     onSlowConsumer: slowConsumerPolicy(limits.slowConsumer, stats),
-    sampleLag: (message) => metrics.lag(message.id),
+    sampleLag: (message) => metrics.lag(message.id, fanout.kindOf(message.topic)),
     // Write coalescing as on the WebSocket routes (`flushInterval`, 2 ms by default): under
     // sustained traffic a response writes once per tick instead of once per message.
     flushes: new FlushScheduler(flushInterval, Math.min(16 * 1024, Math.floor(limits.maxBufferedBytes / 4))),
@@ -153,16 +156,7 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
   }
   // A drain spreads the ends of responses as the WebSocket routes' defaults spread their 1001s.
   const drainSpread = { window: 3000, rate: 500 }
-  app.notifyStreams.set(path, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, drainSpread, heldSockets: () => ctx.flushes.waiting })
-  metrics.route(path, {
-    stats,
-    connections: () => connections.size,
-    subscriptions () {
-      let count = 0
-      for (const connection of connections) count += connection.subscriptions
-      return count
-    }
-  })
+  announceRoute(app, metrics, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, drainSpread, heldSockets: () => ctx.flushes.waiting })
 
   const socketAuth = app.notifySocketAuth({ anonymous })
   // An access token (`?access=`) first: the credential that survives EventSource's reconnects.
