@@ -11,7 +11,7 @@ import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
 import { memberWatch } from './members.js'
-import { announceRoute, type NotifyStreamsRoute } from './route.js'
+import { DRAIN_SPREAD, announceRoute, type NotifyStreamsRoute } from './route.js'
 
 export type { NotifyStreamsRoute } from './route.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
@@ -86,7 +86,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   const anonymous = opts.anonymous === true
   const maxSubscriptions = positiveInteger('maxSubscriptions', opts.maxSubscriptions, 100)
   const drainTimeout = positiveInteger('drainTimeout', opts.drainTimeout, 5000)
-  const drainSpread = { window: integerBetween('drainWindow', opts.drainWindow, 3000, 0, 600_000), rate: positiveInteger('drainRate', opts.drainRate, 500) }
+  const drainSpread = { window: integerBetween('drainWindow', opts.drainWindow, DRAIN_SPREAD.window, 0, 600_000), rate: positiveInteger('drainRate', opts.drainRate, DRAIN_SPREAD.rate) }
   const maxPayload = positiveInteger('maxPayload', opts.maxPayload, 65536)
   const heartbeatInterval = opts.heartbeatInterval === false ? false : positiveInteger('heartbeatInterval', opts.heartbeatInterval, 30_000)
   const flushInterval = integerBetween('flushInterval', opts.flushInterval, DEFAULT_FLUSH_INTERVAL, 0, 1000)

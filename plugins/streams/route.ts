@@ -4,6 +4,9 @@ import type { FastifyInstance } from 'fastify'
 import type { NotifyMetricsRecorder, RouteStats } from '../recorder.js'
 import type { Connection } from './connection.js'
 
+/** How a drain spreads a route's closes by default: over 3 s, at most 500 a second. */
+export const DRAIN_SPREAD = { window: 3000, rate: 500 } as const
+
 /** A registration's live state, for health checks, metrics and tests. */
 export interface NotifyStreamsRoute {
   readonly path: string

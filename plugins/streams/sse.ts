@@ -15,7 +15,7 @@ import { errorFrame, type StreamRequest } from './protocol.js'
 import { SseConnection, SseSocket, type EventSink } from './sse-connection.js'
 import { isUnresolved, resolveTarget } from './channels.js'
 import { memberWatch } from './members.js'
-import { announceRoute } from './route.js'
+import { DRAIN_SPREAD, announceRoute } from './route.js'
 import { refuseRevoked } from '../control-hooks.js'
 import { AccessTokens, EventIds, processSecret } from './sse-tokens.js'
 import { FlushScheduler } from './wire.js'
@@ -155,8 +155,7 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
     }
   }
   // A drain spreads the ends of responses as the WebSocket routes' defaults spread their 1001s.
-  const drainSpread = { window: 3000, rate: 500 }
-  announceRoute(app, metrics, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, drainSpread, heldSockets: () => ctx.flushes.waiting })
+  announceRoute(app, metrics, { path, connections, topicCount: () => fanout.size, stats, drainTimeout, drainSpread: DRAIN_SPREAD, heldSockets: () => ctx.flushes.waiting })
 
   const socketAuth = app.notifySocketAuth({ anonymous })
   // An access token (`?access=`) first: the credential that survives EventSource's reconnects.
