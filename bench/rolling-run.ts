@@ -11,6 +11,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runRolling, type RollingInstance } from './rolling.js'
+import { machine } from './lib/machine.js'
 
 const SECRET = randomBytes(32).toString('hex')
 const API_KEY = randomBytes(16).toString('hex')
@@ -72,6 +73,7 @@ async function start (): Promise<RollingInstance> {
   }
 }
 
+const run = machine()
 const result = await runRolling({
   clients: Number(values.clients),
   rate: Number(values.rate),
@@ -81,4 +83,4 @@ const result = await runRolling({
   start,
   drainJitterMs: 3000
 }).finally(() => redis.stop())
-console.log(JSON.stringify({ scenario: 'rolling', ...result }, null, 2))
+console.log(JSON.stringify({ scenario: 'rolling', ...result, machine: run.finish() }, null, 2))

@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
 import { notifyEdge } from '../plugins/index.js'
+import { machine } from './lib/machine.js'
 
 type Request = { op: 'publish', count: number } | { op: 'sample' }
 interface Sample { cpuMicros: number, heapUsed: number, rss: number }
@@ -102,6 +103,7 @@ async function measure (kind: 'ws' | 'sse', clients: number, messages: number): 
 }
 
 async function main (): Promise<void> {
+  const run = machine()
   const { values } = parseArgs({ options: { clients: { type: 'string', default: '500' }, messages: { type: 'string', default: '200' } } })
   const clients = Number(values.clients)
   const messages = Number(values.messages)
@@ -112,7 +114,8 @@ async function main (): Promise<void> {
     messages,
     ws,
     sse,
-    ratios: { cpuPerDelivery: sse.cpuPerDelivery / ws.cpuPerDelivery, heapPerConnection: sse.bytesPerConnection / ws.bytesPerConnection }
+    ratios: { cpuPerDelivery: sse.cpuPerDelivery / ws.cpuPerDelivery, heapPerConnection: sse.bytesPerConnection / ws.bytesPerConnection },
+    machine: run.finish()
   }
   console.log(JSON.stringify(figures, null, 2))
 }
