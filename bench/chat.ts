@@ -1,102 +1,134 @@
 import { once } from 'node:events'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { io as sio, type Socket } from 'socket.io-client'
 import { Agent, request } from 'undici'
 import WebSocket from 'ws'
-import { argument, Peer } from './lib/ipc.js'
+import type { ChatProtocol, Seat } from './chat/clients.js'
+import { chatReport, type ChatResults, type Row } from './chat/report.js'
+import { argument, Peer, SERVER_NODE_FLAGS } from './lib/ipc.js'
+import { environment, loadAverage } from './lib/machine.js'
+import { processCpuUs, startRedis } from './lib/redis.js'
 import { nowUs, signToken } from './lib/shared.js'
 import { Samples, round } from './lib/stats.js'
 
-// `npm run bench:chat`: the chat scenario of SPEC section 13 (issue 26), apart from the main
-// driver. `rooms` × `members` clients, each publishing about once a second for `seconds`, to
-// their room: notify-edge client publish (rooms modelled as public streams: one declared stream
-// per room, until channels land) against Socket.IO rooms (emit → server → to(room).emit) in the
-// same run. Server CPU per delivered message and publish-to-deliver latency, as ratios; then
-// `orders.place` over RPC against a plain keep-alive POST to the same route, CPU per call.
-// One instance only. Small by default: `--rooms 1000 --members 10 --seconds 10` is the issue's size.
+// `npm run bench:chat`: the "chat" scenario of issue 26 (SPEC sections 12 and 13). `rooms` ×
+// `members` clients, each in one room and publishing to it about once a second for `seconds`
+// (the members spread evenly over each second): notify-edge's client publish to the keys of one
+// channel stream `room`, against Socket.IO rooms (client emit → server → to(room).emit), in the
+// same run, on one instance and on two (a Redis bus, each room's members split across the two).
+// The servers run in processes of their own, the clients in load generators apart from them;
+// server CPU per delivered message and publish-to-deliver latency, as ratios. Then `orders.place`
+// over RPC against a plain keep-alive POST to the same route, server CPU per call.
 
 const here = dirname(fileURLToPath(import.meta.url))
-const rooms = Number(argument('rooms') ?? 20)
-const members = Number(argument('members') ?? 5)
-const seconds = Number(argument('seconds') ?? 3)
-const calls = Number(argument('calls') ?? 500)
-
-interface Member { room: string, user: string, send: (seq: number) => void, close: () => void }
-interface Tally { delivered: number, lat: Samples }
-
-function payload (seq: number): { seq: number, t: number, text: string } {
-  return { seq, t: nowUs(), text: 'hello room' }
+// Built into node_modules/.cache/notify-edge-bench/bench/ (bench/build.js): four levels below the project.
+const root = join(here, '..', '..', '..', '..')
+const rooms = Number(argument('rooms') ?? 1000)
+const members = Number(argument('members') ?? 10)
+const seconds = Number(argument('seconds') ?? 10)
+const calls = Number(argument('calls') ?? 2000)
+const memberPresence = argument('member-presence') === 'on'
+const outFile = argument('out')
+for (const [name, value] of Object.entries({ rooms, members, seconds, calls })) {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, not ${value}`)
 }
 
-async function edgeMember (port: number, room: string, user: string, tally: Tally): Promise<Member> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?token=${signToken(user)}`)
-  ws.on('message', (raw) => {
-    const frame = JSON.parse(raw.toString())
-    if (frame.event === 'message') {
-      tally.delivered++
-      tally.lat.add(nowUs() - frame.data.t)
-    } else if (frame.event === 'error') {
-      throw new Error(`edge error: ${raw.toString()}`)
+// Members per load generator: well under the 20,000 descriptors one process may hold; at least two.
+const PER_LOADGEN = 5000
+const ADDRESSES = 8
+const CONNECT_CONCURRENCY = 50
+// A wait ends when no delivery arrived for this long; the row then says what is missing.
+const IDLE_MS = 10_000
+// About this many latency samples per run, whatever its size.
+const SAMPLES = 200_000
+const adapterInstalled = existsSync(join(root, 'node_modules', '@socket.io', 'redis-adapter', 'package.json'))
+const clients = rooms * members
+
+interface Status { delivered: number, published: number, acked: number, errors: number, firstError: string | null, samples: number[] }
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Member m of room r is client m × rooms + r: consecutive clients are in different rooms. */
+function seatsOf (loadgen: number, loadgens: number, ports: number[]): Seat[] {
+  const seats: Seat[] = []
+  for (let i = loadgen; i < clients; i += loadgens) {
+    const member = Math.floor(i / rooms)
+    seats.push({ room: i % rooms, member, port: ports[member % ports.length] })
+  }
+  return seats
+}
+
+/** Every member publishes `rounds` times; resolves once all is delivered, or nothing came for IDLE_MS. */
+async function phase (loadgens: Peer[], rounds: number): Promise<Status[]> {
+  const expected = clients * rounds * members
+  await Promise.all(loadgens.map((loadgen) => loadgen.call('chat-arm', { every: expected / SAMPLES })))
+  // Time for every load generator to hear the start before it comes.
+  const startUs = nowUs() + 200_000
+  await Promise.all(loadgens.map((loadgen, i) => loadgen.call('chat-run', { rounds, startUs, phase: i / loadgens.length })))
+  let seen = -1
+  let changed = Date.now()
+  for (;;) {
+    const list = await Promise.all(loadgens.map((loadgen) => loadgen.call<Status>('chat-status', { withSamples: false })))
+    const sum = (key: 'delivered' | 'published' | 'acked'): number => list.reduce((total, status) => total + status[key], 0)
+    const progress = sum('delivered') + sum('acked')
+    if (progress !== seen) {
+      seen = progress
+      changed = Date.now()
     }
-  })
-  await once(ws, 'open')
-  ws.send(JSON.stringify({ event: 'subscribe', streams: [room], id: 's' }))
-  await new Promise<void>((resolve) => ws.on('message', function wait (raw) {
-    if (JSON.parse(raw.toString()).event === 'subscribed') { ws.off('message', wait); resolve() }
-  }))
-  return { room, user, send: (seq) => ws.send(JSON.stringify({ event: 'publish', stream: room, data: payload(seq), id: seq })), close: () => ws.close() }
+    if ((sum('delivered') >= expected && sum('acked') >= sum('published')) || Date.now() - changed > IDLE_MS) break
+    await sleep(100)
+  }
+  return Promise.all(loadgens.map((loadgen) => loadgen.call<Status>('chat-status', { withSamples: true })))
 }
 
-async function sioMember (port: number, room: string, user: string, tally: Tally): Promise<Member> {
-  const socket: Socket = sio(`http://127.0.0.1:${port}`, { transports: ['websocket'], auth: { token: signToken(user) }, reconnection: false })
-  socket.on('message', (message: { data: { t: number } }) => {
-    tally.delivered++
-    tally.lat.add(nowUs() - message.data.t)
-  })
-  await new Promise((resolve) => socket.once('connect', () => resolve(undefined)))
-  await socket.emitWithAck('join', room)
-  return { room, user, send: (seq) => { socket.emit('chat', room, payload(seq), () => {}) }, close: () => socket.close() }
-}
-
-async function chat (kind: 'edge' | 'socketio'): Promise<Record<string, number>> {
-  const server = await Peer.spawn(kind, join(here, 'servers', 'chat.js'), ['--kind', kind, '--rooms', String(rooms)])
-  const port = server.info.port as number
-  const tally: Tally = { delivered: 0, lat: new Samples() }
-  const all: Member[] = []
+/** One row: `instances` server processes of `kind` (on `redisUrl` when more than one). */
+async function row (loadgens: Peer[], kind: 'edge' | 'socketio', instances: number, redis: { url: string, pids: number[] } | null): Promise<Row> {
+  const protocol: ChatProtocol = kind === 'edge' ? 'notify' : 'sio'
+  const args = ['--kind', kind, ...(redis === null ? [] : ['--redis', redis.url]), ...(memberPresence ? ['--member-presence', 'on'] : [])]
+  const servers = await Promise.all(Array.from({ length: instances }, (_, i) => Peer.spawn(`${kind}-${i + 1}`, join(here, 'servers', 'chat.js'), args, SERVER_NODE_FLAGS)))
   try {
-    for (let r = 0; r < rooms; r++) {
-      for (let m = 0; m < members; m++) {
-        const make = kind === 'edge' ? edgeMember : sioMember
-        all.push(await make(port, `room-${r}`, `u${r}-${m}`, tally))
-      }
+    const ports = servers.map((server) => server.info.port as number)
+    await Promise.all(loadgens.map((loadgen, i) => loadgen.call('chat-connect', {
+      protocol, seats: seatsOf(i, loadgens.length, ports), concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES
+    })))
+    // One unmeasured round: every server's hot path compiled before the window.
+    await phase(loadgens, 1)
+    for (const server of servers) await server.call('gc')
+    for (const server of servers) await server.call('cpu-start')
+    const redisBefore = redis?.pids.map(processCpuUs) ?? []
+    const list = await phase(loadgens, seconds)
+    let us = 0
+    for (const server of servers) us += (await server.call<{ us: number }>('cpu')).us
+    const redisUs = redis?.pids.reduce((total, pid, i) => total + processCpuUs(pid) - redisBefore[i], 0) ?? null
+    const latency = new Samples()
+    for (const status of list) for (const value of status.samples) latency.add(value)
+    const { p50, p99 } = latency.summary()
+    const total = (key: 'delivered' | 'published' | 'acked' | 'errors'): number => list.reduce((sum, status) => sum + status[key], 0)
+    const delivered = total('delivered')
+    const expected = clients * seconds * members
+    const firstError = list.find((status) => status.firstError !== null)?.firstError
+    return {
+      delivered,
+      expected,
+      published: total('published'),
+      acked: total('acked'),
+      errors: total('errors'),
+      cpuPerDeliveryUs: round(us / Math.max(1, delivered), 2),
+      redisCpuPerDeliveryUs: redisUs === null ? null : round(redisUs / Math.max(1, delivered), 2),
+      p50Ms: p50,
+      p99Ms: p99,
+      complete: delivered === expected && total('errors') === 0 && total('acked') === total('published'),
+      ...(firstError === undefined ? {} : { firstError })
     }
-    await server.call('cpu-start')
-    // Each member publishes once a second, at its own offset within the second.
-    const timers = all.map((member, i) => {
-      let seq = 0
-      const start = setTimeout(() => {
-        member.send(++seq)
-        const every = setInterval(() => { if (seq < seconds) member.send(++seq); else clearInterval(every) }, 1000)
-        timers.push(every)
-      }, (i * 1000) / all.length)
-      return start
-    })
-    const expected = all.length * members * seconds
-    const deadline = Date.now() + seconds * 1000 + 10_000
-    while (tally.delivered < expected && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
-    for (const timer of timers) clearTimeout(timer)
-    const { us } = await server.call<{ us: number }>('cpu')
-    const lat = tally.lat.summary()
-    return { delivered: tally.delivered, expected, cpuPerDeliveryUs: round(us / Math.max(1, tally.delivered), 2), p50Ms: lat.p50, p99Ms: lat.p99 }
   } finally {
-    for (const member of all) member.close()
-    await server.stop()
+    await Promise.all(loadgens.map((loadgen) => loadgen.call('chat-disconnect')))
+    await Promise.all(servers.map((server) => server.stop()))
   }
 }
 
 async function rpcAgainstPost (): Promise<Record<string, number>> {
-  const server = await Peer.spawn('edge', join(here, 'servers', 'chat.js'), ['--kind', 'edge', '--rooms', '1'])
+  const server = await Peer.spawn('edge', join(here, 'servers', 'chat.js'), ['--kind', 'edge'], SERVER_NODE_FLAGS)
   const port = server.info.port as number
   const agent = new Agent({ connections: 10 })
   const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?token=${signToken('caller')}`)
@@ -120,6 +152,7 @@ async function rpcAgainstPost (): Promise<Record<string, number>> {
     }
     // Ten at a time, both ways; a warm-up round first.
     const run = async (one: () => Promise<void>, count: number): Promise<number> => {
+      await server.call('gc')
       await server.call('cpu-start')
       for (let done = 0; done < count; done += 10) await Promise.all(Array.from({ length: 10 }, one))
       return (await server.call<{ us: number }>('cpu')).us / count
@@ -136,15 +169,35 @@ async function rpcAgainstPost (): Promise<Record<string, number>> {
   }
 }
 
-const edge = await chat('edge')
-const socketio = await chat('socketio')
-const rpc = await rpcAgainstPost()
-const result = {
-  params: { rooms, members, seconds, calls, instances: 1, roomsAre: 'declared public streams (channels not merged yet)' },
-  edge,
-  socketio,
-  ratios: { cpuPerDelivery: round(edge.cpuPerDeliveryUs / socketio.cpuPerDeliveryUs, 2), p99: round(edge.p99Ms / socketio.p99Ms, 2) },
-  rpc
+const failure = (err: Error): Row => ({ error: err.message.split('\n')[0] })
+
+const results: ChatResults = {
+  startedAt: new Date().toISOString(),
+  params: { rooms, members, seconds, calls, memberPresence },
+  environment: environment(root, ['fastify', 'ws', 'socket.io', '@socket.io/redis-adapter', 'ioredis']),
+  rows: {},
+  rpc: {}
 }
-console.log(JSON.stringify(result, null, 2))
+const loadgenCount = Math.max(2, Math.ceil(clients / PER_LOADGEN))
+const loadgens = await Promise.all(Array.from({ length: loadgenCount }, (_, i) => Peer.spawn(`loadgen-${i + 1}`, join(here, 'loadgen.js'))))
+const redis = await startRedis()
+try {
+  process.stderr.write(`bench: chat, ${rooms} rooms × ${members} members, ${seconds} s, ${loadgenCount} load generators\n`)
+  results.rows['edge-1'] = await row(loadgens, 'edge', 1, null).catch(failure)
+  results.rows['socketio-1'] = await row(loadgens, 'socketio', 1, null).catch(failure)
+  results.rows['edge-2'] = await row(loadgens, 'edge', 2, redis).catch(failure)
+  results.rows['socketio-2'] = adapterInstalled
+    ? await row(loadgens, 'socketio', 2, redis).catch(failure)
+    : { na: 'adapter not installed' }
+  results.rpc = await rpcAgainstPost().catch((err: Error) => ({ error: err.message.split('\n')[0] }))
+} finally {
+  await Promise.all(loadgens.map((loadgen) => loadgen.stop()))
+  await redis.stop()
+}
+results.environment.loadAverageAfter = loadAverage()
+process.stdout.write(chatReport(results))
+if (outFile !== undefined) {
+  mkdirSync(dirname(outFile), { recursive: true })
+  writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`)
+}
 process.exit(0)

@@ -3,6 +3,7 @@ import WebSocket, { type RawData } from 'ws'
 import { serve } from './lib/ipc.js'
 import { nowUs, signToken, userName } from './lib/shared.js'
 import { pool, Samples, round } from './lib/stats.js'
+import { chatClients } from './chat/clients.js'
 import { scaleClients } from './scale/clients.js'
 
 // The load generator: one process holding every client socket, apart from the servers.
@@ -210,5 +211,7 @@ serve({
 
   close: () => { setImmediate(() => process.exit(0)) },
   // The scale scenario's clients (bench/scale/clients.ts): two streams each, reconnect and resume.
-  ...scaleClients
+  ...scaleClients,
+  // The chat scenario's room members (bench/chat/clients.ts): each publishes to its room once a second.
+  ...chatClients
 }, { pid: process.pid })

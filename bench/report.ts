@@ -1,5 +1,6 @@
 import { round } from './lib/stats.js'
-import { busy, scaleLines } from './scale/report.js'
+import { machineLines, type Environment } from './lib/machine.js'
+import { scaleLines } from './scale/report.js'
 
 /** What `bench/results/*.json` holds. */
 export interface Results {
@@ -7,16 +8,7 @@ export interface Results {
   quick: boolean
   startedAt: string
   durationSeconds: number
-  environment: {
-    cpu: string
-    cores: number
-    memoryGB: number
-    platform: string
-    node: string
-    packages: Record<string, string>
-    loadAverageBefore: number[]
-    loadAverageAfter: number[]
-  }
+  environment: Environment
   contenders: Array<{ id: string, label: string }>
   scenarios: Array<{ id: string, kind: string, params: Record<string, number>, results: Record<string, Record<string, unknown>> }>
   targets?: TargetResult[]
@@ -250,8 +242,7 @@ export function report (results: Results): string {
     : []
   const lines = [
     `notify-edge benchmark${results.quick ? ' (--quick: small sizes, not for comparison)' : ''}, ${results.startedAt}`,
-    `${env.cpu}, ${env.cores} cores, ${env.memoryGB} GB, ${env.platform}, Node ${env.node}; load average before ${env.loadAverageBefore.join(' ')}, after ${env.loadAverageAfter.join(' ')}`,
-    ...(busy(env) ? ['Load average above 1.5: the machine was busy, these figures are not a clean run.'] : []),
+    ...machineLines(env),
     '',
     ...table
   ]

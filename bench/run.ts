@@ -1,9 +1,9 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
-import { argument, Peer } from './lib/ipc.js'
+import { argument, Peer, SERVER_NODE_FLAGS } from './lib/ipc.js'
+import { environment, loadAverage } from './lib/machine.js'
 import { PRIVATE_STREAM, PUBLIC_STREAM } from './lib/shared.js'
 import { round, type Latency } from './lib/stats.js'
 import { processCpuUs, startCluster, startRedis, type BenchRedis } from './lib/redis.js'
@@ -136,11 +136,6 @@ function put (id: string, kind: string, params: Record<string, number>, contende
 
 // --profile writes a CPU profile of each measured window of every server to bench/results/profiles.
 const profileDir = join(root, 'bench', 'results', 'profiles')
-// Every server runs on the same V8 flags: those this project's own processes set (bin/v8-flags.ts)
-// and docs/production.md asks an embedding app to pass. Without it, V8 could make a burst of
-// publishes allocate straight into the old generation for the rest of a server's life, in some
-// runs and not others (docs/benchmarks.md).
-const SERVER_NODE_FLAGS = ['--expose-gc', '--no-allocation-site-pretenuring']
 function spawnServer (contender: Contender, extra: string[] = []): Promise<Peer> {
   const args = [...contender.args, ...extra]
   if (profile) {
@@ -420,10 +415,6 @@ function failure (err: Error): Figures {
   return { error: err.message.split('\n')[0] }
 }
 
-function packageVersion (name: string): string {
-  return JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version
-}
-
 async function timed (label: string, run: () => Promise<void>): Promise<void> {
   process.stderr.write(`bench: ${label} … `)
   const began = Date.now()
@@ -484,16 +475,7 @@ const results: Results = {
   quick,
   startedAt: startedAt.toISOString(),
   durationSeconds: 0,
-  environment: {
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    memoryGB: round(os.totalmem() / 2 ** 30, 1),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    packages: Object.fromEntries(['fastify', 'ws', 'socket.io', '@socket.io/redis-adapter', 'mqemitter-redis', 'ioredis', 'rabbitmq-client', '@grpc/grpc-js'].map((name) => [name, packageVersion(name)])),
-    loadAverageBefore: os.loadavg().map((v) => round(v, 2)),
-    loadAverageAfter: []
-  },
+  environment: environment(root, ['fastify', 'ws', 'socket.io', '@socket.io/redis-adapter', 'mqemitter-redis', 'ioredis', 'rabbitmq-client', '@grpc/grpc-js']),
   contenders: contenders.map(({ id, label }) => ({ id, label })),
   scenarios: []
 }
@@ -594,7 +576,7 @@ try {
 const ORDER = ['fanout', 'sustained', 'memory', 'cross-instance', 'handshakes', 'presence', 'redis-scale']
 results.scenarios = [...scenarios.values()].sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind))
 results.durationSeconds = round((Date.now() - startedAt.getTime()) / 1000, 1)
-results.environment.loadAverageAfter = os.loadavg().map((v) => round(v, 2))
+results.environment.loadAverageAfter = loadAverage()
 process.stdout.write(report(results))
 mkdirSync(dirname(outFile), { recursive: true })
 writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`)

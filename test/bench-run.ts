@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 
-// Runs `npm run bench -- <args>` for a test, as a user would: its output and its results JSON.
+// Runs `npm run bench -- <args>` (or another bench `script`) for a test, as a user would: its
+// output and its results JSON.
 
 // The bench's processes must not inherit tap's loader, nor count in coverage: tap re-adds its
 // process tracking to every spawn, but leaves a coverage switch that is set explicitly. A
@@ -16,11 +17,11 @@ function benchEnv (): NodeJS.ProcessEnv {
   return { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
 }
 
-export async function runBench (t: Test, args: string[]): Promise<{ code: number | null, output: string, results: any }> {
+export async function runBench (t: Test, args: string[], script = 'bench'): Promise<{ code: number | null, output: string, results: any }> {
   const dir = await mkdtemp(join(tmpdir(), 'notify-edge-bench-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const out = join(dir, 'results.json')
-  const child = spawn('npm', ['run', '--silent', 'bench', '--', ...args, '--out', out], { env: benchEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('npm', ['run', '--silent', script, '--', ...args, '--out', out], { env: benchEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })

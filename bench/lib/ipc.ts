@@ -10,6 +10,12 @@ interface Ready { ready: Record<string, unknown> }
 type Handler = (args: any) => unknown
 export type Handlers = Record<string, Handler>
 
+// Every server runs on the same V8 flags: those this project's own processes set (bin/v8-flags.ts)
+// and docs/production.md asks an embedding app to pass. Without it, V8 could make a burst of
+// publishes allocate straight into the old generation for the rest of a server's life, in some
+// runs and not others (docs/benchmarks.md). --expose-gc: servers collect before a measured window.
+export const SERVER_NODE_FLAGS = ['--expose-gc', '--no-allocation-site-pretenuring']
+
 const running = new Set<ChildProcess>()
 // Whatever happens to the driver, no server or client process outlives it.
 process.once('exit', () => {

@@ -1,46 +1,75 @@
+import { readFileSync } from 'node:fs'
 import os from 'node:os'
+import { join } from 'node:path'
+import { round } from './stats.js'
 
-// The machine a stand-alone scenario ran on, its load before and after, and the date: every
-// figure in docs/benchmarks.md carries these. A load average above 1.5 on 2 cores means other
-// work shared the CPU: the output says so, so that a busy run is never read as a measurement.
+// What every bench's output says about the machine it ran on, and whether it was busy.
 
-const BUSY_LOAD = 1.5
-
-export interface Machine {
-  date: string
+export interface Environment {
   cpu: string
   cores: number
   memoryGB: number
+  platform: string
   node: string
+  packages: Record<string, string>
   loadAverageBefore: number[]
   loadAverageAfter: number[]
-  busy: boolean
-  note?: string
 }
 
-function load (): number[] {
-  return os.loadavg().map((v) => Math.round(v * 100) / 100)
+/** Above this load average (1 minute), a run's figures are not comparable. */
+export const BUSY_LOAD = 1.5
+
+function packageVersion (root: string, name: string): string {
+  try {
+    return JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version
+  } catch {
+    return 'not installed'
+  }
 }
 
-/** Call at the start of a run; `finish()` at its end adds the load after and the busy verdict. */
-export function machine (): { finish: () => Machine } {
-  const before = load()
+export function loadAverage (): number[] {
+  return os.loadavg().map((v) => round(v, 2))
+}
+
+/** The machine now, and the versions of `packages` under `root`; `loadAverageAfter` is filled at the end. */
+export function environment (root: string, packages: string[]): Environment {
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGB: round(os.totalmem() / 2 ** 30, 1),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    packages: Object.fromEntries(packages.map((name) => [name, packageVersion(root, name)])),
+    loadAverageBefore: loadAverage(),
+    loadAverageAfter: []
+  }
+}
+
+/** Whether a load average above BUSY_LOAD, before or after, makes the run's figures not comparable. */
+export function busy (env: Environment): boolean {
+  return Math.max(env.loadAverageBefore[0] ?? 0, env.loadAverageAfter[0] ?? 0) > BUSY_LOAD
+}
+
+/** The machine line, and the busy flag when it was. */
+export function machineLines (env: Environment): string[] {
+  return [
+    `${env.cpu}, ${env.cores} cores, ${env.memoryGB} GB, ${env.platform}, Node ${env.node}; load average before ${env.loadAverageBefore.join(' ')}, after ${env.loadAverageAfter.join(' ')}`,
+    ...(busy(env) ? [`Load average above ${BUSY_LOAD}: the machine was busy, these figures are not a clean run.`] : [])
+  ]
+}
+
+/**
+ * For a stand-alone scenario that prints JSON: call at its start; `finish()` at its end gives the
+ * machine with the date, the load after and, when the load made the run busy, a note saying so.
+ */
+export function machine (packages: string[] = []): { finish: () => Environment & { date: string, busy: boolean, note?: string } } {
   const date = new Date().toISOString()
+  const env = environment(process.cwd(), packages)
   return {
     finish () {
-      const after = load()
-      const busy = Math.max(before[0], after[0]) > BUSY_LOAD
-      return {
-        date,
-        cpu: os.cpus()[0]?.model ?? 'unknown',
-        cores: os.cpus().length,
-        memoryGB: Math.round(os.totalmem() / 2 ** 29) / 2,
-        node: process.version,
-        loadAverageBefore: before,
-        loadAverageAfter: after,
-        busy,
-        ...(busy ? { note: `Load average above ${BUSY_LOAD}: the machine was busy, these figures are not a clean run.` } : {})
-      }
+      env.loadAverageAfter = loadAverage()
+      const [line, note] = machineLines(env)
+      return { date, ...env, busy: note !== undefined, summary: line, ...(note !== undefined ? { note } : {}) }
     }
   }
 }

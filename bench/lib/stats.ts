@@ -1,3 +1,5 @@
+import { nowUs } from './shared.js'
+
 /** Latency percentiles, in ms, from samples in µs. */
 export interface Latency { count: number, p50: number, p99: number, p999: number, max: number }
 
@@ -43,4 +45,21 @@ export async function pool (count: number, concurrency: number, task: (index: nu
     while (next < count) await task(next++)
   }
   await Promise.all(Array.from({ length: Math.min(count, concurrency) }, worker))
+}
+
+/**
+ * Calls `publish(i)` `total` times at `rate` per second from `start` (µs, nowUs), from a 1 ms timer
+ * (no busy loop: CPU is measured).
+ */
+export function steady (total: number, rate: number, publish: (index: number) => void, start = nowUs()): Promise<void> {
+  let sent = 0
+  return new Promise((resolve) => {
+    const tick = (): void => {
+      const due = Math.min(total, Math.max(0, Math.floor((nowUs() - start) * rate / 1e6) + 1))
+      while (sent < due) publish(sent++)
+      if (sent >= total) resolve()
+      else setTimeout(tick, 1)
+    }
+    tick()
+  })
 }

@@ -1,3 +1,4 @@
+import { BUSY_LOAD, busy } from '../lib/machine.js'
 import type { Results, TargetResult } from '../report.js'
 
 // The scale scenario's figures as text, judged against issue 31's targets. A missed target names
@@ -6,13 +7,6 @@ import type { Results, TargetResult } from '../report.js'
 
 type Figures = Record<string, any>
 export type ScaleTarget = TargetResult & { resource?: string }
-
-const BUSY_LOAD = 1.5
-
-/** Whether a load average above 1.5 makes the run's figures not comparable. */
-export function busy (env: Results['environment']): boolean {
-  return Math.max(env.loadAverageBefore[0] ?? 0, env.loadAverageAfter[0] ?? 0) > BUSY_LOAD
-}
 
 function cpuVerdict (env: Results['environment'], what: string): string {
   const load = Math.max(env.loadAverageBefore[0] ?? 0, env.loadAverageAfter[0] ?? 0)

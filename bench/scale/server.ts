@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Handlers } from '../lib/ipc.js'
 import { notification, userName } from '../lib/shared.js'
-import { steady } from '../servers/control.js'
+import { steady } from '../lib/stats.js'
 import { ROOMS, roomName, SCALE_PRIVATE } from './streams.js'
 
 // What an edge instance of the scale scenario does for the driver, besides the `control` commands:

@@ -3,7 +3,8 @@ import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { constants, PerformanceObserver, performance } from 'node:perf_hooks'
 import { argument, serve, type Handlers } from '../lib/ipc.js'
-import { notification, nowUs, userName, type Notification } from '../lib/shared.js'
+import { notification, userName, type Notification } from '../lib/shared.js'
+import { steady } from '../lib/stats.js'
 
 /** What each contender's server process implements for the driver. */
 export interface Contender {
@@ -17,21 +18,6 @@ export interface Contender {
 }
 
 declare const gc: () => void
-
-/** Publishes `total` notifications at `rate` per second, from a 1 ms timer (no busy loop: CPU is measured). */
-export function steady (total: number, rate: number, publish: (index: number) => void): Promise<void> {
-  const start = nowUs()
-  let sent = 0
-  return new Promise((resolve) => {
-    const tick = (): void => {
-      const due = Math.min(total, Math.floor((nowUs() - start) * rate / 1e6) + 1)
-      while (sent < due) publish(sent++)
-      if (sent >= total) resolve()
-      else setTimeout(tick, 1)
-    }
-    tick()
-  })
-}
 
 // With --profile <dir>, each measured window (cpu-start to cpu) is written there as a .cpuprofile.
 const profileDir = argument('profile')
