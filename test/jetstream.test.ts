@@ -1,10 +1,13 @@
 import t from 'tap'
+import { randomBytes } from 'node:crypto'
 import { jetstreamManager } from '@nats-io/jetstream'
+import { headers } from '@nats-io/transport-node'
 import { natsSubject, parseSubject } from '../plugins/index.js'
 import { build, connectUser, registrationError } from './helpers.js'
 import { logCapture } from './log-capture.js'
 import { natsNames, natsProducer, natsServer, NATS_URL } from './nats.js'
 import { redisServer, sharedRedis, until } from './redis-server.js'
+import { parentOf, traceSpans } from './tracing-sdk.js'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -27,7 +30,9 @@ t.test('subjects encode users as one token, wildcards included, and parse back',
   t.equal(natsSubject({ stream: 'promotional' }, 'x'), 'x.public.promotional')
   t.same(parseSubject('notify.private.a%2Eb%2A%3E%25.order'), { stream: 'order', user: 'a.b*>%' })
   t.same(parseSubject('x.public.promotional', 'x'), { stream: 'promotional' })
-  for (const bad of ['notify.public', 'notify.public.a.b', 'notify.private.a', 'notify.private.%E0%A4%A.order', 'other.public.a', 'notify.channel.room.lobby', 'notify.toString.a']) {
+  t.equal(natsSubject({ stream: 'room', key: 'a.b@c=d*>' }), 'notify.channel.room.a%2Eb%40c%3Dd%2A%3E')
+  t.same(parseSubject('notify.channel.room.a%2Eb%40c%3Dd%2A%3E'), { stream: 'room', key: 'a.b@c=d*>' })
+  for (const bad of ['notify.public', 'notify.public.a.b', 'notify.private.a', 'notify.private.%E0%A4%A.order', 'other.public.a', 'notify.channel.room', 'notify.channel.room.a.b', 'notify.channel.room.%E0%A4%A', 'notify.toString.a']) {
     t.equal(parseSubject(bad), null, bad)
   }
 })
@@ -48,6 +53,55 @@ t.test('public and private subjects reach the right sockets through app.notify, 
   await until('acks', () => edge.app.notifyJetStream.stats.acked === 3)
   const jsm = await jetstreamManager(edge.producer.nc)
   await until('the work queue to empty', async () => (await jsm.streams.info(edge.names.stream)).state.messages === 0)
+})
+
+t.test('a channel subject reaches that key only; a hostile key reaches none and is dead with its reason', async (t) => {
+  const edge = await jetStreamEdge(t)
+  const p = edge.names.subjectPrefix
+  const [lobby, dotted, plain] = await Promise.all(['lobby', 'a.b', 'a'].map(async (key) => {
+    const client = await connectUser(t, edge, `u${randomBytes(4).toString('hex')}`)
+    await client.subscribe(`room:${key}`)
+    return client
+  }))
+  await edge.producer.send(natsSubject({ stream: 'room', key: 'lobby' }, p), { text: 'hello' }, 'c1')
+  t.match(await lobby.event('message'), { stream: 'room:lobby', data: { text: 'hello' } })
+  // An encoded dot is part of the key: room:a.b, never room:a.
+  await edge.producer.send(`${p}.channel.room.a%2Eb`, { text: 'dotted' })
+  t.match(await dotted.event('message'), { stream: 'room:a.b', data: { text: 'dotted' } })
+  const hostile: Array<[string, string]> = [
+    [`${p}.channel.room.*`, 'invalid'], [`${p}.channel.room.>`, 'invalid'], [`${p}.channel.room.%2A`, 'invalid'],
+    [`${p}.channel.room.a%2Fb`, 'invalid'], [`${p}.channel.room.${'a'.repeat(129)}`, 'invalid'], [`${p}.channel.order.alice`, 'invalid'],
+    [`${p}.channel.promotional.a`, 'invalid'], [`${p}.channel.nope.a`, 'unknown_stream'], [`${p}.channel.room.a.b`, 'subject'],
+    [`${p}.channel.room`, 'subject'], [`${p}.channel.room.%E0%A4%A`, 'subject'], [`${p}.public.room`, 'invalid']
+  ]
+  for (const [subject] of hostile) await edge.producer.send(subject, { text: 'hostile' })
+  await until('the rejections', () => edge.app.notifyJetStream.stats.rejected === hostile.length)
+  for (const c of [lobby, dotted, plain]) {
+    await c.request({ event: 'ping' }, 'pong')
+    t.same(c.messages(), [], 'no hostile message reached a key')
+  }
+  const jsm = await jetstreamManager(edge.producer.nc)
+  const dead = await jsm.streams.info(edge.names.deadLetterStream, { subjects_filter: '>' })
+  const byReason: Record<string, number> = {}
+  for (const [, reason] of hostile) byReason[reason] = (byReason[reason] ?? 0) + 1
+  t.same(Object.fromEntries(Object.entries(dead.state.subjects ?? {}).map(([subject, n]) => [subject.slice(edge.names.deadLetterStream.length + 1), n])), byReason)
+  t.equal(edge.app.notifyJetStream.stats.acked, 2)
+})
+
+t.test('a traceparent header is continued: the publish span is its child', async (t) => {
+  const edge = await jetStreamEdge(t, {}, { tracing: true })
+  const alice = await connectUser(t, edge, 'alice')
+  await alice.subscribe('order')
+  const traceId = randomBytes(16).toString('hex')
+  const spanId = randomBytes(8).toString('hex')
+  const h = headers()
+  h.set('traceparent', `00-${traceId}-${spanId}-01`)
+  await edge.producer.js.publish(natsSubject({ stream: 'order', user: 'alice' }, edge.names.subjectPrefix), JSON.stringify(data), { headers: h })
+  await alice.event('message')
+  await until('the spans', () => traceSpans(traceId).some((s) => s.name === 'notify deliver'), 5000)
+  const publish = traceSpans(traceId).find((s) => s.name === 'notify publish')
+  t.equal(publish && parentOf(publish), spanId, "the publish span continues the producer's span")
+  t.equal(parentOf(traceSpans(traceId).find((s) => s.name === 'notify deliver')!), publish?.spanContext().spanId, 'and the delivery is its child')
 })
 
 t.test('a Nats-Msg-Id that has published already is acked without being shown twice', async (t) => {

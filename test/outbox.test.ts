@@ -1,35 +1,17 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import Fastify from 'fastify'
-import pg from 'pg'
 import { Redis } from 'ioredis'
 import { insertNotification, notifyIdempotency, notifyOutbox, notifyPublisher, outboxMigration, RedisIdempotencyStore } from '../plugins/index.js'
 import { STREAMS } from '../example-app/app.js'
 import { build, connectUser, registrationError, type Edge } from './helpers.js'
 import { DATABASE_URL, sharedPostgres, type SharedPostgres } from './postgres.js'
 import { sharedRedis, until } from './redis-server.js'
+import { inTransaction, relayEdge } from './outbox-helpers.js'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 
 const order = (orderId: string, status = 'placed') => ({ orderId, status })
-
-async function relayEdge (t: Test, db: SharedPostgres, outbox: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
-  const edge = await build(t, { outbox: { database: db.url, table: db.table, lockInterval: 100, ...outbox }, ...extra })
-  await until('the relay to lead', () => edge.app.notifyOutbox.health().state === 'relaying', 5000)
-  return edge
-}
-
-async function inTransaction<T> (pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, commit = true): Promise<T> {
-  const client = await pool.connect()
-  try {
-    await client.query('BEGIN')
-    const result = await work(client)
-    await client.query(commit ? 'COMMIT' : 'ROLLBACK')
-    return result
-  } finally {
-    client.release()
-  }
-}
 
 t.test('the shipped sql/notify_outbox.sql is the migration of the default table, and running it again changes nothing', async (t) => {
   t.equal(readFileSync(new URL('../sql/notify_outbox.sql', import.meta.url), 'utf8'), outboxMigration())

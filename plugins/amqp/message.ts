@@ -2,7 +2,7 @@ import type { AsyncMessage } from 'rabbitmq-client'
 import { checkIdempotencyKey } from '../idempotency/index.js'
 import { checkJsonValue, JSON_MAX_BYTES, parseJsonPayload } from '../json-payload.js'
 import type { PublishInput } from '../notify.js'
-import { parseRoutingKey } from './routing-key.js'
+import { parseRoutingKey, type RoutingTarget } from './routing-key.js'
 
 // Maps one delivery onto `app.notify.publish`'s input; what cannot map is rejected with a reason.
 
@@ -62,11 +62,16 @@ export function delivery (msg: AsyncMessage, maxBytes: number): Delivery {
   } catch {
     throw new Rejection('message_id', 'messageId is not 1 to 128 printable characters')
   }
-  const data = bodyData(msg, maxBytes)
-  const input = target.key !== undefined
-    ? { stream: target.stream, key: target.key, data }
-    : target.user === undefined ? { stream: target.stream, data } : { stream: target.stream, user: target.user, data }
-  return { input: input as PublishInput, idempotencyKey }
+  return { input: publishInput(target, bodyData(msg, maxBytes)), idempotencyKey }
+}
+
+/**
+ * The publish of `data` to a target (routing key, subject or outbox row): each of user and key
+ * only when given, so that a target naming both, or the wrong one for its stream, is refused by
+ * `app.notify` with its coded error, as over HTTP.
+ */
+export function publishInput ({ stream, user, key }: RoutingTarget, data: unknown): PublishInput {
+  return { stream, ...(user === undefined ? {} : { user }), ...(key === undefined ? {} : { key }), data } as PublishInput
 }
 
 /** The reason a publish error gives a delivery, or null when it may succeed on a retry. */

@@ -6,6 +6,7 @@ import { Counter, Gauge } from 'prom-client'
 import { rejectReason } from '../amqp/message.js'
 import { InvalidOptionError } from '../errors.js'
 import { ensureIdempotency } from '../idempotency/index.js'
+import { ingressTrace } from '../tracing.js'
 import { positiveInteger, within } from '../util.js'
 import { mapDelivery, type JetStreamRejectReason } from './message.js'
 import { JetStreamRunner } from './runner.js'
@@ -16,7 +17,7 @@ export type { JetStreamRejectReason } from './message.js'
 export interface NotifyJetStreamOptions {
   /** The server(s): a `nats://` URL, several, or `@nats-io/transport-node` connection options. @default 'nats://127.0.0.1:4222' */
   servers?: string | string[] | NodeConnectionOptions
-  /** First token of every subject (`<prefix>.public.<stream>`, `<prefix>.private.<user>.<stream>`). @default 'notify' */
+  /** First token of every subject (`<prefix>.public.<stream>`, `<prefix>.private.<user>.<stream>`, `<prefix>.channel.<stream>.<key>`). @default 'notify' */
   subjectPrefix?: string
   /** The JetStream stream holding `<prefix>.>`. @default 'notify' */
   stream?: string
@@ -127,7 +128,9 @@ async function fastifyNotifyJetStream (app: FastifyInstance, opts: NotifyJetStre
     const mapped = mapDelivery({ subject: msg.subject, data: msg.data, seq: msg.seq, msgId: msg.headers?.get('Nats-Msg-Id') || undefined }, prefix, stream, maxBodyBytes)
     if ('reason' in mapped) return await reject(msg, mapped.reason, mapped.message)
     try {
-      const { replayed } = await app.notifyIdempotency.publish(mapped.idempotencyKey, mapped.input)
+      // A missing header reads as '': no trace to continue.
+      const { replayed } = await ingressTrace(app.notifyTracer, msg.headers?.get('traceparent') || undefined, () =>
+        app.notifyIdempotency.publish(mapped.idempotencyKey, mapped.input))
       failing = false
       msg.ack()
       stats[replayed ? 'replayed' : 'acked']++

@@ -1,4 +1,4 @@
-import { parseJson, Rejection, type RejectReason } from '../amqp/message.js'
+import { parseJson, publishInput, Rejection, type RejectReason } from '../amqp/message.js'
 import { checkIdempotencyKey } from '../idempotency/index.js'
 import type { PublishInput } from '../notify.js'
 import { parseSubject } from './subject.js'
@@ -25,7 +25,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
 /** The publish a message asks for, or why it can never be one. */
 export function mapDelivery (msg: NatsDelivery, prefix: string, stream: string, maxBytes: number): Mapped {
   const target = parseSubject(msg.subject, prefix)
-  if (target === null) return { reason: 'subject', message: `subject is neither ${prefix}.public.<stream> nor ${prefix}.private.<user>.<stream>` }
+  if (target === null) return { reason: 'subject', message: `subject is none of ${prefix}.public.<stream>, ${prefix}.private.<user>.<stream>, ${prefix}.channel.<stream>.<key>` }
   let idempotencyKey: string
   try {
     // Without Nats-Msg-Id, the stream sequence identifies the message as surely.
@@ -41,6 +41,5 @@ export function mapDelivery (msg: NatsDelivery, prefix: string, stream: string, 
     if (err instanceof Rejection) return { reason: 'not_json', message: err.message }
     return { reason: 'not_json', message: 'body is not UTF-8' }
   }
-  const input = (target.user === undefined ? { stream: target.stream, data } : { stream: target.stream, user: target.user, data }) as PublishInput
-  return { input, idempotencyKey }
+  return { input: publishInput(target, data), idempotencyKey }
 }

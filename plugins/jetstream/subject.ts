@@ -1,22 +1,20 @@
-import { encodeUser } from '../amqp/routing-key.js'
+import { encodeUser, type RoutingTarget } from '../amqp/routing-key.js'
 
 // The JetStream ingress's subjects (SPEC section 16), in one leaf that producers written in
-// TypeScript import too: `<prefix>.public.<stream>`, `<prefix>.private.<user>.<stream>`.
-// A subject kind is one entry of SHAPES: channels (`<prefix>.channel.<stream>.<key>`) add one.
+// TypeScript import too: `<prefix>.public.<stream>`, `<prefix>.private.<user>.<stream>`,
+// `<prefix>.channel.<stream>.<key>`. A subject kind is one entry of SHAPES.
 
-/** What a subject addresses: a public stream, or one user's private stream. */
-export interface SubjectTarget {
-  stream: string
-  user?: string
-}
+/** What a subject addresses: a public stream, one user's private stream, or one key of a channel (as a routing key does). */
+export type SubjectTarget = RoutingTarget
 
-/** `user` as one subject token: percent-encoded as in routing keys (`.` as `%2E`), and NATS's wildcards `*` and `>` too. */
+/** A user or key as one subject token: percent-encoded as in routing keys (`.` as `%2E`), and NATS's wildcards `*` and `>` too. */
 export function encodeSubjectToken (value: string): string {
   return encodeUser(value).replaceAll('*', '%2A').replaceAll('>', '%3E')
 }
 
-/** The subject that publishes to `stream` (for `user` when private) under `prefix`. */
-export function natsSubject ({ stream, user }: SubjectTarget, prefix = 'notify'): string {
+/** The subject that publishes to `stream` (for `user` when private, to `key` on a channel) under `prefix`. */
+export function natsSubject ({ stream, user, key }: SubjectTarget, prefix = 'notify'): string {
+  if (key !== undefined) return `${prefix}.channel.${stream}.${encodeSubjectToken(key)}`
   return user === undefined ? `${prefix}.public.${stream}` : `${prefix}.private.${encodeSubjectToken(user)}.${stream}`
 }
 
@@ -35,6 +33,12 @@ const SHAPES: Record<string, (tokens: string[]) => SubjectTarget | null> = {
     if (tokens.length !== 2) return null
     const user = decode(tokens[0])
     return user === null ? null : { stream: tokens[1], user }
+  },
+  // The key is checked where every publish's is: a bad one, or one on another kind of stream, is `invalid`.
+  channel: (tokens) => {
+    if (tokens.length !== 2) return null
+    const key = decode(tokens[1])
+    return key === null ? null : { stream: tokens[0], key }
   }
 }
 

@@ -3,13 +3,15 @@ import type { FastifyInstance } from 'fastify'
 import type { ClientConfig } from 'pg'
 import { InvalidOptionError } from '../errors.js'
 import { ensureIdempotency } from '../idempotency/index.js'
+import { ingressTrace } from '../tracing.js'
 import { positiveInteger } from '../util.js'
 import { OutboxRelay, type OutboxRelayState, type OutboxRelayStats } from './relay.js'
 import { outboxMigration, outboxTable } from './schema.js'
 
 export * from './insert.js'
 export { DEFAULT_OUTBOX_TABLE, outboxChannel, outboxMigration } from './schema.js'
-export type { OutboxDeadReason, OutboxRelayState, OutboxRelayStats } from './relay.js'
+export type { OutboxDeadReason } from './row.js'
+export type { OutboxRelayState, OutboxRelayStats } from './relay.js'
 
 export interface NotifyOutboxOptions {
   /**
@@ -76,6 +78,7 @@ async function fastifyNotifyOutbox (app: FastifyInstance, opts: NotifyOutboxOpti
   await ensureIdempotency(app)
   // Loaded here, not at import: an app without an outbox does not pay for the driver.
   const { default: pg } = await import('pg')
+  const tracer = app.hasDecorator('notifyTracer') ? app.notifyTracer : null
   const relay = new OutboxRelay({
     ...settings,
     // keepAlive: a relay whose database host vanished notices, and lets a standby take over.
@@ -83,7 +86,8 @@ async function fastifyNotifyOutbox (app: FastifyInstance, opts: NotifyOutboxOpti
     table,
     migration: migrate ? outboxMigration(table) : null,
     log: app.log.child({ outbox: table }),
-    publish: (key, input) => app.notifyIdempotency.publish(key, input),
+    // The publish's span continues the one active at the insert (on an edge that traces; a publisher has no tracer).
+    publish: (key, input, traceparent) => ingressTrace(tracer, traceparent, () => app.notifyIdempotency.publish(key, input)),
     createClient: (config) => new pg.Client(config)
   })
   app.decorate('notifyOutbox', { table, stats: relay.stats, health: () => ({ state: relay.state, table }) })

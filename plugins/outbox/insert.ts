@@ -1,3 +1,4 @@
+import { context, propagation } from '@opentelemetry/api'
 import { BadPublishError, DataRequiredError } from '../errors.js'
 import { DEFAULT_OUTBOX_TABLE, outboxTable } from './schema.js'
 
@@ -6,41 +7,65 @@ export interface OutboxQueryable {
   query (text: string, values?: unknown[]): Promise<{ rows: unknown[] }>
 }
 
-/** What to notify: `app.notify.publish`'s input, written to the outbox instead. */
-export type OutboxNotification =
-  | { stream: string, data: unknown, user?: undefined, users?: undefined }
-  | { stream: string, data: unknown, user: string, users?: undefined }
-  | { stream: string, data: unknown, users: string[], user?: undefined }
+interface NoRecipient { user?: undefined, users?: undefined, key?: undefined, keys?: undefined }
+
+/** What to notify: `app.notify.publish`'s input (a public stream, users of a private one, keys of a channel), written to the outbox instead. */
+export type OutboxNotification = { stream: string, data: unknown } & (
+  | NoRecipient
+  | (Omit<NoRecipient, 'user'> & { user: string })
+  | (Omit<NoRecipient, 'users'> & { users: string[] })
+  | (Omit<NoRecipient, 'key'> & { key: string })
+  | (Omit<NoRecipient, 'keys'> & { keys: string[] })
+)
 
 export interface InsertNotificationOptions {
   /** The outbox table, `[schema.]name`. @default 'notify_outbox' */
   table?: string
 }
 
+/** One (user, key) pair per row: a row per user, a row per key, or one row for a public stream. */
+function recipients (notification: OutboxNotification): { users: Array<string | null>, keys: Array<string | null> } {
+  const { user, users, key, keys } = notification as Record<string, unknown>
+  const given = [user, users, key, keys].filter((v) => v !== undefined).length
+  if (given > 1) throw new BadPublishError('give one of user, users, key or keys')
+  const byKey = key !== undefined || keys !== undefined
+  const list = users ?? keys ?? [user ?? key ?? null]
+  if (!Array.isArray(list) || list.length === 0 || !list.every((u) => u === null || typeof u === 'string')) {
+    throw new BadPublishError(`${byKey ? 'key or keys' : 'user or users'} must be a string or a non-empty array of strings`)
+  }
+  const none = list.map(() => null)
+  return byKey ? { users: none, keys: list } : { users: list, keys: none }
+}
+
+/** The caller's active trace context as a W3C `traceparent`, or null without one (or without an SDK's propagator). */
+function activeTraceparent (): string | null {
+  const carrier: Record<string, string> = {}
+  propagation.inject(context.active(), carrier)
+  return carrier.traceparent ?? null
+}
+
 /**
- * Inserts `notification` into the outbox through `client`, one row per user, and resolves with
- * the row ids. Call it with the client of your open transaction: the rows commit or roll back
- * with your business rows, and the relay publishes them once committed. Stream, users and data
- * are checked against the declarations by the relay, which marks a row it cannot publish dead
- * with its reason; here only what cannot be stored at all is refused (`FST_NOTIFY_BAD_PUBLISH`).
+ * Inserts `notification` into the outbox through `client`, one row per user or key, and resolves
+ * with the row ids. Call it with the client of your open transaction: the rows commit or roll
+ * back with your business rows, and the relay publishes them once committed, continuing the trace
+ * active here. Stream, users, keys and data are checked against the declarations by the relay,
+ * which marks a row it cannot publish dead with its reason; here only what cannot be stored at
+ * all is refused (`FST_NOTIFY_BAD_PUBLISH`).
  */
 export async function insertNotification (
   client: OutboxQueryable, notification: OutboxNotification, opts: InsertNotificationOptions = {}
 ): Promise<string[]> {
   const table = outboxTable(opts.table ?? DEFAULT_OUTBOX_TABLE)
-  const { stream, user, users, data } = notification ?? {}
+  const { stream, data } = notification ?? {}
   if (typeof stream !== 'string') throw new BadPublishError('stream must be a string')
-  if (user !== undefined && users !== undefined) throw new BadPublishError('give user or users, not both')
-  const recipients = users ?? [user ?? null]
-  if (!Array.isArray(recipients) || recipients.length === 0 || !recipients.every((u) => u === null || typeof u === 'string')) {
-    throw new BadPublishError('users must be a non-empty array of strings')
-  }
+  const { users, keys } = recipients(notification)
   if (data === undefined) throw new DataRequiredError()
   const json = JSON.stringify(data)
   if (json === undefined) throw new BadPublishError('data must be serializable as JSON')
   const { rows } = await client.query(
-    `INSERT INTO ${table} (stream, user_id, data) SELECT $1, u, $3 FROM unnest($2::text[]) WITH ORDINALITY AS r(u, n) ORDER BY n RETURNING id`,
-    [stream, recipients, json]
+    `INSERT INTO ${table} (stream, user_id, channel_key, data, traceparent) SELECT $1, u, k, $4, $5
+      FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS r(u, k, n) ORDER BY n RETURNING id`,
+    [stream, users, keys, json, activeTraceparent()]
   )
   return (rows as Array<{ id: string }>).map((row) => String(row.id))
 }

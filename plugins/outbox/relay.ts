@@ -1,19 +1,17 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Client, ClientConfig } from 'pg'
-import { parseJson, rejectReason, Rejection, type RejectReason } from '../amqp/message.js'
+import { rejectReason } from '../amqp/message.js'
 import type { PublishInput } from '../notify.js'
 import { within } from '../util.js'
+import { ROW_COLUMNS, rowInput, rowTopic, type OutboxDeadReason, type OutboxRow } from './row.js'
 import { outboxChannel } from './schema.js'
 
 // The relay's loop on its one dedicated connection: take the table's advisory lock (one relay
 // per table at a time), LISTEN, then publish pending rows in id order (commit order per topic,
 // see schema.ts), each under its row's idempotency key, and mark them done or dead.
 
-/** Publishes `input` at most once per `key`: `app.notifyIdempotency.publish`. */
-export type KeyedPublish = (key: string, input: PublishInput) => Promise<{ replayed: boolean }>
-
-/** Why the relay marked a row dead. */
-export type OutboxDeadReason = Extract<RejectReason, 'too_large' | 'not_json' | 'unknown_stream' | 'schema' | 'invalid'>
+/** Publishes `input` at most once per `key` (`app.notifyIdempotency.publish`), continuing the inserter's `traceparent` when the row has one. */
+export type KeyedPublish = (key: string, input: PublishInput, traceparent: string | undefined) => Promise<{ replayed: boolean }>
 
 /** `connecting` while the connection is not up, `standby` while another relay holds the table, `relaying`, `closed`. */
 export type OutboxRelayState = 'connecting' | 'standby' | 'relaying' | 'closed'
@@ -44,7 +42,6 @@ export interface RelaySettings {
   createClient: (config: ClientConfig) => Client
 }
 
-interface Row { id: string, stream: string, user_id: string | null, data: string }
 type Outcome = 'published' | 'replayed' | 'retry' | { dead: OutboxDeadReason }
 
 export class OutboxRelay {
@@ -130,12 +127,12 @@ export class OutboxRelay {
 
   /** One batch of pending rows: each topic's rows in order, topics side by side; then marks them. */
   async #batch (): Promise<{ full: boolean, retry: boolean }> {
-    const { rows } = await this.#query<Row>(
+    const { rows } = await this.#query<OutboxRow>(
       // o.id, not id: ORDER BY would take the text column of the same name.
-      `SELECT o.id::text AS id, stream, user_id, data FROM ${this.#s.table} AS o WHERE done_at IS NULL ORDER BY o.id LIMIT $1`, [this.#s.batchSize])
-    const topics = new Map<string, Row[]>()
+      `SELECT ${ROW_COLUMNS} FROM ${this.#s.table} AS o WHERE done_at IS NULL ORDER BY o.id LIMIT $1`, [this.#s.batchSize])
+    const topics = new Map<string, OutboxRow[]>()
     for (const row of rows) {
-      const topic = `${row.stream}\u0000${row.user_id ?? ''}`
+      const topic = rowTopic(row)
       const list = topics.get(topic)
       if (list === undefined) topics.set(topic, [row])
       else list.push(row)
@@ -167,18 +164,11 @@ export class OutboxRelay {
     return { full: rows.length === this.#s.batchSize, retry }
   }
 
-  async #publish (row: Row): Promise<Outcome> {
-    if (Buffer.byteLength(row.data) > this.#s.maxDataBytes) return this.#dead(row, 'too_large', `data is over ${this.#s.maxDataBytes} bytes`)
-    let data: unknown
+  async #publish (row: OutboxRow): Promise<Outcome> {
+    const mapped = rowInput(row, this.#s.maxDataBytes)
+    if ('dead' in mapped) return this.#dead(row, mapped.dead, mapped.message)
     try {
-      data = parseJson(row.data)
-    } catch (err) {
-      if (err instanceof Rejection) return this.#dead(row, 'not_json', err.message)
-      throw err
-    }
-    const input = (row.user_id === null ? { stream: row.stream, data } : { stream: row.stream, user: row.user_id, data }) as PublishInput
-    try {
-      const { replayed } = await this.#s.publish(`outbox:${this.#s.table}:${row.id}`, input)
+      const { replayed } = await this.#s.publish(`outbox:${this.#s.table}:${row.id}`, mapped.input, row.traceparent ?? undefined)
       return replayed ? 'replayed' : 'published'
     } catch (err) {
       const reason = rejectReason(err)
@@ -190,7 +180,7 @@ export class OutboxRelay {
     }
   }
 
-  #dead (row: Row, reason: OutboxDeadReason, message: string): Outcome {
+  #dead (row: OutboxRow, reason: OutboxDeadReason, message: string): Outcome {
     this.#s.log.warn({ id: row.id, stream: row.stream.slice(0, 64), reason }, `notify edge: outbox row dead: ${message}`)
     return { dead: reason }
   }

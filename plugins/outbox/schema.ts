@@ -26,7 +26,7 @@ function bare (table: string): string {
   return table.slice(table.indexOf('.') + 1)
 }
 
-/** The DDL that creates the outbox `table`, its pending-row index and its two triggers; safe to run again. */
+/** The DDL that creates the outbox `table`, its pending-row index and its two triggers; safe to run again, and it upgrades a table of an earlier release. */
 export function outboxMigration (table: string = DEFAULT_OUTBOX_TABLE): string {
   outboxTable(table)
   const schema = table.includes('.') ? table.slice(0, table.indexOf('.') + 1) : ''
@@ -54,15 +54,22 @@ CREATE TABLE IF NOT EXISTS ${table} (
   dead_reason text
 );
 
+-- Added after the first release: a table made by it gains them when this runs again.
+-- The key of a channel stream; null on other streams.
+ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS channel_key text;
+-- The inserting code's W3C trace context, continued by the relay's publish; null when none.
+ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS traceparent text;
+
 -- The relay reads pending rows in id order; done rows leave this index.
 CREATE INDEX IF NOT EXISTS ${name}_pending ON ${table} (id) WHERE done_at IS NULL;
 
--- Writers of one topic (stream and user) take turns until they commit, so a row's id is drawn
--- after every earlier row of its topic committed: the relay, reading in id order, publishes a
--- topic's rows in commit order. Writers of different topics do not wait for each other.
+-- Writers of one topic (stream and user, or stream and channel key) take turns until they
+-- commit, so a row's id is drawn after every earlier row of its topic committed: the relay,
+-- reading in id order, publishes a topic's rows in commit order. Writers of different topics do
+-- not wait for each other. A row without a key takes the same lock as before keys existed.
 CREATE OR REPLACE FUNCTION ${schema}${name}_order() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_advisory_xact_lock(hashtext('${table}'), hashtext(NEW.stream || '/' || coalesce(NEW.user_id, '')));
+  PERFORM pg_advisory_xact_lock(hashtext('${table}'), hashtext(NEW.stream || '/' || coalesce(NEW.user_id, '') || coalesce('/' || NEW.channel_key, '')));
   NEW.id := nextval('${schema}${name}_id_seq');
   RETURN NEW;
 END
