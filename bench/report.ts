@@ -251,7 +251,7 @@ export function report (results: Results): string {
   const lines = [
     `notify-edge benchmark${results.quick ? ' (--quick: small sizes, not for comparison)' : ''}, ${results.startedAt}`,
     `${env.cpu}, ${env.cores} cores, ${env.memoryGB} GB, ${env.platform}, Node ${env.node}; load average before ${env.loadAverageBefore.join(' ')}, after ${env.loadAverageAfter.join(' ')}`,
-    ...(busy(env) ? ['Load average above 1.5: the machine was busy, these figures are not a clean run.'] : []),
+    ...(busy(env, results.scale) ? ['Load average above 1.5: the machine was busy, these figures are not a clean run.'] : []),
     '',
     ...table
   ]
