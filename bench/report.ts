@@ -242,7 +242,7 @@ export function report (results: Results): string {
     : []
   const lines = [
     `notify-edge benchmark${results.quick ? ' (--quick: small sizes, not for comparison)' : ''}, ${results.startedAt}`,
-    ...machineLines(env),
+    ...machineLines(env, Number(results.scale?.loadAverageMax ?? 0)),
     '',
     ...table
   ]

@@ -465,6 +465,8 @@ const scaleWanted = !custom && (onlySessions?.includes('scale') ?? false)
 const SCALE_RUN = {
   connections: Number(argument('scale-connections') ?? 100_000),
   idleSeconds: Number(argument('scale-idle-seconds') ?? 30),
+  // The instances' WebSocket heartbeat: the route's default unless shortened (the smoke test's tiny run).
+  heartbeatSeconds: Number(argument('scale-heartbeat-seconds') ?? 30),
   privateRate: 1000,
   privateSeconds: Number(argument('scale-private-seconds') ?? 10),
   stormSeconds: Number(argument('scale-storm-seconds') ?? 30)

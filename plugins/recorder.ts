@@ -15,6 +15,10 @@ export interface RouteStats {
   slowConsumerCloses: number
   /** Sockets terminated for not answering a protocol ping. */
   heartbeatTimeouts: number
+  /** Heartbeat sweeps run (one per interval while the route has sockets). */
+  heartbeatSweeps: number
+  /** CPU time the sweeps took, in µs (pinging every socket; pongs are read later, outside the sweep). */
+  heartbeatSweepCpuUs: number
   /** Inbound frames refused with `RATE_LIMITED`. */
   rateLimited: number
   /** Inbound frames that failed to parse. */
@@ -28,7 +32,7 @@ export interface RouteStats {
 }
 
 export function routeStats (): RouteStats {
-  return { delivered: 0, dropped: 0, slowConsumerCloses: 0, heartbeatTimeouts: 0, rateLimited: 0, badFrames: 0, policyCloses: 0, repaired: 0, gaps: 0 }
+  return { delivered: 0, dropped: 0, slowConsumerCloses: 0, heartbeatTimeouts: 0, heartbeatSweeps: 0, heartbeatSweepCpuUs: 0, rateLimited: 0, badFrames: 0, policyCloses: 0, repaired: 0, gaps: 0 }
 }
 
 /** A streams route as metrics read it at scrape time. */

@@ -8,7 +8,7 @@ import { runBench } from './bench-run.js'
 const N = 300
 t.setTimeout(180_000)
 t.test('npm run bench -- --sessions scale runs at a tiny size, every client back, nothing lost', { timeout: 180_000 }, async (t) => {
-  const args = ['--sessions', 'scale', '--scale-connections', String(N), '--scale-idle-seconds', '1', '--scale-private-seconds', '1', '--scale-storm-seconds', '3']
+  const args = ['--sessions', 'scale', '--scale-connections', String(N), '--scale-idle-seconds', '5', '--scale-heartbeat-seconds', '5', '--scale-private-seconds', '1', '--scale-storm-seconds', '3']
   const { code, output, results } = await runBench(t, args)
   t.equal(code, 0, 'exits with 0')
 
@@ -16,6 +16,11 @@ t.test('npm run bench -- --sessions scale runs at a tiny size, every client back
   t.equal(scale.error, undefined, 'no error')
   t.match(scale, { instances: 6, loadgens: 2, connections: N, broadcastDelivered: N, private: { rate: 1000, sent: 1000, delivered: 1000, missing: 0 } })
   for (const key of ['rssPerConnectionKB', 'rssPerSubscriptionKB', 'kernelSocketMemPerConnectionKB', 'idleCorePercentPer10k', 'broadcastLastMs', 'broadcastCpuPerDeliveryUs']) {
+    t.ok(Number.isFinite(scale[key]), `${key} is a number`)
+  }
+  t.equal(scale.idleSeconds, 5, 'the idle window spans whole heartbeat periods')
+  t.ok(scale.idleSweeps.ran >= 1, 'ping sweeps ran in the idle window')
+  for (const key of ['idleUsPerSocketCycle', 'idleSweepUsPerSocketCycle', 'idleRestUsPerSocketCycle', 'broadcastClientCpuPerDeliveryUs', 'loadAverageMax']) {
     t.ok(Number.isFinite(scale[key]), `${key} is a number`)
   }
   t.equal(scale.fileLimits.length, 8, 'the descriptor limit of every instance and load generator')
@@ -26,4 +31,7 @@ t.test('npm run bench -- --sessions scale runs at a tiny size, every client back
   t.match(output, /Targets \(issue 31\):\n- server RSS per connection with its subscriptions ≤ 8 KB: /)
   t.match(output, /- storm: messages lost = 0: 0 → met/)
   t.match(output, /load average before [\d. ]+, after [\d. ]+/)
+  t.match(output, /per socket per heartbeat cycle: [\d.]+ µs of server CPU, [\d.]+ µs in the ping sweep/)
+  // A busy machine is flagged: the shared test machine's load is known to the test as well.
+  if (scale.loadAverageMax > 1.5) t.match(output, /The machine was busy \(load average up to [\d.]+, above 1\.5\)/)
 })

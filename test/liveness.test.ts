@@ -9,8 +9,11 @@ t.test('a socket that stops answering protocol pings is terminated; a live one s
   const url = async (): Promise<string> => `${edge.ws}/ws?ticket=${await ticket(edge.http, token(edge.app, 'alice'))}`
   const { client: dead } = await connect(t, await url(), { autoPong: false })
   const { client: live } = await connect(t, await url())
-  const pings = { count: 0 }
-  live.socket.on('ping', () => { pings.count++ })
+  const pings = { count: 0, bytes: 0 }
+  live.socket.on('ping', (data: Buffer) => {
+    pings.count++
+    pings.bytes += data.length
+  })
 
   const started = Date.now()
   t.equal(await dead.closed, 1006, 'terminated without a close frame')
@@ -20,7 +23,10 @@ t.test('a socket that stops answering protocol pings is terminated; a live one s
   while (pings.count < 3 && live.closeCode === null) await Promise.race([once(live.socket, 'ping'), live.closed])
   await live.request({ event: 'ping' }, 'pong')
   t.equal(live.closeCode, null, 'the socket that answers pings is still open')
-  t.equal(edge.app.notifyStreams.get('/ws')!.stats.heartbeatTimeouts, 1)
+  t.equal(pings.bytes, 0, 'the pre-framed ping carries no payload')
+  const stats = edge.app.notifyStreams.get('/ws')!.stats
+  t.equal(stats.heartbeatTimeouts, 1)
+  t.ok(stats.heartbeatSweeps >= 3 && stats.heartbeatSweepCpuUs > 0, 'sweeps and their CPU time are counted')
 })
 
 t.test('a socket that answers no protocol ping but keeps sending frames is alive', async (t) => {

@@ -45,16 +45,16 @@ export function environment (root: string, packages: string[]): Environment {
   }
 }
 
-/** Whether a load average above BUSY_LOAD, before or after, makes the run's figures not comparable. */
-export function busy (env: Environment): boolean {
-  return Math.max(env.loadAverageBefore[0] ?? 0, env.loadAverageAfter[0] ?? 0) > BUSY_LOAD
+/** Whether a load average above BUSY_LOAD, before, after or (`during`) at some phase, makes the run's figures not comparable. */
+export function busy (env: Environment, during = 0): boolean {
+  return Math.max(env.loadAverageBefore[0] ?? 0, env.loadAverageAfter[0] ?? 0, during) > BUSY_LOAD
 }
 
-/** The machine line, and the busy flag when it was. */
-export function machineLines (env: Environment): string[] {
+/** The machine line, and the busy flag when it was (`during`: the highest load seen between). */
+export function machineLines (env: Environment, during = 0): string[] {
   return [
-    `${env.cpu}, ${env.cores} cores, ${env.memoryGB} GB, ${env.platform}, Node ${env.node}; load average before ${env.loadAverageBefore.join(' ')}, after ${env.loadAverageAfter.join(' ')}`,
-    ...(busy(env) ? [`Load average above ${BUSY_LOAD}: the machine was busy, these figures are not a clean run.`] : [])
+    `${env.cpu}, ${env.cores} cores, ${env.memoryGB} GB, ${env.platform}, Node ${env.node}; load average before ${env.loadAverageBefore.join(' ')}, after ${env.loadAverageAfter.join(' ')}${during > 0 ? `, up to ${during} during` : ''}`,
+    ...(busy(env, during) ? [`Load average above ${BUSY_LOAD}: the machine was busy, these figures are not a clean run.`] : [])
   ]
 }
 

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import type { Peer } from '../lib/ipc.js'
 import { processCpuUs, startRedis } from '../lib/redis.js'
 import { nowUs } from '../lib/shared.js'
@@ -12,7 +13,10 @@ import { round, Samples } from '../lib/stats.js'
 
 export interface ScaleParams {
   connections: number
+  /** Idle windows' length, rounded to whole heartbeat periods (at least one). */
   idleSeconds: number
+  /** The instances' WebSocket heartbeat interval (the route's default is 30). */
+  heartbeatSeconds: number
   privateRate: number
   privateSeconds: number
   stormSeconds: number
@@ -145,12 +149,36 @@ async function latency (loadgens: Peer[]): Promise<{ p50Ms: number, p99Ms: numbe
   return { p50Ms: p50, p99Ms: p99, count }
 }
 
-/** The instances' CPU over `seconds` with nothing published, in % of one core. */
-async function idleCorePercent (servers: Peer[], seconds: number): Promise<number> {
-  const start = cpuOf(servers)
-  const began = nowUs()
-  await sleep(seconds * 1000)
-  return 100 * (cpuOf(servers) - start) / (nowUs() - began)
+interface Cpu { us: number }
+interface RouteCounters { heartbeatSweeps: number, heartbeatSweepCpuUs: number }
+
+function routeCounters (servers: Peer[]): Promise<RouteCounters[]> {
+  return Promise.all(servers.map((server) => server.call<RouteCounters>('scale-route-stats')))
+}
+
+/**
+ * The instances' CPU (µs, from each process's own clock, not /proc's 10 ms ticks) over `ms` with
+ * nothing published, and the heartbeat sweeps they ran meanwhile: count, CPU, and the sockets they
+ * pinged summed over sweeps (each instance's sockets × its sweeps).
+ */
+async function idleWindow (servers: Peer[], ms: number): Promise<{ us: number, sweeps: number, sweepUs: number, pinged: number }> {
+  const stats = (): Promise<RouteCounters[]> => routeCounters(servers)
+  const before = await stats()
+  await Promise.all(servers.map((server) => server.call('cpu-start')))
+  await sleep(ms)
+  const cpus = await Promise.all(servers.map((server) => server.call<Cpu>('cpu')))
+  const after = await stats()
+  const sockets = await Promise.all(servers.map((server) => server.call<number>('connections')))
+  let sweeps = 0
+  let sweepUs = 0
+  let pinged = 0
+  after.forEach((counters, i) => {
+    const ran = counters.heartbeatSweeps - before[i].heartbeatSweeps
+    sweeps += ran
+    sweepUs += counters.heartbeatSweepCpuUs - before[i].heartbeatSweepCpuUs
+    pinged += ran * sockets[i]
+  })
+  return { us: cpus.reduce((total, cpu) => total + cpu.us, 0), sweeps, sweepUs, pinged }
 }
 
 async function openTotal (servers: Peer[]): Promise<number> {
@@ -176,14 +204,27 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
   const servers: Peer[] = []
   const loadgens: Peer[] = []
   const figures: Record<string, unknown> = { instances, loadgens: generators, redis: redis === null ? 'REDIS_URL' : 'private redis-server' }
+  // The highest 1-minute load average at the phases' ends: the report flags a busy machine with it.
+  const loads: number[] = []
+  const noteLoad = (): void => {
+    loads.push(round(loadavg()[0], 2))
+    figures.loadAverageMax = Math.max(...loads)
+  }
   try {
-    for (let i = 0; i < instances; i++) servers.push(await hooks.spawnEdge(['--redis', redisUrl, '--streams', 'scale']))
+    const heartbeatMs = params.heartbeatSeconds * 1000
+    const edgeArgs = ['--redis', redisUrl, '--streams', 'scale', '--heartbeat-interval', String(heartbeatMs)]
+    for (let i = 0; i < instances; i++) servers.push(await hooks.spawnEdge(edgeArgs))
     for (let i = 0; i < generators; i++) loadgens.push(await hooks.spawnLoadgen(`scale-loadgen-${i}`))
     figures.fileLimits = [...servers, ...loadgens].map((peer) => raiseFileLimit(peer.child.pid!))
     const ports = servers.map((server) => server.info.port as number)
 
+    // Idle windows span whole heartbeat periods: a ping sweep of every socket runs once per period
+    // (the expiry sweep too, at the default 30 s; presence every 5 s), so a shorter window holds
+    // zero or one sweep per instance and the figure is biased by where the window falls.
+    const periods = Math.max(1, Math.round(params.idleSeconds / params.heartbeatSeconds))
+    const idleMs = periods * heartbeatMs
     // The instances' own idle cost (timers, Redis, presence) with no socket: subtracted below.
-    const emptyPercent = await idleCorePercent(servers, params.idleSeconds)
+    const empty = await idleWindow(servers, idleMs)
     // Memory: the instances' RSS after a full GC, and the kernel's TCP buffers, before and after.
     const before = await memoryTotal(servers)
     const kernelBefore = sockstat()
@@ -204,6 +245,7 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
     const middle = await memoryTotal(servers)
     const openHalf = await openTotal(servers)
     await connectHalf(1)
+    noteLoad()
     figures.connectSeconds = round((Date.now() - began) / 1000, 1)
     const open = await openTotal(servers)
     const after = await memoryTotal(servers)
@@ -225,34 +267,61 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
     figures.kernelSocketMemPerConnectionKB = round((kernelAfter.memBytes - kernelBefore.memBytes) / n / 1024, 3)
     figures.kernelSocketSlabPerConnectionKB = slabBefore === null || slabAfter === null ? null : round((slabAfter - slabBefore) / n / 1024, 2)
 
-    // Idle: the instances' CPU over a window with nothing published (heartbeats, presence, timers).
-    const withSockets = await idleCorePercent(servers, params.idleSeconds)
+    noteLoad()
+    // Idle: the instances' CPU over whole heartbeat periods with nothing published, less the
+    // constant part, per socket per heartbeat cycle: the ping sweep (counted by the route) and the
+    // rest (pongs read, the expiry sweep, presence). Normalised by the sweeps that ran, which the
+    // window's edges may make one more or less per instance than `periods`.
+    const idle = await idleWindow(servers, idleMs)
+    const socketCycles = Math.max(1, idle.pinged)
     // On a busy machine the two windows' noise can exceed the difference: never below zero.
-    const idlePercent = Math.max(0, withSockets - emptyPercent)
-    figures.idleSeconds = params.idleSeconds
-    figures.idleEmptyInstancesCorePercent = round(emptyPercent, 2)
-    figures.idleInstancesCorePercent = round(withSockets, 2)
+    const perSocketUs = Math.max(0, idle.us - empty.us) / socketCycles
+    const sweepUs = idle.sweepUs / socketCycles
+    const idlePercent = 100 * perSocketUs * n / heartbeatMs / 1000
+    figures.idleSeconds = idleMs / 1000
+    figures.idleHeartbeatSeconds = params.heartbeatSeconds
+    figures.idleSweeps = { expected: periods * instances, ran: idle.sweeps }
+    figures.idleEmptyInstancesCorePercent = round(100 * empty.us / idleMs / 1000, 2)
+    figures.idleInstancesCorePercent = round(100 * idle.us / idleMs / 1000, 2)
+    figures.idleUsPerSocketCycle = round(perSocketUs, 2)
+    figures.idleSweepUsPerSocketCycle = round(sweepUs, 2)
+    figures.idleRestUsPerSocketCycle = round(Math.max(0, perSocketUs - sweepUs), 2)
     figures.idleCorePercentPer10k = round(idlePercent * 10_000 / n, 3)
     figures.idleCorePercentPer100k = round(idlePercent * 100_000 / n, 2)
 
+    noteLoad()
     // Broadcast: one message to each room, so one to every socket; a first one unmeasured.
     let seq = 0
     await arm(loadgens)
     await servers[0].call('scale-broadcast', { seq: seq++ })
     await until(loadgens, (list) => sum(list, 'received') >= n)
     await arm(loadgens)
+    const sweepsBefore = await routeCounters(servers)
     const cpuBefore = cpuOf(servers)
+    const clientCpuBefore = cpuOf(loadgens)
     const publishedAt = nowUs()
     await servers[0].call('scale-broadcast', { seq: seq++ })
     const cast = await until(loadgens, (list) => sum(list, 'received') >= n)
-    const castCpu = cpuOf(servers) - cpuBefore
+    const castCpuAll = cpuOf(servers) - cpuBefore
+    const castClientCpu = cpuOf(loadgens) - clientCpuBefore
+    // A heartbeat sweep that fell in the window (one per instance every period) is no broadcast work.
+    const sweepsAfter = await routeCounters(servers)
+    const castSweeps = sweepsAfter.reduce((total, c, i) => total + c.heartbeatSweeps - sweepsBefore[i].heartbeatSweeps, 0)
+    const castSweepUs = sweepsAfter.reduce((total, c, i) => total + c.heartbeatSweepCpuUs - sweepsBefore[i].heartbeatSweepCpuUs, 0)
+    const castCpu = Math.max(0, castCpuAll - castSweepUs)
+    figures.broadcastSweeps = castSweeps
+    figures.broadcastSweepCpuMs = round(castSweepUs / 1000, 1)
     const castReceived = sum(cast, 'received')
     const lastAt = Math.max(...cast.map((status) => status.lastReceivedUs))
     figures.broadcastDelivered = castReceived
     figures.broadcastLastMs = round((lastAt - publishedAt) / 1000, 1)
     figures.broadcastCpuPerDeliveryUs = round(castCpu / Math.max(1, castReceived), 2)
     figures.broadcastCorePercent = round(100 * castCpu / Math.max(1, lastAt - publishedAt) / instances, 1)
+    // The load generators read every frame on the same cores: what they took decides the wall time too.
+    figures.broadcastClientCpuPerDeliveryUs = round(castClientCpu / Math.max(1, castReceived), 2)
+    figures.broadcastCoresBusy = round((castCpuAll + castClientCpu) / Math.max(1, lastAt - publishedAt), 2)
 
+    noteLoad()
     // Private: every user gets one message first (so every client has a `since` for the storm), then
     // `privateRate` msg/s to random users.
     await arm(loadgens)
@@ -265,6 +334,7 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
     const privFailures = await servers[1].call<Failures>('scale-failures')
     figures.private = { rate: params.privateRate, sent: count, delivered: sum(priv, 'received'), missing: missing(priv), publishFailures: privFailures.count, ...(await latency(loadgens)) }
 
+    noteLoad()
     // Storm: instance 0 is SIGKILLed a second into private publishing from instance 1.
     const stormCount = params.privateRate * params.stormSeconds
     const stormFirst = 1000 + count
@@ -300,6 +370,7 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
       publishFailures: failed.count,
       firstPublishFailure: failed.first
     }
+    noteLoad()
     return figures
   } finally {
     await Promise.all(loadgens.map((loadgen) => loadgen.call('scale-disconnect').catch(() => {})))

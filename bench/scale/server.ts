@@ -21,10 +21,14 @@ export function scaleHandlers (app: FastifyInstance): Handlers {
     })
   }
   return {
-    /** One message to each public stream: every socket receives exactly one. */
-    'scale-broadcast': ({ seq }: { seq: number }) => {
-      for (let room = 0; room < ROOMS; room++) settle(app.notify.publish({ stream: roomName(room), data: notification(seq) }))
+    /** `count` messages (default one) to each public stream, in one synchronous loop: every socket receives `count`. */
+    'scale-broadcast': ({ seq, count = 1 }: { seq: number, count?: number }) => {
+      for (let i = 0; i < count; i++) {
+        for (let room = 0; room < ROOMS; room++) settle(app.notify.publish({ stream: roomName(room), data: notification(seq + i) }))
+      }
     },
+    /** The /ws route's counters (heartbeat sweeps among them). */
+    'scale-route-stats': () => ({ ...app.notifyStreams.get('/ws')!.stats }),
     /** One message to each of users 0 … users-1, a thousand users per publish: gives every client a `since`. */
     'scale-prime': async ({ users, seq }: { users: number, seq: number }) => {
       for (let first = 0; first < users; first += USERS_PER_PUBLISH) {

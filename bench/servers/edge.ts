@@ -20,6 +20,8 @@ import { SCALE_STREAMS } from '../scale/streams.js'
 const cluster = argument('redis-cluster')?.split(',').map((node) => ({ host: node.split(':')[0], port: Number(node.split(':')[1]) }))
 const redis = cluster !== undefined ? { cluster } : argument('redis')
 const flushInterval = argument('flush-interval')
+// --heartbeat-interval sets the /ws route's protocol pings (bench/scale/probe.ts shortens it to amplify their cost).
+const heartbeatInterval = argument('heartbeat-interval')
 const presence = argument('presence') === 'off' ? false : undefined
 const amqp = argument('amqp')
 const tickets = argument('ticket-rate-limit') === 'off' ? { rateLimit: false as const } : undefined
@@ -49,7 +51,15 @@ await app.register(notifyEdge, {
   bus: { redisEmitter, flushInterval: busFlushInterval === undefined ? undefined : Number(busFlushInterval) },
   publishApi: { apiKey: API_KEY },
   tickets,
-  ...(flushInterval === undefined ? {} : { routes: [{ path: '/ws', flushInterval: Number(flushInterval) }, { path: '/public', anonymous: true }] }),
+  ...(flushInterval === undefined && heartbeatInterval === undefined
+    ? {}
+    : {
+        routes: [{
+          path: '/ws',
+          flushInterval: flushInterval === undefined ? undefined : Number(flushInterval),
+          heartbeatInterval: heartbeatInterval === undefined ? undefined : Number(heartbeatInterval)
+        }, { path: '/public', anonymous: true }]
+      }),
   presence,
   tracing,
   ...(amqp === undefined

@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws'
+import type { RouteStats } from '../recorder.js'
 
 const OPEN = 1
 
@@ -6,6 +7,8 @@ const OPEN = 1
 export interface Watched {
   readonly socket: WebSocket
   readAtPing: number
+  /** Sends the socket a protocol ping. */
+  ping (): void
 }
 
 interface SocketInternals { _socket: { bytesRead: number } | null }
@@ -16,6 +19,11 @@ interface SocketInternals { _socket: { bytesRead: number } | null }
  * `onDead`. So a dead peer is found within one to two intervals, at the cost of one timer per route.
  * Anything read proves the peer alive, so no 'pong' listener is needed: on an idle connection a
  * fourth listener would grow ws's listener table by about 100 bytes.
+ *
+ * A socket that sent frames since the last ping still gets one: its next interval may be silent,
+ * and skipping a ping would then take a third interval to find it dead (idle sockets, the many,
+ * read nothing but pongs anyway). Each sweep's CPU time is counted in `stats`, so that an idle
+ * instance's cost can be split into the sweeps and the rest (bench/scale).
  */
 export class Heartbeat {
   #timer: NodeJS.Timeout | null = null
@@ -23,7 +31,8 @@ export class Heartbeat {
   constructor (
     private readonly interval: number,
     private readonly watched: Iterable<Watched>,
-    private readonly onDead: (socket: WebSocket) => void
+    private readonly onDead: (socket: WebSocket) => void,
+    private readonly stats: Pick<RouteStats, 'heartbeatSweeps' | 'heartbeatSweepCpuUs'>
   ) {}
 
   /** Starts the route's timer, once its first socket is open. */
@@ -39,6 +48,7 @@ export class Heartbeat {
   }
 
   #beat (): void {
+    const began = process.cpuUsage()
     for (const watched of this.watched) {
       const { socket } = watched
       if (socket.readyState !== OPEN) continue
@@ -49,7 +59,10 @@ export class Heartbeat {
         continue
       }
       watched.readAtPing = read
-      socket.ping()
+      watched.ping()
     }
+    const { user, system } = process.cpuUsage(began)
+    this.stats.heartbeatSweeps++
+    this.stats.heartbeatSweepCpuUs += user + system
   }
 }

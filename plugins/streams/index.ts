@@ -163,7 +163,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     : new Heartbeat(heartbeatInterval, connections, (socket) => {
       stats.heartbeatTimeouts++
       socket.terminate()
-    })
+    }, stats)
   app.addHook('preClose', () => heartbeat?.stop())
 
   // Handshake durations are timed only for the metrics plugin.

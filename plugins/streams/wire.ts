@@ -23,6 +23,8 @@ const TEXT_FRAME = { fin: true, opcode: 0x01, mask: false, readOnly: false, rsv1
 const SEND_TEXT = { binary: false }
 const OPEN = 1
 const EVENT_END = Buffer.from('\n\n')
+// A server's ping with no payload: FIN and opcode 0x9, unmasked, length 0. Never written to, so shared.
+const PING_FRAME = Buffer.from([0x89, 0x00])
 // A FrameWriter's socket: not corked, corked until the end of the job, or held to the next tick;
 // or never corked, its frames sent through ws.
 const INDIRECT = -1
@@ -211,6 +213,22 @@ export class FrameWriter {
       tcp.cork()
     }
     tcp.write(frame.wire)
+  }
+
+  /**
+   * A protocol ping. ws's ping() frames it anew (a header Buffer, an options object, a corked
+   * two-chunk writev of header and empty payload); an empty ping's frame is always the same two
+   * bytes, so it is written from one shared Buffer, behind whatever is corked. Through ws when its
+   * sender holds queued frames or an extension rewrites frames, as `write` does.
+   */
+  ping (): void {
+    const socket = this.socket as WebSocket & WebSocketInternals
+    const { _socket: tcp, _sender: sender } = socket
+    if (this.#state === INDIRECT || socket.readyState !== OPEN || tcp === null || sender === null || sender._bufferedBytes !== 0) {
+      socket.ping()
+      return
+    }
+    tcp.write(PING_FRAME)
   }
 
   /** Hands what is corked to the kernel now: before a control frame, a close, or when scheduled. */

@@ -1,0 +1,103 @@
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { argument, Peer } from '../lib/ipc.js'
+import { startRedis } from '../lib/redis.js'
+import { round } from '../lib/stats.js'
+
+// A small local probe of two per-socket costs the scale scenario sees, on one edge instance with
+// its clients in another process (`node bench/build.js && node node_modules/.cache/notify-edge-bench/bench/scale/probe.js`):
+// - heartbeat: the server's CPU per socket per ping/pong cycle, with --heartbeat-interval shortened
+//   to amplify it, and the part of it spent in the ping sweep itself;
+// - broadcast: the server's CPU per delivery when each socket gets one message at a time (the scale
+//   scenario's broadcast) and when it gets --burst messages at once (the fan-out scenario's burst).
+// With --base <dir> (another checkout's transpiled bench) its edge runs alongside, measured over the
+// same windows, so that the two compare on one busy machine. CPU figures are relative, never targets.
+
+const here = dirname(fileURLToPath(import.meta.url))
+const connections = Number(argument('connections') ?? 5000)
+const interval = Number(argument('heartbeat-interval') ?? 250)
+const cycles = Number(argument('cycles') ?? 20)
+const rounds = Number(argument('rounds') ?? 3)
+const burst = Number(argument('burst') ?? 20)
+const measure = argument('measure') ?? 'heartbeat'
+const base = argument('base')
+// --profile <dir>: each measured window of each edge is written there as a .cpuprofile (bench/servers/control.ts).
+const profile = argument('profile')
+
+interface Cpu { us: number }
+interface Edge { label: string, server: Peer, loadgen: Peer }
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function cpuOver (edges: Edge[], work: () => Promise<unknown>): Promise<number[]> {
+  for (const { server } of edges) await server.call('memory')
+  for (const { server } of edges) await server.call('cpu-start')
+  await work()
+  return Promise.all(edges.map(({ server }) => server.call<Cpu>('cpu').then((cpu) => cpu.us)))
+}
+
+async function received (edge: Edge, expected: number): Promise<void> {
+  const deadline = Date.now() + 60_000
+  while ((await edge.loadgen.call<{ received: number }>('scale-status', {})).received < expected) {
+    if (Date.now() > deadline) throw new Error(`${edge.label}: fewer than ${expected} deliveries after 60 s`)
+    await sleep(20)
+  }
+}
+
+async function heartbeat (edges: Edge[]): Promise<void> {
+  for (let r = 0; r < rounds; r++) {
+    const before = await Promise.all(edges.map(({ server }) => server.call<Record<string, number>>('scale-route-stats')))
+    const cpu = await cpuOver(edges, () => sleep(cycles * interval))
+    const after = await Promise.all(edges.map(({ server }) => server.call<Record<string, number>>('scale-route-stats')))
+    edges.forEach((edge, i) => {
+      const sweeps = (after[i].heartbeatSweeps ?? NaN) - (before[i].heartbeatSweeps ?? NaN)
+      const sweepUs = (after[i].heartbeatSweepCpuUs ?? NaN) - (before[i].heartbeatSweepCpuUs ?? NaN)
+      console.log(`${edge.label} round ${r}: ${round(cpu[i] / connections / cycles, 3)} µs per socket per cycle in all` +
+        (Number.isNaN(sweeps) ? '' : `, of which the sweeps ${round(sweepUs / connections / Math.max(1, sweeps), 3)} µs (${sweeps} sweeps)`))
+    })
+  }
+}
+
+async function broadcast (edges: Edge[]): Promise<void> {
+  let seq = 0
+  for (let r = 0; r < rounds; r++) {
+    // One message per socket at a time, each waited for: one write per delivery.
+    for (const { loadgen } of edges) await loadgen.call('scale-arm')
+    const single = await cpuOver(edges, async () => {
+      for (let k = 1; k <= burst; k++) {
+        await Promise.all(edges.map(({ server }) => server.call('scale-broadcast', { seq: seq++ })))
+        await Promise.all(edges.map((edge) => received(edge, k * connections)))
+      }
+    })
+    // The same deliveries as one burst: each socket's messages leave in one write.
+    for (const { loadgen } of edges) await loadgen.call('scale-arm')
+    const burstCpu = await cpuOver(edges, async () => {
+      await Promise.all(edges.map(({ server }) => server.call('scale-broadcast', { seq, count: burst })))
+      seq += burst
+      await Promise.all(edges.map((edge) => received(edge, burst * connections)))
+    })
+    edges.forEach((edge, i) => {
+      console.log(`${edge.label} round ${r}: ${round(single[i] / (burst * connections), 3)} µs per delivery one message at a time, ` +
+        `${round(burstCpu[i] / (burst * connections), 3)} µs in bursts of ${burst}`)
+    })
+  }
+}
+
+const redis = await startRedis()
+const edges: Edge[] = []
+try {
+  const scripts = [{ label: 'this', dir: join(here, '..') }, ...(base === undefined ? [] : [{ label: 'base', dir: join(base, 'bench') }])]
+  for (const { label, dir } of scripts) {
+    const args = ['--redis', redis.url, '--streams', 'scale', '--heartbeat-interval', String(measure === 'heartbeat' ? interval : 30_000), ...(profile === undefined ? [] : ['--profile', profile])]
+    const server = await Peer.spawn(`${label}-edge`, join(dir, 'servers', 'edge.js'), args, ['--expose-gc'])
+    const loadgen = await Peer.spawn(`${label}-loadgen`, join(here, '..', 'loadgen.js'), [], ['--max-old-space-size=4096'])
+    await loadgen.call('scale-connect', { ports: [server.info.port], first: 0, count: connections, concurrency: 50, addresses: 1 })
+    edges.push({ label, server, loadgen })
+  }
+  console.log(`${connections} sockets per edge, ${measure}${measure === 'heartbeat' ? ` every ${interval} ms over ${cycles} cycles` : `, ${burst} messages`}, ${rounds} rounds`)
+  await (measure === 'broadcast' ? broadcast(edges) : heartbeat(edges))
+} finally {
+  for (const { loadgen } of edges) await loadgen.call('scale-disconnect').catch(() => {})
+  await Promise.all(edges.flatMap(({ server, loadgen }) => [server.stop(), loadgen.stop()]))
+  await redis.stop()
+}
