@@ -68,7 +68,7 @@ t.test('npm run start:split: the page places an order through the split set-up a
   t.same(errors, [], 'no page errors: CORS lets the page call the auth and order services')
   await page.fill('#room', 'support-desk')
   await page.click('#join-room button')
-  await page.waitForSelector('#chat[data-refused="room:support-desk"]')
+  await page.waitForSelector('#chat[data-refused="room:support-desk"]', { state: 'attached' })
   t.pass('a support room is refused: the order service\'s rule, asked by the edge')
 })
 
