@@ -27,6 +27,7 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
   await app.register(notifyEdge, {
     jwt: { secret: config.jwtSecret },
     streams: exampleStreams(owners.lookup),
+    topicPrefix: config.topicPrefix,
     tickets: { ttl: config.ticketTtl },
     socketAuth: { allowedOrigins: config.allowedOrigins },
     publishApi: { apiKey: config.publishApiKey },

@@ -2,6 +2,7 @@
 import { DEV_API_KEY, DEV_JWT_SECRET, EnvReader, SettingError, type HostPort } from '../bin/env.js'
 import { MIN_KEY_LENGTH } from '../plugins/api-key.js'
 import { MIN_SECRET_LENGTH } from '../plugins/jwt.js'
+import { TOPIC_PREFIX } from '../plugins/topics.js'
 
 export type { HostPort } from '../bin/env.js'
 
@@ -14,6 +15,8 @@ export interface AppConfig {
   redisSentinelName: string
   /** Seed nodes of a Redis Cluster (SPEC section 10). */
   redisCluster: HostPort[] | undefined
+  /** Prefix of topics and Redis keys, so that deployments (and tests) can share one Redis. */
+  topicPrefix: string
   jwtSecret: string
   publishApiKey: string
   ticketTtl: number
@@ -60,6 +63,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): { config: App
       redisSentinels: redis.sentinels,
       redisSentinelName: redis.sentinelName,
       redisCluster: redis.cluster,
+      topicPrefix: read.matching('TOPIC_PREFIX', 'notify', TOPIC_PREFIX, '1 to 64 letters, digits, _ or -'),
       jwtSecret: read.secret('JWT_SECRET', DEV_JWT_SECRET, MIN_SECRET_LENGTH),
       publishApiKey: read.secret('PUBLISH_API_KEY', DEV_API_KEY, MIN_KEY_LENGTH),
       ticketTtl: read.integer('TICKET_TTL', 30, 1, 3600),

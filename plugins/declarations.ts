@@ -7,7 +7,7 @@ import type { ClientPublishPolicy } from './inbound.js'
 import type { Principal } from './principal.js'
 import { STREAM_NAME, channelTopic, privateTopic, publicTopic } from './topics.js'
 import type { StreamKind } from './typed.js'
-import { positiveInteger } from './util.js'
+import { integerBetween, positiveInteger } from './util.js'
 
 /** What a channel stream's `authorize` is asked about: `room:lobby` is `{ stream: 'room', key: 'lobby' }`. */
 export interface ChannelTarget {
@@ -41,15 +41,29 @@ export interface TopicStreamDefinition extends CommonDefinition {
   authorize?: (principal: Principal, stream: string) => boolean | Promise<boolean>
 }
 
+/**
+ * A channel's `authorize` served by a backend (a dedicated edge, SPEC section 13): the edge POSTs
+ * `{ principal: { user }, target: { stream, key } }` to `url` with the caller signed, and the
+ * backend answers `{ "allow": true }`. A yes is kept by the connection for `cacheTtl` ms (0: asked
+ * every time); a no, a failure or no answer within `authorizeTimeout` refuses and is never kept.
+ */
+export interface RemoteAuthorize {
+  /** http(s) URL of the backend's hook (`notifyBackend`'s `authorizeHook`). */
+  url: string
+  /** How long one connection may reuse a yes for the same key, in ms. @default 30000 */
+  cacheTtl?: number
+}
+
 /** A channel stream (SPEC section 12): one topic per key, subscribed as `<stream>:<key>`. */
 export interface ChannelStreamDefinition extends CommonDefinition {
   kind: 'channel'
   /**
    * Decides, per key and at subscribe time, whether a principal may subscribe (sync or async);
    * false, a throw or no answer within `authorizeTimeout` → `FORBIDDEN` for that key only.
-   * A channel needs this hook or `openAccess: true`.
+   * A channel needs this hook or `openAccess: true`. On a dedicated edge it may be a backend's
+   * URL instead (`{ url }`, see `RemoteAuthorize`).
    */
-  authorize?: (principal: Principal, channel: ChannelTarget) => boolean | Promise<boolean>
+  authorize?: ((principal: Principal, channel: ChannelTarget) => boolean | Promise<boolean>) | RemoteAuthorize
   /** Every principal may subscribe to every key, with no hook: the explicit opt-in. @default false */
   openAccess?: boolean
   /** Anonymous sockets (`/public`) may subscribe too (`authorize` then sees `user: null`). @default false */
@@ -66,9 +80,11 @@ export type StreamDefinition = TopicStreamDefinition | ChannelStreamDefinition
 /** A declared stream as the plugins use it. */
 export interface DeclaredStream extends Readonly<CommonDefinition> {
   readonly kind: StreamKind
-  /** The declared hook: a channel's takes a `ChannelTarget`, the others' the stream name. */
+  /** The declared hook: a channel's takes a `ChannelTarget`, the others' the stream name; undefined when a backend decides. */
   readonly authorize?: ((principal: Principal, stream: string) => boolean | Promise<boolean>) |
   ((principal: Principal, channel: ChannelTarget) => boolean | Promise<boolean>)
+  /** Channels: the backend that decides instead of a function (the upstream plugin asks it), or null. */
+  readonly remoteAuthorize: Readonly<Required<RemoteAuthorize>> | null
   /** Channels: every principal may subscribe without a hook. */
   readonly openAccess: boolean
   /** Channels: anonymous sockets may subscribe. */
@@ -113,13 +129,38 @@ function dataCheck (ajv: Ajv, stream: string, schema: object | undefined): (data
   return (data) => validate(data) ? null : ajv.errorsText(validate.errors)
 }
 
+const HTTP_URL = /^https?:\/\/[^/]/
+const isHttpUrl = (value: unknown): value is string => typeof value === 'string' && HTTP_URL.test(value)
+
+/** A backend hook's URL, given as the URL or as `{ url }`; undefined when `value` is neither. */
+export function hookUrl (value: unknown): string | undefined {
+  if (isHttpUrl(value)) return value
+  const url = value !== null && typeof value === 'object' ? (value as { url?: unknown }).url : undefined
+  return isHttpUrl(url) ? url : undefined
+}
+
 function clientPublishCheck ({ name, kind, clientPublish }: StreamDefinition): void {
   if (clientPublish === undefined) return
   if (kind === 'private') throw new InvalidOptionError(`stream ${name}: clients publish to public and channel streams only`)
-  const url = typeof clientPublish === 'string' && /^https?:\/\/[^/]/.test(clientPublish)
-  if (clientPublish !== true && typeof clientPublish !== 'function' && !url) {
-    throw new InvalidOptionError(`stream ${name}: clientPublish must be true, a function or an http(s) URL`)
+  if (clientPublish !== true && typeof clientPublish !== 'function' && hookUrl(clientPublish) === undefined) {
+    throw new InvalidOptionError(`stream ${name}: clientPublish must be true, a function, or an http(s) URL (as text or { url })`)
   }
+}
+
+const DEFAULT_AUTHORIZE_CACHE_TTL = 30_000
+
+/** `authorize` checked: a function, or (a channel's only) a backend's `{ url, cacheTtl? }`. */
+function remoteAuthorizeOf (def: StreamDefinition): DeclaredStream['remoteAuthorize'] {
+  const { authorize, name } = def
+  if (authorize === undefined || typeof authorize === 'function') return null
+  if (def.kind !== 'channel' || authorize === null || typeof authorize !== 'object') {
+    throw new InvalidOptionError(`stream ${name}: authorize must be a function${def.kind === 'channel' ? ' or { url }' : ''}`)
+  }
+  const { url, cacheTtl, ...rest } = authorize as unknown as Record<string, unknown>
+  const unknown = Object.keys(rest)[0]
+  if (unknown !== undefined) throw new InvalidOptionError(`stream ${name}: authorize takes url and cacheTtl, not ${unknown}`)
+  if (!isHttpUrl(url)) throw new InvalidOptionError(`stream ${name}: authorize.url must be an http(s) URL, got ${String(url)}`)
+  return Object.freeze({ url, cacheTtl: integerBetween(`stream ${name}: authorize.cacheTtl`, cacheTtl, DEFAULT_AUTHORIZE_CACHE_TTL, 0, 3_600_000) })
 }
 
 const CHANNEL_ONLY = ['openAccess', 'anonymous', 'members', 'authorizeTimeout'] as const
@@ -178,15 +219,14 @@ export function declareStreams (definitions: unknown, prefix: string): Map<strin
     if (def.kind !== 'public' && def.kind !== 'private' && def.kind !== 'channel') {
       throw new InvalidOptionError(`stream ${def.name}: kind must be 'public', 'private' or 'channel'`)
     }
-    if (def.authorize !== undefined && typeof def.authorize !== 'function') {
-      throw new InvalidOptionError(`stream ${def.name}: authorize must be a function`)
-    }
+    const remoteAuthorize = remoteAuthorizeOf(def)
     clientPublishCheck(def)
 
     const channel = channelOptions(def)
     const dataProblem = dataCheck(ajv, def.name, def.schema)
     const history = historyBounds(def.name, def.history)
-    streams.set(def.name, Object.freeze({ ...def, ...channel, history, topic: topicOf(def, prefix), dataProblem }))
+    const authorize = remoteAuthorize === null ? def.authorize as DeclaredStream['authorize'] : undefined
+    streams.set(def.name, Object.freeze({ ...def, ...channel, authorize, remoteAuthorize, history, topic: topicOf(def, prefix), dataProblem }))
   }
   return streams
 }

@@ -22,9 +22,10 @@ export type ClientPublishHook = (principal: Principal, target: PublishTarget, da
 
 /**
  * Whether clients may publish to a stream: `true` (any authenticated connection, as sent), a hook
- * deciding per message, or the URL of a backend's hook (a dedicated edge: POST, see docs/upstream.md).
+ * deciding per message, or the URL of a backend's hook, as text or `{ url }` (a dedicated edge:
+ * POST, see docs/upstream.md).
  */
-export type ClientPublishPolicy = true | ClientPublishHook | string
+export type ClientPublishPolicy = true | ClientPublishHook | string | { url: string }
 
 /** A correlation id as the client sent it, echoed back untouched. */
 export type InboundId = string | number | undefined
@@ -62,4 +63,10 @@ export interface Inbound {
   publish (caller: InboundCaller, frame: PublishFrame): Promise<void>
   /** Starts a call; its answer (`result` or `error`) is sent whenever it comes. */
   rpc (caller: InboundCaller, frame: RpcFrame): void
+  /**
+   * Whether the caller may use a channel key whose `authorize` a backend answers (a declared
+   * `remoteAuthorize`): asks it, or reuses the yes this connection got within the stream's
+   * `cacheTtl`. Never rejects: a no, a failure or a timeout is false.
+   */
+  authorizeKey (caller: InboundCaller, target: Required<PublishTarget>): Promise<boolean>
 }

@@ -55,8 +55,21 @@ t.test('npm run start:split: the page places an order through the split set-up a
   t.equal(await page.locator('#order').getAttribute('data-via'), 'rpc', 'placed over the socket: the edge forwarded orders.place to the order service')
   await page.click('#promo')
   await page.waitForSelector('#feed li[data-stream="promotional"]')
+
+  // A room: the edge asks the order service who may use it (the channel's authorize is its URL).
+  await page.fill('#room', 'lobby')
+  await page.click('#join-room button')
+  await page.waitForSelector('#members[data-members="alice"]')
+  await page.fill('#text', 'hello through the split edge')
+  await page.click('#say button')
+  await page.waitForFunction(() => [...document.querySelectorAll('#chat li')].some((li) => li.textContent === 'alice: hello through the split edge'))
+  t.pass('alice joined a room the order service let her into, and her line came back over the socket')
   await screenshot(page, 'browser-split.png')
   t.same(errors, [], 'no page errors: CORS lets the page call the auth and order services')
+  await page.fill('#room', 'support-desk')
+  await page.click('#join-room button')
+  await page.waitForSelector('#chat[data-refused="room:support-desk"]', { state: 'attached' })
+  t.pass('a support room is refused: the order service\'s rule, asked by the edge')
 })
 
 t.test('with two edges, the page resumes across a restart of its edge and shows every update published meanwhile, once', { skip: problem ?? false }, async (t) => {

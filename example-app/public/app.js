@@ -262,8 +262,10 @@ async function joinRoom (name) {
   $('chat').replaceChildren()
   leaveRoom = notify.subscribe(`room:${name}`, chatLine)
   // What the room said before we came (or before a reload), then live lines as they come.
-  const kept = await authorized(`/rooms/${encodeURIComponent(name)}/messages`).then((res) => res.json())
-  for (const message of kept.messages ?? []) chatLine(message)
+  const res = await authorized(`/rooms/${encodeURIComponent(name)}/messages`)
+  // A room we may not use answers 403 here, and the subscribe an error (shown below).
+  if (!res.ok) return
+  for (const message of (await res.json()).messages ?? []) chatLine(message)
   members = new Set((await authorized(`/rooms/${encodeURIComponent(name)}/members`).then((res) => res.json())).members ?? [])
   members.add(user)
   showMembers(members)
@@ -320,6 +322,7 @@ function showChannels () {
   notify.on('leave', (event) => onPresence(event, false))
   notify.on('error', (err) => {
     if (err.stream?.startsWith('order-status:')) $('followed').dataset.refused = err.stream
+    if (err.stream?.startsWith('room:')) $('chat').dataset.refused = err.stream
   })
   const saved = localStorage.getItem('notify-demo-room')
   if (saved !== null) {

@@ -3,8 +3,11 @@ import cors from '@fastify/cors'
 import fastifyRedis from '@fastify/redis'
 import { notifyBackend, notifyJwt, notifyPublisher } from '../../plugins/index.js'
 import { orderRoutes } from '../orders.js'
-import { STREAMS } from '../streams.js'
+import { STREAMS, mayJoinRoom } from '../streams.js'
 import { promotionRoute } from '../promotion.js'
+
+/** Where the order service answers the `room` channel's authorize for the edge. */
+export const ROOM_HOOK = '/hooks/rooms'
 
 export interface OrderServiceOptions {
   pageOrigin: string
@@ -32,6 +35,9 @@ export async function buildOrderService (opts: OrderServiceOptions): Promise<Fas
   // RPCs the edge forwards (orders.place, orders.list) arrive with the caller signed: request.notifyPrincipal.
   await app.register(notifyBackend, { callerSecret: opts.callerSecret })
   await app.register(orderRoutes, { stepMs: opts.orderStepMs })
+  // The edge asks here who may use a room (its `room` channel's authorize is this URL): the
+  // same rule the one-process example runs in process.
+  app.notifyBackend.authorizeHook(ROOM_HOOK, mayJoinRoom)
   await app.register(promotionRoute)
   app.get('/health', async () => ({ status: 'ok' }))
   return app

@@ -1,7 +1,9 @@
 // Channel names on the wire (SPEC section 12): a subscription item is a stream name, or
 // `<stream>:<key>` for a channel stream; and the channel's per-key authorization, bounded in time.
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { ChannelTarget, DeclaredStream } from '../declarations.js'
+import { InvalidOptionError } from '../errors.js'
+import type { Inbound } from '../inbound.js'
 import type { Principal } from '../principal.js'
 import { MAX_KEY_LENGTH, keyProblem } from '../topics.js'
 import { within } from '../util.js'
@@ -66,4 +68,18 @@ export function authorizeKey (stream: DeclaredStream, principal: Principal, key:
     log.warn({ stream: stream.name, user: principal.user, timeout: stream.authorizeTimeout }, 'notify channel authorize hook timed out: refusing the key')
     return false
   }, failed)
+}
+
+/**
+ * The upstream plugin's side of a streams route (client publish, RPC, a backend's channel
+ * `authorize`), or null without it; refuses to register a route when a channel's `authorize` is a
+ * backend's and nothing would ask it.
+ */
+export function inboundOf (app: FastifyInstance): Inbound | null {
+  const inbound = app.hasDecorator('notifyUpstream') ? (app as unknown as { notifyUpstream: Inbound }).notifyUpstream : null
+  const remote = [...app.notify.streams.values()].find((stream) => stream.remoteAuthorize !== null)
+  if (remote !== undefined && inbound === null) {
+    throw new InvalidOptionError(`stream ${remote.name}: authorize is a backend URL: register the upstream plugin (with backend.callerSecret) before the streams routes`)
+  }
+  return inbound
 }

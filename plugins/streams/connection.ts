@@ -427,7 +427,10 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
   #authorizeKeys (targets: Array<Target | undefined>, names: string[]): Array<Promise<boolean> | null> {
     return targets.map((target, i) => target?.key == null || this.#topicOf(names[i]) !== undefined
       ? null
-      : authorizeKey(target.stream, this.#principal, target.key, this.ctx.log))
+      : target.stream.remoteAuthorize !== null
+        // A backend decides (the upstream plugin asks it, or reuses this connection's recent yes).
+        ? this.ctx.inbound!.authorizeKey(this, { stream: target.stream.name, key: target.key })
+        : authorizeKey(target.stream, this.#principal, target.key, this.ctx.log))
   }
 
   async #subscribe (requests: StreamRequest[], id: CorrelationId): Promise<void> {

@@ -3,10 +3,10 @@ import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyRequest, FastifySchema, onRequestHookHandler } from 'fastify'
 import type { WebSocket } from 'ws'
 import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
-import type { Inbound } from '../inbound.js'
 import { metricsOf, routeStats } from '../recorder.js'
 import { integerBetween, positiveInteger } from '../util.js'
 import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
+import { inboundOf } from './channels.js'
 import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { Heartbeat } from './heartbeat.js'
@@ -111,6 +111,8 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
   }
   if (app.notifyStreams.has(path)) throw new InvalidOptionError(`a streams route is already registered at ${path}`)
 
+  // The upstream plugin (client publish, RPC, a backend's channel authorize), when registered before this route.
+  const inbound = inboundOf(app)
   const connections = new Set<Connection>()
   const history = app.hasDecorator('notifyHistory') ? app.notifyHistory : null
   const stats = routeStats()
@@ -134,8 +136,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     // reads is never taken for a slow one because of what coalescing held back.
     flushes: new FlushScheduler(flushInterval, Math.min(MAX_HOLD_BYTES, Math.floor(limits.maxBufferedBytes / 4))),
     presence: app.hasDecorator('notifyPresence') ? app.notifyPresence.tracker : null,
-    // The upstream plugin (client publish and RPC), when registered before this route.
-    inbound: app.hasDecorator('notifyUpstream') ? (app as unknown as { notifyUpstream: Inbound }).notifyUpstream : null,
+    inbound,
     members,
     released (connection) {
       connections.delete(connection)

@@ -13,7 +13,7 @@ import { Fanout } from './fanout.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
 import { errorFrame, type StreamRequest } from './protocol.js'
 import { SseConnection, SseSocket, type EventSink } from './sse-connection.js'
-import { isUnresolved, resolveTarget } from './channels.js'
+import { inboundOf, isUnresolved, resolveTarget } from './channels.js'
 import { memberWatch } from './members.js'
 import { DRAIN_SPREAD, announceRoute } from './route.js'
 import { refuseRevoked } from '../control-hooks.js'
@@ -134,8 +134,9 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
   const ctx: RouteContext = {
     app,
     fanout,
-    // Receive only: an SSE client cannot send a publish or a call.
-    inbound: null,
+    // Receive only: an SSE client cannot send a publish or a call; the upstream side answers a
+    // backend's channel authorize for the route's own subscribe.
+    inbound: inboundOf(app),
     members: memberWatch(app, fanout, 5000),
     anonymous,
     maxSubscriptions,

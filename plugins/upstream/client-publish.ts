@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { DeclaredStream } from '../declarations.js'
 import { checkIdempotencyKey } from '../idempotency/index.js'
-import type { InboundCaller, PublishFrame, PublishTarget } from '../inbound.js'
+import type { Inbound, InboundCaller, PublishFrame, PublishTarget } from '../inbound.js'
 import type { PublishInput } from '../publishing.js'
 import type { Principal } from '../principal.js'
 import { publishErrorCode, upstreamError } from './answers.js'
@@ -43,6 +43,7 @@ export class ClientPublish {
   constructor (
     private readonly app: FastifyInstance,
     private readonly gates: ReadonlyMap<string, PublishGate>,
+    private readonly authorizeKey: Inbound['authorizeKey'],
     private readonly limits: ClientPublishLimits
   ) {}
 
@@ -68,7 +69,7 @@ export class ClientPublish {
       }
     }
     if (!this.#admit(caller, user)) return refuse('RATE_LIMITED', 'too many publishes: slow down')
-    if (!await this.#authorized(stream, principal, target)) return refuse('FORBIDDEN', 'not allowed on this stream')
+    if (!await this.#authorized(caller, stream, target)) return refuse('FORBIDDEN', 'not allowed on this stream')
     const decision = await gate(principal, target, frame.data)
     if (!decision.allow) return refuse(decision.code, decision.message, decision.reason)
     const input = (target.key === undefined
@@ -95,7 +96,10 @@ export class ClientPublish {
   }
 
   /** Whoever may not subscribe to a stream (or channel key) may not publish to it either. */
-  async #authorized (stream: DeclaredStream, principal: Principal, target: PublishTarget): Promise<boolean> {
+  async #authorized (caller: InboundCaller, stream: DeclaredStream, target: PublishTarget): Promise<boolean> {
+    // A backend's answer, or the yes this connection got from it a moment ago.
+    if (stream.remoteAuthorize !== null) return target.key !== undefined && await this.authorizeKey(caller, { stream: stream.name, key: target.key })
+    const principal = caller.principal
     const authorize = stream.authorize as Authorize | undefined
     if (authorize === undefined) return true
     try {

@@ -67,6 +67,7 @@ export function remoteGate (client: BackendClient, url: string, timeout: number,
 export function remoteAuthorize (client: BackendClient, url: string, timeout: number, onError: (err: unknown) => void): AuthorizeGate {
   return async (principal, target) => {
     const verdict = await askBackend(client, url, timeout, principal, { principal: { user: principal.user }, target }, onError)
+    if (verdict === TIMED_OUT) onError(new BackendTimeout(`backend authorize ${url} did not answer within ${timeout} ms`))
     return verdict !== null && typeof verdict === 'object' && (verdict as { allow?: unknown }).allow === true
   }
 }

@@ -6,7 +6,9 @@ import { positiveInteger } from '../util.js'
 import { BackendClient } from './backend-client.js'
 import { callerSecretOption } from './caller-token.js'
 import { ClientPublish } from './client-publish.js'
-import { inProcessGate, openGate, remoteGate, type PublishGate } from './gates.js'
+import { hookUrl } from '../declarations.js'
+import { inProcessGate, openGate, remoteAuthorize, remoteGate, type PublishGate } from './gates.js'
+import { RemoteKeys } from './remote-keys.js'
 import { rateOption, UserBuckets, type RateOptions } from './rate.js'
 import { declareMethods, InProcessRoutes, remoteTarget, Rpc, type RpcMethod } from './rpc.js'
 
@@ -65,10 +67,14 @@ function backendClient (app: FastifyInstance, backend: NotifyUpstreamOptions['ba
 async function fastifyNotifyUpstream (app: FastifyInstance, opts: NotifyUpstreamOptions): Promise<void> {
   const hookTimeout = positiveInteger('hookTimeout', opts.hookTimeout, 2000)
   const methods = declareMethods(opts.methods)
-  const remoteHook = [...app.notify.streams.values()].find((s) => typeof s.clientPublish === 'string')
+  const streams = [...app.notify.streams.values()]
+  const remoteHook = streams.find((s) => hookUrl(s.clientPublish) !== undefined)
+  const remoteAuthorizer = streams.find((s) => s.remoteAuthorize !== null)
   const remoteMethod = methods.find((m) => m.origin !== null)
   const client = backendClient(app, opts.backend,
-    remoteHook !== undefined ? `stream ${remoteHook.name}'s clientPublish` : remoteMethod !== undefined ? `rpc method ${remoteMethod.name}` : null)
+    remoteHook !== undefined
+      ? `stream ${remoteHook.name}'s clientPublish`
+      : remoteAuthorizer !== undefined ? `stream ${remoteAuthorizer.name}'s authorize` : remoteMethod !== undefined ? `rpc method ${remoteMethod.name}` : null)
   const users = new UserBuckets(rateOption('userPublishRate', opts.userPublishRate, { perSecond: 20, burst: 40 }))
   app.addHook('onClose', async () => users.close())
 
@@ -79,9 +85,15 @@ async function fastifyNotifyUpstream (app: FastifyInstance, opts: NotifyUpstream
     if (policy === undefined) continue
     gates.set(stream.name, policy === true
       ? openGate
-      : typeof policy === 'function' ? inProcessGate(policy, hookTimeout, onHookError) : remoteGate(client!, policy, hookTimeout, onHookError))
+      : typeof policy === 'function' ? inProcessGate(policy, hookTimeout, onHookError) : remoteGate(client!, hookUrl(policy)!, hookTimeout, onHookError))
   }
-  const clientPublish = new ClientPublish(app, gates, {
+  const onAuthorizeError = (err: unknown): void => app.log.warn({ err }, 'notify channel authorize backend failed: refusing the key')
+  const remoteKeys = new RemoteKeys(new Map(streams.filter((s) => s.remoteAuthorize !== null).map((s) => [s.name, {
+    gate: remoteAuthorize(client!, s.remoteAuthorize!.url, s.authorizeTimeout, onAuthorizeError),
+    cacheTtl: s.remoteAuthorize!.cacheTtl
+  }])))
+  const authorizeKey: Inbound['authorizeKey'] = (caller, target) => remoteKeys.allowed(caller, caller.principal, target)
+  const clientPublish = new ClientPublish(app, gates, authorizeKey, {
     rate: rateOption('publishRate', opts.publishRate, { perSecond: 10, burst: 20 }),
     users,
     maxBytes: positiveInteger('maxPublishBytes', opts.maxPublishBytes, 16384)
@@ -104,6 +116,7 @@ async function fastifyNotifyUpstream (app: FastifyInstance, opts: NotifyUpstream
 
   app.decorate('notifyUpstream', {
     publish: (caller, frame) => clientPublish.publish(caller, frame),
+    authorizeKey,
     rpc: (caller, frame) => rpc.call(caller, frame)
   } satisfies Inbound)
 }
