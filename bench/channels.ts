@@ -23,6 +23,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
 import { notifyEdge } from '../plugins/index.js'
+import { machine } from './lib/machine.js'
 
 function arg (name: string, fallback: number): number {
   const at = process.argv.indexOf(name)
@@ -123,6 +124,7 @@ async function publishTo (key: string, label?: string): Promise<Run> {
   }
 }
 
+const host = machine()
 const clients: WebSocket[] = []
 for (let i = 0; i < sockets; i += 100) clients.push(...await Promise.all(Array.from({ length: Math.min(100, sockets - i) }, open)))
 
@@ -149,9 +151,11 @@ const result = {
   bytesPerSubscription: Math.round((after - before) / (sockets * keysPerSocket)),
   publishToOneKey: { [`${FEW} keys live`]: withFew, [`${keys} keys live`]: withMany },
   // Flat is 1 within the machine's noise; on a busy machine, read the collection counts instead.
-  cpuRatio: Math.round(withMany.cpuMicros / withFew.cpuMicros * 100) / 100
+  cpuRatio: Math.round(withMany.cpuMicros / withFew.cpuMicros * 100) / 100,
+  machine: host.finish()
 }
 console.log(JSON.stringify(result, null, 2))
 console.log(`publish to one key: ${withFew.cpuMicros} µs CPU with ${FEW} keys live, ${withMany.cpuMicros} µs with ${keys}: ${result.cpuRatio} ×`)
+if (result.machine.note !== undefined) console.log(result.machine.note)
 for (const client of clients) client.terminate()
 await app.close()
