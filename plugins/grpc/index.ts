@@ -96,9 +96,7 @@ async function fastifyNotifyGrpc (app: FastifyInstance, opts: NotifyGrpcOptions)
     }
   }
 
-  // Channelz off: nothing here serves the channelz admin service, and its per-call bookkeeping
-  // (counters, timestamps) is a cost every publish paid for nobody (docs/ingress.md, cost).
-  const server = new Server({ 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.enable_channelz': 0 })
+  const server = new Server({ 'grpc.max_receive_message_length': maxMessageBytes })
   server.addService((await notificationsService()).service, { Publish: publish })
   const state: { server: Server, port: number | null } = { server, port: null }
   app.decorate('notifyGrpc', state)
