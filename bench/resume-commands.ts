@@ -67,7 +67,7 @@ monitor.on('monitor', (_time: string, args: string[], source: string) => {
 })
 
 /** Sends `streams` in one subscribe and waits for `subscribed` and `replays` messages; counts. */
-async function measure (label: string, requested: unknown[], replays: number): Promise<Frame> {
+async function measure (label: string | null, requested: unknown[], replays: number): Promise<Frame> {
   const { ws: sock, next } = await socket(ws)
   commands.clear()
   // MONITOR's own traffic goes out on its connection too: only the edge's count.
@@ -81,7 +81,7 @@ async function measure (label: string, requested: unknown[], replays: number): P
   await new Promise((resolve) => setTimeout(resolve, 200))
   counting = false
   const sent = [...commands].filter(([name]) => !name.startsWith('lua ')).reduce((a, [, n]) => a + n, 0)
-  console.log(JSON.stringify({ label, streams: requested.length, commandsSent: sent, byCommand: Object.fromEntries(commands), edgeWritesPerConnection: edgeWrites }))
+  if (label !== null) console.log(JSON.stringify({ label, streams: requested.length, commandsSent: sent, byCommand: Object.fromEntries(commands), edgeWritesPerConnection: edgeWrites }))
   sock.close()
   await once(sock, 'close')
   // Let the edge unsubscribe the bus, so that the next subscribe starts from a cold instance.
@@ -89,6 +89,8 @@ async function measure (label: string, requested: unknown[], replays: number): P
   return subscribed
 }
 
+// Loads the scripts (EVAL after NOSCRIPT), so that the counts below are those of every later subscribe.
+await measure(null, ['feed:warm', { stream: 'feed:warm2', since: '1-0' }], 0)
 const fresh = await measure('fresh subscribe (positions)', names, 0)
 for (const name of names) await app.notify.publish({ stream: 'feed', key: name.slice(5), data: { n: 1 } })
 await measure('resuming subscribe (since, one missed each)', names.map((name) => ({ stream: name, since: fresh.positions[name] })), keys)
