@@ -90,6 +90,9 @@ t.test('answers 503 when Redis does not answer in time', async (t) => {
   t.same((await store.read('topic', late.prev, bounds, 10))?.map((m) => m.id), [late.id], 'it is in history')
   await blocker.client('PAUSE', 500, 'ALL')
   await t.rejects(store.read('topic', '', bounds, 10), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' }, 'a read that times out is only unavailable')
+  await blocker.client('PAUSE', 500, 'ALL')
+  const reads = ['topic', 'other'].map((topic) => ({ topic, since: '', bounds, limit: 10 }))
+  await t.rejects(store.readMany(reads), { code: 'FST_NOTIFY_BUS_UNAVAILABLE' }, 'so is a batch of reads, as a whole: each stream it resumes gets a gap')
   // A read may wait longer than an append (readTimeout): a burst of resumes queues, and is served.
   const patient = new RedisHistoryStore({ client, timeout: 100 })
   await blocker.client('PAUSE', 300, 'ALL')

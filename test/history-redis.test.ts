@@ -6,7 +6,8 @@ import { redisServer, until } from './redis-server.js'
 
 const STREAMS: StreamDefinition[] = [
   { name: 'order', kind: 'private', history: { size: 200, ttl: 600 } },
-  { name: 'feed', kind: 'public', history: { size: 5000, ttl: 600 } }
+  { name: 'feed', kind: 'public', history: { size: 5000, ttl: 600 } },
+  { name: 'room', kind: 'channel', openAccess: true, history: { size: 100, ttl: 600 } }
 ]
 
 async function take (client: Client, count: number): Promise<Frame[]> {
@@ -136,4 +137,33 @@ t.test('with redis and an emitter of its own, the store leaves publishing to the
   const resumed = (await connect(t, `${edge.ws}/public`)).client
   t.same((await resumed.subscribe({ stream: 'feed', since: id })).gaps, [])
   t.same((await take(resumed, 1)).map((m) => m.id), [later], 'and resumable')
+})
+
+t.test('one subscribe resuming 50 channel keys on another instance: each key exactly what it missed, in order; a bad since is a gap', async (t) => {
+  const [a, b] = await pair(t)
+  const keys = Array.from({ length: 50 }, (_, i) => `room:k${i}`)
+  const onA = await connectUser(t, a, 'alice')
+  const { positions } = await onA.subscribe(...keys)
+  t.equal(Object.keys(positions).length, 50, 'a position for every key')
+  await onA.close()
+
+  // Key i misses i % 4 messages (0 to 3): 73 in all.
+  const missed = new Map<string, string[]>()
+  for (const [i, name] of keys.entries()) {
+    const ids: string[] = []
+    for (let n = 0; n < i % 4; n++) ids.push(((await b.app.notify.publish({ stream: 'room', key: name.slice(5), data: { n } })) as { id: string }).id)
+    missed.set(name, ids)
+  }
+  const onB = await connectUser(t, b, 'alice')
+  const requests = keys.map((name) => ({ stream: name, since: name === 'room:k7' ? 'not-an-id' : positions[name] }))
+  const subscribed = await onB.subscribe(...requests)
+  t.equal(subscribed.streams.length, 50)
+  t.same(subscribed.gaps, ['room:k7'], 'only the key resumed from no message id is a gap')
+  const expected = [...missed].flatMap(([name, ids]) => name === 'room:k7' ? [] : ids.map((id) => ({ stream: name, id })))
+  t.equal(expected.length, 73 - 3, 'every other key replays what it missed')
+  const replayed = (await take(onB, expected.length)).map((m) => ({ stream: m.stream, id: m.id }))
+  // Keys replay one after another, each in order.
+  t.same(replayed, expected)
+  const live = await a.app.notify.publish({ stream: 'room', key: 'k7', data: { n: 9 } }) as { id: string }
+  t.equal((await take(onB, 1))[0].id, live.id, 'then live messages, on the gapped key too')
 })

@@ -5,7 +5,7 @@ import { positiveInteger } from '../util.js'
 import { MemoryHistoryStore } from './memory-store.js'
 import type { HistoryStore } from './store.js'
 
-export type { AppendedMessage, HistoryBounds, HistoryStore, OnceKey } from './store.js'
+export type { AppendedMessage, HistoryBounds, HistoryRead, HistoryStore, OnceKey } from './store.js'
 export { MemoryHistoryStore, type MemoryHistoryStoreOptions } from './memory-store.js'
 export { RedisHistoryStore, type RedisHistoryClient, type RedisHistoryStoreOptions } from './redis-store.js'
 

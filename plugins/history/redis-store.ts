@@ -7,7 +7,7 @@ import { mapLate, mayHaveRun, outcomeUnknown } from '../outcome.js'
 import { redisScript, runScript, type RedisScript, type RedisScriptClient } from '../redis-script.js'
 import { shardedChannel } from '../topics.js'
 import { Deadlines, positiveInteger } from '../util.js'
-import type { AppendedMessage, HistoryBounds, HistoryStore, OnceKey } from './store.js'
+import type { AppendedMessage, HistoryBounds, HistoryRead, HistoryStore, OnceKey } from './store.js'
 
 /**
  * The two commands the store sends. Any ioredis client fits (`app.redis` of @fastify/redis is
@@ -140,38 +140,59 @@ local frame = ARGV[3]
 local prev = nil${PUT_ON_BUS}return receivers
 `
 
-// KEYS: stream, latest id. ARGV: since ('' for the topic's start), limit, oldest ms kept.
-// Returns id, frame, prev, id, frame, prev… or nil for a gap.
+// KEYS: stream and latest id of each topic read, in pairs. ARGV: since ('' for the topic's
+// start), limit, oldest ms kept, for each topic in turn. Returns, per topic, its id, frame,
+// prev, id, frame, prev… or 0 for a gap (a nil would end the reply's array there). One script
+// for every stream a subscribe resumes: one round trip and one command, however many.
 const READ = `
-local limit = tonumber(ARGV[2])
-local start = '-'
-if ARGV[1] ~= '' then start = '(' .. ARGV[1] end
-local entries = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', limit + 1)
-if #entries == 0 then
-  local latest = redis.call('GET', KEYS[2])
-  if (not latest and ARGV[1] == '') or latest == ARGV[1] .. ' ' .. ${EPOCH} then return {} end
-  return false
+local epoch = nil
+local function read (stream, last, since, limit, oldest)
+  local start = '-'
+  if since ~= '' then start = '(' .. since end
+  local entries = redis.call('XRANGE', stream, start, '+', 'COUNT', limit + 1)
+  if #entries == 0 then
+    local latest = redis.call('GET', last)
+    if not latest then
+      if since == '' then return {} end
+      return 0
+    end
+    epoch = epoch or ${EPOCH}
+    if latest == since .. ' ' .. epoch then return {} end
+    return 0
+  end
+  if #entries > limit or entries[1][2][4] ~= since then return 0 end
+  local dash = string.find(entries[1][1], '-', 1, true)
+  if tonumber(string.sub(entries[1][1], 1, dash - 1)) < oldest then return 0 end
+  local out = {}
+  for _, entry in ipairs(entries) do
+    if entry[2][5] == 'b' then return 0 end
+    out[#out + 1] = entry[1]
+    out[#out + 1] = entry[2][2]
+    out[#out + 1] = entry[2][4]
+  end
+  return out
 end
-if #entries > limit or entries[1][2][4] ~= ARGV[1] then return false end
-local dash = string.find(entries[1][1], '-', 1, true)
-if tonumber(string.sub(entries[1][1], 1, dash - 1)) < tonumber(ARGV[3]) then return false end
-local out = {}
-for _, entry in ipairs(entries) do
-  if entry[2][5] == 'b' then return false end
-  out[#out + 1] = entry[1]
-  out[#out + 1] = entry[2][2]
-  out[#out + 1] = entry[2][4]
+local replies = {}
+for i = 1, #KEYS / 2 do
+  replies[i] = read(KEYS[2 * i - 1], KEYS[2 * i], ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]))
 end
-return out
+return replies
 `
 
-// KEYS: stream, latest id. The topic's latest id, '' when it has none.
+// KEYS: stream and latest id of each topic, in pairs. Each topic's latest id, '' when it has none.
 const LATEST = `
-local latest = redis.call('GET', KEYS[2])
-if not latest then return '' end
-local space = string.find(latest, ' ', 1, true)
-if space then return string.sub(latest, 1, space - 1) end
-return latest
+local replies = {}
+for i = 1, #KEYS / 2 do
+  local latest = redis.call('GET', KEYS[2 * i])
+  if not latest then
+    latest = ''
+  else
+    local space = string.find(latest, ' ', 1, true)
+    if space then latest = string.sub(latest, 1, space - 1) end
+  end
+  replies[i] = latest
+end
+return replies
 `
 
 const APPEND_SCRIPT = redisScript(APPEND)
@@ -196,6 +217,8 @@ export class RedisHistoryStore implements HistoryStore {
   readonly #deadlines: Deadlines
   readonly #readDeadlines: Deadlines
   readonly #now: () => number
+  /** A Cluster client: one script reaches one hash slot, so reads of many topics go a script each. */
+  readonly #cluster: boolean
 
   constructor (opts: RedisHistoryStoreOptions) {
     if (typeof opts?.client?.evalsha !== 'function' || typeof opts.client.eval !== 'function') {
@@ -220,6 +243,7 @@ export class RedisHistoryStore implements HistoryStore {
     this.#deadlines = new Deadlines(this.#timeout)
     this.#readDeadlines = new Deadlines(positiveInteger('readTimeout', opts.readTimeout, 5000))
     this.#now = opts.now ?? Date.now
+    this.#cluster = (opts.client as { isCluster?: unknown }).isCluster === true
   }
 
   async append (topic: string, template: MessageTemplate, bounds: HistoryBounds, once?: OnceKey, trace?: string): Promise<AppendedMessage> {
@@ -245,12 +269,30 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   async read (topic: string, since: string, bounds: HistoryBounds, limit: number): Promise<BusMessage[] | null> {
-    if (since !== '' && !isMessageId(since)) return null
-    const reply = await this.#run(READ_SCRIPT, topic, [since, limit, this.#now() - bounds.ttl * 1000]) as string[] | null
-    if (reply === null) return null
-    const messages: BusMessage[] = []
-    for (let i = 0; i < reply.length; i += 3) messages.push({ topic, id: reply[i], frame: reply[i + 1], prev: reply[i + 2] })
-    return messages
+    return (await this.readMany([{ topic, since, bounds, limit }]))[0]
+  }
+
+  /**
+   * One READ script for every read (one command, one round trip, within one `readTimeout`); on
+   * Redis Cluster, where one script reaches one hash slot, a script per topic, sent together.
+   */
+  async readMany (reads: readonly HistoryRead[]): Promise<Array<BusMessage[] | null>> {
+    // A `since` that is no message id is a gap without asking Redis.
+    const asked = reads.filter(({ since }) => since === '' || isMessageId(since))
+    const now = this.#now()
+    const args = (read: HistoryRead): Array<string | number> => [read.since, read.limit, now - read.bounds.ttl * 1000]
+    const replies = this.#cluster
+      ? (await Promise.all(asked.map((read) => this.#runReads(READ_SCRIPT, [read.topic], args(read))))).flat()
+      : asked.length === 0 ? [] : await this.#runReads(READ_SCRIPT, asked.map((read) => read.topic), asked.flatMap(args))
+    let next = 0
+    return reads.map(({ topic, since }) => {
+      if (since !== '' && !isMessageId(since)) return null
+      const reply = replies[next++] as string[] | 0
+      if (reply === 0) return null
+      const messages: BusMessage[] = []
+      for (let i = 0; i < reply.length; i += 3) messages.push({ topic, id: reply[i], frame: reply[i + 1], prev: reply[i + 2] })
+      return messages
+    })
   }
 
   /**
@@ -265,7 +307,15 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   async latest (topic: string): Promise<string> {
-    return await this.#run(LATEST_SCRIPT, topic, []) as string
+    return (await this.latestMany([topic]))[0]
+  }
+
+  /** One LATEST script for every topic, as `readMany`. */
+  async latestMany (topics: readonly string[]): Promise<string[]> {
+    const replies = this.#cluster
+      ? (await Promise.all(topics.map((topic) => this.#runReads(LATEST_SCRIPT, [topic], [])))).flat()
+      : topics.length === 0 ? [] : await this.#runReads(LATEST_SCRIPT, topics, [])
+    return replies as string[]
   }
 
   async close (): Promise<void> {}
@@ -280,10 +330,27 @@ export class RedisHistoryStore implements HistoryStore {
    * and not answered fails with an unknown outcome, carrying the script's late answer.
    */
   async #run (script: RedisScript, topic: string, args: Array<string | number>, record?: string | null): Promise<unknown> {
-    const stream = `${this.keyPrefix}{${topic}}`
-    const keys = [stream, `${stream}:last`]
-    if (typeof record === 'string') keys.push(stream + record)
-    const work = runScript(this.#client, script, keys, args)
+    const keys = this.#keys([topic])
+    if (typeof record === 'string') keys.push(keys[0] + record)
+    return this.#within(script, runScript(this.#client, script, keys, args), record)
+  }
+
+  /** Runs a read script on the keys of `topics`, within `readTimeout`: an array, an answer per topic. */
+  async #runReads (script: RedisScript, topics: readonly string[], args: Array<string | number>): Promise<unknown[]> {
+    return await this.#within(script, runScript(this.#client, script, this.#keys(topics), args)) as unknown[]
+  }
+
+  /** Each topic's stream and latest-id keys, in pairs. */
+  #keys (topics: readonly string[]): string[] {
+    const keys: string[] = []
+    for (const topic of topics) {
+      const stream = `${this.keyPrefix}{${topic}}`
+      keys.push(stream, `${stream}:last`)
+    }
+    return keys
+  }
+
+  async #within (script: RedisScript, work: Promise<unknown>, record?: string | null): Promise<unknown> {
     const reading = script === READ_SCRIPT || script === LATEST_SCRIPT
     let result: { value: unknown } | null
     this.#writes.hold()

@@ -32,6 +32,14 @@ export interface OnceKey {
   replayed?: boolean
 }
 
+/** One of the reads `readMany` makes: `read`'s arguments. */
+export interface HistoryRead {
+  topic: string
+  since: string
+  bounds: HistoryBounds
+  limit: number
+}
+
 /**
  * Where history lives (memory ring, Redis Streams). Ids are the store's to assign: unique and
  * increasing per topic, the same in history and on the wire.
@@ -65,8 +73,30 @@ export interface HistoryStore {
    * topic's start, complete only while nothing was trimmed from it.
    */
   read (topic: string, since: string, bounds: HistoryBounds, limit: number): Promise<BusMessage[] | null>
+  /**
+   * `read` of each of `reads`, in their order, in one request to the backend when it can (a
+   * subscribe resuming many streams is then one round trip, not one per stream). Rejects, every
+   * read failing alike, when the backend did not answer. Optional: `readAll` falls back to `read`.
+   */
+  readMany? (reads: readonly HistoryRead[]): Promise<Array<BusMessage[] | null>>
   /** The topic's latest id, `''` when it has none: where live delivery starts from. */
   latest (topic: string): Promise<string>
+  /** `latest` of each topic, in one request when it can, as `readMany`. Optional: see `latestAll`. */
+  latestMany? (topics: readonly string[]): Promise<string[]>
   /** Releases timers and connections the store opened. */
   close (): Promise<void>
+}
+
+/** `store.readMany(reads)`, or a `read` per entry for a store without it. */
+export function readAll (store: HistoryStore, reads: readonly HistoryRead[]): Promise<Array<BusMessage[] | null>> {
+  if (reads.length === 0) return Promise.resolve([])
+  if (store.readMany !== undefined) return store.readMany(reads)
+  return Promise.all(reads.map(({ topic, since, bounds, limit }) => store.read(topic, since, bounds, limit)))
+}
+
+/** `store.latestMany(topics)`, or a `latest` per topic for a store without it. */
+export function latestAll (store: HistoryStore, topics: readonly string[]): Promise<string[]> {
+  if (topics.length === 0) return Promise.resolve([])
+  if (store.latestMany !== undefined) return store.latestMany(topics)
+  return Promise.all(topics.map((topic) => store.latest(topic)))
 }

@@ -6,7 +6,7 @@ import type { NotifyHistory } from '../history/index.js'
 import type { PresenceReporter } from '../presence/index.js'
 import type { DeclaredStream } from '../declarations.js'
 import type { Inbound } from '../inbound.js'
-import { EMPTY_POSITION, isMessageId } from '../message-id.js'
+import { isMessageId } from '../message-id.js'
 import { principalFromJwt, type Principal } from '../principal.js'
 import { refuseRevoked, type ControlledConnection, type ServerFrame } from '../control-hooks.js'
 import { MAX_NAME_ECHO, authorizeKey, isUnresolved, resolveTarget, type Target } from './channels.js'
@@ -14,13 +14,12 @@ import type { Fanout, Subscriber } from './fanout.js'
 import type { MemberWatch } from './members.js'
 import { Admission, admission, frameDue, type AdmissionResult, type Closable, type RouteLimits } from './limits.js'
 import { Missed } from './missed.js'
-import { Resume } from './resume.js'
+import { Resume, readPositions, readReplays, type PlannedReplay } from './resume.js'
 import type { RouteStats } from '../recorder.js'
 import { FrameError, errorFrame, frame, parseClientFrame, type ClientFrame, type CorrelationId, type StreamRequest } from './protocol.js'
 import { FrameWriter, OutboundFrame, type FlushScheduler } from './wire.js'
 import { sharedArray } from '../util.js'
 import type { Watched } from './heartbeat.js'
-import { SpanKind, inSpan } from '../tracing.js'
 
 /** What every connection of one streams route shares. */
 export interface RouteContext {
@@ -260,6 +259,8 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
     this.#missed = null
     missed.stop()
     const gaps: string[] = []
+    const planned: PlannedReplay[] = []
+    const named: string[] = []
     for (const [topic, since] of missed.topics) {
       const name = this.#streamOf(topic)
       if (name === undefined) continue
@@ -271,13 +272,19 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
       const resume = new Resume(topic, since)
       this.#resuming ??= new Map()
       this.#resuming.set(topic, resume)
-      this.#replay(stream, resume).then(() => {
-        if (this.#closed || this.#resuming?.get(topic) !== resume) return
-        if (resume.replay === null) this.send(frame('gap', { streams: [name] }))
-        if (!resume.finish(this.socket)) this.#endResume(topic)
-      })
+      planned.push({ stream, resume })
+      named.push(name)
     }
     if (gaps.length > 0) this.write(new OutboundFrame(frame('gap', { streams: gaps })))
+    if (planned.length === 0) return
+    this.#replay(planned).then(() => {
+      for (let i = 0; i < planned.length; i++) {
+        const { resume } = planned[i]
+        if (this.#closed || this.#resuming?.get(resume.topic) !== resume) continue
+        if (resume.replay === null) this.send(frame('gap', { streams: [named[i]] }))
+        if (!resume.finish(this.socket)) this.#endResume(resume.topic)
+      }
+    })
   }
 
   #streamOf (topic: string): string | undefined {
@@ -433,11 +440,15 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
         : authorizeKey(target.stream, this.#principal, target.key, this.ctx.log))
   }
 
+  /**
+   * Authorizes each stream in turn, then reads, for all of them at once: the positions of those
+   * subscribed afresh (before their live delivery starts, so every message the socket will get
+   * is newer), the bus subscriptions, and the replays of those resumed (after their live
+   * delivery started, held meanwhile). Two requests to history per frame, however many streams.
+   */
   async #subscribe (requests: StreamRequest[], id: CorrelationId): Promise<void> {
     const accepted: string[] = []
-    const resumes: Resume[] = []
-    const gaps: string[] = []
-    let positions: Record<string, string> | undefined
+    const opened: Array<{ stream: DeclaredStream, topic: string, name: string, subscribedName: string, since: string | undefined }> = []
     let resuming = false
     const names = requests.map((request) => request.stream)
     const targets = names.map((name) => this.#lookup(name, id))
@@ -469,20 +480,30 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
         this.#subscribed = withPair(this.#subscribed, stream, topic, subscribedName)
         this.ctx.presence?.subscribed(this.#principal.user, subscribedName, stream.kind !== 'private')
         if (stream.members) this.ctx.members?.add(subscribedName, topic)
-        if (since === undefined) {
-          // Read before live delivery starts: every message the socket will get is newer.
-          const position = await this.#position(stream, topic)
-          if (position !== null) (positions ??= {})[name] = position
-          await this.ctx.fanout.add(topic, this, stream, subscribedName)
-        } else {
-          const resume = await this.#resume(stream, topic, since, subscribedName)
-          if (resume.replay === null) gaps.push(name)
-          resumes.push(resume)
-        }
+        opened.push({ stream, topic, name, subscribedName, since })
       }
       if (!accepted.includes(name)) accepted.push(name)
     }
+    const positions = await this.#positions(opened.filter((o) => o.since === undefined))
     if (this.#closed) return
+    const history = this.ctx.history
+    const resumes: Resume[] = []
+    const planned: PlannedReplay[] = []
+    for (const { stream, topic, since } of opened) {
+      if (since === undefined) continue
+      const resume = new Resume(topic, since)
+      resumes.push(resume)
+      // `since: ''` asks for the topic from its start (an SSE response on a topic that was empty when it opened).
+      if (stream.history === undefined || history === null || (since !== '' && !isMessageId(since))) continue
+      // Held from before its live delivery starts.
+      this.#resuming ??= new Map()
+      this.#resuming.set(topic, resume)
+      planned.push({ stream, resume })
+    }
+    await Promise.all(opened.map(({ stream, topic, subscribedName }) => this.ctx.fanout.add(topic, this, stream, subscribedName)))
+    await this.#replay(planned)
+    if (this.#closed) return
+    const gaps = opened.filter((o) => o.since !== undefined).flatMap((o, i) => resumes[i].replay === null ? [o.name] : [])
     // `subscribed` (with `gaps` whenever a `since` was given) comes first, then each replay.
     this.send(frame('subscribed', { streams: accepted, id, gaps: resuming ? gaps : undefined, positions }))
     for (const resume of resumes) {
@@ -495,49 +516,31 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
     if (this.#resuming?.size === 0) this.#resuming = null
   }
 
-  /** Subscribes to `topic` holding its live messages, then reads what came after `since`. */
-  async #resume (stream: DeclaredStream, topic: string, since: string, name: string): Promise<Resume> {
-    const resume = new Resume(topic, since)
-    const history = this.ctx.history
-    // `since: ''` asks for the topic from its start (an SSE response on a topic that was empty when it opened).
-    if (stream.history === undefined || history === null || (since !== '' && !isMessageId(since))) {
-      await this.ctx.fanout.add(topic, this, stream, name)
-      return resume
-    }
-    this.#resuming ??= new Map()
-    this.#resuming.set(topic, resume)
-    await this.ctx.fanout.add(topic, this, stream, name)
-    await this.#replay(stream, resume)
-    return resume
-  }
-
   /**
-   * Where a stream with history stands (SPEC section 6): its latest id, `EMPTY_POSITION` when it
-   * has none, null when unknown (no history, or history did not answer).
+   * Where the streams with history among `opened` stand (SPEC section 6), by the name they were
+   * asked for; undefined when none has history, or history did not answer.
    */
-  async #position (stream: DeclaredStream, topic: string): Promise<string | null> {
+  async #positions (opened: ReadonlyArray<{ stream: DeclaredStream, topic: string, name: string }>): Promise<Record<string, string> | undefined> {
     const history = this.ctx.history
-    if (stream.history === undefined || history === null) return null
+    const withHistory = opened.filter(({ stream }) => stream.history !== undefined)
+    if (history === null || withHistory.length === 0) return undefined
     try {
-      const latest = await history.store.latest(topic)
-      return latest === '' ? EMPTY_POSITION : latest
+      const latest = await readPositions(history, withHistory.map(({ topic }) => topic))
+      const positions: Record<string, string> = {}
+      for (let i = 0; i < withHistory.length; i++) positions[withHistory[i].name] = latest[i]
+      return positions
     } catch (err) {
-      this.ctx.log.warn({ err, connection: this.id, stream: stream.name }, 'notify history position not read: the subscribe carries none')
-      return null
+      this.ctx.log.warn({ err, connection: this.id, streams: withHistory.length }, 'notify history positions not read: the subscribe carries none')
+      return undefined
     }
   }
 
-  /** Reads what `resume` is to replay; a history that cannot be read is a gap. */
-  async #replay (stream: DeclaredStream, resume: Resume): Promise<void> {
-    const history = this.ctx.history!
-    // The empty position resumes from the topic's start, complete while nothing was trimmed.
-    const since = resume.since === EMPTY_POSITION ? '' : resume.since
-    const read = (): Promise<BusMessage[] | null> => history.store.read(resume.topic, since, stream.history!, history.maxReplay)
-    const tracer = this.ctx.fanout.tracer
+  /** Reads what each of `planned` is to replay, in one request; a history that cannot be read is a gap for each. */
+  async #replay (planned: readonly PlannedReplay[]): Promise<void> {
     try {
-      resume.replay = await (tracer === null ? read() : inSpan(tracer, 'notify resume replay', SpanKind.INTERNAL, { 'notify.stream': stream.name }, read))
+      await readReplays(this.ctx.history!, planned, this.ctx.fanout.tracer)
     } catch (err) {
-      this.ctx.log.warn({ err, connection: this.id, stream: stream.name }, 'notify history read failed: reporting a gap')
+      this.ctx.log.warn({ err, connection: this.id, streams: planned.length }, 'notify history read failed: reporting a gap')
     }
   }
 

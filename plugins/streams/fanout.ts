@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { BusMessage, NotifyBus } from '../bus/index.js'
 import type { DeclaredStream } from '../declarations.js'
 import type { NotifyHistory } from '../history/index.js'
+import { latestAll } from '../history/store.js'
 import type { NotifyMetricsRecorder, RouteStats } from '../recorder.js'
 import { inRemoteChild } from '../tracing.js'
 import type { Tracer } from '@opentelemetry/api'
@@ -59,6 +60,8 @@ export class Fanout {
   readonly #repairs: Repairs
   readonly #offResubscribe: () => void
   #received = 0
+  /** Lines gone live this turn whose latest id is still to be read. */
+  #starting: TopicLine[] = []
 
   constructor (private readonly bus: NotifyBus, private readonly ctx: FanoutContext) {
     this.#repairs = new Repairs(ctx.history, ctx.log, ctx.stats)
@@ -159,9 +162,18 @@ export class Fanout {
     const history = this.ctx.history
     if (stream.history === undefined || history === null || line.closed) return
     line.starting = true
-    history.store.latest(line.topic).then((latest) => line.started(latest), (err: unknown) => {
-      this.ctx.log.debug({ err, topic: line.topic }, 'notify history: latest id unknown')
-      line.started(null)
+    // Topics that went live together (a subscribe of many streams) are asked about in one read.
+    if (this.#starting.push(line) === 1) setImmediate(this.#readStarts)
+  }
+
+  readonly #readStarts = (): void => {
+    const lines = this.#starting
+    this.#starting = []
+    latestAll(this.ctx.history!.store, lines.map((line) => line.topic)).then((latest) => {
+      for (let i = 0; i < lines.length; i++) lines[i].started(latest[i])
+    }, (err: unknown) => {
+      this.ctx.log.debug({ err, topics: lines.length }, 'notify history: latest id unknown')
+      for (const line of lines) line.started(null)
     })
   }
 

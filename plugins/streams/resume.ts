@@ -1,5 +1,10 @@
+import type { Tracer } from '@opentelemetry/api'
 import type { BusMessage } from '../bus/index.js'
-import { compareMessageIds } from '../message-id.js'
+import type { DeclaredStream } from '../declarations.js'
+import type { NotifyHistory } from '../history/index.js'
+import { latestAll, readAll } from '../history/store.js'
+import { EMPTY_POSITION, compareMessageIds } from '../message-id.js'
+import { SpanKind, inSpan } from '../tracing.js'
 
 const SEND_TEXT = { binary: false }
 
@@ -51,4 +56,38 @@ export class Resume {
     // Once anything newer than the replay went through, every older live copy has arrived.
     return this.#last !== null && !passed
   }
+}
+
+/** A stream with history that a subscribe (or a slow consumer's catch-up) resumes. */
+export interface PlannedReplay {
+  stream: DeclaredStream
+  resume: Resume
+}
+
+/**
+ * Reads the replay of every one of `planned` in one request to the store (one round trip on
+ * Redis, however many streams a subscribe resumes), setting each `resume.replay`. Rejects when
+ * history did not answer: every one of them is then a gap (`replay` stays null).
+ */
+export async function readReplays (history: NotifyHistory, planned: readonly PlannedReplay[], tracer: Tracer | null): Promise<void> {
+  if (planned.length === 0) return
+  // The empty position resumes from the topic's start, complete while nothing was trimmed.
+  const reads = planned.map(({ stream, resume }) => ({
+    topic: resume.topic, since: resume.since === EMPTY_POSITION ? '' : resume.since, bounds: stream.history!, limit: history.maxReplay
+  }))
+  const read = (): Promise<Array<BusMessage[] | null>> => readAll(history.store, reads)
+  // Declared names only (a channel's keys left out): low-cardinality, and no user in a topic.
+  const names = [...new Set(planned.map(({ stream }) => stream.name))].join(',')
+  const replays = await (tracer === null
+    ? read()
+    : inSpan(tracer, 'notify resume replay', SpanKind.INTERNAL, { 'notify.stream': names, 'notify.reads': reads.length }, read))
+  for (let i = 0; i < planned.length; i++) planned[i].resume.replay = replays[i]
+}
+
+/**
+ * Where each of `topics` stands (SPEC section 6), read in one request: its latest id, or
+ * `EMPTY_POSITION` when it has none. Rejects when history did not answer.
+ */
+export async function readPositions (history: NotifyHistory, topics: readonly string[]): Promise<string[]> {
+  return (await latestAll(history.store, topics)).map((latest) => latest === '' ? EMPTY_POSITION : latest)
 }

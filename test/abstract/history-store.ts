@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { compareMessageIds, type HistoryBounds, type HistoryStore } from '../../plugins/index.js'
 import { messageTemplate } from '../../plugins/message.js'
+import { latestAll, readAll } from '../../plugins/history/store.js'
 
 /** A clock the tests move by hand; it starts at the real time, as Redis ids do. */
 export class TestClock {
@@ -151,5 +152,24 @@ export function historyStoreSuite (t: Test, build: HistoryStoreBuilder): void {
     t.equal(new Set(ids).size, 50)
     const read = await store.read(name, first, ROOMY, 100)
     t.same(read?.map((m) => m.id), [...ids].sort(compareMessageIds))
+  })
+
+  t.test('reads 50 topics in one readAll as each alone: messages, nothing, or a gap', async (t) => {
+    const store = await build(t, new TestClock().now)
+    const names = Array.from({ length: 50 }, topic)
+    const ids = await Promise.all(names.map((name, i) => fill(store, name, 1 + i % 4)))
+    // Each kind of answer in turn: some messages, all from the start, nothing after the latest,
+    // a gap for a since that is no id, a gap for an id the topic never had, a gap past the limit.
+    const sinceOf = (i: number): string => [ids[i][0], '', ids[i].at(-1)!, 'not-an-id', '1-0', ids[i][0]][i % 6]
+    const limitOf = (i: number): number => i % 6 === 5 ? 1 : 100
+    const reads = names.map((name, i) => ({ topic: name, since: sinceOf(i), bounds: ROOMY, limit: limitOf(i) }))
+    const together = await readAll(store, reads)
+    const alone = await Promise.all(reads.map(({ topic, since, bounds, limit }) => store.read(topic, since, bounds, limit)))
+    t.same(together, alone, 'the same answers as one read per topic')
+    const expected = names.map((_, i) => [ids[i].slice(1), ids[i], [], null, null, ids[i].length > 2 ? null : ids[i].slice(1)][i % 6])
+    t.same(together.map((messages) => messages?.map((m) => m.id) ?? null), expected)
+    t.equal(together.filter((m) => m === null).length, 8 + 8 + 4, 'the gaps: 8 bad ids, 8 unknown ids, 4 past the limit')
+    t.same(await latestAll(store, [...names, topic()]), [...ids.map((own) => own.at(-1)), ''], 'latest of each, \'\' for a topic never written')
+    t.same(await readAll(store, []), [], 'no reads, no answers')
   })
 }
