@@ -4,7 +4,8 @@ import t from 'tap'
 import { Writable } from 'node:stream'
 import { API_KEY, build, connect, handshakeStatus, requestTicket, signJwt, claims, ticket, token, type Edge } from './helpers.js'
 import { registrationError } from './helpers.js'
-import { adminKeyId } from '../plugins/index.js'
+import { adminKeyId, MemoryRevocationStore, type Revocation } from '../plugins/index.js'
+import { until } from './redis-server.js'
 
 const ADMIN_KEY = 'admin-key-0123456789abcdef'
 
@@ -187,4 +188,23 @@ t.test('on an emitter that cannot count receivers, an action waits replyTimeout 
   await new Promise((resolve) => setImmediate(resolve))
   await edge.app.close()
   t.same(await pending, { instances: 1, connections: 0 })
+})
+
+t.test('a revocation list sync that fails at start is retried until the stored list is loaded', async (t) => {
+  const stored = new MemoryRevocationStore()
+  const jti = jtiOf(tokenWith('alice'))
+  await stored.add({ jti: jti.jti, expiresAt: jti.exp * 1000 })
+  let failures = 2
+  let lists = 0
+  const flaky = {
+    add: async (revocation: Revocation) => await stored.add(revocation),
+    async list () {
+      lists++
+      if (failures-- > 0) throw new Error('Redis is loading the dataset in memory')
+      return await stored.list()
+    }
+  }
+  const edge = await build(t, { control: { store: flaky } })
+  await until('the list loaded at the third try', () => edge.app.notifyRevocations.size === 1, 5000)
+  t.equal(lists, 3, 'tried once at start and twice more')
 })

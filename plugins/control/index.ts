@@ -61,6 +61,7 @@ declare module 'fastify' {
 }
 
 const CLOSE_FORBIDDEN = 4003
+const SYNC_RETRY_MS = 1000
 
 async function fastifyNotifyControl (app: FastifyInstance, opts: NotifyControlOptions): Promise<void> {
   const prefix = topicPrefixOption(opts.topicPrefix)
@@ -126,8 +127,16 @@ async function fastifyNotifyControl (app: FastifyInstance, opts: NotifyControlOp
       if (!known.has(JSON.stringify(revocation))) await store.add(revocation)
     }
   }
+  // A sync that fails (Redis back but still loading, or slow to answer its first script) is tried
+  // again every SYNC_RETRY_MS until it succeeds: waiting for the next reconnect could be forever.
+  let retry: NodeJS.Timeout | undefined
+  let closing = false
   const syncLogged = (): void => {
-    sync().catch((err: unknown) => app.log.warn({ err }, 'notify control: revocation list not synchronized with its store; retried at the next reconnect'))
+    clearTimeout(retry)
+    sync().catch((err: unknown) => {
+      app.log.warn({ err }, 'notify control: revocation list not synchronized with its store; retrying')
+      if (!closing) retry = setTimeout(syncLogged, SYNC_RETRY_MS).unref()
+    })
   }
 
   // Not awaited: registration does not wait for the bus (an action waits for it instead).
@@ -137,6 +146,8 @@ async function fastifyNotifyControl (app: FastifyInstance, opts: NotifyControlOp
   sweep.unref()
   app.addHook('onReady', syncLogged)
   app.addHook('onClose', async () => {
+    closing = true
+    clearTimeout(retry)
     clearInterval(sweep)
     stopResync()
     replies.close()
