@@ -16,6 +16,8 @@ export interface PublishStreamOptions {
   timeout: number
   /** The edge's gRPC status as an HTTP status (edge-answer.ts speaks HTTP). */
   httpStatus (code: number): number
+  /** A failed call's status as the edge's answer (as a unary call's). */
+  answerOf (err: ServiceError): EdgeAnswer
   /** The status an edge without the method ends the call with (UNIMPLEMENTED). */
   unimplemented: number
 }
@@ -52,12 +54,13 @@ export function publishStream (opts: PublishStreamOptions): PublishStream {
     const broken = (err?: ServiceError): void => {
       if (current === state) current = null
       if (err?.code === opts.unimplemented) unsupported = true
-      const why = err === undefined ? 'the edge ended the stream' : `stream broken: ${err.details ?? err.message}`
       for (const waiting of state.waiting.values()) {
         clearTimeout(waiting.timer)
         // Not published by an edge without the method: the caller publishes it by unary Publish.
         if (unsupported) waiting.resolve(null)
-        else waiting.reject(new BusUnavailableError(`edge unreachable: ${why}`))
+        // The call's status is every waiting message's answer, as it would be a unary call's.
+        else if (err !== undefined) waiting.resolve(opts.answerOf(err))
+        else waiting.reject(new BusUnavailableError('edge unreachable: the edge ended the stream'))
       }
       state.waiting.clear()
     }

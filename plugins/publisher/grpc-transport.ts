@@ -40,22 +40,25 @@ export async function grpcTransport (opts: NotifyPublisherGrpcOptions, timeout: 
   statuses.set(status.DEADLINE_EXCEEDED, 504)
   const Notifications = await notificationsService()
   const client = new Notifications(opts.address, opts.credentials ?? credentials.createInsecure()) as unknown as Client & { Publish: PublishCall, PublishStream: StreamCall }
+  /** A failed call as the edge's answer: its status, and the code of its `x-error-code` trailer. */
+  const failed = (err: ServiceError): EdgeAnswer => {
+    const code = err.metadata?.get('x-error-code')[0]
+    return { status: statuses.get(err.code) ?? 500, body: { code: code === undefined ? status[err.code] : String(code), message: err.details } }
+  }
   const metadata = new Metadata()
   metadata.set('x-api-key', opts.apiKey)
   const stream = publishStream({
     open: () => client.PublishStream(metadata),
     timeout,
     httpStatus: (code) => statuses.get(code) ?? 500,
+    answerOf: failed,
     unimplemented: status.UNIMPLEMENTED
   })
 
   function unary (request: GrpcPublishRequest): Promise<EdgeAnswer> {
     return new Promise((resolve) => {
-      client.Publish(request, metadata, { deadline: Date.now() + timeout }, (err, reply) => {
-        if (err === null) return resolve({ status: 202, body: { ...reply } })
-        const code = err.metadata?.get('x-error-code')[0]
-        resolve({ status: statuses.get(err.code) ?? 500, body: { code: code === undefined ? status[err.code] : String(code), message: err.details } })
-      })
+      client.Publish(request, metadata, { deadline: Date.now() + timeout }, (err, reply) =>
+        resolve(err === null ? { status: 202, body: { ...reply } } : failed(err)))
     })
   }
 
