@@ -47,7 +47,7 @@ declare module 'fastify' {
 /** Most messages of one PublishStream call under way at once; past it the edge stops reading. */
 const STREAM_IN_FLIGHT = 100
 
-/** A request as the edge's deserializer hands it on: marked, not decoded, when over the size limit. */
+/** A request as the edge's deserializer hands it on: marked when over the size limit. */
 type SizedRequest = GrpcPublishRequest & { tooLarge?: true }
 
 function input (request: GrpcPublishRequest, maxBytes: number): PublishInput {
@@ -131,7 +131,12 @@ async function fastifyNotifyGrpc (app: FastifyInstance, opts: NotifyGrpcOptions)
   const { service } = await notificationsService()
   const sized = (method: MethodDefinition<object, object>): MethodDefinition<object, object> => ({
     ...method,
-    requestDeserialize: (bytes: Buffer) => bytes.length > maxMessageBytes ? { tooLarge: true } : method.requestDeserialize(bytes)
+    requestDeserialize: (bytes: Buffer) => {
+      const request = method.requestDeserialize(bytes) as SizedRequest
+      // Decoded all the same (at most 4 × the limit): its reply needs its `ref`.
+      if (bytes.length > maxMessageBytes) request.tooLarge = true
+      return request
+    }
   })
   server.addService({ Publish: sized(service.Publish), PublishStream: sized(service.PublishStream) },
     { Publish: publish, PublishStream: streams.handle })
