@@ -5,7 +5,8 @@ import { PRIVATE_STREAM } from './lib/shared.js'
 import { round, type Latency } from './lib/stats.js'
 
 // The ingress scenario: RabbitMQ → edge → private sockets, against a bare consumer of the same
-// client library; latency at a fixed rate; server CPU per publish through AMQP, HTTP and gRPC.
+// client library; latency at a fixed rate; server CPU per publish through AMQP, HTTP, gRPC and
+// gRPC PublishStream, each also as a multiple of HTTP's.
 
 export interface IngressParams { users: number, flood: number, rate: number, seconds: number, cpuRate: number, cpuCount: number, warmup: number }
 export type IngressResults = Record<string, Record<string, unknown>>
@@ -85,8 +86,9 @@ export async function ingress (hooks: IngressHooks, url: string, p: IngressParam
         const complete = (got: Received, cpu: Cpu): boolean => got.received === got.expected && got.orderErrors === 0 && cpu.failures === 0
 
         // Warm up every path once, so no figure pays for JIT or connection set-up.
-        for (const name of ['amqp', 'http', 'grpc']) {
-          await measure(() => producer.call('flood', { ...via, via: name, port: name === 'http' ? port : grpcPort, count: p.warmup, firstSeq: seq }), p.warmup)
+        const portOf = (name: string): number => name === 'http' ? port : grpcPort
+        for (const name of ['amqp', 'http', 'grpc', 'grpc-stream']) {
+          await measure(() => producer.call('flood', { ...via, via: name, port: portOf(name), count: p.warmup, firstSeq: seq }), p.warmup)
         }
         const [flood, floodCpu] = await measure(() => producer.call('flood', { ...via, via: 'amqp', count: p.flood, firstSeq: seq }), p.flood)
         results['amqp-flood'] = {
@@ -98,11 +100,14 @@ export async function ingress (hooks: IngressHooks, url: string, p: IngressParam
         const count = Math.round(p.rate * p.seconds)
         const [steady, steadyCpu] = await measure(() => producer.call('steady', { ...via, via: 'amqp', count, rate: p.rate, firstSeq: seq }), count)
         results[`amqp-${p.rate}`] = { p50Ms: steady.latency.p50, p99Ms: steady.latency.p99, delivered: steady.received, complete: complete(steady, steadyCpu) }
-        for (const name of ['http', 'grpc', 'amqp']) {
-          const [got, cpu] = await measure(() => producer.call('steady', { ...via, via: name, port: name === 'http' ? port : grpcPort, count: p.cpuCount, rate: p.cpuRate, firstSeq: seq }), p.cpuCount)
+        for (const name of ['http', 'grpc', 'grpc-stream', 'amqp']) {
+          const [got, cpu] = await measure(() => producer.call('steady', { ...via, via: name, port: portOf(name), count: p.cpuCount, rate: p.cpuRate, firstSeq: seq }), p.cpuCount)
           // Concurrent HTTP and gRPC calls may land out of order: only completeness counts here.
           results[`cpu-${name}`] = { cpuPerPublishUs: round(cpu.us / p.cpuCount, 2), p50Ms: got.latency.p50, p99Ms: got.latency.p99, delivered: got.received, complete: got.received === got.expected && cpu.failures === 0 }
         }
+        // Each door's CPU per publish as a multiple of HTTP's (issue 29: gRPC at most 1.0 ×).
+        const http = results['cpu-http'].cpuPerPublishUs as number
+        for (const name of ['grpc', 'grpc-stream', 'amqp']) results[`cpu-${name}`].overHttp = http > 0 ? round(results[`cpu-${name}`].cpuPerPublishUs as number / http, 2) : null
       } finally {
         await loadgen.call('disconnect')
         await edge.stop()

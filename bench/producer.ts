@@ -1,14 +1,15 @@
-import { credentials, Metadata, type Client } from '@grpc/grpc-js'
+import { credentials, Metadata, type Client, type ClientDuplexStream } from '@grpc/grpc-js'
 import { Connection } from 'rabbitmq-client'
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node'
 import { jetstream } from '@nats-io/jetstream'
 import pg from 'pg'
-import { insertNotification, natsSubject, notificationsService, routingKey } from '../plugins/index.js'
+import { insertNotification, natsSubject, notificationsService, routingKey, type GrpcPublishRequest, type GrpcPublishStreamReply } from '../plugins/index.js'
 import { serve } from './lib/ipc.js'
 import { API_KEY, notification, nowUs, PRIVATE_STREAM, userName } from './lib/shared.js'
 
 // The ingress scenario's producer service, in a process of its own: publishes private
-// notifications through RabbitMQ, POST /notifications or gRPC, as fast as it can or at a rate.
+// notifications through RabbitMQ, POST /notifications or gRPC (unary, or one PublishStream call),
+// as fast as it can or at a rate.
 
 interface Batch { count: number, users: number, firstSeq: number }
 type Send = (user: string, seq: number) => Promise<unknown>
@@ -51,6 +52,32 @@ function grpcSender (port: number): Send {
   metadata.set('x-api-key', API_KEY)
   return (user, seq) => new Promise<void>((resolve, reject) => grpc!.Publish(
     { stream: PRIVATE_STREAM, users: [user], dataJson: JSON.stringify(notification(seq)) }, metadata, (err) => err === null ? resolve() : reject(err)))
+}
+
+type StreamCall = ClientDuplexStream<Partial<GrpcPublishRequest>, GrpcPublishStreamReply>
+let grpcStream: { call: StreamCall, waiting: Map<number, (reply: GrpcPublishStreamReply) => void>, ref: number } | null = null
+
+/** One PublishStream call for every send, each answered by its `ref`. */
+function grpcStreamSender (port: number): Send {
+  grpc ??= new Notifications(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as typeof grpc
+  if (grpcStream === null) {
+    const metadata = new Metadata()
+    metadata.set('x-api-key', API_KEY)
+    const call = (grpc as unknown as { PublishStream: (md: Metadata) => StreamCall }).PublishStream(metadata)
+    const stream = { call, waiting: new Map<number, (reply: GrpcPublishStreamReply) => void>(), ref: 0 }
+    call.on('data', (reply: GrpcPublishStreamReply) => {
+      stream.waiting.get(reply.ref)?.(reply)
+      stream.waiting.delete(reply.ref)
+    })
+    call.on('error', (err) => { console.error('grpc-stream broke:', err.message) })
+    grpcStream = stream
+  }
+  const stream = grpcStream
+  return (user, seq) => new Promise<void>((resolve, reject) => {
+    const ref = ++stream.ref
+    stream.waiting.set(ref, (reply) => reply.status === 0 ? resolve() : reject(new Error(`PublishStream answered ${reply.errorCode}`)))
+    stream.call.write({ stream: PRIVATE_STREAM, users: [user], dataJson: JSON.stringify(notification(seq)), ref })
+  })
 }
 
 let nats: NatsConnection | null = null
@@ -104,6 +131,7 @@ async function sender (args: SenderArgs): Promise<Send> {
   if (args.via === 'outbox') return outboxSender(args.url, args.table!)
   if (args.via === 'amqp') return amqpSender(args.url, args.exchange)
   if (args.via === 'http') return httpSender(args.port)
+  if (args.via === 'grpc-stream') return grpcStreamSender(args.port)
   return grpcSender(args.port)
 }
 
@@ -111,6 +139,7 @@ serve({
   flood: async (args: Batch & SenderArgs) => flood(await sender(args), args),
   steady: async (args: Batch & SenderArgs & { rate: number }) => steady(await sender(args), args, args.rate),
   close: async () => {
+    grpcStream?.call.end()
     grpc?.close()
     await nats?.close()
     await pool?.end()

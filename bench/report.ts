@@ -162,6 +162,7 @@ function judgeIngress (ingress: NonNullable<Results['ingress']>, add: (target: s
   add('… or ≥ 0.8 × the bare consumer where the broker saturates first', ratio(rate, get('bare-consumer', 'messagesPerSecond')), 0.8, (v) => v >= 0.8)
   add(`RabbitMQ → socket p99 ≤ 20 ms at ${ingress.params.rate} msg/s (ms)`, get(`amqp-${ingress.params.rate}`, 'p99Ms'), 20, (v) => v <= 20)
   add('gRPC CPU per publish ≤ HTTP', ratio(get('cpu-grpc', 'cpuPerPublishUs'), get('cpu-http', 'cpuPerPublishUs')), 1, (v) => v <= 1)
+  add('gRPC PublishStream CPU per publish ≤ HTTP', ratio(get('cpu-grpc-stream', 'cpuPerPublishUs'), get('cpu-http', 'cpuPerPublishUs')), 1, (v) => v <= 1)
 }
 
 /** Issue 29's targets, judged on the pipelines figures. */
@@ -195,6 +196,9 @@ const INGRESS_ROWS: Array<[id: string, key: string, label: string]> = [
   ['amqp-flood', 'cpuPerMessageUs', 'edge CPU per message at that rate (µs)'],
   ['cpu-http', 'cpuPerPublishUs', 'edge CPU per publish, POST /notifications (µs)'],
   ['cpu-grpc', 'cpuPerPublishUs', 'edge CPU per publish, gRPC (µs)'],
+  ['cpu-grpc', 'overHttp', '… gRPC ÷ HTTP'],
+  ['cpu-grpc-stream', 'cpuPerPublishUs', 'edge CPU per publish, gRPC PublishStream (µs)'],
+  ['cpu-grpc-stream', 'overHttp', '… gRPC PublishStream ÷ HTTP'],
   ['cpu-amqp', 'cpuPerPublishUs', 'edge CPU per publish, RabbitMQ (µs)']
 ]
 

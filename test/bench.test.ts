@@ -54,7 +54,7 @@ t.test('npm run bench -- --quick completes and writes every scenario for every c
     }
   }
   t.match(results.ingress, { params: { users: Number, flood: Number, rate: Number } })
-  for (const id of ['bare-consumer', 'amqp-flood', `amqp-${results.ingress.params.rate}`, 'cpu-http', 'cpu-grpc', 'cpu-amqp']) {
+  for (const id of ['bare-consumer', 'amqp-flood', `amqp-${results.ingress.params.rate}`, 'cpu-http', 'cpu-grpc', 'cpu-grpc-stream', 'cpu-amqp']) {
     t.equal(results.ingress.results[id]?.error, undefined, `ingress ${id}: no error`)
     t.equal(results.ingress.results[id]?.complete, true, `ingress ${id}: every message delivered`)
   }

@@ -75,7 +75,7 @@ t.test('errors are gRPC status codes with the FST_NOTIFY_ code in trailing metad
     ['data failing the schema', { stream: 'order', users: ['a'], data_json: '{"orderId":"1"}' }, API_KEY, status.INVALID_ARGUMENT, 'FST_NOTIFY_INVALID_DATA'],
     ['an empty user', { stream: 'order', users: [''], data_json: JSON.stringify(data) }, API_KEY, status.INVALID_ARGUMENT, 'FST_NOTIFY_INVALID_USER'],
     ['a bad idempotency key', { stream: 'promotional', data_json: '{}', idempotency_key: 'k'.repeat(129) }, API_KEY, status.INVALID_ARGUMENT, 'FST_NOTIFY_BAD_IDEMPOTENCY_KEY'],
-    ['a request over the limit', { stream: 'promotional', data_json: JSON.stringify({ text: 'x'.repeat(2000) }) }, API_KEY, status.RESOURCE_EXHAUSTED, null]
+    ['a request over the limit', { stream: 'promotional', data_json: JSON.stringify({ text: 'x'.repeat(2000) }) }, API_KEY, status.RESOURCE_EXHAUSTED, 'FST_NOTIFY_PAYLOAD_TOO_LARGE']
   ]
   for (const [what, request, key, code, errorCode] of cases) {
     const { err } = await edge.publish(request, key)

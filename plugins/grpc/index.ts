@@ -1,14 +1,15 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { sendUnaryData, Server, ServerCredentials, ServerUnaryCall, ServiceError } from '@grpc/grpc-js'
+import type { Metadata as GrpcMetadata, MethodDefinition, sendUnaryData, Server, ServerCredentials, ServerUnaryCall, ServiceError } from '@grpc/grpc-js'
 import { apiKeyMatcher } from '../api-key.js'
-import { BadApiKeyError, DataRequiredError, InvalidOptionError } from '../errors.js'
+import { BadApiKeyError, DataRequiredError, InvalidOptionError, PayloadTooLargeError } from '../errors.js'
 import { ensureIdempotency } from '../idempotency/index.js'
 import { parseJsonPayload } from '../json-payload.js'
 import type { PublishInput, PublishResult } from '../notify.js'
 import { positiveInteger, within } from '../util.js'
 import { grpcCodes, notificationsService, type GrpcPublishReply, type GrpcPublishRequest } from './proto.js'
 import { ingressTrace } from '../tracing.js'
+import { publishStreams, type Refusal } from './stream.js'
 
 export * from './proto.js'
 
@@ -21,7 +22,10 @@ export interface NotifyGrpcOptions {
   host?: string
   /** TLS and the like (`ServerCredentials.createSsl(...)`). @default ServerCredentials.createInsecure() */
   credentials?: ServerCredentials
-  /** Largest request message, in bytes; over it the call fails with RESOURCE_EXHAUSTED. @default 65536 */
+  /**
+   * Largest request message, in bytes; over it Publish fails with RESOURCE_EXHAUSTED
+   * (`FST_NOTIFY_PAYLOAD_TOO_LARGE`) and PublishStream refuses the message. @default 65536
+   */
   maxMessageBytes?: number
   /** Milliseconds `app.close()` lets calls in flight finish before cancelling them. @default 5000 */
   closeTimeout?: number
@@ -39,6 +43,12 @@ declare module 'fastify' {
     notifyGrpc: NotifyGrpc
   }
 }
+
+/** Most messages of one PublishStream call under way at once; past it the edge stops reading. */
+const STREAM_IN_FLIGHT = 100
+
+/** A request as the edge's deserializer hands it on: marked when over the size limit. */
+type SizedRequest = GrpcPublishRequest & { tooLarge?: true }
 
 function input (request: GrpcPublishRequest, maxBytes: number): PublishInput {
   if (request.dataJson === '') throw new DataRequiredError()
@@ -75,29 +85,61 @@ async function fastifyNotifyGrpc (app: FastifyInstance, opts: NotifyGrpcOptions)
   const closeTimeout = positiveInteger('closeTimeout', opts.closeTimeout, 5000)
   await ensureIdempotency(app)
 
-  function fail (callback: sendUnaryData<GrpcPublishReply>, err: unknown): void {
+  /** A refusal in gRPC terms; an unexpected error is logged and answered INTERNAL without details. */
+  function refusal (err: unknown): Refusal {
     const { statusCode, code, message } = err as { statusCode?: number, code?: string, message: string }
     const grpcCode = statusCode === undefined ? undefined : CODES[statusCode]
-    if (grpcCode === undefined) app.log.error({ err }, 'notify edge: gRPC publish failed')
+    if (grpcCode === undefined) {
+      app.log.error({ err }, 'notify edge: gRPC publish failed')
+      return { status: status.INTERNAL, code: '', message: 'internal error' }
+    }
+    return { status: grpcCode, code: code ?? '', message }
+  }
+
+  function serviceError (err: unknown): ServiceError {
+    const { status: code, code: errorCode, message } = refusal(err)
     const metadata = new Metadata()
-    if (code !== undefined) metadata.set('x-error-code', code)
-    callback({ code: grpcCode ?? status.INTERNAL, details: grpcCode === undefined ? 'internal error' : message, metadata } as ServiceError)
+    if (errorCode !== '') metadata.set('x-error-code', errorCode)
+    return { code, details: message, metadata } as ServiceError
+  }
+
+  const authorized = (metadata: GrpcMetadata): boolean => keyMatches(metadata.get('x-api-key')[0])
+
+  async function publishOne (request: SizedRequest, traceparent: unknown): Promise<GrpcPublishReply> {
+    if (request.tooLarge === true) throw new PayloadTooLargeError(maxMessageBytes)
+    const key = request.idempotencyKey === '' ? undefined : request.idempotencyKey
+    const { result } = await ingressTrace(app.notifyTracer, traceparent, () =>
+      app.notifyIdempotency.publish(key, input(request, maxMessageBytes)))
+    return reply(result)
   }
 
   async function publish (call: ServerUnaryCall<GrpcPublishRequest, GrpcPublishReply>, callback: sendUnaryData<GrpcPublishReply>): Promise<void> {
     try {
-      if (!keyMatches(call.metadata.get('x-api-key')[0])) throw new BadApiKeyError()
-      const key = call.request.idempotencyKey === '' ? undefined : call.request.idempotencyKey
-      const { result } = await ingressTrace(app.notifyTracer, call.metadata.get('traceparent')[0], () =>
-        app.notifyIdempotency.publish(key, input(call.request, maxMessageBytes)))
-      callback(null, reply(result))
+      if (!authorized(call.metadata)) throw new BadApiKeyError()
+      callback(null, await publishOne(call.request, call.metadata.get('traceparent')[0]))
     } catch (err) {
-      fail(callback, err)
+      callback(serviceError(err))
     }
   }
 
-  const server = new Server({ 'grpc.max_receive_message_length': maxMessageBytes })
-  server.addService((await notificationsService()).service, { Publish: publish })
+  const streams = publishStreams({
+    authorized, publish: publishOne, refusal, serviceError, badKey: () => new BadApiKeyError(), maxInFlight: STREAM_IN_FLIGHT
+  })
+  // grpc-js would end a whole PublishStream call for one message over its limit: it lets messages
+  // up to 4 × the limit through, and the edge refuses those over the limit one by one.
+  const server = new Server({ 'grpc.max_receive_message_length': 4 * maxMessageBytes })
+  const { service } = await notificationsService()
+  const sized = (method: MethodDefinition<object, object>): MethodDefinition<object, object> => ({
+    ...method,
+    requestDeserialize: (bytes: Buffer) => {
+      const request = method.requestDeserialize(bytes) as SizedRequest
+      // Decoded all the same (at most 4 × the limit): its reply needs its `ref`.
+      if (bytes.length > maxMessageBytes) request.tooLarge = true
+      return request
+    }
+  })
+  server.addService({ Publish: sized(service.Publish), PublishStream: sized(service.PublishStream) },
+    { Publish: publish, PublishStream: streams.handle })
   const state: { server: Server, port: number | null } = { server, port: null }
   app.decorate('notifyGrpc', state)
 
@@ -107,7 +149,8 @@ async function fastifyNotifyGrpc (app: FastifyInstance, opts: NotifyGrpcOptions)
     app.log.info({ port: state.port }, 'notify edge: gRPC ingress listening')
   })
   app.addHook('onClose', async () => {
-    const stopped = new Promise<void>((resolve) => server.tryShutdown(() => resolve()))
+    // Long-lived PublishStream calls would hold tryShutdown until the timeout: they end first.
+    const stopped = streams.close().then(() => new Promise<void>((resolve) => server.tryShutdown(() => resolve())))
     if (await within(closeTimeout, stopped) === null) server.forceShutdown()
   })
 }

@@ -30,12 +30,22 @@ export interface GrpcPublishRequest {
   key: string
   /** A channel's keys; empty otherwise. */
   keys: string[]
+  /** PublishStream: the caller's reference, echoed in the reply (0 when not given). */
+  ref: number
 }
 
 /** `notify.v1.PublishReply`. */
 export interface GrpcPublishReply {
   ids: string[]
   offline: string[]
+}
+
+/** `notify.v1.PublishStreamReply`: `status` 0 with the ids, or the refusal of a unary Publish. */
+export interface GrpcPublishStreamReply extends GrpcPublishReply {
+  ref: number
+  status: number
+  errorCode: string
+  errorMessage: string
 }
 
 /**
