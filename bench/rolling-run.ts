@@ -18,7 +18,7 @@ const API_KEY = randomBytes(16).toString('hex')
 // From node_modules/.cache/notify-edge-bench/bench/ up to the project's own dist/.
 const SERVER = fileURLToPath(new URL('../../../../dist/example-app/server.js', import.meta.url))
 
-const { values } = parseArgs({ options: { clients: { type: 'string', default: '3000' }, rate: { type: 'string', default: '200' }, instances: { type: 'string', default: '3' } } })
+const { values } = parseArgs({ options: { clients: { type: 'string', default: '3000' }, rate: { type: 'string', default: '200' }, instances: { type: 'string', default: '3' }, 'public-every': { type: 'string', default: '2' } } })
 
 async function privateRedis (): Promise<{ url: string, stop: () => void }> {
   const probe = createServer().listen(0, '127.0.0.1')
@@ -78,6 +78,7 @@ const result = await runRolling({
   clients: Number(values.clients),
   rate: Number(values.rate),
   instances: Number(values.instances),
+  publicEvery: Number(values['public-every']),
   apiKey: API_KEY,
   token: jwt,
   start,
