@@ -1,7 +1,7 @@
 // Transpiles the benchmark and the code it runs into node_modules/.cache/notify-edge-bench, without type checking:
 // `npm run typecheck` covers these files, and a full tsc build would take most of the
 // --quick budget on a busy machine. Servers then run plain JavaScript, as in production.
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -40,7 +40,11 @@ if (stale.length > 0) {
   for (const [file, target] of stale) {
     const { outputText } = ts.transpileModule(readFileSync(file, 'utf8'), { compilerOptions, fileName: file })
     mkdirSync(dirname(target), { recursive: true })
-    writeFileSync(target, outputText)
+    // Written aside, then renamed into place: two builds at once (two bench tests starting
+    // together) must never let a bench process load a file the other is half-way through writing.
+    const aside = `${target}.${process.pid}.tmp`
+    writeFileSync(aside, outputText)
+    renameSync(aside, target)
   }
   console.error(`bench: transpiled ${stale.length} files into ${relative(root, out)}`)
 }
