@@ -54,6 +54,13 @@ export const LAG_SAMPLE_EVERY = 64
 // An expiry timer is armed only once the expiry is this close: an idle connection holding a
 // long-lived credential then costs no timer. The route calls checkExpiry() more often than this.
 export const EXPIRY_WINDOW_MS = 60_000
+
+/** A route's sweep: every half window, each of its connections arms its expiry timer if due. Unref'd; the route clears it on close. */
+export function sweepExpiries (connections: Iterable<{ checkExpiry: () => void }>): NodeJS.Timeout {
+  return setInterval(() => {
+    for (const connection of connections) connection.checkExpiry()
+  }, EXPIRY_WINDOW_MS / 2).unref()
+}
 const SETTLED = Promise.resolve()
 
 /** A connection's `closed` promise and what settles it. */

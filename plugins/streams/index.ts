@@ -5,7 +5,7 @@ import type { WebSocket } from 'ws'
 import { InvalidOptionError, TooManyConnectionsError } from '../errors.js'
 import { metricsOf, routeStats } from '../recorder.js'
 import { integerBetween, positiveInteger } from '../util.js'
-import { CLOSE, Connection, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
+import { CLOSE, Connection, sweepExpiries, type RouteContext } from './connection.js'
 import { inboundOf } from './channels.js'
 import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
@@ -201,10 +201,7 @@ async function fastifyNotifyStreams (app: FastifyInstance, opts: NotifyStreamsOp
     }
   })
 
-  const expirySweep = setInterval(() => {
-    for (const connection of connections) connection.checkExpiry()
-  }, EXPIRY_WINDOW_MS / 2)
-  expirySweep.unref()
+  const expirySweep = sweepExpiries(connections)
   app.addHook('onClose', async () => {
     clearInterval(expirySweep)
     ctx.flushes.close()

@@ -7,7 +7,7 @@ import { isMessageId } from '../message-id.js'
 import { NO_CLAIMS, bearerToken, principalFromJwt, type Principal } from '../principal.js'
 import { metricsOf, routeStats } from '../recorder.js'
 import { integerBetween, positiveInteger } from '../util.js'
-import { CLOSE, EXPIRY_WINDOW_MS, type RouteContext } from './connection.js'
+import { CLOSE, sweepExpiries, type RouteContext } from './connection.js'
 import { installDrain } from './drain.js'
 import { Fanout } from './fanout.js'
 import { UserConnections, resolveLimits, slowConsumerPolicy, type LimitOptions } from './limits.js'
@@ -280,12 +280,9 @@ async function fastifyNotifySse (app: FastifyInstance, opts: NotifySseOptions): 
   const timers = [
     setInterval(() => {
       for (const connection of connections) (connection.socket as unknown as SseSocket).comment()
-    }, keepAliveInterval),
-    setInterval(() => {
-      for (const connection of connections) connection.checkExpiry()
-    }, EXPIRY_WINDOW_MS / 2)
+    }, keepAliveInterval).unref(),
+    sweepExpiries(connections)
   ]
-  for (const timer of timers) timer.unref()
   app.addHook('onClose', async () => {
     for (const timer of timers) clearInterval(timer)
     fanout.close()
