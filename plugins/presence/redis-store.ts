@@ -24,6 +24,11 @@ export interface RedisPresenceStoreOptions {
   ttl?: number
   /** How long a write or a query may take; a query over it fails with 503. @default 1000 */
   timeout?: number
+  /**
+   * Connection events wait this long for more before one script call writes them all, in ms
+   * (see WRITE_WINDOW_MS). @default 5
+   */
+  writeWindow?: number
   /** Told when a write fails (it is retried in full at the next heartbeat). */
   onError?: (err: Error) => void
 }
@@ -194,11 +199,13 @@ export class RedisPresenceReader {
 // event-loop iteration instead, a stream of handshakes (20 at once) paid a call for nearly every
 // connect and subscribe: +22 % CPU per handshake with presence on (docs/benchmarks.md).
 const WRITE_WINDOW_MS = 5
+// A wider window only delays what other instances see; past a heartbeat it would be no window at all.
+const MAX_WRITE_WINDOW_MS = 1000
 
 /**
  * Presence across instances: each instance keeps its share under keys of its own that expire
  * `ttl` after its last heartbeat, and a query sums the shares of the instances heard from within
- * `ttl`. Connection events are coalesced into one script call per WRITE_WINDOW_MS; a Redis that
+ * `ttl`. Connection events are coalesced into one script call per `writeWindow`; a Redis that
  * lost the share (restart, expiry after a stall) is rewritten from memory, with no client
  * reconnecting.
  */
@@ -211,6 +218,7 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #base: string
   readonly #ttl: number
   readonly #timeout: number
+  readonly #writeWindow: number
   readonly #onError: (err: Error) => void
   readonly #reader: RedisPresenceReader
   /** Public streams and channels this instance holds members of: their keys are refreshed and removed with it. */
@@ -227,6 +235,8 @@ export class RedisPresenceStore implements PresenceStore {
     this.#ttl = positiveInteger('presence.ttl', opts.ttl, 20_000)
     if (this.#ttl < 2 * heartbeatInterval) throw new InvalidOptionError('presence.ttl must be at least twice presence.heartbeatInterval')
     this.#timeout = positiveInteger('presence.timeout', opts.timeout, 1000)
+    this.#writeWindow = positiveInteger('presence.writeWindow', opts.writeWindow, WRITE_WINDOW_MS)
+    if (this.#writeWindow > Math.min(MAX_WRITE_WINDOW_MS, heartbeatInterval)) throw new InvalidOptionError(`presence.writeWindow must be at most ${MAX_WRITE_WINDOW_MS} ms and at most presence.heartbeatInterval`)
     this.#reader = new RedisPresenceReader({ ...opts, ttl: this.#ttl, timeout: this.#timeout })
     this.#client = opts.client
     this.#onError = opts.onError ?? (() => {})
@@ -271,7 +281,7 @@ export class RedisPresenceStore implements PresenceStore {
 
   #schedule (): void {
     if (this.#pending !== null || this.#closed) return
-    this.#pending = setTimeout(this.#writeNow, WRITE_WINDOW_MS)
+    this.#pending = setTimeout(this.#writeNow, this.#writeWindow)
   }
 
   readonly #writeNow = (): void => {
