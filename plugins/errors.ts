@@ -121,3 +121,6 @@ export const BadSseRequestError = createError('FST_NOTIFY_BAD_SSE_REQUEST', 'Bad
  * have happened or not. Retry with the same idempotency key, which answers the original ids if it did.
  */
 export const OutcomeUnknownError = createError('FST_NOTIFY_OUTCOME_UNKNOWN', 'Publish outcome unknown: %s; retry with the same idempotency key', 503)
+
+/** The fleet-wide publish rate store (Redis) did not answer: the client publish answers `UNAVAILABLE`. */
+export const RateStoreUnavailableError = createError('FST_NOTIFY_RATE_STORE_UNAVAILABLE', 'Publish rate store unavailable: %s', 503)

@@ -261,7 +261,11 @@ async function fastifyNotifyEdge (app: FastifyInstance, opts: NotifyEdgeOptions)
       : new RedisUserCounter({ client: client as unknown as ConstructorParameters<typeof RedisUserCounter>[0]['client'], prefix, timeout: bus.publishTimeout, onError: (err) => app.log.warn({ err }, 'notify limits: liveness not written') }))
     await app.register(notifyLimits, { ...limits, counter })
   }
-  if (upstream !== false) await app.register(notifyUpstream, upstream)
+  if (upstream !== false) {
+    // A fleet-wide per-user publish limit lives on the edge's Redis, unless a store was given.
+    const rateStore = upstream.rateStore ?? (client === null ? undefined : { client, keyPrefix: `${prefix}:rate:publish:`, timeout: bus.publishTimeout })
+    await app.register(notifyUpstream, { ...upstream, rateStore })
+  }
   const streamRoutes = routes ?? [{ path: '/ws' }, { path: '/public', anonymous: true }]
   for (const route of streamRoutes) {
     await app.register(notifyStreams, route)

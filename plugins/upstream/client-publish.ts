@@ -12,6 +12,7 @@ import type { PublishInput } from '../publishing.js'
 import type { Principal } from '../principal.js'
 import { publishErrorCode, upstreamError } from './answers.js'
 import type { PublishGate } from './gates.js'
+import type { FleetUserRate } from './fleet-rate.js'
 import { Bucket, type Rate, type UserBuckets } from './rate.js'
 
 export interface ClientPublishLimits {
@@ -19,6 +20,8 @@ export interface ClientPublishLimits {
   rate: Rate
   /** Per user, across their connections on this instance. */
   users: UserBuckets
+  /** Per user across instances, when asked for: taken after the local limits let a publish through. */
+  fleet: FleetUserRate | null
   /** Largest publish frame, in bytes. */
   maxBytes: number
 }
@@ -69,6 +72,13 @@ export class ClientPublish {
       }
     }
     if (!this.#admit(caller, user)) return refuse('RATE_LIMITED', 'too many publishes: slow down')
+    if (this.limits.fleet !== null) {
+      try {
+        if (!await this.limits.fleet.take(user)) return refuse('RATE_LIMITED', 'too many publishes from this user: slow down')
+      } catch (err) {
+        return refuse('UNAVAILABLE', (err as Error).message)
+      }
+    }
     if (!await this.#authorized(caller, stream, target)) return refuse('FORBIDDEN', 'not allowed on this stream')
     const decision = await gate(principal, target, frame.data)
     if (!decision.allow) return refuse(decision.code, decision.message, decision.reason)

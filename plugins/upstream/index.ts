@@ -9,7 +9,9 @@ import { ClientPublish } from './client-publish.js'
 import { hookUrl } from '../declarations.js'
 import { inProcessGate, openGate, remoteAuthorize, remoteGate, type PublishGate } from './gates.js'
 import { RemoteKeys } from './remote-keys.js'
-import { rateOption, UserBuckets, type RateOptions } from './rate.js'
+import { FleetUserRate } from './fleet-rate.js'
+import { rateOption, UserBuckets, type Rate, type RateOptions } from './rate.js'
+import type { RedisScriptClient } from '../redis-script.js'
 import { declareMethods, InProcessRoutes, remoteTarget, Rpc, type RpcMethod } from './rpc.js'
 
 export type { ClientPublishHook, ClientPublishPolicy, ClientPublishVerdict, PublishTarget } from '../inbound.js'
@@ -23,8 +25,18 @@ export * from './backend.js'
 export interface NotifyUpstreamOptions {
   /** Client publishes one connection may make. @default { perSecond: 10, burst: 20 } */
   publishRate?: RateOptions
-  /** Client publishes one user may make across their connections on this instance. @default { perSecond: 20, burst: 40 } */
-  userPublishRate?: RateOptions
+  /**
+   * Client publishes one user may make across their connections: on this instance, or with
+   * `scope: 'fleet'` on every instance sharing `rateStore`'s Redis (one script call per publish
+   * the other limits let through). @default { perSecond: 20, burst: 40, scope: 'instance' }
+   */
+  userPublishRate?: RateOptions & { scope?: 'instance' | 'fleet' }
+  /**
+   * Where a fleet-wide `userPublishRate` is kept: a Redis client (the edge's own when registered
+   * through `notifyEdge` with `redis`), keys under `keyPrefix`, answers awaited `timeout` ms before
+   * the publish answers `UNAVAILABLE`.
+   */
+  rateStore?: { client: RedisScriptClient, keyPrefix?: string, timeout?: number }
   /** Largest `publish` frame, in bytes. @default 16384 */
   maxPublishBytes?: number
   /** How long a publish hook (a function or a backend) may take, in ms; then `TIMEOUT`. @default 2000 */
@@ -64,6 +76,17 @@ function backendClient (app: FastifyInstance, backend: NotifyUpstreamOptions['ba
   return client
 }
 
+function fleetRate (opts: NotifyUpstreamOptions, rate: Rate): FleetUserRate | null {
+  const scope = opts.userPublishRate?.scope ?? 'instance'
+  if (scope !== 'instance' && scope !== 'fleet') throw new InvalidOptionError('userPublishRate.scope must be \'instance\' or \'fleet\'')
+  if (scope === 'instance') return null
+  const store = opts.rateStore
+  if (typeof store?.client?.evalsha !== 'function') throw new InvalidOptionError('userPublishRate.scope \'fleet\' needs rateStore.client, an ioredis client (or the edge\'s redis option)')
+  const keyPrefix = store.keyPrefix ?? 'notify:rate:publish:'
+  if (typeof keyPrefix !== 'string' || keyPrefix.length === 0) throw new InvalidOptionError('rateStore.keyPrefix must be a non-empty string')
+  return new FleetUserRate(store.client, keyPrefix, rate, positiveInteger('rateStore.timeout', store.timeout, 1000))
+}
+
 async function fastifyNotifyUpstream (app: FastifyInstance, opts: NotifyUpstreamOptions): Promise<void> {
   const hookTimeout = positiveInteger('hookTimeout', opts.hookTimeout, 2000)
   const methods = declareMethods(opts.methods)
@@ -75,8 +98,10 @@ async function fastifyNotifyUpstream (app: FastifyInstance, opts: NotifyUpstream
     remoteHook !== undefined
       ? `stream ${remoteHook.name}'s clientPublish`
       : remoteAuthorizer !== undefined ? `stream ${remoteAuthorizer.name}'s authorize` : remoteMethod !== undefined ? `rpc method ${remoteMethod.name}` : null)
-  const users = new UserBuckets(rateOption('userPublishRate', opts.userPublishRate, { perSecond: 20, burst: 40 }))
+  const userRate = rateOption('userPublishRate', opts.userPublishRate, { perSecond: 20, burst: 40 })
+  const users = new UserBuckets(userRate)
   app.addHook('onClose', async () => users.close())
+  const fleet = fleetRate(opts, userRate)
 
   const onHookError = (err: unknown): void => app.log.warn({ err }, 'notify publish hook failed: refusing the publish')
   const gates = new Map<string, PublishGate>()
@@ -96,6 +121,7 @@ async function fastifyNotifyUpstream (app: FastifyInstance, opts: NotifyUpstream
   const clientPublish = new ClientPublish(app, gates, authorizeKey, {
     rate: rateOption('publishRate', opts.publishRate, { perSecond: 10, burst: 20 }),
     users,
+    fleet,
     maxBytes: positiveInteger('maxPublishBytes', opts.maxPublishBytes, 16384)
   })
 
