@@ -25,7 +25,12 @@ export async function buildEdge (
     admin: config.adminApiKey === undefined ? undefined : { apiKey: config.adminApiKey },
     limits: config.limits,
     // Methods and hooks served by backends (SPEC section 13): the caller travels signed with CALLER_SECRET.
-    upstream: { methods, backend: config.callerSecret === undefined ? undefined : { callerSecret: config.callerSecret } }
+    upstream: {
+      methods,
+      backend: config.callerSecret === undefined ? undefined : { callerSecret: config.callerSecret },
+      // With Redis, a user's client publishes are limited across every instance of the edge.
+      userPublishRate: config.redis === undefined ? undefined : { scope: 'fleet' }
+    }
   })
 
   function redisState (): { healthy: boolean, redis?: Record<string, unknown> } {

@@ -58,7 +58,8 @@ export async function buildApp (config: AppConfig, logger: false | Record<string
     // Set: producers may publish through NATS JetStream (SPEC section 16).
     jetstream: config.natsUrl === undefined ? undefined : { servers: config.natsUrl, stream: config.natsStream, consumer: config.natsConsumer, subjectPrefix: config.natsSubjectPrefix },
     // The page places and lists orders over its socket: served by the routes below, in process.
-    upstream: { methods: METHODS },
+    // With Redis, a user's chat publishes are limited across every instance, not per instance.
+    upstream: { methods: METHODS, userPublishRate: redis === undefined ? undefined : { scope: 'fleet' } },
     // GET /asyncapi.json; docs/asyncapi.json is a copy (npm run docs:asyncapi).
     asyncapi: {
       info: { title: 'notify-edge example app', version: '1.0.0', description: 'Notifications of the demo order service: private order and reward streams, public promotional and system streams, chat rooms (room:<name>) and one channel per order (order-status:<orderId>).' },
