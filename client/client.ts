@@ -112,6 +112,8 @@ export class NotifyClient<Streams = AnyStreams, Methods = AnyMethods> {
   #seq = 0
   #retryTimer: ReturnType<typeof setTimeout> | null = null
   #watchdog: ReturnType<typeof setTimeout> | null = null
+  // Whether the server was heard from (a frame, a protocol ping) since the last ping interval began.
+  #heard = false
   #refreshTimer: ReturnType<typeof setTimeout> | null = null
   #pingTimer: ReturnType<typeof setInterval> | null = null
   #onClosed: (() => void) | null = null
@@ -283,6 +285,9 @@ export class NotifyClient<Streams = AnyStreams, Methods = AnyMethods> {
     socket.addEventListener('error', () => {})
     socket.addEventListener('message', (event) => { if (this.#socket === socket) this.#onFrame(event.data) })
     socket.addEventListener('close', (event) => { if (this.#socket === socket) this.#onClose(event.code, event.reason) })
+    // Node's `ws` shows the server's protocol pings, which prove it alive as a frame does; a browser's WebSocket hides them.
+    const node = socket as unknown as { on?: (event: 'ping', listener: () => void) => void }
+    if (typeof node.on === 'function') node.on('ping', () => { if (this.#socket === socket) this.#heard = true })
   }
 
   /**
@@ -339,6 +344,7 @@ export class NotifyClient<Streams = AnyStreams, Methods = AnyMethods> {
   #onFrame (data: unknown): void {
     // Any frame shows the server is alive.
     this.#clearWatchdog()
+    this.#heard = true
     const frame = parseFrame(data)
     if (frame === null) {
       this.#error(new NotifyClientError('NOTIFY_CLIENT_BAD_FRAME', 'the server sent a frame that is not a JSON object with an event'))
@@ -418,7 +424,16 @@ export class NotifyClient<Streams = AnyStreams, Methods = AnyMethods> {
     this.#emit('refreshed', { expiresAt: frame.expiresAt })
   }
 
+  /**
+   * Pings a server not heard from since the last interval. One that was (a frame, or in Node a
+   * protocol ping) needs no proof now, and the server, seeing our frames, leaves its own pings
+   * out: one round trip per interval between them, not two.
+   */
   #ping (): void {
+    if (this.#heard) {
+      this.#heard = false
+      return
+    }
     if (this.#watchdog === null) this.#armWatchdog(this.#opts.pingTimeout, 'no pong within pingTimeout')
     this.#send({ event: 'ping', id: this.#nextId('p') })
   }

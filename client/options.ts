@@ -30,7 +30,11 @@ export interface NotifyClientOptions {
   WebSocket?: WebSocketConstructor
   /** Reconnect delays in ms. @default { min: 500, max: 20000, drain: 3000 } */
   backoff?: Partial<BackoffOptions>
-  /** How often an application-level ping is sent, in ms. @default 25000 */
+  /**
+   * How often the server's liveness is checked, in ms: a server not heard from during one interval
+   * (no frame; in Node, no protocol ping either) is sent an application-level ping, so a silent
+   * server is found within two intervals and `pingTimeout`. @default 25000
+   */
   pingInterval?: number
   /** How long to wait for a pong (or any frame) before dropping the connection, in ms. @default 10000 */
   pingTimeout?: number

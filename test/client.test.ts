@@ -138,6 +138,31 @@ t.test('detects a silent server with the application ping and reconnects', async
   silent.socket.terminate()
 })
 
+t.test('pings only a server it has not heard from: in Node the server\'s protocol pings stand in for its own', async (t) => {
+  const sent: string[] = []
+  class Counting extends WebSocket {
+    send (data: string): void {
+      sent.push(data)
+      super.send(data)
+    }
+  }
+  const appPings = (): number => sent.filter((frame) => frame.includes('"event":"ping"')).length
+  const pinging = await build(t, { routes: [{ path: '/ws', heartbeatInterval: 100 }] })
+  const heard = sdk(t, pinging, 'alice', { pingInterval: 250, WebSocket: Counting as unknown as typeof WebSocket })
+  await heard.events.next('connected')
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  t.equal(appPings(), 0, 'protocol pings every 100 ms: no application ping in 1.5 s of 250 ms intervals')
+  await heard.client.close()
+
+  const quiet = await build(t, { routes: [{ path: '/ws', heartbeatInterval: false }] })
+  const silent = sdk(t, quiet, 'bob', { pingInterval: 100, WebSocket: Counting as unknown as typeof WebSocket })
+  await silent.events.next('connected')
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  // Each ping is answered, and a pong heard skips the next interval: one every other interval.
+  t.ok(appPings() >= 3, `a server that sends nothing is pinged: ${appPings()} in 1 s of 100 ms intervals`)
+  t.equal(silent.client.state, 'open', 'and its pongs keep the connection')
+})
+
 t.test('drops duplicate and older message ids', async (t) => {
   const edge = await build(t)
   const { events } = sdk(t, edge, 'alice')

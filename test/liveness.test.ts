@@ -29,19 +29,27 @@ t.test('a socket that stops answering protocol pings is terminated; a live one s
   t.ok(stats.heartbeatSweeps >= 3 && stats.heartbeatSweepCpuUs > 0, 'sweeps and their CPU time are counted')
 })
 
-t.test('a socket that answers no protocol ping but keeps sending frames is alive', async (t) => {
+t.test('a socket whose client keeps sending frames is not pinged and stays; once silent it is pinged, then dropped', async (t) => {
   const interval = 300
   const edge = await build(t, { routes: [{ path: '/ws', heartbeatInterval: interval }] })
   const { client } = await connect(t, `${edge.ws}/ws?ticket=${await ticket(edge.http, token(edge.app, 'alice'))}`, { autoPong: false })
-  const pings = { count: 0 }
-  client.socket.on('ping', () => { pings.count++ })
-  // An application ping every third of an interval: traffic, but never a pong.
-  while (pings.count < 4 && client.closeCode === null) {
+  const pings: number[] = []
+  client.socket.on('ping', () => { pings.push(Date.now()) })
+  const stats = edge.app.notifyStreams.get('/ws')!.stats
+  // An application ping every third of an interval, as the SDK's: its traffic runs both ways.
+  const sweeps = stats.heartbeatSweeps
+  let lastFrame = Date.now()
+  while (stats.heartbeatSweeps < sweeps + 5) {
     await client.request({ event: 'ping' }, 'pong')
+    lastFrame = Date.now()
     await new Promise((resolve) => setTimeout(resolve, interval / 3))
   }
-  t.equal(client.closeCode, null, 'still open after four pings went unanswered')
-  t.equal(edge.app.notifyStreams.get('/ws')!.stats.heartbeatTimeouts, 0)
+  t.equal(client.closeCode, null, 'still open after five sweeps')
+  t.ok(pings.length <= 1, `no protocol ping while it talks (at most the first sweep's, before its first frame): ${pings.length}`)
+  t.equal(await client.closed, 1006, 'silent and not answering the ping: terminated')
+  t.ok(pings.length >= 1 && pings[pings.length - 1] > lastFrame, 'pinged once it fell silent')
+  t.ok(Date.now() - lastFrame < 4 * interval, 'within three intervals of its last frame')
+  t.equal(stats.heartbeatTimeouts, 1)
 })
 
 t.test('the application-level ping is answered with its correlation id', async (t) => {

@@ -121,8 +121,10 @@ export const CLOSE = {
  * frame writer too (it extends `FrameWriter`), so that an idle connection is one object, not two.
  */
 export class Connection extends FrameWriter implements Subscriber, Watched, ControlledConnection {
-  /** What the socket had read at the heartbeat's last ping (see Heartbeat). */
+  /** What the socket had read at the heartbeat's last sweep, whether it pinged, whether the client sent frames since (see Heartbeat). */
   readAtPing = -1
+  pinged = false
+  talked = false
 
   /** What few connections need, made on first need (`#more()`). */
   #more (): Seldom {
@@ -350,6 +352,7 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
   }
 
   #onMessage (data: RawData, isBinary: boolean): void {
+    this.talked = true
     const rate = this.ctx.limits.frameRate
     if (rate !== null) {
       const now = performance.now()
