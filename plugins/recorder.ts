@@ -17,6 +17,8 @@ export interface RouteStats {
   heartbeatTimeouts: number
   /** Heartbeat sweeps run (one per interval while the route has sockets). */
   heartbeatSweeps: number
+  /** Protocol pings the sweeps sent (a socket whose client talked since the last sweep is not pinged). */
+  heartbeatPings: number
   /** CPU time the sweeps took, in µs (pinging every socket; pongs are read later, outside the sweep). */
   heartbeatSweepCpuUs: number
   /** Inbound frames refused with `RATE_LIMITED`. */
@@ -32,7 +34,7 @@ export interface RouteStats {
 }
 
 export function routeStats (): RouteStats {
-  return { delivered: 0, dropped: 0, slowConsumerCloses: 0, heartbeatTimeouts: 0, heartbeatSweeps: 0, heartbeatSweepCpuUs: 0, rateLimited: 0, badFrames: 0, policyCloses: 0, repaired: 0, gaps: 0 }
+  return { delivered: 0, dropped: 0, slowConsumerCloses: 0, heartbeatTimeouts: 0, heartbeatSweeps: 0, heartbeatPings: 0, heartbeatSweepCpuUs: 0, rateLimited: 0, badFrames: 0, policyCloses: 0, repaired: 0, gaps: 0 }
 }
 
 /** A streams route as metrics read it at scrape time. */

@@ -27,6 +27,7 @@ t.test('a socket that stops answering protocol pings is terminated; a live one s
   const stats = edge.app.notifyStreams.get('/ws')!.stats
   t.equal(stats.heartbeatTimeouts, 1)
   t.ok(stats.heartbeatSweeps >= 3 && stats.heartbeatSweepCpuUs > 0, 'sweeps and their CPU time are counted')
+  t.ok(stats.heartbeatPings >= 3, 'and the pings they sent')
 })
 
 t.test('a socket whose client keeps sending frames is not pinged and stays; once silent it is pinged, then dropped', async (t) => {
@@ -38,6 +39,7 @@ t.test('a socket whose client keeps sending frames is not pinged and stays; once
   const stats = edge.app.notifyStreams.get('/ws')!.stats
   // An application ping every third of an interval, as the SDK's: its traffic runs both ways.
   const sweeps = stats.heartbeatSweeps
+  const pingsBefore = stats.heartbeatPings
   let lastFrame = Date.now()
   while (stats.heartbeatSweeps < sweeps + 5) {
     await client.request({ event: 'ping' }, 'pong')
@@ -45,6 +47,7 @@ t.test('a socket whose client keeps sending frames is not pinged and stays; once
     await new Promise((resolve) => setTimeout(resolve, interval / 3))
   }
   t.equal(client.closeCode, null, 'still open after five sweeps')
+  t.ok(stats.heartbeatPings - pingsBefore <= 1, 'the sweeps counted no more pings than that')
   t.ok(pings.length <= 1, `no protocol ping while it talks (at most the first sweep's, before its first frame): ${pings.length}`)
   t.equal(await client.closed, 1006, 'silent and not answering the ping: terminated')
   t.ok(pings.length >= 1 && pings[pings.length - 1] > lastFrame, 'pinged once it fell silent')

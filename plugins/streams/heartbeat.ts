@@ -39,7 +39,7 @@ export class Heartbeat {
     private readonly interval: number,
     private readonly watched: Iterable<Watched>,
     private readonly onDead: (socket: WebSocket) => void,
-    private readonly stats: Pick<RouteStats, 'heartbeatSweeps' | 'heartbeatSweepCpuUs'>
+    private readonly stats: Pick<RouteStats, 'heartbeatSweeps' | 'heartbeatPings' | 'heartbeatSweepCpuUs'>
   ) {}
 
   /** Starts the route's timer, once its first socket is open. */
@@ -56,6 +56,7 @@ export class Heartbeat {
 
   #beat (): void {
     const began = process.cpuUsage()
+    let pings = 0
     for (const watched of this.watched) {
       const { socket } = watched
       if (socket.readyState !== OPEN) continue
@@ -69,10 +70,14 @@ export class Heartbeat {
       watched.readAtPing = read
       watched.pinged = silent || !watched.talked
       watched.talked = false
-      if (watched.pinged) watched.ping()
+      if (watched.pinged) {
+        watched.ping()
+        pings++
+      }
     }
     const { user, system } = process.cpuUsage(began)
     this.stats.heartbeatSweeps++
+    this.stats.heartbeatPings += pings
     this.stats.heartbeatSweepCpuUs += user + system
   }
 }
