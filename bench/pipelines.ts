@@ -10,15 +10,26 @@ import { round, type Latency } from './lib/stats.js'
 // The pipelines scenario: a PostgreSQL outbox → edge → private sockets, and NATS JetStream → edge
 // → private sockets, each beside its floor in the same run: a bare consumer of the same client
 // library that only parses and acknowledges (JetStream), or only reads and marks rows (outbox).
-// The outbox's latency is commit to socket: each row's `t` is taken just before its INSERT commits.
+// The outbox's producer commits `rowsPerCommit` notifications a transaction (bench/producer.ts);
+// its latency is commit to socket: each row's `t` is taken after BEGIN, just before the INSERT.
 
-export interface PipelineParams { users: number, flood: number, rate: number, seconds: number }
+/**
+ * `rowsPerCommit`: the outbox producer's notifications per transaction. Every committing
+ * transaction that notifies waits its turn on PostgreSQL's notification queue lock through its
+ * WAL flush, so commits a second are bounded by the disk (1,600 to 1,900 here): one row per commit
+ * measures that bound, not the relay. 10, an order notifying its parties, leaves the 5,000 rows a
+ * second asked at 500 commits a second; the flood's one-row-per-commit figure stays beside it.
+ */
+export interface PipelineParams { users: number, flood: number, rate: number, seconds: number, rowsPerCommit: number }
 export type PipelineResults = Record<string, Record<string, unknown>>
 
 interface Received { received: number, expected: number, orderErrors: number, spanMs: number, latency: Latency }
 
-export const PIPELINES_FULL: PipelineParams = { users: 1000, flood: 10_000, rate: 5000, seconds: 5 }
-export const PIPELINES_QUICK: PipelineParams = { users: 10, flood: 200, rate: 200, seconds: 0.5 }
+export const PIPELINES_FULL: PipelineParams = { users: 1000, flood: 10_000, rate: 5000, seconds: 5, rowsPerCommit: 10 }
+export const PIPELINES_QUICK: PipelineParams = { users: 10, flood: 200, rate: 200, seconds: 0.5, rowsPerCommit: 10 }
+
+/** What the producer answers for a flood or a steady run (bench/producer.ts). */
+interface Sent { rowsPerCommit: number, rowsPerSecond: number, commitsPerSecond: number, lagP99Ms?: number }
 
 export interface PipelineHooks {
   loadgen: Peer
@@ -80,12 +91,14 @@ function edgeVia (pipeline: Pipeline): Record<string, unknown> {
 
 async function run (hooks: PipelineHooks, producer: Peer, pipeline: Pipeline, p: PipelineParams): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {}
+  const outbox = pipeline.via.via === 'outbox'
   const bare = await hooks.spawn('bare', pipeline.bareScript, pipeline.bareArgs)
   try {
     await bare.call('arm')
-    await producer.call('flood', { ...pipeline.via, count: p.flood, users: p.users, firstSeq: 0 })
+    const sent = await producer.call<Sent>('flood', { ...pipeline.via, count: p.flood, users: p.users, firstSeq: 0, rowsPerCommit: p.rowsPerCommit })
     const got = await bare.call<{ consumed: number, spanMs: number, cpuUs: number }>('wait', { expected: p.flood })
     out.bare = { messagesPerSecond: round(got.consumed / (got.spanMs / 1000), 0), cpuPerMessageUs: round(got.cpuUs / got.consumed, 2), delivered: got.consumed }
+    if (outbox) out.producer = { rowsPerCommit: p.rowsPerCommit, 'bare-flood': sent }
   } finally {
     await bare.stop()
   }
@@ -93,24 +106,33 @@ async function run (hooks: PipelineHooks, producer: Peer, pipeline: Pipeline, p:
   try {
     await edge.call('ingress')
     await hooks.loadgen.call('connect', { port: edge.info.port as number, protocol: 'notify', stream: PRIVATE_STREAM, count: p.users, concurrency: 100, addresses: 8 })
-    const via = { ...edgeVia(pipeline), users: p.users }
+    const via = { ...edgeVia(pipeline), users: p.users, rowsPerCommit: p.rowsPerCommit }
     let seq = 0
-    const measure = async (call: string, count: number, extra: Record<string, unknown> = {}): Promise<Received> => {
+    const measure = async (call: string, count: number, extra: Record<string, unknown> = {}): Promise<Received & { sent: Sent, cpuUs: number }> => {
       await hooks.loadgen.call('arm')
-      await producer.call(call, { ...via, ...extra, count, firstSeq: seq })
+      await edge.call('cpu-start')
+      const sent = await producer.call<Sent>(call, { ...via, ...extra, count, firstSeq: seq })
       seq += count
-      return await hooks.loadgen.call<Received>('wait', { expected: count, perClient: 0, idleMs: hooks.idleMs })
+      const received = await hooks.loadgen.call<Received>('wait', { expected: count, perClient: 0, idleMs: hooks.idleMs })
+      return { ...received, sent, cpuUs: (await edge.call<{ us: number }>('cpu')).us }
     }
-    await measure('flood', Math.min(p.flood, 500))
-    const flood = await measure('flood', p.flood)
     // Outbox rows inserted by concurrent transactions are published in commit order, which need
     // not be the producer's sequence: there only completeness counts (test/outbox*.test.ts check the order).
-    const ordered = pipeline.via.via !== 'outbox'
-    out.edge = { messagesPerSecond: round(flood.received / (flood.spanMs / 1000), 0), delivered: flood.received, complete: flood.received === flood.expected && (!ordered || flood.orderErrors === 0) }
+    const complete = (got: Received): boolean => got.received === got.expected && (outbox || got.orderErrors === 0)
+    await measure('flood', Math.min(p.flood, 500))
+    const flood = await measure('flood', p.flood)
+    // The edge's CPU per message: its relay (or consumer) and the delivery to the sockets.
+    out.edge = { messagesPerSecond: round(flood.received / (flood.spanMs / 1000), 0), cpuPerMessageUs: round(flood.cpuUs / flood.received, 2), delivered: flood.received, complete: complete(flood) }
     out.edgeOverBare = round((out.edge as { messagesPerSecond: number }).messagesPerSecond / (out.bare as { messagesPerSecond: number }).messagesPerSecond, 2)
     const count = Math.round(p.rate * p.seconds)
     const steady = await measure('steady', count, { rate: p.rate })
-    out[`edge-${p.rate}`] = { p50Ms: steady.latency.p50, p99Ms: steady.latency.p99, delivered: steady.received, complete: steady.received === steady.expected && (!ordered || steady.orderErrors === 0) }
+    out[`edge-${p.rate}`] = { p50Ms: steady.latency.p50, p99Ms: steady.latency.p99, delivered: steady.received, complete: complete(steady) }
+    if (outbox) {
+      Object.assign(out.producer as object, { 'edge-flood': flood.sent, [`edge-${p.rate}`]: steady.sent })
+      // The commit-bound figure: one notification per transaction, as the producer can commit them.
+      const single = await measure('flood', p.flood, { rowsPerCommit: 1 })
+      out['edge-1-per-commit'] = { messagesPerSecond: round(single.received / (single.spanMs / 1000), 0), commitsPerSecond: single.sent.commitsPerSecond, delivered: single.received, complete: complete(single) }
+    }
   } finally {
     await hooks.loadgen.call('disconnect')
     await edge.stop()

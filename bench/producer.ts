@@ -7,12 +7,18 @@ import { insertNotification, natsSubject, notificationsService, routingKey, type
 import { serve } from './lib/ipc.js'
 import { API_KEY, notification, nowUs, PRIVATE_STREAM, userName } from './lib/shared.js'
 
-// The ingress scenario's producer service, in a process of its own: publishes private
-// notifications through RabbitMQ, POST /notifications or gRPC (unary, or one PublishStream call),
-// as fast as it can or at a rate.
+// The ingress and pipelines scenarios' producer service, in a process of its own: publishes
+// private notifications through RabbitMQ, POST /notifications, gRPC (unary, or one PublishStream
+// call), JetStream, or commits them to the outbox several to a transaction; as fast as it can or
+// at a rate. Each answers what it reached (rows and commits a second).
 
 interface Batch { count: number, users: number, firstSeq: number }
 type Send = (user: string, seq: number) => Promise<unknown>
+/** Sends the notifications `seq` (to `userName(i)`) of one unit: one commit for the outbox, one message elsewhere. */
+type SendMany = (unit: Array<{ user: string, seq: number }>) => Promise<unknown>
+
+/** What a flood or a steady run reached, as the producer saw it: rows (messages) and commits (units) a second. */
+interface Sent { rowsPerCommit: number, rowsPerSecond: number, commitsPerSecond: number, lagP99Ms?: number }
 
 let connection: Connection | null = null
 const publishers = new Map<string, Send>()
@@ -90,54 +96,107 @@ async function natsSender (url: string, prefix: string): Promise<Send> {
   return (user, seq) => js.publish(natsSubject({ stream: PRIVATE_STREAM, user }, prefix), JSON.stringify(notification(seq)))
 }
 
-/** The outbox: one committed INSERT per notification, as a service notifying in its transaction does. */
-function outboxSender (url: string, table: string): Send {
+/**
+ * The outbox: a service's transaction that writes its notifications together (an order notifying
+ * its parties), through the shipped helper: BEGIN, one `insertNotification` of the unit's
+ * notifications, COMMIT. Each row's `t` is taken after BEGIN, just before the INSERT: what is
+ * measured from it starts before the commit, not in the pool's queue (the lag, apart).
+ */
+function outboxSender (url: string, table: string): SendMany {
   pool ??= new pg.Pool({ connectionString: url, max: 16 })
-  return (user, seq) => insertNotification(pool!, { stream: PRIVATE_STREAM, user, data: notification(seq) }, { table })
+  return async (unit) => {
+    const client = await pool!.connect()
+    try {
+      await client.query('BEGIN')
+      const t = nowUs()
+      await insertNotification(client, unit.map(({ user, seq }) => ({ stream: PRIVATE_STREAM, user, data: notification(seq, t) })), { table })
+      await client.query('COMMIT')
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw err
+    } finally {
+      client.release()
+    }
+  }
 }
 
-/** `count` sends, `window` at a time: as fast as the receiving side takes them. */
-async function flood (send: Send, { count, users, firstSeq }: Batch, window = 200): Promise<void> {
+/** The unit of `count` messages from `firstSeq` that starts at message `i`. */
+function unitAt (i: number, perUnit: number, { count, users, firstSeq }: Batch): Array<{ user: string, seq: number }> {
+  return Array.from({ length: Math.min(perUnit, count - i) }, (_, j) => ({ user: userName((i + j) % users), seq: firstSeq + i + j }))
+}
+
+function sent (rows: number, perUnit: number, startUs: number): Sent {
+  const seconds = (nowUs() - startUs) / 1e6
+  return { rowsPerCommit: perUnit, rowsPerSecond: Math.round(rows / seconds), commitsPerSecond: Math.round(Math.ceil(rows / perUnit) / seconds) }
+}
+
+/** `count` messages in units of `perUnit`, about 200 messages in flight: as fast as the receiving side takes them. */
+async function flood (send: SendMany, batch: Batch, perUnit: number): Promise<Sent> {
+  const start = nowUs()
   let next = 0
-  await Promise.all(Array.from({ length: window }, async () => {
-    while (next < count) {
-      const i = next++
-      await send(userName(i % users), firstSeq + i)
+  await Promise.all(Array.from({ length: Math.ceil(200 / perUnit) }, async () => {
+    while (next < batch.count) {
+      const i = next
+      next += perUnit
+      await send(unitAt(i, perUnit, batch))
     }
   }))
+  return sent(batch.count, perUnit, start)
 }
 
-/** `count` sends at `rate` per second from a 1 ms timer; resolves once every send settled. */
-async function steady (send: Send, { count, users, firstSeq }: Batch, rate: number): Promise<void> {
+/**
+ * `count` messages at `rate` per second in units of `perUnit` from a 1 ms timer; resolves once
+ * every unit settled, with the lag p99: from when a unit was due to when it was sent (committed).
+ */
+async function steady (send: SendMany, batch: Batch, rate: number, perUnit: number): Promise<Sent> {
   const start = nowUs()
   const sends: Array<Promise<unknown>> = []
-  let sent = 0
+  const lags: number[] = []
+  let next = 0
   await new Promise<void>((resolve) => {
     const tick = (): void => {
-      const due = Math.min(count, Math.floor((nowUs() - start) * rate / 1e6) + 1)
-      while (sent < due) { const i = sent++; sends.push(send(userName(i % users), firstSeq + i)) }
-      if (sent >= count) resolve()
+      // A unit is due when its last message is.
+      while (next < batch.count && nowUs() - start >= (Math.min(next + perUnit, batch.count) - 1) * 1e6 / rate) {
+        const due = start + (Math.min(next + perUnit, batch.count) - 1) * 1e6 / rate
+        sends.push(send(unitAt(next, perUnit, batch)).then(() => { lags.push((nowUs() - due) / 1000) }))
+        next += perUnit
+      }
+      if (next >= batch.count) resolve()
       else setTimeout(tick, 1)
     }
     tick()
   })
   await Promise.all(sends)
+  lags.sort((a, b) => a - b)
+  return { ...sent(batch.count, perUnit, start), lagP99Ms: Math.round(lags[Math.floor(lags.length * 0.99)] * 10) / 10 }
 }
 
-type SenderArgs = { via: string, url: string, exchange: string, port: number, prefix?: string, table?: string }
+/** `rowsPerCommit`: the outbox's notifications per transaction; every other way sends one message at a time. */
+type SenderArgs = { via: string, url: string, exchange: string, port: number, prefix?: string, table?: string, rowsPerCommit?: number }
 
-async function sender (args: SenderArgs): Promise<Send> {
+async function oneAtATime (args: SenderArgs): Promise<Send> {
   if (args.via === 'nats') return natsSender(args.url, args.prefix!)
-  if (args.via === 'outbox') return outboxSender(args.url, args.table!)
   if (args.via === 'amqp') return amqpSender(args.url, args.exchange)
   if (args.via === 'http') return httpSender(args.port)
   if (args.via === 'grpc-stream') return grpcStreamSender(args.port)
   return grpcSender(args.port)
 }
 
+async function sender (args: SenderArgs): Promise<{ send: SendMany, perUnit: number }> {
+  if (args.via === 'outbox') return { send: outboxSender(args.url, args.table!), perUnit: args.rowsPerCommit ?? 1 }
+  const send = await oneAtATime(args)
+  return { send: async ([{ user, seq }]) => send(user, seq), perUnit: 1 }
+}
+
 serve({
-  flood: async (args: Batch & SenderArgs) => flood(await sender(args), args),
-  steady: async (args: Batch & SenderArgs & { rate: number }) => steady(await sender(args), args, args.rate),
+  flood: async (args: Batch & SenderArgs) => {
+    const { send, perUnit } = await sender(args)
+    return flood(send, args, perUnit)
+  },
+  steady: async (args: Batch & SenderArgs & { rate: number }) => {
+    const { send, perUnit } = await sender(args)
+    return steady(send, args, args.rate, perUnit)
+  },
   close: async () => {
     grpcStream?.call.end()
     grpc?.close()

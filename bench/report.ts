@@ -179,15 +179,32 @@ function judgePipelines (pipelines: NonNullable<Results['pipelines']>, add: (tar
 
 function pipelineLines (pipelines: NonNullable<Results['pipelines']>): string[] {
   const { params: p, results: r } = pipelines
-  const lines = [`Pipelines: ${p.users.toLocaleString('en-US')} private subscribers; flood of ${p.flood.toLocaleString('en-US')}; latency at ${p.rate} msg/s`, '',
-    '| pipeline | bare msg/s | edge → sockets msg/s | edge ÷ bare | p50 / p99 (ms) |', '| --- | ---: | ---: | ---: | ---: |']
+  const lines = [`Pipelines: ${p.users.toLocaleString('en-US')} private subscribers; flood of ${p.flood.toLocaleString('en-US')}; latency at ${p.rate} msg/s; outbox ${p.rowsPerCommit} rows per commit`, '',
+    '| pipeline | bare msg/s | edge → sockets msg/s | edge ÷ bare | CPU µs/msg bare / edge | p50 / p99 (ms) |', '| --- | ---: | ---: | ---: | ---: | ---: |']
+  const notes: string[] = []
   for (const [name, result] of Object.entries(r)) {
-    if (result.error !== undefined) { lines.push(`| ${name} | ${String(result.error)} | | | |`); continue }
+    if (result.error !== undefined) { lines.push(`| ${name} | ${String(result.error)} | | | | |`); continue }
     const part = (key: string): Record<string, unknown> => (result[key] ?? {}) as Record<string, unknown>
     const steady = part(`edge-${p.rate}`)
-    lines.push(`| ${name} | ${format(part('bare').messagesPerSecond)} | ${format(part('edge').messagesPerSecond)}${part('edge').complete === false ? ' !' : ''} | ${format(result.edgeOverBare)} | ${format(steady.p50Ms)} / ${format(steady.p99Ms)}${steady.complete === false ? ' !' : ''} |`)
+    lines.push(`| ${name} | ${format(part('bare').messagesPerSecond)} | ${format(part('edge').messagesPerSecond)}${part('edge').complete === false ? ' !' : ''} | ${format(result.edgeOverBare)} | ${format(part('bare').cpuPerMessageUs)} / ${format(part('edge').cpuPerMessageUs)} | ${format(steady.p50Ms)} / ${format(steady.p99Ms)}${steady.complete === false ? ' !' : ''} |`)
+    if (result.producer !== undefined) notes.push(...producerLines(name, p, result))
   }
-  return lines
+  return notes.length > 0 ? [...lines, '', ...notes] : lines
+}
+
+/** What the outbox producer reached: a producer short of the rate asked bounds what follows it. */
+function producerLines (name: string, p: Record<string, number>, result: Record<string, unknown>): string[] {
+  const producer = result.producer as Record<string, Record<string, number> | number>
+  const reached = (key: string): string => {
+    const sent = producer[key] as Record<string, number> | undefined
+    if (sent === undefined) return '—'
+    return `${format(sent.rowsPerSecond)} rows/s in ${format(sent.commitsPerSecond)} commits/s${sent.lagP99Ms === undefined ? '' : `, lag p99 ${format(sent.lagP99Ms)} ms`}`
+  }
+  const single = (result['edge-1-per-commit'] ?? {}) as Record<string, unknown>
+  return [
+    `${name} producer, ${String(producer.rowsPerCommit)} rows per commit: flood to bare ${reached('bare-flood')}; flood to edge ${reached('edge-flood')}; at ${p.rate} msg/s asked ${reached(`edge-${p.rate}`)}`,
+    `${name} at 1 row per commit (commit-bound): edge → sockets ${format(single.messagesPerSecond)} msg/s${single.complete === false ? ' !' : ''}, ${format(single.commitsPerSecond)} commits/s`
+  ]
 }
 
 const INGRESS_ROWS: Array<[id: string, key: string, label: string]> = [

@@ -536,7 +536,10 @@ try {
     })
   }
   if (pipelinesWanted) {
-    const params = quick ? PIPELINES_QUICK : PIPELINES_FULL
+    // --outbox-rows-per-commit N: the outbox producer's notifications per transaction (bench/pipelines.ts).
+    const rowsPerCommit = Number(argument('outbox-rows-per-commit') ?? PIPELINES_FULL.rowsPerCommit)
+    if (!Number.isInteger(rowsPerCommit) || rowsPerCommit < 1) throw new Error('--outbox-rows-per-commit must be a positive integer')
+    const params = { ...(quick ? PIPELINES_QUICK : PIPELINES_FULL), rowsPerCommit }
     await timed('pipelines (PostgreSQL outbox, NATS JetStream) × notify-edge', async () => {
       const hooks = {
         loadgen,

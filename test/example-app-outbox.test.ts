@@ -43,6 +43,8 @@ t.test('with DATABASE_URL the order service stores orders in PostgreSQL and noti
   const { app, http, ws } = await demo(t, { DATABASE_URL: url, OUTBOX_TABLE: db.table })
   await until('the relay', () => app.notifyOutbox.health().state === 'relaying', 10_000)
   const orderId = await orderFlow(t, http, ws)
+  // The relay marks a batch after publishing it: the last row may reach the socket first.
+  await until('the marks', async () => (await db.pool.query(`SELECT count(*)::int AS n FROM ${db.table} WHERE done_at IS NULL`)).rows[0].n === 0)
   const { rows } = await db.pool.query(`SELECT data, done_at IS NOT NULL AS done FROM ${db.table} ORDER BY id`)
   t.same(rows.map((r) => [JSON.parse(r.data).status, r.done]), [['placed', true], ['paid', true], ['shipped', true]], 'three outbox rows, all relayed')
   t.same((await db.pool.query(`SELECT status FROM ${db.schema}.demo_orders WHERE order_id = $1`, [orderId])).rows, [{ status: 'shipped' }])

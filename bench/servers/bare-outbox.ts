@@ -2,14 +2,17 @@ import pg from 'pg'
 import { outboxChannel } from '../../plugins/index.js'
 import { argument, serve } from '../lib/ipc.js'
 import { Consumed } from '../lib/consumed.js'
+import { RELAY_SESSION } from '../../plugins/outbox/queries.js'
 
 // The pipelines scenario's outbox yardstick: what any relay must do with PostgreSQL and nothing
-// more: LISTEN, read pending rows in batches in id order, parse them, mark them done.
+// more: LISTEN, read pending rows in batches in id order, parse them, mark them done; its
+// session planned as the relay's is (an ordered scan of the pending index), its batch the relay's default.
 
 const table = argument('table')!
 const batchSize = Number(argument('batch') ?? 100)
 const client = new pg.Client({ connectionString: argument('database')! })
 await client.connect()
+await client.query(RELAY_SESSION)
 await client.query(`LISTEN "${outboxChannel(table)}"`)
 let wake: (() => void) | null = null
 let woken = false

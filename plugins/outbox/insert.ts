@@ -44,6 +44,17 @@ function activeTraceparent (): string | null {
   return carrier.traceparent ?? null
 }
 
+/** The rows of one notification: its stream and JSON, and a (user, key) pair per row. */
+function notificationRows (notification: OutboxNotification): { stream: string, json: string, users: Array<string | null>, keys: Array<string | null> } {
+  const { stream, data } = notification ?? {}
+  if (typeof stream !== 'string') throw new BadPublishError('stream must be a string')
+  const { users, keys } = recipients(notification)
+  if (data === undefined) throw new DataRequiredError()
+  const json = JSON.stringify(data)
+  if (json === undefined) throw new BadPublishError('data must be serializable as JSON')
+  return { stream, json, users, keys }
+}
+
 /**
  * Inserts `notification` into the outbox through `client`, one row per user or key, and resolves
  * with the row ids. Call it with the client of your open transaction: the rows commit or roll
@@ -51,21 +62,34 @@ function activeTraceparent (): string | null {
  * active here. Stream, users, keys and data are checked against the declarations by the relay,
  * which marks a row it cannot publish dead with its reason; here only what cannot be stored at
  * all is refused (`FST_NOTIFY_BAD_PUBLISH`).
+ *
+ * An array of notifications (a transaction that notifies the buyer, the seller and the
+ * warehouse) is written by one INSERT, its rows in the order given, and resolves with all their
+ * ids in that order; nothing is written when one of them is refused; an empty array writes nothing.
  */
 export async function insertNotification (
-  client: OutboxQueryable, notification: OutboxNotification, opts: InsertNotificationOptions = {}
+  client: OutboxQueryable, notification: OutboxNotification | readonly OutboxNotification[], opts: InsertNotificationOptions = {}
 ): Promise<string[]> {
   const table = outboxTable(opts.table ?? DEFAULT_OUTBOX_TABLE)
-  const { stream, data } = notification ?? {}
-  if (typeof stream !== 'string') throw new BadPublishError('stream must be a string')
-  const { users, keys } = recipients(notification)
-  if (data === undefined) throw new DataRequiredError()
-  const json = JSON.stringify(data)
-  if (json === undefined) throw new BadPublishError('data must be serializable as JSON')
-  const { rows } = await client.query(
-    `INSERT INTO ${table} (stream, user_id, channel_key, data, traceparent) SELECT $1, u, k, $4, $5
-      FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS r(u, k, n) ORDER BY n RETURNING id`,
-    [stream, users, keys, json, activeTraceparent()]
+  const list = Array.isArray(notification) ? notification as readonly OutboxNotification[] : [notification as OutboxNotification]
+  const rows = { streams: [] as string[], users: [] as Array<string | null>, keys: [] as Array<string | null>, which: [] as number[] }
+  const json: string[] = []
+  for (const item of list) {
+    const one = notificationRows(item)
+    json.push(one.json)
+    for (let r = 0; r < one.users.length; r++) {
+      rows.streams.push(one.stream)
+      rows.users.push(one.users[r])
+      rows.keys.push(one.keys[r])
+      rows.which.push(json.length)
+    }
+  }
+  if (rows.streams.length === 0) return []
+  // Each notification's JSON travels once, however many users or keys it has.
+  const { rows: inserted } = await client.query(
+    `INSERT INTO ${table} (stream, user_id, channel_key, data, traceparent) SELECT s, u, k, ($5::text[])[w], $6
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) WITH ORDINALITY AS r(s, u, k, w, n) ORDER BY n RETURNING id`,
+    [rows.streams, rows.users, rows.keys, rows.which, json, activeTraceparent()]
   )
-  return (rows as Array<{ id: string }>).map((row) => String(row.id))
+  return (inserted as Array<{ id: string }>).map((row) => String(row.id))
 }

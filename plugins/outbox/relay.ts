@@ -3,7 +3,8 @@ import type { Client, ClientConfig } from 'pg'
 import { rejectReason } from '../amqp/message.js'
 import type { PublishInput } from '../notify.js'
 import { within } from '../util.js'
-import { ROW_COLUMNS, rowInput, rowTopic, type OutboxDeadReason, type OutboxRow } from './row.js'
+import { markRowsQuery, pendingRowsQuery, RELAY_SESSION } from './queries.js'
+import { rowInput, rowTopic, type OutboxDeadReason, type OutboxRow } from './row.js'
 import { outboxChannel } from './schema.js'
 
 // The relay's loop on its one dedicated connection: take the table's advisory lock (one relay
@@ -98,6 +99,7 @@ export class OutboxRelay {
     client.on('notification', () => { this.#woken = true; this.#rouse() })
     await client.connect()
     if (this.#s.migration !== null) await client.query(this.#s.migration)
+    await client.query(RELAY_SESSION)
   }
 
   /** Waits for the table's lock; false when closed first. A session lock: it goes with the connection. */
@@ -127,9 +129,7 @@ export class OutboxRelay {
 
   /** One batch of pending rows: each topic's rows in order, topics side by side; then marks them. */
   async #batch (): Promise<{ full: boolean, retry: boolean }> {
-    const { rows } = await this.#query<OutboxRow>(
-      // o.id, not id: ORDER BY would take the text column of the same name.
-      `SELECT ${ROW_COLUMNS} FROM ${this.#s.table} AS o WHERE done_at IS NULL ORDER BY o.id LIMIT $1`, [this.#s.batchSize])
+    const { rows } = await this.#query<OutboxRow>(pendingRowsQuery(this.#s.table), [this.#s.batchSize])
     const topics = new Map<string, OutboxRow[]>()
     for (const row of rows) {
       const topic = rowTopic(row)
@@ -152,8 +152,7 @@ export class OutboxRelay {
     // One statement for all: done rows with a null reason, dead ones with theirs.
     const marked = [...done.map((id) => ({ id, reason: null })), ...dead]
     if (marked.length > 0) {
-      await this.#query(`UPDATE ${this.#s.table} AS t SET done_at = now(), dead_reason = m.reason FROM unnest($1::bigint[], $2::text[]) AS m(id, reason) WHERE t.id = m.id`,
-        [marked.map((m) => m.id), marked.map((m) => m.reason)])
+      await this.#query(markRowsQuery(this.#s.table), [marked.map((m) => m.id), marked.map((m) => m.reason)])
     }
     this.stats.published += counts.published
     this.stats.replayed += counts.replayed
