@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { connect } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
+import { Redis } from 'ioredis'
 import { argument, Peer, SERVER_NODE_FLAGS } from './lib/ipc.js'
 import { PRIVATE_STREAM } from './lib/shared.js'
 import { round } from './lib/stats.js'
@@ -38,6 +39,21 @@ const names = {
 const producer = await Peer.spawn('producer', join(here, 'producer.js'))
 const loadgen = await Peer.spawn('loadgen', join(here, 'loadgen.js'), [], ['--max-old-space-size=4096'])
 let seq = 0
+// A private redis-server is best: its command counts are then the edge's alone.
+const stats = redis === undefined ? null : new Redis(redis)
+
+/** Redis's own CPU so far (INFO cpu, main thread and the others), in µs. */
+function redisCpuUs (info: string): number {
+  const field = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0)
+  return (field('used_cpu_sys') + field('used_cpu_user')) * 1e6
+}
+
+/** `calls` of each command in INFO commandstats, per message. */
+function commandsPerMessage (info: string, messages: number): string {
+  const counts = [...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map(([, name, calls]) => [name, Number(calls)] as const)
+  const total = counts.reduce((sum, [, calls]) => sum + calls, 0)
+  return `${round(total / messages, 2)} (${counts.map(([name, calls]) => `${name} ${round(calls / messages, 2)}`).join(', ')})`
+}
 
 try {
   const bare = await Peer.spawn('bare', join(here, 'servers', 'bare-jetstream.js'), ['--nats', nats, '--stream', names.bare.stream, '--consumer', 'bare', '--prefix', names.bare.prefix], SERVER_NODE_FLAGS)
@@ -84,9 +100,15 @@ try {
       for (const { label, server, prefix } of edges) {
         if (clients > 0) await loadgen.call('connect', { port: server.info.port as number, protocol: 'notify', stream: PRIVATE_STREAM, count: clients, concurrency: 100, addresses: 8 })
         await server.call('memory')
+        await stats?.call('config', 'resetstat')
+        const redisBefore = stats === null ? 0 : redisCpuUs(await stats.info('cpu'))
         await server.call('cpu-start')
         await flood(server, prefix, count)
         const { us } = await server.call<{ us: number }>('cpu')
+        if (stats !== null) {
+          const redisUs = redisCpuUs(await stats.info('cpu')) - redisBefore
+          console.log(`${label} round ${r}: Redis ${round(redisUs / count, 2)} µs CPU per message; commands per message: ${commandsPerMessage(await stats.info('commandstats'), count)}`)
+        }
         const delivered = clients > 0 ? (await loadgen.call<{ received: number }>('wait', { expected: Math.round(count * Math.min(clients, users) / users), perClient: 0, idleMs: 1000 })).received : 0
         if (clients > 0) await loadgen.call('disconnect')
         console.log(`${label} round ${r}: ${round(us / count, 2)} µs CPU per message, ${delivered} delivered to ${clients} clients`)
@@ -98,6 +120,7 @@ try {
 } finally {
   await producer.stop()
   await loadgen.stop()
+  stats?.disconnect()
   const nc = await connect({ servers: nats })
   const jsm = await jetstreamManager(nc)
   for (const { stream } of Object.values(names)) await jsm.streams.delete(stream).catch(() => {})

@@ -180,12 +180,12 @@ function judgePipelines (pipelines: NonNullable<Results['pipelines']>, add: (tar
 function pipelineLines (pipelines: NonNullable<Results['pipelines']>): string[] {
   const { params: p, results: r } = pipelines
   const lines = [`Pipelines: ${p.users.toLocaleString('en-US')} private subscribers; flood of ${p.flood.toLocaleString('en-US')}; latency at ${p.rate} msg/s`, '',
-    '| pipeline | bare msg/s | edge → sockets msg/s | edge ÷ bare | p50 / p99 (ms) |', '| --- | ---: | ---: | ---: | ---: |']
+    '| pipeline | bare msg/s | edge → sockets msg/s | edge ÷ bare | bare / edge CPU per message (µs) | p50 / p99 (ms) |', '| --- | ---: | ---: | ---: | ---: | ---: |']
   for (const [name, result] of Object.entries(r)) {
-    if (result.error !== undefined) { lines.push(`| ${name} | ${String(result.error)} | | | |`); continue }
+    if (result.error !== undefined) { lines.push(`| ${name} | ${String(result.error)} | | | | |`); continue }
     const part = (key: string): Record<string, unknown> => (result[key] ?? {}) as Record<string, unknown>
     const steady = part(`edge-${p.rate}`)
-    lines.push(`| ${name} | ${format(part('bare').messagesPerSecond)} | ${format(part('edge').messagesPerSecond)}${part('edge').complete === false ? ' !' : ''} | ${format(result.edgeOverBare)} | ${format(steady.p50Ms)} / ${format(steady.p99Ms)}${steady.complete === false ? ' !' : ''} |`)
+    lines.push(`| ${name} | ${format(part('bare').messagesPerSecond)} | ${format(part('edge').messagesPerSecond)}${part('edge').complete === false ? ' !' : ''} | ${format(result.edgeOverBare)} | ${format(part('bare').cpuPerMessageUs)} / ${format(part('edge').cpuPerMessageUs)} | ${format(steady.p50Ms)} / ${format(steady.p99Ms)}${steady.complete === false ? ' !' : ''} |`)
   }
   return lines
 }
