@@ -50,9 +50,11 @@ function redisCpuUs (info: string): number {
 
 /** `calls` of each command in INFO commandstats, per message. */
 function commandsPerMessage (info: string, messages: number): string {
-  const counts = [...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map(([, name, calls]) => [name, Number(calls)] as const)
+  const counts = [...info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)]
+    .map(([, name, calls, usec]) => [name, Number(calls), Number(usec)] as const).filter(([, calls]) => calls >= messages / 100)
   const total = counts.reduce((sum, [, calls]) => sum + calls, 0)
-  return `${round(total / messages, 2)} (${counts.map(([name, calls]) => `${name} ${round(calls / messages, 2)}`).join(', ')})`
+  // usec: Redis's time in the command (a script's includes the commands it calls).
+  return `${round(total / messages, 2)} (${counts.map(([name, calls, usec]) => `${name} ${round(calls / messages, 2)} at ${round(usec / calls, 2)} µs`).join(', ')})`
 }
 
 try {
