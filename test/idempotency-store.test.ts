@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import fastifyRedis from '@fastify/redis'
 import { MemoryIdempotencyStore, RedisIdempotencyStore } from '../plugins/index.js'
 import { idempotencyStoreSuite } from './abstract/idempotency-store.js'
-import { elapseKeys as elapse, scanKeys, sharedRedis } from './redis-server.js'
+import { elapseKeys as elapse, redisServer, scanKeys, sharedRedis } from './redis-server.js'
 
 t.test('MemoryIdempotencyStore', async (t) => {
   idempotencyStoreSuite({
@@ -65,6 +65,32 @@ t.test('RedisIdempotencyStore', async (t) => {
     const store = new RedisIdempotencyStore({ client: app.redis, keyPrefix: `${prefix}:v6:` })
     t.equal(await store.claim('k', 'a', 10), null)
     t.same(await store.claim('k', 'b', 10), { state: 'pending' })
+  })
+
+  t.test('sends its scripts by hash, loads them again after SCRIPT FLUSH, and as text to a client without evalsha', async (t) => {
+    // A private server: its command counts are this test's alone, and flushing its scripts disturbs no one.
+    const server = await redisServer(t)
+    const own = new Redis(server.url)
+    t.teardown(() => own.quit())
+    const calls = async (): Promise<Record<string, number>> => Object.fromEntries(
+      [...(await own.info('commandstats')).matchAll(/^cmdstat_(eval|evalsha):calls=(\d+)/gm)].map(([, name, n]) => [name, Number(n)]))
+    const store = new RedisIdempotencyStore({ client: own, keyPrefix: 'sha:' })
+    // Each script's first call loads it (EVALSHA answers NOSCRIPT, then EVAL).
+    await store.claim('k', 'a', 10)
+    await store.complete('z', { id: '0-1' }, 600)
+    await own.config('RESETSTAT')
+    // Claims made together, as a batch of JetStream messages makes them: one write, each answered.
+    t.same(await Promise.all(['k', 'l', 'm'].map((key) => store.claim(key, 'b', 10))), [{ state: 'pending' }, null, null])
+    await store.complete('l', { id: '1-0' }, 600)
+    t.same(await calls(), { evalsha: 4 }, 'by hash only')
+    await own.script('FLUSH')
+    await own.config('RESETSTAT')
+    t.same(await store.claim('l', 'c', 10), { state: 'done', result: { id: '1-0' } }, 'answered after the flush')
+    t.same(await calls(), { evalsha: 1, eval: 1 }, 'loaded again by EVAL')
+    const textOnly = new RedisIdempotencyStore({ client: { eval: (...args: Parameters<Redis['eval']>) => own.eval(...args) }, keyPrefix: 'text:' })
+    await own.config('RESETSTAT')
+    t.equal(await textOnly.claim('k', 'a', 10), null)
+    t.same(await calls(), { eval: 1 }, 'as text without evalsha')
   })
 
   t.test('rejects a client that is not an ioredis client', async (t) => {

@@ -156,6 +156,45 @@ t.test('1,000 hostile messages end acked or dead-lettered with a reason, counted
   t.equal(edge.app.notifyJetStream.health().state, 'consuming')
 })
 
+t.test('a backlog past prefetch: at most prefetch under way, each subject in order, every ack reaching the server before close', async (t) => {
+  const edge = await jetStreamEdge(t, { prefetch: 8 })
+  const p = edge.names.subjectPrefix
+  // More subjects than prefetch: the bound is the prefetch's, not the subjects'.
+  const users = Array.from({ length: 16 }, (_, i) => `user${i}`)
+  const clients = await Promise.all(users.map((user) => connectUser(t, edge, user)))
+  for (const c of clients) await c.subscribe('order')
+  // Publishes that take a while, so that messages pile up under way: how many at once is the slot rule's to bound.
+  const idempotency = edge.app.notifyIdempotency as { publish: typeof edge.app.notifyIdempotency.publish }
+  const publish = idempotency.publish
+  let underWay = 0
+  let most = 0
+  idempotency.publish = async (...args) => {
+    most = Math.max(most, ++underWay)
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 2))
+      return await publish(...args)
+    } finally {
+      underWay--
+    }
+  }
+  const count = 160
+  // One at a time: the stream's order is the order sent.
+  for (let i = 0; i < count; i++) await edge.producer.send(natsSubject({ stream: 'order', user: users[i % users.length] }, p), { orderId: String(i), status: 'placed' })
+  await until('every ack', () => edge.app.notifyJetStream.stats.acked === count, 15_000)
+  t.ok(most <= 8, `never more than prefetch under way (most: ${most})`)
+  t.ok(most > 1, `the subjects went side by side (most: ${most})`)
+  for (const [i, c] of clients.entries()) {
+    await until(`${users[i]}'s messages`, () => c.messages().length === count / users.length)
+    const seen = c.messages().map((f) => Number(f.data.orderId))
+    t.same(seen, [...seen].sort((x, y) => x - y), `${users[i]}'s messages in the order sent`)
+  }
+  // Acks of a turn go out together at its end: closing right after the count must still deliver them all.
+  await edge.app.close()
+  const jsm = await jetstreamManager(edge.producer.nc)
+  t.equal((await jsm.streams.info(edge.names.stream)).state.messages, 0, 'the work queue is empty: every ack reached the server')
+  t.equal((await jsm.consumers.info(edge.names.stream, edge.names.consumer)).num_ack_pending, 0, 'none left pending')
+})
+
 t.test('two instances share the durable consumer: each message is published once', async (t) => {
   const names = natsNames(t)
   const { url, prefix } = await sharedRedis(t)

@@ -43,10 +43,12 @@ const nats = argument('nats')
 const outbox = argument('outbox')
 // --streams scale: the scale scenario's streams (a private one and 100 public ones, with history).
 const scaleStreams = argument('streams') === 'scale'
+// --history on keeps the example streams' history (bench/jetstream-probe.ts: what it adds per message).
+const keepHistory = argument('history') === 'on'
 const app = Fastify({ logger: false })
 await app.register(notifyEdge, {
   jwt: { secret: SECRET },
-  streams: scaleStreams ? SCALE_STREAMS : STREAMS.map(({ history: _history, ...stream }) => stream),
+  streams: scaleStreams ? SCALE_STREAMS : keepHistory ? STREAMS : STREAMS.map(({ history: _history, ...stream }) => stream),
   redis,
   bus: { redisEmitter, flushInterval: busFlushInterval === undefined ? undefined : Number(busFlushInterval) },
   publishApi: { apiKey: API_KEY },
@@ -86,7 +88,8 @@ control({
     if (nats !== undefined) await until(() => app.notifyJetStream.health().state === 'consuming')
     if (outbox !== undefined) await until(() => app.notifyOutbox.health().state === 'relaying')
     return { grpcPort: amqp === undefined ? null : app.notifyGrpc.port }
-  }
+  },
+  'jetstream-stats': () => ({ ...app.notifyJetStream.stats })
 })
 
 async function until (check: () => boolean): Promise<void> {

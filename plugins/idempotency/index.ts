@@ -10,7 +10,7 @@ import type { PublishInput, PublishResult } from '../notify.js'
 import { publishAs } from '../publishing.js'
 import { isOutcomeUnknown } from '../outcome.js'
 import type { PublishUnderKey } from '../publishing.js'
-import { positiveInteger, within } from '../util.js'
+import { Deadlines, positiveInteger } from '../util.js'
 import { MemoryIdempotencyStore } from './memory-store.js'
 import type { IdempotencyEntry, IdempotencyStore } from './store.js'
 
@@ -75,6 +75,8 @@ async function fastifyNotifyIdempotency (app: FastifyInstance, opts: NotifyIdemp
   const pendingTtl = positiveInteger('pendingTtl', opts.pendingTtl, 10)
   const timeout = positiveInteger('timeout', opts.timeout, 1000)
   const publishUnderKey = app.notify.publish as PublishUnderKey
+  // One timer for every call to the store (a claim and a completion per publish), not one each.
+  const deadlines = new Deadlines(timeout)
   // A history store that records the answer in the append script makes a repeated attempt safe.
   const historyRecords = app.hasDecorator('notifyHistory') && app.notifyHistory.store.recordsOnce === true
   const unsettled = new Set<NodeJS.Timeout>()
@@ -86,7 +88,7 @@ async function fastifyNotifyIdempotency (app: FastifyInstance, opts: NotifyIdemp
   async function reach<T> (work: Promise<T>): Promise<T> {
     let answer
     try {
-      answer = await within(timeout, work)
+      answer = await deadlines.race(work)
     } catch (err) {
       throw new IdempotencyStoreUnavailableError((err as Error).message)
     }

@@ -132,7 +132,7 @@ async function fastifyNotifyJetStream (app: FastifyInstance, opts: NotifyJetStre
       const { replayed } = await ingressTrace(app.notifyTracer, msg.headers?.get('traceparent') || undefined, () =>
         app.notifyIdempotency.publish(mapped.idempotencyKey, mapped.input))
       failing = false
-      msg.ack()
+      runner.ack(msg)
       stats[replayed ? 'replayed' : 'acked']++
       counters?.outcomes.inc({ outcome: replayed ? 'replayed' : 'acked' })
     } catch (err) {

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream'
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node'
 import { within } from '../util.js'
+import { AckBatch } from './acks.js'
 import type { JetStreamRejectReason } from './message.js'
 
 // The connection and consume loop of the JetStream ingress: connects (and reconnects) in the
@@ -35,10 +36,20 @@ export class JetStreamRunner {
   readonly #inFlight = new Set<Promise<void>>()
   /** The last message under way per subject: the next one of that subject waits for it. */
   readonly #tails = new Map<string, Promise<void>>()
+  /** The consume loop, waiting for one of the `prefetch` messages under way to finish. */
+  #slotFree: (() => void) | null = null
   #wake: (() => void) | null = null
+  readonly #acks: AckBatch
 
   constructor (settings: RunnerSettings) {
     this.#s = settings
+    this.#acks = new AckBatch((err, msg) =>
+      settings.log.warn({ err, subject: msg.subject.slice(0, 255), seq: msg.seq }, 'notify edge: JetStream ack not sent; the server redelivers the message'))
+  }
+
+  /** Acks a message whose publish succeeded, with the others of this event-loop turn (see AckBatch). */
+  ack (msg: JsMsg): void {
+    this.#acks.ack(msg)
   }
 
   health (): State {
@@ -55,6 +66,7 @@ export class JetStreamRunner {
     // Stop pulling; what is under way finishes (or is redelivered once its ack wait passes).
     await this.#messages?.close().catch(() => {})
     await within(timeout, Promise.all([this.#loop, ...this.#inFlight]))
+    await this.#acks.sent()
     const nc = this.connection
     if (nc !== null && await within(timeout, nc.close()) === null) this.#s.log.warn('notify edge: NATS connection did not close in time')
   }
@@ -81,7 +93,8 @@ export class JetStreamRunner {
         if (this.#closed()) break
         this.#state = 'consuming'
         for await (const msg of this.#messages) {
-          await this.#schedule(msg)
+          if (this.#inFlight.size >= this.#s.prefetch) await new Promise<void>((resolve) => { this.#slotFree = resolve })
+          this.#schedule(msg)
           if (this.#closed()) break
         }
       } catch (err) {
@@ -126,9 +139,8 @@ export class JetStreamRunner {
     }
   }
 
-  /** Runs `handle` after the subject's previous message; waits while `prefetch` are under way. */
-  async #schedule (msg: JsMsg): Promise<void> {
-    if (this.#inFlight.size >= this.#s.prefetch) await Promise.race(this.#inFlight)
+  /** Runs `handle` after the subject's previous message (the caller keeps at most `prefetch` under way). */
+  #schedule (msg: JsMsg): void {
     const subject = msg.subject
     const before = this.#tails.get(subject)
     const work: Promise<void> = (before === undefined ? this.#s.handle(msg) : before.then(() => this.#s.handle(msg)))
@@ -136,6 +148,10 @@ export class JetStreamRunner {
       .finally(() => {
         this.#inFlight.delete(work)
         if (this.#tails.get(subject) === work) this.#tails.delete(subject)
+        // One waiter at most (the consume loop): no race over every message under way per message.
+        const free = this.#slotFree
+        this.#slotFree = null
+        free?.()
       })
     this.#inFlight.add(work)
     this.#tails.set(subject, work)
