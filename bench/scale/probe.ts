@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { argument, Peer } from '../lib/ipc.js'
-import { startRedis } from '../lib/redis.js'
+import { processCpuUs, startRedis } from '../lib/redis.js'
 import { round } from '../lib/stats.js'
 
 // A small local probe of two per-socket costs the scale scenario sees, on one edge instance with
@@ -11,7 +11,8 @@ import { round } from '../lib/stats.js'
 // - broadcast: the server's CPU per delivery when each socket gets one message at a time (the scale
 //   scenario's broadcast) and when it gets --burst messages at once (the fan-out scenario's burst).
 // With --base <dir> (another checkout's transpiled bench) its edge runs alongside, measured over the
-// same windows, so that the two compare on one busy machine. CPU figures are relative, never targets.
+// same windows, with its own load generator, so that the two compare on one busy machine (the
+// clients' CPU per delivery too). CPU figures are relative, never targets.
 
 const here = dirname(fileURLToPath(import.meta.url))
 const connections = Number(argument('connections') ?? 5000)
@@ -29,11 +30,18 @@ interface Edge { label: string, server: Peer, loadgen: Peer }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-async function cpuOver (edges: Edge[], work: () => Promise<unknown>): Promise<number[]> {
+// From /proc (10 ms ticks, enough over a round): a base checkout's load generator reports no CPU of its own.
+const clientCpu = async (edge: Edge): Promise<number> => processCpuUs(edge.loadgen.child.pid!)
+
+/** The servers' CPU over `work`, and their load generators' (µs each). */
+async function cpuOver (edges: Edge[], work: () => Promise<unknown>): Promise<{ server: number[], client: number[] }> {
   for (const { server } of edges) await server.call('memory')
   for (const { server } of edges) await server.call('cpu-start')
+  const clientBefore = await Promise.all(edges.map(clientCpu))
   await work()
-  return Promise.all(edges.map(({ server }) => server.call<Cpu>('cpu').then((cpu) => cpu.us)))
+  const server = await Promise.all(edges.map(({ server }) => server.call<Cpu>('cpu').then((cpu) => cpu.us)))
+  const client = await Promise.all(edges.map(clientCpu))
+  return { server, client: client.map((us, i) => us - clientBefore[i]) }
 }
 
 async function received (edge: Edge, expected: number): Promise<void> {
@@ -52,7 +60,7 @@ async function heartbeat (edges: Edge[]): Promise<void> {
     edges.forEach((edge, i) => {
       const sweeps = (after[i].heartbeatSweeps ?? NaN) - (before[i].heartbeatSweeps ?? NaN)
       const sweepUs = (after[i].heartbeatSweepCpuUs ?? NaN) - (before[i].heartbeatSweepCpuUs ?? NaN)
-      console.log(`${edge.label} round ${r}: ${round(cpu[i] / connections / cycles, 3)} µs per socket per cycle in all` +
+      console.log(`${edge.label} round ${r}: ${round(cpu.server[i] / connections / cycles, 3)} µs per socket per cycle in all` +
         (Number.isNaN(sweeps) ? '' : `, of which the sweeps ${round(sweepUs / connections / Math.max(1, sweeps), 3)} µs (${sweeps} sweeps)`))
     })
   }
@@ -77,8 +85,10 @@ async function broadcast (edges: Edge[]): Promise<void> {
       await Promise.all(edges.map((edge) => received(edge, burst * connections)))
     })
     edges.forEach((edge, i) => {
-      console.log(`${edge.label} round ${r}: ${round(single[i] / (burst * connections), 3)} µs per delivery one message at a time, ` +
-        `${round(burstCpu[i] / (burst * connections), 3)} µs in bursts of ${burst}`)
+      const deliveries = burst * connections
+      console.log(`${edge.label} round ${r}: ${round(single.server[i] / deliveries, 3)} µs per delivery one message at a time, ` +
+        `${round(burstCpu.server[i] / deliveries, 3)} µs in bursts of ${burst}; ` +
+        `load generator ${round(single.client[i] / deliveries, 3)} µs per delivery one at a time, ${round(burstCpu.client[i] / deliveries, 3)} in bursts`)
     })
   }
 }
@@ -90,7 +100,8 @@ try {
   for (const { label, dir } of scripts) {
     const args = ['--redis', redis.url, '--streams', 'scale', '--heartbeat-interval', String(measure === 'heartbeat' ? interval : 30_000), ...(profile === undefined ? [] : ['--profile', profile])]
     const server = await Peer.spawn(`${label}-edge`, join(dir, 'servers', 'edge.js'), args, ['--expose-gc'])
-    const loadgen = await Peer.spawn(`${label}-loadgen`, join(here, '..', 'loadgen.js'), [], ['--max-old-space-size=4096'])
+    // Each checkout's own load generator: its clients' CPU per delivery compares too.
+    const loadgen = await Peer.spawn(`${label}-loadgen`, join(dir, 'loadgen.js'), [], ['--max-old-space-size=4096'])
     await loadgen.call('scale-connect', { ports: [server.info.port], first: 0, count: connections, concurrency: 50, addresses: 1 })
     edges.push({ label, server, loadgen })
   }
