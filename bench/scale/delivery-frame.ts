@@ -7,15 +7,18 @@
 
 const HEAD = Buffer.from('{"event":"message","stream":"')
 const ID = Buffer.from('","id":"')
-const DATA = Buffer.from('"data":{"seq":')
+const TS = Buffer.from(',"ts":')
+const DATA = Buffer.from(',"data":{"seq":')
 const T = Buffer.from(',"t":')
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
 const DASH = 0x2d
-const COMMA = 0x2c
+const DOT = 0x2e
 const ZERO = 0x30
-// Message id parts: at most 15 digits each (client/message-id.ts), exact as doubles.
+// Message id parts: at most 15 digits each (client/message-id.ts); any 15-digit integer is exact
+// as a double, and so is a decimal of 15 digits divided once by its power of ten.
 const MAX_DIGITS = 15
+const POWERS_OF_TEN = Array.from({ length: MAX_DIGITS + 1 }, (_, k) => 10 ** k)
 
 /** What a client counts of one delivery; one object reused for every frame. */
 export interface Delivery {
@@ -32,48 +35,88 @@ export function emptyDelivery (): Delivery {
   return { stream: '', idMs: 0, idSeq: 0, seq: 0, t: 0 }
 }
 
+// Each test is a loop over bytes in JavaScript: Buffer's indexOf, compare and toString are calls
+// into C++, each costing more than these few bytes do.
 function startsWith (frame: Buffer, at: number, bytes: Buffer): boolean {
   if (frame.length < at + bytes.length) return false
   for (let i = 0; i < bytes.length; i++) if (frame[at + i] !== bytes[i]) return false
   return true
 }
 
-// The end of a run of 1 … MAX_DIGITS digits starting at `at`, or -1; its value is left in `parsed`.
+// The end of a run of 1 … MAX_DIGITS digits starting at `at`, or -1; its value is left in `parsed`
+// (`count` digits already read before `at` add to the limit: a decimal's both parts).
 let parsed = 0
-function digits (frame: Buffer, at: number): number {
-  let value = 0
+function digits (frame: Buffer, at: number, value = 0, count = 0): number {
   let i = at
-  for (; i < frame.length && i - at <= MAX_DIGITS; i++) {
+  for (; i < frame.length; i++) {
     const digit = frame[i] - ZERO
     if (digit < 0 || digit > 9) break
     value = value * 10 + digit
   }
-  if (i === at || i - at > MAX_DIGITS) return -1
+  if (i === at || i - at + count > MAX_DIGITS) return -1
   parsed = value
   return i
+}
+
+// Stream names by a hash of their bytes: a scenario has a hundred or so, and making each
+// delivery's name a new string costs more than reading the rest of the frame.
+const names = new Map<number, string>()
+
+function sameName (name: string, frame: Buffer, start: number, end: number): boolean {
+  if (name.length !== end - start) return false
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) !== frame[start + i]) return false
+  return true
+}
+
+function streamName (frame: Buffer, start: number, end: number, hash: number): string {
+  const known = names.get(hash)
+  if (known !== undefined && sameName(known, frame, start, end)) return known
+  const name = frame.toString('latin1', start, end)
+  names.set(hash, name)
+  return name
 }
 
 /** Fills `into` from a scale `message` frame and returns true; false for any other frame. */
 export function readDelivery (frame: Buffer, into: Delivery): boolean {
   if (!startsWith(frame, 0, HEAD)) return false
-  const streamEnd = frame.indexOf(QUOTE, HEAD.length)
-  // A name with an escape in it is left to JSON.parse (stream names never have one).
-  if (streamEnd < 0 || frame.indexOf(BACKSLASH, HEAD.length) < streamEnd || !startsWith(frame, streamEnd, ID)) return false
+  let streamEnd = HEAD.length
+  let hash = 0
+  while (streamEnd < frame.length && frame[streamEnd] !== QUOTE) {
+    // A name with an escape in it is left to JSON.parse (stream names never have one).
+    if (frame[streamEnd] === BACKSLASH) return false
+    hash = (Math.imul(hash, 31) + frame[streamEnd]) | 0
+    streamEnd++
+  }
+  if (!startsWith(frame, streamEnd, ID)) return false
   let at = digits(frame, streamEnd + ID.length)
   if (at < 0 || frame[at] !== DASH) return false
   const idMs = parsed
   at = digits(frame, at + 1)
-  if (at < 0 || frame[at] !== QUOTE) return false
+  if (at < 0 || frame[at] !== QUOTE || !startsWith(frame, at + 1, TS)) return false
   const idSeq = parsed
-  const data = frame.indexOf(DATA, at)
-  if (data < 0) return false
-  at = digits(frame, data + DATA.length)
+  at = digits(frame, at + 1 + TS.length)
+  if (at < 0) return false
+  // `data` follows `ts`, unless a client publish put its `from` between them.
+  if (!startsWith(frame, at, DATA)) {
+    at = frame.indexOf(DATA, at)
+    if (at < 0) return false
+  }
+  at = digits(frame, at + DATA.length)
   if (at < 0 || !startsWith(frame, at, T)) return false
   const seq = parsed
-  const tEnd = frame.indexOf(COMMA, at + T.length)
-  const t = tEnd <= at + T.length ? NaN : Number(frame.toString('latin1', at + T.length, tEnd))
-  if (Number.isNaN(t)) return false
-  into.stream = frame.toString('latin1', HEAD.length, streamEnd)
+  const tStart = at + T.length
+  at = digits(frame, tStart)
+  if (at < 0) return false
+  let t = parsed
+  if (frame[at] === DOT) {
+    const whole = at - tStart
+    const end = digits(frame, at + 1, t, whole)
+    if (end < 0) return false
+    t = parsed / POWERS_OF_TEN[end - at - 1]
+    at = end
+  }
+  if (frame[at] !== 0x2c && frame[at] !== 0x7d) return false
+  into.stream = streamName(frame, HEAD.length, streamEnd, hash)
   into.idMs = idMs
   into.idSeq = idSeq
   into.seq = seq
