@@ -3,7 +3,7 @@ import { backoffDelay } from '../../client/backoff.js'
 import type { Handlers } from '../lib/ipc.js'
 import { nowUs, signToken, userName } from '../lib/shared.js'
 import { pool, Samples, round } from '../lib/stats.js'
-import { emptyDelivery, readDelivery, splitMessageId, type Delivery } from './delivery-frame.js'
+import { emptyDelivery, readDelivery, readFloor, splitMessageId, type Delivery } from './delivery-frame.js'
 import { roomName, SCALE_PRIVATE } from './streams.js'
 
 // The scale scenario's clients, run inside the load generator: each is one user, subscribed to its
@@ -91,6 +91,14 @@ function deliver (client: ScaleClient, { stream, idMs, idSeq, seq, t }: Delivery
   if (isPrivate && slot >= 0 && slot < seen.length && seen[slot] < 255) seen[slot]++
 }
 
+/** A broadcast floor frame (scenario.ts), written at `t`: counted and timed as a delivery, never deduplicated. */
+function deliverFloor (t: number): void {
+  const now = nowUs()
+  samples.add(now - t)
+  received++
+  lastReceivedUs = now
+}
+
 /** A message frame of another shape than delivery-frame.ts reads: parsed whole. */
 function deliverParsed (client: ScaleClient, frame: { stream: string, id: string, data: { seq: number, t: number } }): void {
   const id = splitMessageId(frame.id)
@@ -152,6 +160,8 @@ function connect (client: ScaleClient): Promise<void> {
     ws.once('open', () => ws.send(JSON.stringify({ event: 'subscribe', streams, id: 's' })))
     ws.on('message', (raw: RawData) => {
       if (readDelivery(raw as Buffer, delivery)) return deliver(client, delivery)
+      const floorT = readFloor(raw as Buffer)
+      if (!Number.isNaN(floorT)) return deliverFloor(floorT)
       const frame = JSON.parse(raw.toString())
       if (frame.event === 'message') return deliverParsed(client, frame)
       if (frame.event === 'subscribed' && !settled) {
@@ -257,6 +267,12 @@ export const scaleClients: Handlers = {
       reconnectUs: withSamples ? Array.from(reconnectUs.values()) : [],
       handshakeUs: withSamples ? Array.from(handshakeUs.values()) : []
     }
+  },
+
+  /** Drops every open client's socket from its side: each reconnects as after a drop (probe.ts measures the handshakes). */
+  'scale-redial': () => {
+    for (const client of clients) if (client.open) client.ws?.terminate()
+    return { dropped: clients.length }
   },
 
   /** Closes every client, without reconnecting. */

@@ -14,6 +14,7 @@ const QUOTE = 0x22
 const BACKSLASH = 0x5c
 const DASH = 0x2d
 const DOT = 0x2e
+const COMMA = 0x2c
 const ZERO = 0x30
 // Message id parts: at most 15 digits each (client/message-id.ts); any 15-digit integer is exact
 // as a double, and so is a decimal of 15 digits divided once by its power of ten.
@@ -56,6 +57,17 @@ function digits (frame: Buffer, at: number, value = 0, count = 0): number {
   if (i === at || i - at + count > MAX_DIGITS) return -1
   parsed = value
   return i
+}
+
+// The end of a decimal `<digits>[.<digits>]` of at most MAX_DIGITS digits at `at`, or -1; its
+// value (as Number() reads it) is left in `parsed`.
+function decimal (frame: Buffer, at: number): number {
+  const end = digits(frame, at)
+  if (end < 0 || frame[end] !== DOT) return end
+  const fractionEnd = digits(frame, end + 1, parsed, end - at)
+  if (fractionEnd < 0) return -1
+  parsed /= POWERS_OF_TEN[fractionEnd - end - 1]
+  return fractionEnd
 }
 
 // Stream names by a hash of their bytes: a scenario has a hundred or so, and making each
@@ -104,18 +116,9 @@ export function readDelivery (frame: Buffer, into: Delivery): boolean {
   at = digits(frame, at + DATA.length)
   if (at < 0 || !startsWith(frame, at, T)) return false
   const seq = parsed
-  const tStart = at + T.length
-  at = digits(frame, tStart)
-  if (at < 0) return false
-  let t = parsed
-  if (frame[at] === DOT) {
-    const whole = at - tStart
-    const end = digits(frame, at + 1, t, whole)
-    if (end < 0) return false
-    t = parsed / POWERS_OF_TEN[end - at - 1]
-    at = end
-  }
-  if (frame[at] !== 0x2c && frame[at] !== 0x7d) return false
+  at = decimal(frame, at + T.length)
+  if (at < 0 || frame[at] !== COMMA) return false
+  const t = parsed
   into.stream = streamName(frame, HEAD.length, streamEnd, hash)
   into.idMs = idMs
   into.idSeq = idSeq
@@ -128,4 +131,26 @@ export function readDelivery (frame: Buffer, into: Delivery): boolean {
 export function splitMessageId (id: string): [number, number] | null {
   const match = /^(\d{1,15})-(\d{1,15})$/.exec(id)
   return match === null ? null : [Number(match[1]), Number(match[2])]
+}
+
+// The broadcast floor (scenario.ts): one pre-framed text frame an instance writes straight to every
+// socket, no edge code on the way. It is as long as a room's message frame, and read as cheaply.
+const FLOOR = Buffer.from('{"event":"floor","t":')
+
+/**
+ * A complete unmasked WebSocket text frame `{"event":"floor","t":<t>,"text":"x…"}` of `bytes`
+ * payload bytes (at most 65,535), `t` the time it was written (nowUs).
+ */
+export function floorFrame (t: number, bytes: number): Buffer {
+  const bare = `${FLOOR.toString()}${t},"text":""}`
+  const payload = Buffer.from(`${FLOOR.toString()}${t},"text":"${'x'.repeat(Math.max(0, bytes - bare.length))}"}`)
+  const header = payload.length < 126 ? Buffer.from([0x81, payload.length]) : Buffer.from([0x81, 126, payload.length >> 8, payload.length & 0xff])
+  return Buffer.concat([header, payload])
+}
+
+/** A floor frame's `t`, or NaN for any other frame. */
+export function readFloor (frame: Buffer): number {
+  if (!startsWith(frame, 0, FLOOR)) return NaN
+  const at = decimal(frame, FLOOR.length)
+  return at >= 0 && frame[at] === COMMA ? parsed : NaN
 }
