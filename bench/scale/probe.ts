@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { argument, Peer } from '../lib/ipc.js'
@@ -109,6 +110,7 @@ async function handshakes (edges: Edge[]): Promise<void> {
   }
   for (let r = 0; r < rounds; r++) {
     for (const { loadgen } of edges) await loadgen.call('scale-arm')
+    const commandsBefore = redisCommands()
     const cpu = await cpuOver(edges, async () => {
       await Promise.all(edges.map(({ loadgen }) => loadgen.call('scale-redial')))
       await Promise.all(edges.map((edge) => reconnected(edge, connections)))
@@ -117,7 +119,17 @@ async function handshakes (edges: Edge[]): Promise<void> {
       console.log(`${edge.label} round ${r}: ${round(cpu.server[i] / connections, 1)} µs of server CPU per reconnect (${round(cpu.serverSystem[i] / connections, 1)} µs of it in the kernel), ` +
         `${round(cpu.client[i] / connections, 1)} µs in the load generator`)
     })
+    // Every edge's reconnects went to the one Redis.
+    const commandsAfter = redisCommands()
+    const perReconnect = [...commandsAfter].map(([name, calls]) => [name, round((calls - (commandsBefore.get(name) ?? 0)) / (connections * edges.length), 2)] as const).filter(([, calls]) => calls > 0)
+    console.log(`  Redis commands per reconnect: ${perReconnect.map(([name, calls]) => `${name} ${calls}`).join(', ')}`)
   }
+}
+
+/** Calls per command so far on the probe's Redis (INFO commandstats). */
+function redisCommands (): Map<string, number> {
+  const info = execFileSync('redis-cli', ['-u', redis.url, 'INFO', 'commandstats'], { encoding: 'utf8' })
+  return new Map([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((match) => [match[1], Number(match[2])]))
 }
 
 async function reconnected (edge: Edge, expected: number): Promise<void> {
