@@ -36,6 +36,7 @@ t.test('npm run bench -- --sessions scale runs at a tiny size, every client back
   t.equal(scale.storm.reconnectMs.count, scale.storm.reconnects, 'a drop-to-subscribed time for each reconnect')
   t.equal((scale.storm.reconnectsBySecond as number[]).reduce((a, b) => a + b, 0), scale.storm.reconnects, 'reconnects per second add up')
   t.equal(scale.storm.malformedFrames, 0, 'every message frame had an id of the SPEC shape')
+  t.ok(Number.isInteger(scale.storm.kernelTcp.ListenOverflows) && scale.storm.listenBacklog > 511, 'the accept queues are past Node\'s default, and their overflows counted')
   t.match(output, /floor on the same sockets .* the edge takes [\d.]+× the floor's time/)
   t.match(output, /storm reconnects: attempts each needed \d+: \d+/)
   t.equal(environment.loadAverageAfter.length, 3)

@@ -68,7 +68,7 @@ export function scaleLines (f: Figures, results: Results): string[] {
     `- kernel (/proc/net/sockstat, both ends of each loopback connection): ${f.kernelTcpSocketsPerConnection} TCP sockets, ${f.kernelSocketMemPerConnectionKB} KB of buffers and ${f.kernelSocketSlabPerConnectionKB ?? '–'} KB of socket objects (/proc/slabinfo) per connection`,
     `- idle over ${f.idleSeconds} s (whole ${f.idleHeartbeatSeconds} s heartbeat periods, ${f.idleSweeps?.ran} ping sweeps where ${f.idleSweeps?.expected} were due): ${f.idleCorePercentPer10k} % of a core per 10,000 connections (all instances ${f.idleInstancesCorePercent} % of a core with the sockets, ${f.idleEmptyInstancesCorePercent} % with none: the constant timers, Redis, presence)`,
     `  per socket per heartbeat cycle: ${f.idleUsPerSocketCycle} µs of server CPU, ${f.idleSweepUsPerSocketCycle} µs in the ping sweep and ${f.idleRestUsPerSocketCycle} µs in the rest (pongs read, the expiry sweep)`,
-    `- broadcast to all: last socket after ${f.broadcastLastMs} ms, ${f.broadcastDelivered} delivered, ${f.broadcastCpuPerDeliveryUs} µs of server CPU per delivery (one message alone per socket, so one write each; ${f.broadcastSweeps ?? 0} heartbeat sweeps in the window, their ${f.broadcastSweepCpuMs ?? 0} ms left out), ${f.broadcastClientCpuPerDeliveryUs} µs of load-generator CPU, ${f.broadcastCoresBusy} cores busy`,
+    `- broadcast to all: last socket after ${f.broadcastLastMs} ms, ${f.broadcastDelivered} delivered, ${f.broadcastCpuPerDeliveryUs} µs of server CPU per delivery (one message alone per socket, so one write each; ${f.broadcastSweeps ?? 0} heartbeat sweeps in the window, their ${f.broadcastSweepCpuMs ?? 0} ms left out${f.broadcastTries === undefined ? '' : `; measured ${f.broadcastTries.edge} times to find a window without one`}), ${f.broadcastClientCpuPerDeliveryUs} µs of load-generator CPU, ${f.broadcastCoresBusy} cores busy`,
     ...(fl === undefined
       ? []
       : [`  floor on the same sockets (each instance writes one pre-framed frame of the same length straight to every socket, no edge code): last socket after ${fl.lastMs} ms, ${fl.delivered} delivered, ${fl.cpuPerDeliveryUs} µs of server CPU and ${fl.clientCpuPerDeliveryUs} µs of load-generator CPU per delivery, ${fl.coresBusy} cores busy; the edge takes ${fl.timeRatio}× the floor's time and ${fl.cpuRatio}× its server CPU`]),
@@ -78,7 +78,8 @@ export function scaleLines (f: Figures, results: Results): string[] {
       ? []
       : [
           `  storm reconnects: attempts each needed ${entries(s.attemptsPerReconnect)}; failed attempts by reason ${entries(s.failedAttempts, ' (none)')}${Object.keys(s.failedAttemptMeanMs ?? {}).length === 0 ? '' : ` (mean ms each: ${entries(s.failedAttemptMeanMs)})`}`,
-          `  from drop to subscribed: ${spread(s.reconnectMs)}; the successful attempt itself: ${spread(s.successfulAttemptMs)}; reconnects per second after the kill: ${(s.reconnectsBySecond as number[]).join(' ')}`
+          `  from drop to subscribed: ${spread(s.reconnectMs)}; the successful attempt itself: ${spread(s.successfulAttemptMs)}; reconnects per second after the kill: ${(s.reconnectsBySecond as number[]).join(' ')}`,
+          `  kernel TCP counters over the recovery (machine-wide; listen backlog ${s.listenBacklog}): ${entries(s.kernelTcp)}`
         ]),
     '',
     'Targets (issue 31):'
