@@ -27,6 +27,18 @@ t.test('npm run bench -- --sessions scale runs at a tiny size, every client back
   t.ok(scale.storm.orphans > 0, 'the killed instance held clients')
   t.match(scale.storm, { back: N, lost: 0, refused: 0, published: 3000, reconnects: scale.storm.orphans })
   t.ok(scale.storm.recoverySeconds > 0 && scale.storm.peakHandshakesPerSecond > 0)
+  // The floor: a raw frame to every socket, on the same sockets as the broadcast.
+  t.match(scale.broadcastFloor, { delivered: N })
+  for (const key of ['lastMs', 'cpuPerDeliveryUs', 'clientCpuPerDeliveryUs', 'timeRatio', 'cpuRatio']) t.ok(Number.isFinite(scale.broadcastFloor[key]), `floor ${key} is a number`)
+  // Why the storm took its time: every reconnect counted by its attempts, none of them malformed.
+  const attempts = Object.values(scale.storm.attemptsPerReconnect as Record<string, number>).reduce((a, b) => a + b, 0)
+  t.equal(attempts, scale.storm.reconnects, 'every reconnect counted by the attempts it took')
+  t.equal(scale.storm.reconnectMs.count, scale.storm.reconnects, 'a drop-to-subscribed time for each reconnect')
+  t.equal((scale.storm.reconnectsBySecond as number[]).reduce((a, b) => a + b, 0), scale.storm.reconnects, 'reconnects per second add up')
+  t.equal(scale.storm.malformedFrames, 0, 'every message frame had an id of the SPEC shape')
+  t.ok(Number.isInteger(scale.storm.kernelTcp.ListenOverflows) && scale.storm.listenBacklog > 511, 'the accept queues are past Node\'s default, and their overflows counted')
+  t.match(output, /floor on the same sockets .* the edge takes [\d.]+× the floor's time/)
+  t.match(output, /storm reconnects: attempts each needed \d+: \d+/)
   t.equal(environment.loadAverageAfter.length, 3)
   t.match(output, /Targets \(issue 31\):\n- server RSS per connection with its subscriptions ≤ 8 KB: /)
   t.match(output, /- storm: messages lost = 0: 0 → met/)

@@ -35,7 +35,8 @@ export function scaleTargets (f: Figures, env: Results['environment']): ScaleTar
   const all = f.broadcastDelivered === f.connections
   add('broadcast reaches every socket within 1.5 s (ms)', f.broadcastLastMs ?? null, 1500, (v) => all && v <= 1500,
     () => all
-      ? cpuVerdict(env, f, `${f.broadcastCpuPerDeliveryUs} µs per delivery in the instances, each one message alone on its socket (a write of its own), and ${f.broadcastClientCpuPerDeliveryUs} µs in the load generators: ${f.broadcastCoresBusy} cores busy on average until the last socket`)
+      ? cpuVerdict(env, f, `${f.broadcastCpuPerDeliveryUs} µs per delivery in the instances, each one message alone on its socket (a write of its own), and ${f.broadcastClientCpuPerDeliveryUs} µs in the load generators: ${f.broadcastCoresBusy} cores busy on average until the last socket` +
+        (f.broadcastFloor === undefined ? '' : `; a raw write of one frame to every socket took ${f.broadcastFloor.lastMs} ms on the same sockets`))
       : `delivery: ${f.broadcastDelivered} of ${f.connections} sockets received it before progress stopped`)
   const storm = f.storm ?? {}
   add('storm: every client back within 30 s (s)', storm.recoverySeconds ?? null, 30, (v) => v <= 30,
@@ -47,10 +48,16 @@ export function scaleTargets (f: Figures, env: Results['environment']): ScaleTar
   return targets
 }
 
+const entries = (counts: Record<string, number> | undefined, none = ''): string =>
+  counts === undefined || Object.keys(counts).length === 0 ? none : Object.entries(counts).map(([key, count]) => `${key}: ${count}`).join(', ')
+const spread = (q: Figures | null | undefined): string =>
+  q === null || q === undefined ? '–' : `p10 ${q.p10} ms, p50 ${q.p50} ms, p90 ${q.p90} ms, p99 ${q.p99} ms, max ${q.max} ms`
+
 export function scaleLines (f: Figures, results: Results): string[] {
   const env = results.environment
   const p = f.private ?? {}
   const s = f.storm ?? {}
+  const fl = f.broadcastFloor
   const lines = [
     `Scale: ${f.connections} connections (each its private stream and one of 100 public streams) on ${f.instances} instances, one Redis (${f.redis}), ${f.loadgens} load generators`,
     `${results.startedAt}; ${env.cpu}, ${env.cores} cores, ${env.memoryGB} GB; load average before ${env.loadAverageBefore.join(' ')}, after ${env.loadAverageAfter.join(' ')}`,
@@ -61,9 +68,19 @@ export function scaleLines (f: Figures, results: Results): string[] {
     `- kernel (/proc/net/sockstat, both ends of each loopback connection): ${f.kernelTcpSocketsPerConnection} TCP sockets, ${f.kernelSocketMemPerConnectionKB} KB of buffers and ${f.kernelSocketSlabPerConnectionKB ?? '–'} KB of socket objects (/proc/slabinfo) per connection`,
     `- idle over ${f.idleSeconds} s (whole ${f.idleHeartbeatSeconds} s heartbeat periods, ${f.idleSweeps?.ran} ping sweeps where ${f.idleSweeps?.expected} were due): ${f.idleCorePercentPer10k} % of a core per 10,000 connections (all instances ${f.idleInstancesCorePercent} % of a core with the sockets, ${f.idleEmptyInstancesCorePercent} % with none: the constant timers, Redis, presence)`,
     `  per socket per heartbeat cycle: ${f.idleUsPerSocketCycle} µs of server CPU, ${f.idleSweepUsPerSocketCycle} µs in the ping sweep and ${f.idleRestUsPerSocketCycle} µs in the rest (pongs read, the expiry sweep)`,
-    `- broadcast to all: last socket after ${f.broadcastLastMs} ms, ${f.broadcastDelivered} delivered, ${f.broadcastCpuPerDeliveryUs} µs of server CPU per delivery (one message alone per socket, so one write each; ${f.broadcastSweeps ?? 0} heartbeat sweeps in the window, their ${f.broadcastSweepCpuMs ?? 0} ms left out), ${f.broadcastClientCpuPerDeliveryUs} µs of load-generator CPU, ${f.broadcastCoresBusy} cores busy`,
+    `- broadcast to all: last socket after ${f.broadcastLastMs} ms, ${f.broadcastDelivered} delivered, ${f.broadcastCpuPerDeliveryUs} µs of server CPU per delivery (one message alone per socket, so one write each; ${f.broadcastSweeps ?? 0} heartbeat sweeps in the window, their ${f.broadcastSweepCpuMs ?? 0} ms left out${f.broadcastTries === undefined ? '' : `; measured ${f.broadcastTries.edge} times to find a window without one`}), ${f.broadcastClientCpuPerDeliveryUs} µs of load-generator CPU, ${f.broadcastCoresBusy} cores busy`,
+    ...(fl === undefined
+      ? []
+      : [`  floor on the same sockets (each instance writes one pre-framed frame of the same length straight to every socket, no edge code): last socket after ${fl.lastMs} ms, ${fl.delivered} delivered, ${fl.cpuPerDeliveryUs} µs of server CPU and ${fl.clientCpuPerDeliveryUs} µs of load-generator CPU per delivery, ${fl.coresBusy} cores busy; the edge takes ${fl.timeRatio}× the floor's time and ${fl.cpuRatio}× its server CPU`]),
     `- private at ${p.rate} msg/s to random users: p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms, ${p.delivered}/${p.sent} delivered`,
     `- storm (one instance SIGKILLed, ${s.orphans} clients): ${s.back} open again${s.recoverySeconds === null ? ' (not all)' : ` after ${s.recoverySeconds} s`}, peak ${s.peakHandshakesPerSecond} handshakes/s, ${s.lost} of ${s.published} lost, ${s.gaps} gaps, ${s.refused} handshakes refused; ${s.publishFailures} publishes failed (the publisher was told${s.firstPublishFailure === null ? '' : `: ${s.firstPublishFailure}`}), ${s.failedButDelivered} of them delivered all the same`,
+    ...(s.reconnectMs === undefined
+      ? []
+      : [
+          `  storm reconnects: attempts each needed ${entries(s.attemptsPerReconnect)}; failed attempts by reason ${entries(s.failedAttempts, ' (none)')}${Object.keys(s.failedAttemptMeanMs ?? {}).length === 0 ? '' : ` (mean ms each: ${entries(s.failedAttemptMeanMs)})`}`,
+          `  from drop to subscribed: ${spread(s.reconnectMs)}; the successful attempt itself: ${spread(s.successfulAttemptMs)}; reconnects per second after the kill: ${(s.reconnectsBySecond as number[]).join(' ')}`,
+          `  kernel TCP counters over the recovery (machine-wide; listen backlog ${s.listenBacklog}): ${entries(s.kernelTcp)}`
+        ]),
     '',
     'Targets (issue 31):'
   ]

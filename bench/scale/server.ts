@@ -1,7 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { Handlers } from '../lib/ipc.js'
-import { notification, userName } from '../lib/shared.js'
+import type { Socket } from 'node:net'
+import { messageFrame, messageTemplate } from '../../plugins/message.js'
+import { notification, nowUs, userName } from '../lib/shared.js'
 import { steady } from '../lib/stats.js'
+import { floorFrame } from './delivery-frame.js'
 import { ROOMS, roomName, SCALE_PRIVATE } from './streams.js'
 
 // What an edge instance of the scale scenario does for the driver, besides the `control` commands:
@@ -9,6 +12,12 @@ import { ROOMS, roomName, SCALE_PRIVATE } from './streams.js'
 
 // The most users one publish may address (notify's default `maxUsers`).
 const USERS_PER_PUBLISH = 1000
+const OPEN = 1
+
+/** The payload bytes of a room's message frame as the edge writes it (the floor's frames are as long). */
+function roomFrameBytes (): number {
+  return Buffer.byteLength(messageFrame(messageTemplate(roomName(0), notification(0)), `${Date.now()}-0`, Date.now()))
+}
 
 export function scaleHandlers (app: FastifyInstance): Handlers {
   // Publishes that rejected: the publisher was told, so they do not count as lost (their seqs, to tell).
@@ -26,6 +35,21 @@ export function scaleHandlers (app: FastifyInstance): Handlers {
       for (let i = 0; i < count; i++) {
         for (let room = 0; room < ROOMS; room++) settle(app.notify.publish({ stream: roomName(room), data: notification(seq + i) }))
       }
+    },
+    /**
+     * The broadcast floor: one WebSocket frame, framed once, written straight to every open socket's
+     * TCP stream in one synchronous loop; no edge code on the way. Returns the sockets written to.
+     */
+    'scale-floor': () => {
+      const frame = floorFrame(nowUs(), roomFrameBytes())
+      let written = 0
+      for (const { socket } of app.notifyStreams.get('/ws')!.connections) {
+        const tcp = (socket as unknown as { _socket: Socket | null })._socket
+        if (socket.readyState !== OPEN || tcp === null) continue
+        tcp.write(frame)
+        written++
+      }
+      return written
     },
     /** The /ws route's counters (heartbeat sweeps among them). */
     'scale-route-stats': () => ({ ...app.notifyStreams.get('/ws')!.stats }),

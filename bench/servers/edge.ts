@@ -73,7 +73,10 @@ await app.register(notifyEdge, {
   jetstream: nats === undefined ? undefined : { servers: nats, stream: argument('nats-stream'), consumer: argument('nats-consumer'), subjectPrefix: argument('nats-prefix') },
   outbox: outbox === undefined ? undefined : { database: outbox, table: argument('outbox-table') }
 })
-await app.listen({ port: 0, host: '127.0.0.1' })
+// --listen-backlog: the accept queue (Node's default 511; the kernel caps it at net.core.somaxconn).
+// The scale scenario's storm sends an instance thousands of connects within a second.
+const backlog = argument('listen-backlog')
+await app.listen({ port: 0, host: '127.0.0.1', ...(backlog === undefined ? {} : { backlog: Number(backlog) }) })
 
 control({
   port: (app.server.address() as AddressInfo).port,
