@@ -210,7 +210,7 @@ async function latency (loadgens: Peer[]): Promise<{ p50Ms: number, p99Ms: numbe
 }
 
 interface Cpu { us: number }
-interface RouteCounters { heartbeatSweeps: number, heartbeatSweepCpuUs: number }
+interface RouteCounters { heartbeatSweeps: number, heartbeatPings?: number, heartbeatSweepCpuUs: number }
 
 function routeCounters (servers: Peer[]): Promise<RouteCounters[]> {
   return Promise.all(servers.map((server) => server.call<RouteCounters>('scale-route-stats')))
@@ -219,7 +219,8 @@ function routeCounters (servers: Peer[]): Promise<RouteCounters[]> {
 /**
  * The instances' CPU (µs, from each process's own clock, not /proc's 10 ms ticks) over `ms` with
  * nothing published, and the heartbeat sweeps they ran meanwhile: count, CPU, and the sockets they
- * pinged summed over sweeps (each instance's sockets × its sweeps).
+ * pinged summed over sweeps (counted by the route: a socket whose client sent a frame since the
+ * last sweep is not pinged; each instance's sockets × its sweeps from an edge that does not count).
  */
 async function idleWindow (servers: Peer[], ms: number): Promise<{ us: number, sweeps: number, sweepUs: number, pinged: number }> {
   const stats = (): Promise<RouteCounters[]> => routeCounters(servers)
@@ -236,7 +237,7 @@ async function idleWindow (servers: Peer[], ms: number): Promise<{ us: number, s
     const ran = counters.heartbeatSweeps - before[i].heartbeatSweeps
     sweeps += ran
     sweepUs += counters.heartbeatSweepCpuUs - before[i].heartbeatSweepCpuUs
-    pinged += ran * sockets[i]
+    pinged += counters.heartbeatPings === undefined ? ran * sockets[i] : counters.heartbeatPings - (before[i].heartbeatPings ?? 0)
   })
   return { us: cpus.reduce((total, cpu) => total + cpu.us, 0), sweeps, sweepUs, pinged }
 }
@@ -384,7 +385,7 @@ export async function scale (hooks: ScaleHooks, params: ScaleParams): Promise<Re
     const idlePercent = 100 * perSocketUs * n / heartbeatMs / 1000
     figures.idleSeconds = idleMs / 1000
     figures.idleHeartbeatSeconds = params.heartbeatSeconds
-    figures.idleSweeps = { expected: periods * instances, ran: idle.sweeps }
+    figures.idleSweeps = { expected: periods * instances, ran: idle.sweeps, pings: idle.pinged }
     figures.idleEmptyInstancesCorePercent = round(100 * empty.us / idleMs / 1000, 2)
     figures.idleInstancesCorePercent = round(100 * idle.us / idleMs / 1000, 2)
     figures.idleUsPerSocketCycle = round(perSocketUs, 2)
