@@ -213,10 +213,9 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
     })
   }
 
-  /** Sends a control frame; whatever fan-out holds corked for this socket goes out first. */
+  /** Sends a control frame now; whatever fan-out holds corked for this socket goes out first, in the same write. */
   send (text: string): void {
-    this.flush()
-    this.socket.send(text)
+    this.sendNow(text)
   }
 
   deliver (outbound: OutboundFrame, message: BusMessage): void {
