@@ -62,6 +62,12 @@ export interface InboundCaller {
   hold? (): void
   /** Ends a `hold` that no `send` ended. */
   release? (): void
+  /**
+   * Sends an answer as fan-out is written: at the end of the job, or with the next flush when the
+   * socket was written a moment ago, so that answers finishing together share a write. Optional:
+   * `send` otherwise.
+   */
+  sendBatched? (text: string): void
 }
 
 /** Serves client publishes and RPCs for the streams routes; each call sends its own answer frame. */

@@ -218,6 +218,12 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
     this.sendNow(text)
   }
 
+  /** An RPC's result, written as fan-out is (see `InboundCaller.sendBatched`); dropped once the socket has closed. */
+  sendBatched (text: string): void {
+    if (this.#closed) return
+    this.write(new OutboundFrame(text))
+  }
+
   deliver (outbound: OutboundFrame, message: BusMessage): void {
     if (this.#resuming !== null) {
       const resume = this.#resuming.get(message.topic)
