@@ -55,6 +55,19 @@ export interface InboundCaller {
   readonly principal: Principal
   /** Sends a frame to the socket (dropped once it has closed). */
   send (text: string): void
+  /**
+   * Holds what the socket is written until the next `send` (or `release`), so that what a publish
+   * delivers to its own sender leaves with its answer, in one write. Optional: a caller may send at once.
+   */
+  hold? (): void
+  /** Ends a `hold` that no `send` ended. */
+  release? (): void
+  /**
+   * Sends an answer as fan-out is written: at the end of the job, or with the next flush when the
+   * socket was written a moment ago, so that answers finishing together share a write. Optional:
+   * `send` otherwise.
+   */
+  sendBatched? (text: string): void
 }
 
 /** Serves client publishes and RPCs for the streams routes; each call sends its own answer frame. */

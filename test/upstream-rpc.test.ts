@@ -104,6 +104,55 @@ async function rawServer (t: Test, respond: (socket: import('node:net').Socket) 
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
+t.test('an in-process call that times out is answered TIMEOUT; its late answer is dropped', async (t) => {
+  let release: () => void
+  const released = new Promise<void>((resolve) => { release = resolve })
+  let finished = false
+  const edge = await edgeApp(t, defineStreams([{ name: 'chat', kind: 'public' }]), {
+    rpcTimeout: 100, methods: { hang: { url: '/hang' }, whoami: { method: 'GET', url: '/whoami' } }
+  }, async (app) => {
+    app.post('/hang', async (request) => {
+      t.equal(request.notifyPrincipal?.user, 'alice', 'the route saw its caller')
+      await released
+      finished = true
+      return { late: true }
+    })
+    app.get('/whoami', async (request) => ({ user: request.notifyPrincipal?.user ?? null }))
+  })
+  const alice = await connectUser(t, edge, 'alice')
+  t.equal((await call(alice, 'hang')).code, 'TIMEOUT')
+  release!()
+  t.same((await call(alice, 'whoami')).data, { user: 'alice' }, 'later calls are served')
+  t.ok(finished, 'the route ran to its end')
+  t.same(alice.frames.filter((f) => f.event === 'result' || f.event === 'error'), [], 'the late answer is dropped')
+})
+
+t.test('results of calls finishing together share the socket\'s writes, each to its own id', async (t) => {
+  let open: () => void
+  const gate = new Promise<void>((resolve) => { open = resolve })
+  let arrived = 0
+  const edge = await edgeApp(t, defineStreams([{ name: 'chat', kind: 'public' }]), {
+    methods: { wait: { url: '/wait' } }
+  }, async (app) => {
+    app.post('/wait', async (request) => {
+      if (++arrived === 5) open()
+      await gate
+      return { n: (request.body as { n: number }).n }
+    })
+  })
+  const alice = await connectUser(t, edge, 'alice')
+  const [connection] = edge.app.notifyStreams.get('/ws')!.connections
+  const tcp = (connection.socket as unknown as { _socket: Record<'_write' | '_writev', (...args: unknown[]) => void> })._socket
+  let writes = 0
+  for (const name of ['_write', '_writev'] as const) {
+    const original = tcp[name].bind(tcp)
+    tcp[name] = (...args) => { writes++; original(...args) }
+  }
+  const results = await Promise.all([1, 2, 3, 4, 5].map((n) => call(alice, 'wait', { n })))
+  t.same(results.map((f) => [f.event, f.data.n]), [1, 2, 3, 4, 5].map((n) => ['result', n]))
+  t.ok(writes < 5, `5 results in ${writes} writes`)
+})
+
 t.test('a dead, garbled or cut-off backend fails the call within the timeout and stalls nobody', async (t) => {
   const garbage = await rawServer(t, (socket) => socket.end('NOT HTTP AT ALL\r\n\r\n'))
   const cut = await rawServer(t, (socket) => socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"half":'))

@@ -63,6 +63,54 @@ t.test('frames ws still holds are not overtaken: the writer goes through ws.send
   t.equal(sends, 1)
 })
 
+/** Counts the TCP socket's writes (one `_write` or `_writev` per chunk or corked batch handed on). */
+function countWrites (server: WebSocket): () => number {
+  const tcp = (server as unknown as { _socket: Socket & { _write: Function, _writev: Function } })._socket
+  let writes = 0
+  const write = tcp._write.bind(tcp)
+  const writev = tcp._writev.bind(tcp)
+  tcp._write = (...args: unknown[]) => { writes++; return write(...args) }
+  tcp._writev = (...args: unknown[]) => { writes++; return writev(...args) }
+  return () => writes
+}
+
+t.test('a held socket keeps its frames past scheduled flushes; its answer takes them along in one write', async (t) => {
+  const { server, received } = await socketPair(t)
+  const writer = new FrameWriter(server, new FlushScheduler(0, 16384))
+  const writes = countWrites(server)
+  writer.hold()
+  writer.write(new OutboundFrame('"own copy"'))
+  // Two turns of the loop: an unheld socket is flushed at the end of the job.
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve))
+  t.equal(writes(), 0, 'nothing handed to the kernel while held')
+  t.ok(server.bufferedAmount > 0, 'held bytes count in bufferedAmount')
+  writer.sendNow('"answer"')
+  t.equal(writes(), 1, 'the held frame and the answer in one write')
+  await until(() => received.length === 2)
+  t.same(received, ['"own copy"', '"answer"'])
+  // The hold ended with the answer: the next frame goes at the end of its job.
+  writer.write(new OutboundFrame('"next"'))
+  await until(() => received.length === 3)
+  t.equal(writes(), 2)
+})
+
+t.test('release() ends a hold no answer ended; an answer with nothing corked goes through ws', async (t) => {
+  const { server, received } = await socketPair(t)
+  const writer = new FrameWriter(server, new FlushScheduler(0, 16384))
+  writer.hold()
+  writer.write(new OutboundFrame('"held"'))
+  writer.release()
+  writer.release()
+  await until(() => received.length === 1)
+  let sends = 0
+  const send = server.send.bind(server)
+  server.send = ((...args: Parameters<WebSocket['send']>) => { sends++; send(...args) }) as WebSocket['send']
+  writer.sendNow('"alone"')
+  await until(() => received.length === 2)
+  t.same(received, ['"held"', '"alone"'])
+  t.equal(sends, 1)
+})
+
 t.test('nothing is written once the socket is closing', async (t) => {
   const { server, client, received } = await socketPair(t)
   const writer = new FrameWriter(server, new FlushScheduler(0, 16384))

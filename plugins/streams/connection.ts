@@ -215,10 +215,15 @@ export class Connection extends FrameWriter implements Subscriber, Watched, Cont
     })
   }
 
-  /** Sends a control frame; whatever fan-out holds corked for this socket goes out first. */
+  /** Sends a control frame now; whatever fan-out holds corked for this socket goes out first, in the same write. */
   send (text: string): void {
-    this.flush()
-    this.socket.send(text)
+    this.sendNow(text)
+  }
+
+  /** An RPC's result, written as fan-out is (see `InboundCaller.sendBatched`); dropped once the socket has closed. */
+  sendBatched (text: string): void {
+    if (this.#closed) return
+    this.write(new OutboundFrame(text))
   }
 
   deliver (outbound: OutboundFrame, message: BusMessage): void {

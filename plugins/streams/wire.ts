@@ -25,14 +25,15 @@ const OPEN = 1
 const EVENT_END = Buffer.from('\n\n')
 // A server's ping with no payload: FIN and opcode 0x9, unmasked, length 0. Never written to, so shared.
 const PING_FRAME = Buffer.from([0x89, 0x00])
-// A FrameWriter's socket: not corked, corked until the end of the job, or held to the next tick;
-// or never corked, its frames sent through ws.
+// A FrameWriter's socket: not corked, corked until the end of the job, held to the next tick, or
+// held for an answer (`hold`); or never corked, its frames sent through ws.
 const INDIRECT = -1
 // A FrameWriter's last flush before it had any: any interval (at most 1000 ms) has passed since.
 const NEVER = -(2 ** 30)
 const IDLE = 0
 const CORKED = 1
 const HELD = 2
+const PINNED = 3
 
 /** A server → client text message, serialized and framed once for every socket that gets it. */
 export class OutboundFrame {
@@ -90,7 +91,7 @@ export class FlushScheduler {
   readonly #flushSoon = (): void => {
     this.#soonQueued = false
     const soon = this.#soon
-    for (let i = 0; i < soon.length; i++) soon[i].flush()
+    for (let i = 0; i < soon.length; i++) soon[i].flushDue()
     soon.length = 0
   }
 
@@ -98,7 +99,7 @@ export class FlushScheduler {
     this.#timer = null
     const later = this.#later
     this.#later = []
-    for (let i = 0; i < later.length; i++) later[i].flush()
+    for (let i = 0; i < later.length; i++) later[i].flushDue()
   }
 
   readonly #forgetNow = (): void => { this.#now = -1 }
@@ -231,7 +232,45 @@ export class FrameWriter {
     tcp.write(PING_FRAME)
   }
 
-  /** Hands what is corked to the kernel now: before a control frame, a close, or when scheduled. */
+  /**
+   * Sends a frame that is no fan-out (an answer, an error) at once, behind whatever is corked for
+   * this socket. With something corked (a chat sender's own copy of its message, say, before its
+   * `published`), the frame joins it and both leave in one write instead of two; with nothing
+   * corked, ws sends it as usual.
+   */
+  sendNow (text: string): void {
+    if (this.#state <= IDLE) {
+      this.socket.send(text)
+      return
+    }
+    this.write(new OutboundFrame(text))
+    this.flush()
+  }
+
+  /**
+   * Holds what this socket is written from now on, scheduled flushes included, until `sendNow()`
+   * or `release()`: a client's publish holds its socket while it is published, so that its own
+   * copy of the message (on this instance's bus, delivered before the publish is answered) and its
+   * `published` leave in one write instead of two. Through ws (an extension): nothing is held.
+   */
+  hold (): void {
+    const tcp = (this.socket as WebSocket & WebSocketInternals)._socket
+    if (this.#state === INDIRECT || tcp === null) return
+    if (this.#state === IDLE) tcp.cork()
+    this.#state = PINNED
+  }
+
+  /** Ends a `hold()` not ended by a `sendNow()`: what it held goes now. */
+  release (): void {
+    if (this.#state === PINNED) this.flush()
+  }
+
+  /** The scheduler's flush: a socket held for an answer (`hold`) waits for it instead. */
+  flushDue (): void {
+    if (this.#state !== PINNED) this.flush()
+  }
+
+  /** Hands what is corked to the kernel now: before a close, an answer, or when scheduled. */
   flush (): void {
     if (this.#state <= IDLE) return
     this.#state = IDLE

@@ -85,6 +85,8 @@ export class ClientPublish {
     const input = (target.key === undefined
       ? { stream: stream.name, data: decision.data }
       : { stream: stream.name, key: target.key, data: decision.data }) as PublishInput
+    // Held from here, not before the hooks: a slow hook must not hold what the socket is sent.
+    caller.hold?.()
     try {
       const { result, replayed } = await this.app.notifyIdempotency.publish(key, input, user)
       const message = (result as { id: string }).id
@@ -93,6 +95,8 @@ export class ClientPublish {
       const code = publishErrorCode(err)
       if (code === 'INTERNAL') this.app.log.error({ err, stream: stream.name }, 'notify client publish failed')
       refuse(code, code === 'INTERNAL' ? 'internal error' : (err as Error).message)
+    } finally {
+      caller.release?.()
     }
   }
 

@@ -128,7 +128,11 @@ async function fastifyNotifyUpstream (app: FastifyInstance, opts: NotifyUpstream
   const local = new InProcessRoutes(app)
   if (methods.some((m) => m.origin === null)) {
     if (!app.hasRequestDecorator('notifyPrincipal')) app.decorateRequest('notifyPrincipal', null)
-    app.addHook('onRequest', async (request: FastifyRequest) => local.identify(request))
+    // A callback hook, not an async one: every request of the app runs it, and an async hook costs a promise each.
+    app.addHook('onRequest', (request: FastifyRequest, _reply, done) => {
+      local.identify(request)
+      done()
+    })
   }
   const rpc = new Rpc(new Map(methods.map((m) => [m.name, {
     method: m.method,
