@@ -245,3 +245,18 @@ export function prng (seed: number): () => number {
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296
   }
 }
+
+/**
+ * Counts what the server's TCP socket of `app`'s first open connection on `path` hands to the
+ * kernel: one `_write` or `_writev` per batch. Read the count with the returned function.
+ */
+export function countTcpWrites (app: FastifyInstance, path = '/ws'): () => number {
+  const [connection] = app.notifyStreams.get(path)!.connections
+  const tcp = (connection.socket as unknown as { _socket: Record<'_write' | '_writev', (...args: unknown[]) => void> })._socket
+  let writes = 0
+  for (const name of ['_write', '_writev'] as const) {
+    const original = tcp[name].bind(tcp)
+    tcp[name] = (...args) => { writes++; original(...args) }
+  }
+  return () => writes
+}

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { Type } from 'typebox'
 import { defineStreams, type ClientPublishHook } from '../plugins/index.js'
-import { build, connect, connectUser, publish, type Client, type Frame } from './helpers.js'
+import { build, connect, connectUser, countTcpWrites, publish, type Client, type Frame } from './helpers.js'
 
 const moderate: ClientPublishHook = async (principal, target, data) => {
   await sleep(Math.random() * 3)
@@ -59,21 +59,14 @@ t.test("a subscriber's own publish reaches it before its published, both in one 
   const edge = await edgeWith(t)
   const alice = await connectUser(t, edge, 'alice')
   await alice.subscribe('chat')
-  const [connection] = edge.app.notifyStreams.get('/ws')!.connections
-  // Counts what the server's TCP socket hands to the kernel: one `_write` or `_writev` a batch.
-  const tcp = (connection.socket as unknown as { _socket: Record<'_write' | '_writev', (...args: unknown[]) => void> })._socket
-  let writes = 0
-  for (const name of ['_write', '_writev'] as const) {
-    const original = tcp[name].bind(tcp)
-    tcp[name] = (...args) => { writes++; original(...args) }
-  }
+  const writes = countTcpWrites(edge.app)
   alice.send({ event: 'publish', stream: 'chat', data: { text: 'me' }, id: 'own' })
   const first = await alice.next((f) => f.event === 'message' || f.event === 'published')
   const second = await alice.next((f) => f.event === 'message' || f.event === 'published')
   t.same([first.event, second.event], ['message', 'published'])
   t.equal(first.id, second.message)
   t.equal(first.from, 'alice')
-  t.equal(writes, 1)
+  t.equal(writes(), 1)
 })
 
 t.test('refused publishes answer coded errors and never reach a subscriber', async (t) => {

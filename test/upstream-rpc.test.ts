@@ -7,7 +7,7 @@ import {
   defineStreams, notifyBackend, notifyEdge, signCallerToken, verifyCallerToken, type NotifyUpstreamOptions
 } from '../plugins/index.js'
 import { METHODS, call, chatHook, orderRoutes, upstreamSuite, type Built } from './abstract/upstream-targets.js'
-import { SECRET, connect, connectUser, urls, type Edge } from './helpers.js'
+import { SECRET, connect, connectUser, countTcpWrites, urls, type Edge } from './helpers.js'
 
 const CALLER_SECRET = 'a-caller-secret-of-at-least-32-characters'
 
@@ -141,16 +141,10 @@ t.test('results of calls finishing together share the socket\'s writes, each to 
     })
   })
   const alice = await connectUser(t, edge, 'alice')
-  const [connection] = edge.app.notifyStreams.get('/ws')!.connections
-  const tcp = (connection.socket as unknown as { _socket: Record<'_write' | '_writev', (...args: unknown[]) => void> })._socket
-  let writes = 0
-  for (const name of ['_write', '_writev'] as const) {
-    const original = tcp[name].bind(tcp)
-    tcp[name] = (...args) => { writes++; original(...args) }
-  }
+  const writes = countTcpWrites(edge.app)
   const results = await Promise.all([1, 2, 3, 4, 5].map((n) => call(alice, 'wait', { n })))
   t.same(results.map((f) => [f.event, f.data.n]), [1, 2, 3, 4, 5].map((n) => ['result', n]))
-  t.ok(writes < 5, `5 results in ${writes} writes`)
+  t.ok(writes() < 5, `5 results in ${writes()} writes`)
 })
 
 t.test('a dead, garbled or cut-off backend fails the call within the timeout and stalls nobody', async (t) => {
