@@ -125,7 +125,16 @@ t.test('an edge SIGKILLed mid-stream, at chosen and random points: every keyed m
 
   for (const door of DOORS) {
     const seen = await messagesOf(sockets[door], 'order', PER_DOOR)
-    t.same(seen.map((f) => Number(f.data.orderId)), [...Array(PER_DOOR).keys()], `${door}: 0..${PER_DOOR - 1}, each once, in order`)
+    const shown = seen.map((f) => Number(f.data.orderId))
+    if (door === 'http' || door === 'grpc') {
+      t.same(shown, [...Array(PER_DOOR).keys()], `${door}: 0..${PER_DOOR - 1}, each once, in order`)
+    } else {
+      // A broker's consumers compete: a message the killed edge held unpublished comes back to
+      // another (RabbitMQ at once, JetStream after ack_wait), possibly after later ones of its
+      // subject that the others took meanwhile (docs/ingress.md, docs/outbox-jetstream.md). Once
+      // each, always.
+      t.same([...shown].sort((a, b) => a - b), [...Array(PER_DOOR).keys()], `${door}: 0..${PER_DOOR - 1}, each once`)
+    }
     t.equal(new Set(seen.map((f) => f.id)).size, PER_DOOR, `${door}: ${PER_DOOR} distinct ids`)
     if (door === 'http' || door === 'grpc') {
       t.same(answers[door].map((a) => a.id), seen.map((f) => f.id), `${door}: every answer, retried or not, is the id shown`)
