@@ -11,6 +11,7 @@ import { environment, loadAverage } from './lib/machine.js'
 import { processCpuUs, startRedis } from './lib/redis.js'
 import { nowUs, signToken } from './lib/shared.js'
 import { Samples, round } from './lib/stats.js'
+import { within } from '../plugins/util.js'
 
 // `npm run bench:chat`: the "chat" scenario of issue 26 (SPEC sections 12 and 13). `rooms` ×
 // `members` clients, each in one room and publishing to it about once a second for `seconds`
@@ -85,19 +86,20 @@ async function phase (loadgens: Peer[], rounds: number): Promise<Status[]> {
 /** One row: `instances` server processes of `kind` (on `redisUrl` when more than one). */
 async function row (loadgens: Peer[], kind: 'edge' | 'socketio', instances: number, redis: { url: string, pids: number[] } | null): Promise<Row> {
   const protocol: ChatProtocol = kind === 'edge' ? 'notify' : 'sio'
+  const label = `${kind}-${instances}`
   const args = ['--kind', kind, ...(redis === null ? [] : ['--redis', redis.url]), ...(memberPresence ? ['--member-presence', 'on'] : [])]
-  const servers = await Promise.all(Array.from({ length: instances }, (_, i) => Peer.spawn(`${kind}-${i + 1}`, join(here, 'servers', 'chat.js'), args, SERVER_NODE_FLAGS)))
+  const servers = await stage(label, 'servers starting', STAGE_MS, Promise.all(Array.from({ length: instances }, (_, i) => Peer.spawn(`${kind}-${i + 1}`, join(here, 'servers', 'chat.js'), args, SERVER_NODE_FLAGS))))
   try {
     const ports = servers.map((server) => server.info.port as number)
-    await Promise.all(loadgens.map((loadgen, i) => loadgen.call('chat-connect', {
+    await stage(label, 'members joining', STAGE_MS, Promise.all(loadgens.map((loadgen, i) => loadgen.call('chat-connect', {
       protocol, seats: seatsOf(i, loadgens.length, ports), concurrency: CONNECT_CONCURRENCY, addresses: ADDRESSES
-    })))
+    }))))
     // One unmeasured round: every server's hot path compiled before the window.
-    await phase(loadgens, 1)
+    await stage(label, 'warm-up round', STAGE_MS, phase(loadgens, 1))
     for (const server of servers) await server.call('gc')
     for (const server of servers) await server.call('cpu-start')
     const redisBefore = redis?.pids.map(processCpuUs) ?? []
-    const list = await phase(loadgens, seconds)
+    const list = await stage(label, 'measured rounds', STAGE_MS + seconds * 1000, phase(loadgens, seconds))
     let us = 0
     for (const server of servers) us += (await server.call<{ us: number }>('cpu')).us
     const redisUs = redis?.pids.reduce((total, pid, i) => total + processCpuUs(pid) - redisBefore[i], 0) ?? null
@@ -122,9 +124,21 @@ async function row (loadgens: Peer[], kind: 'edge' | 'socketio', instances: numb
       ...(firstError === undefined ? {} : { firstError })
     }
   } finally {
-    await Promise.all(loadgens.map((loadgen) => loadgen.call('chat-disconnect')))
+    await stage(label, 'members leaving', STAGE_MS, Promise.all(loadgens.map((loadgen) => loadgen.call('chat-disconnect')))).catch(() => {})
     await Promise.all(servers.map((server) => server.stop()))
   }
+}
+
+// A stage that takes longer than this has stopped: the row ends with an error naming it, so
+// that a run on a starved machine reports where it stood instead of hanging (a CI run did once).
+const STAGE_MS = 120_000
+
+/** `work`, or after `ms` an error naming the row and the stage; progress on stderr either way. */
+async function stage<T> (label: string, what: string, ms: number, work: Promise<T>): Promise<T> {
+  process.stderr.write(`bench: chat ${label}: ${what}\n`)
+  const done = await within(ms, work)
+  if (done === null) throw new Error(`${label}: ${what} did not finish within ${ms / 1000} s`)
+  return done.value
 }
 
 async function rpcAgainstPost (): Promise<Record<string, number>> {
@@ -189,7 +203,7 @@ try {
   results.rows['socketio-2'] = adapterInstalled
     ? await row(loadgens, 'socketio', 2, redis).catch(failure)
     : { na: 'adapter not installed' }
-  results.rpc = await rpcAgainstPost().catch((err: Error) => ({ error: err.message.split('\n')[0] }))
+  results.rpc = await stage('rpc', 'RPC against POST', STAGE_MS, rpcAgainstPost()).catch((err: Error) => ({ error: err.message.split('\n')[0] }))
 } finally {
   await Promise.all(loadgens.map((loadgen) => loadgen.stop()))
   await redis.stop()
