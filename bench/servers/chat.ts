@@ -49,7 +49,9 @@ if (kind === 'edge') {
     // Imported only here: the driver runs this with --redis only when the adapter is installed.
     const { createAdapter } = await import('@socket.io/redis-adapter')
     for (const client of redis) client.on('error', (err: Error) => console.error('socket.io: redis', err.message))
-    await Promise.all(redis.map((client) => once(client, 'ready')))
+    // A client may be ready already (the import above can take longer than connecting): waiting
+    // for its 'ready' then would wait for ever, as the chat bench did on a loaded CI machine.
+    await Promise.all(redis.map((client) => client.status === 'ready' ? null : once(client, 'ready')))
     io.adapter(createAdapter(redis[0], redis[1]))
   }
   io.use((socket, next) => {
