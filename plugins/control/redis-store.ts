@@ -1,7 +1,7 @@
 import type { Revocation } from '../control-commands.js'
 import { InvalidOptionError } from '../errors.js'
-import { redisScript, runScript, type RedisScriptClient } from '../redis-script.js'
-import { positiveInteger, within } from '../util.js'
+import { redisScript, runScriptWithin, type RedisScriptClient } from '../redis-script.js'
+import { positiveInteger } from '../util.js'
 import type { RevocationStore } from './store.js'
 
 /** Where the edge keeps the list on Redis, for a topic prefix: edges and publishers agree on it. */
@@ -70,8 +70,6 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   async #run (script: ReturnType<typeof redisScript>, args: Array<string | number>): Promise<unknown> {
-    const done = await within(this.#timeout, runScript(this.#client, script, [this.key], args))
-    if (done === null) throw new Error(`Redis did not answer within ${this.#timeout} ms`)
-    return done.value
+    return await runScriptWithin(this.#client, this.#timeout, script, [this.key], args)
   }
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { redisScript, runScript, type RedisScriptClient } from '../redis-script.js'
+import { redisScript, runScriptWithin, type RedisScriptClient } from '../redis-script.js'
 import { within } from '../util.js'
 
 /** Connections per user across instances: a slot is taken before the upgrade and given back at close. */
@@ -93,9 +93,7 @@ export class RedisUserCounter implements UserConnectionCounter {
   }
 
   async #run (script: ReturnType<typeof redisScript>, user: string, args: Array<string | number>): Promise<unknown> {
-    const done = await within(this.#timeout, runScript(this.#client, script, [this.#key(user)], args))
-    if (done === null) throw new Error(`Redis did not answer within ${this.#timeout} ms`)
-    return done.value
+    return await runScriptWithin(this.#client, this.#timeout, script, [this.#key(user)], args)
   }
 
   async acquire (user: string, max: number): Promise<boolean> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { InvalidOptionError, PresenceUnavailableError } from '../errors.js'
-import { redisScript, runScript, type RedisScript, type RedisScriptClient } from '../redis-script.js'
-import { positiveInteger, within } from '../util.js'
+import { redisScript, runScriptWithin, type RedisScript, type RedisScriptClient } from '../redis-script.js'
+import { positiveInteger } from '../util.js'
 import type { PresenceStore, StreamPresence, UserPresence } from './store.js'
 import { PresenceTracker, userStreams, type PresenceChanges } from './tracker.js'
 
@@ -127,14 +127,11 @@ function instancesKey (prefix: string): string {
 
 /** Runs a script on the instances key within `timeout`; any failure is `FST_NOTIFY_PRESENCE_UNAVAILABLE`. */
 async function runWithin (client: RedisPresenceClient, timeout: number, script: RedisScript, instances: string, args: Array<string | number>): Promise<unknown> {
-  let done: { value: unknown } | null
   try {
-    done = await within(timeout, runScript(client, script, [instances], args))
+    return await runScriptWithin(client, timeout, script, [instances], args)
   } catch (err) {
     throw new PresenceUnavailableError((err as Error).message)
   }
-  if (done === null) throw new PresenceUnavailableError(`no answer within ${timeout} ms`)
-  return done.value
 }
 
 export interface RedisPresenceReaderOptions extends Pick<RedisPresenceStoreOptions, 'client' | 'keyPrefix' | 'timeout'> {

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto'
 import { RateStoreUnavailableError } from '../errors.js'
-import { redisScript, runScript, type RedisScriptClient } from '../redis-script.js'
-import { within } from '../util.js'
+import { redisScript, runScriptWithin, type RedisScriptClient } from '../redis-script.js'
 import type { Rate } from './rate.js'
 
 // The per-user publish limit across every instance on one Redis: the same token bucket as
@@ -31,13 +30,10 @@ export class FleetUserRate {
   async take (user: string): Promise<boolean> {
     // Hashed: a user id of any length or alphabet makes a short key of one shape.
     const key = `${this.keyPrefix}${createHash('sha256').update(user).digest('base64url')}`
-    let done: { value: unknown } | null
     try {
-      done = await within(this.timeout, runScript(this.client, TAKE, [key], [1000 / this.rate.perSecond, this.rate.burst]))
+      return await runScriptWithin(this.client, this.timeout, TAKE, [key], [1000 / this.rate.perSecond, this.rate.burst]) === 1
     } catch (err) {
       throw new RateStoreUnavailableError((err as Error).message)
     }
-    if (done === null) throw new RateStoreUnavailableError(`no answer within ${this.timeout} ms`)
-    return done.value === 1
   }
 }
