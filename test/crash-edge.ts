@@ -20,17 +20,33 @@ const PROCESS = 'test/crash-edge-process.mjs'
 /** The key that tells the edge processes a crash key has killed one of them already. */
 export const crashedKey = (prefix: string, key: string): string => `${prefix}:crashed:${key}`
 
+// Each crash key kills one process at most: more starts than keys plus one cannot be its doing.
+const MAX_START_ATTEMPTS = 8
+
 /** The edge processes, one at a time: `current` is the live one, or the one being started. */
 export class Edges {
   current!: ExampleProcess
   readonly started: ExampleProcess[] = []
   constructor (readonly t: Test, readonly env: Record<string, string>) {}
 
+  /**
+   * Starts the next edge. One may take a crash key's message off a broker before it listens and
+   * SIGKILL itself, as it would after (its crash key is then spent): another is started in its
+   * place. Any other failure to start is the test's.
+   */
   async start (): Promise<ExampleProcess> {
-    const edge = await serverProcess(this.t, process.execPath, [PROCESS], { JWT_SECRET: SECRET, API_KEY, ...this.env })
-    this.started.push(edge)
-    this.current = edge
-    return edge
+    for (let attempt = 1; ; attempt++) {
+      let edge: ExampleProcess
+      try {
+        edge = await serverProcess(this.t, process.execPath, [PROCESS], { JWT_SECRET: SECRET, API_KEY, ...this.env })
+      } catch (err) {
+        if (attempt < MAX_START_ATTEMPTS && / exited \(null\) before listening/.test((err as Error).message)) continue
+        throw err
+      }
+      this.started.push(edge)
+      this.current = edge
+      return edge
+    }
   }
 
   grpcPort (edge: ExampleProcess): Promise<number> {
